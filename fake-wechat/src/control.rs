@@ -1,0 +1,390 @@
+//! The test's remote control: [`FakeWeChat`] starts the server on 127.0.0.1 and changes or
+//! inspects its state (QR scans, session expiry, queued messages, faults, recorded traffic).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
+
+use crate::contacts::{group_info, ContactInfo, GroupInfo};
+use crate::msg::Msg;
+use crate::record::{Fault, QueuedMsg, RequestRecord, SentMsg};
+use crate::state::{unix_now, QrStatus, Shared, SyncEntry};
+use crate::{ids, server, Options};
+
+/// How long [`FakeWeChat::wait_for_login_poll`] waits before it gives up.
+const LOGIN_POLL_WAIT: Duration = Duration::from_secs(30);
+
+/// A running fake server. Cheap to clone; the server stops when the last clone is dropped
+/// or on [`FakeWeChat::shutdown`].
+#[derive(Clone)]
+pub struct FakeWeChat {
+    shared: Arc<Shared>,
+    _task: Arc<ServerTask>,
+}
+
+struct ServerTask(AbortHandle);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The current login's credentials, for assertions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// wxuin (the same for every login of the account).
+    pub uin: u64,
+    /// wxsid.
+    pub sid: String,
+    /// The skey in force (changes on [`FakeWeChat::rotate_skey`]).
+    pub skey: String,
+    /// The pass ticket as the login XML gave it (percent-encoded).
+    pub pass_ticket: String,
+    /// The code the session ended with (logout: 1100; see [`FakeWeChat::expire_session`]).
+    pub ended: Option<u32>,
+}
+
+impl FakeWeChat {
+    /// Starts a fake with default [`Options`]. Needs a tokio runtime.
+    pub async fn start() -> FakeWeChat {
+        FakeWeChat::start_with(Options::default()).await
+    }
+
+    /// Starts a fake with `opts`.
+    ///
+    /// # Panics
+    /// If the port cannot be bound.
+    pub async fn start_with(opts: Options) -> FakeWeChat {
+        let listener = TcpListener::bind(("127.0.0.1", opts.port))
+            .await
+            .expect("bind the fake WeChat server");
+        let addr = listener.local_addr().expect("local address");
+        let shared = Arc::new(Shared::new(opts, format!("http://{addr}")));
+        let app = server::router(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "fake WeChat server stopped");
+            }
+        });
+        FakeWeChat {
+            shared,
+            _task: Arc::new(ServerTask(task.abort_handle())),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the `login_url` to configure a client with. The login poll's
+    /// redirect points at the same origin, so it serves every role (§0).
+    pub fn url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// Stops the server now (handles stay usable for inspection).
+    pub fn shutdown(&self) {
+        self._task.0.abort();
+    }
+
+    // ---- login ----
+
+    /// Waits until a client polls a uuid that is still waiting for a scan or confirm, and
+    /// returns it. That uuid is then the *current* one, which the QR controls act on; a newer
+    /// uuid becomes current as soon as it is polled.
+    ///
+    /// # Panics
+    /// After 30 s without such a poll.
+    pub async fn wait_for_login_poll(&self) -> String {
+        self.shared
+            .wait_for(LOGIN_POLL_WAIT, |st| {
+                let uuid = st.current_qr.clone()?;
+                st.qrs[&uuid].status.pending().then_some(uuid)
+            })
+            .await
+            .expect("no client polled a fresh login uuid within 30 s")
+    }
+
+    /// The phone scanned the current QR: its poll answers 201 with an avatar.
+    ///
+    /// # Panics
+    /// This and the other QR controls panic if no client has polled a uuid yet.
+    pub fn scan(&self) {
+        self.shared.update(|st| {
+            let qr = st.current_qr_mut();
+            if qr.status == QrStatus::Waiting {
+                qr.status = QrStatus::Scanned;
+            }
+        });
+    }
+
+    /// The phone confirmed (after a scan, or directly for push login): the current uuid's
+    /// poll answers 200 with a redirect holding a fresh, single-use ticket.
+    pub fn confirm(&self) {
+        self.shared.update(|st| {
+            let uuid = st.current_qr.clone().unwrap_or_default();
+            let ticket = ids::login_ticket();
+            let qr = st.current_qr_mut();
+            if qr.status.pending() {
+                qr.status = QrStatus::Confirmed {
+                    ticket: ticket.clone(),
+                    scan: unix_now(),
+                };
+                st.tickets.insert(ticket, (uuid, false));
+            }
+        });
+    }
+
+    /// The current QR expired: its poll answers 400; the client needs a new uuid.
+    pub fn expire_qr(&self) {
+        self.set_qr(QrStatus::Expired);
+    }
+
+    /// The login was cancelled on the phone: the current uuid's poll answers 202.
+    pub fn cancel_qr(&self) {
+        self.set_qr(QrStatus::Cancelled);
+    }
+
+    fn set_qr(&self, status: QrStatus) {
+        self.shared.update(|st| {
+            let qr = st.current_qr_mut();
+            if qr.status.pending() {
+                qr.status = status;
+            }
+        });
+    }
+
+    /// While on, webwxnewloginpage answers ret 1203 with no skey (the ticket is used up).
+    pub fn forbid_login(&self, on: bool) {
+        self.shared.update(|st| st.forbid_login = on);
+    }
+
+    /// Whether webwxpushloginurl offers push login (§1.6).
+    pub fn enable_push_login(&self, on: bool) {
+        self.shared.update(|st| st.push_login = on);
+    }
+
+    /// Ends the current session as the server does: synccheck answers retcode `code` and
+    /// every JSON call Ret `code` (1100, 1101 or 1102), until a new login replaces it.
+    /// A held synccheck answers at once.
+    pub fn expire_session(&self, code: u32) {
+        self.shared.update(|st| {
+            if let Some(s) = st.session.as_mut() {
+                s.ended = Some(code);
+            }
+        });
+    }
+
+    /// The next webwxsync answers a new non-empty SKey; from then on only it is accepted.
+    pub fn rotate_skey(&self) {
+        self.shared.update(|st| st.rotate_skey = true);
+    }
+
+    /// Successful webwxnewloginpage calls so far.
+    pub fn logins(&self) -> usize {
+        self.shared.lock().logins
+    }
+
+    /// The current login's credentials, if there was a login.
+    pub fn session(&self) -> Option<SessionInfo> {
+        let st = self.shared.lock();
+        st.session.as_ref().map(|s| SessionInfo {
+            uin: st.account.uin,
+            sid: s.sid.clone(),
+            skey: s.skey.clone(),
+            pass_ticket: s.pass_ticket.clone(),
+            ended: s.ended,
+        })
+    }
+
+    // ---- contacts ----
+
+    /// The account itself (UserName, NickName).
+    pub fn self_user(&self) -> ContactInfo {
+        self.shared.lock().book.me.info()
+    }
+
+    /// Every contact and group the account knows (saved or not), without self.
+    pub fn contacts(&self) -> Vec<ContactInfo> {
+        let st = self.shared.lock();
+        st.book.contacts.iter().map(|c| c.info()).collect()
+    }
+
+    /// A group by UserName.
+    pub fn group(&self, user_name: &str) -> Option<GroupInfo> {
+        self.shared.lock().book.group(user_name).map(group_info)
+    }
+
+    /// Adds a friend quietly (listed by getcontact from now on); returns its UserName.
+    /// Call [`FakeWeChat::push_mod_contact`] to also announce it through webwxsync.
+    pub fn add_contact(&self, nick: &str, remark: &str) -> String {
+        self.shared.update(|st| st.book.add_person(nick, remark))
+    }
+
+    /// Adds a group of `(nick, display name)` members plus the account (last). A member whose
+    /// nick is a friend's is that friend. `saved` groups are in getcontact (MemberCount only);
+    /// others are found only by batchgetcontact.
+    pub fn add_group(&self, name: &str, members: &[(&str, &str)], saved: bool) -> GroupInfo {
+        self.shared
+            .update(|st| st.book.add_group(name, members, saved))
+    }
+
+    /// Adds a member to a group quietly; returns the member's UserName.
+    ///
+    /// # Panics
+    /// If `group` is not a group.
+    pub fn add_group_member(&self, group: &str, nick: &str, display: &str) -> String {
+        self.shared.update(|st| {
+            let existing = st
+                .book
+                .contacts
+                .iter()
+                .find(|c| c.group.is_none() && c.nick == nick)
+                .map(|c| c.user_name.clone());
+            let user_name = existing.unwrap_or_else(ids::person_user_name);
+            let g = st.book.get_mut(group).and_then(|c| c.group.as_mut());
+            let g = g.unwrap_or_else(|| panic!("{group} is not a group"));
+            let at = g.members.len().saturating_sub(1);
+            g.members.insert(
+                at,
+                crate::contacts::Member {
+                    user_name: user_name.clone(),
+                    nick: nick.to_owned(),
+                    display: display.to_owned(),
+                },
+            );
+            user_name
+        })
+    }
+
+    /// Removes a member from a group quietly.
+    pub fn remove_group_member(&self, group: &str, member: &str) {
+        self.shared.update(|st| {
+            if let Some(g) = st.book.get_mut(group).and_then(|c| c.group.as_mut()) {
+                g.members.retain(|m| m.user_name != member);
+            }
+        });
+    }
+
+    /// Changes a contact's NickName (a group's name) quietly.
+    pub fn set_nick(&self, user_name: &str, nick: &str) {
+        self.shared.update(|st| {
+            if let Some(c) = st.book.get_mut(user_name) {
+                c.nick = nick.to_owned();
+            }
+        });
+    }
+
+    /// Changes a contact's RemarkName quietly.
+    pub fn set_remark(&self, user_name: &str, remark: &str) {
+        self.shared.update(|st| {
+            if let Some(c) = st.book.get_mut(user_name) {
+                c.remark = remark.to_owned();
+            }
+        });
+    }
+
+    /// Announces a contact's current state in the next webwxsync's ModContactList (groups
+    /// with their MemberList). synccheck answers selector 4 if nothing else is pending.
+    ///
+    /// # Panics
+    /// If `user_name` is unknown.
+    pub fn push_mod_contact(&self, user_name: &str) {
+        self.shared.update(|st| {
+            let skey = st
+                .session
+                .as_ref()
+                .map(|s| s.skey.clone())
+                .unwrap_or_default();
+            let c = st
+                .book
+                .get(user_name)
+                .unwrap_or_else(|| panic!("unknown contact {user_name}"));
+            let v = st.book.contact_json(c, &skey, true);
+            st.stream.push(SyncEntry::ModContact(v));
+        });
+    }
+
+    /// Removes a contact and announces it in the next webwxsync's DelContactList.
+    pub fn push_del_contact(&self, user_name: &str) {
+        self.shared.update(|st| {
+            st.book.remove(user_name);
+            st.stream.push(SyncEntry::DelContact(user_name.to_owned()));
+        });
+    }
+
+    // ---- messages ----
+
+    /// Queues an inbound message; a held synccheck answers selector 2 at once.
+    pub fn queue(&self, msg: Msg) -> QueuedMsg {
+        self.shared.update(|st| st.push_msg(msg))
+    }
+
+    /// What webwxsendmsg accepted, in order.
+    pub fn sent(&self) -> Vec<SentMsg> {
+        self.shared.lock().sent.clone()
+    }
+
+    /// Waits until at least `n` sends were accepted or `timeout` passed; returns them all.
+    pub async fn wait_sent(&self, n: usize, timeout: Duration) -> Vec<SentMsg> {
+        self.shared
+            .wait_for(timeout, |st| (st.sent.len() >= n).then_some(()))
+            .await;
+        self.sent()
+    }
+
+    /// While on, every accepted send is also queued as an inbound message From = self,
+    /// To = recipient, with the MsgId the send answered (the phone's copy, §8.1).
+    pub fn echo_sent(&self, on: bool) {
+        self.shared.update(|st| st.echo_sent = on);
+    }
+
+    /// After `after` more accepted sends, webwxsendmsg answers Ret `ret` (e.g. 1205) until
+    /// called again; `ret` 0 turns this off.
+    pub fn fail_sends(&self, ret: i64, after: usize) {
+        self.shared
+            .update(|st| st.send_failure = (ret != 0).then_some((ret, after)));
+    }
+
+    // ---- faults and traffic ----
+
+    /// The next `times` requests to `endpoint` (the last path segment: "synccheck",
+    /// "webwxsync", "login", …) get `fault`.
+    pub fn fault(&self, endpoint: &str, fault: Fault, times: usize) {
+        self.shared.update(|st| {
+            st.faults
+                .entry(endpoint.to_owned())
+                .or_default()
+                .extend(std::iter::repeat_n(fault, times));
+        });
+    }
+
+    /// Recorded requests to `endpoint` ("" for all), oldest first.
+    pub fn requests(&self, endpoint: &str) -> Vec<RequestRecord> {
+        let st = self.shared.lock();
+        st.requests
+            .iter()
+            .filter(|r| endpoint.is_empty() || r.endpoint == endpoint)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `n` requests to `endpoint` were recorded or `timeout` passed; returns them.
+    pub async fn wait_requests(
+        &self,
+        endpoint: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<RequestRecord> {
+        self.shared
+            .wait_for(timeout, |st| {
+                let seen = st
+                    .requests
+                    .iter()
+                    .filter(|r| r.endpoint == endpoint)
+                    .count();
+                (seen >= n).then_some(())
+            })
+            .await;
+        self.requests(endpoint)
+    }
+}

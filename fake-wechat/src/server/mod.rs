@@ -1,0 +1,222 @@
+//! The HTTP surface: the router with the real paths, the middleware that records requests
+//! and injects faults, and the response shapes every endpoint shares (JSON as `text/plain`,
+//! JS text, BaseResponse refusals, cookies).
+
+mod api;
+mod login;
+mod sync;
+
+pub use login::EXTSPAM;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State as AxState};
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::record::{Fault, RequestRecord};
+use crate::state::{Refusal, Session, Shared, State};
+
+/// Every cgi endpoint lives here, on every role's host (§0).
+const CGI: &str = "/cgi-bin/mmwebwx-bin";
+
+pub(crate) type Ctx = AxState<Arc<Shared>>;
+pub(crate) type Params = Query<HashMap<String, String>>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let cgi = |name: &str| format!("{CGI}/{name}");
+    Router::new()
+        .route("/", get(login::home))
+        .route("/jslogin", get(login::jslogin).post(login::jslogin))
+        .route(&cgi("login"), get(login::poll))
+        .route(&cgi("webwxnewloginpage"), get(login::new_login_page))
+        .route(&cgi("webwxpushloginurl"), get(login::push_login_url))
+        .route(&cgi("webwxlogout"), get(login::logout).post(login::logout))
+        .route(&cgi("webwxinit"), axum::routing::post(api::init))
+        .route(
+            &cgi("webwxstatusnotify"),
+            axum::routing::post(api::status_notify),
+        )
+        .route(
+            &cgi("webwxgetcontact"),
+            get(api::get_contact).post(api::get_contact),
+        )
+        .route(
+            &cgi("webwxbatchgetcontact"),
+            axum::routing::post(api::batch_get_contact),
+        )
+        .route(&cgi("webwxsendmsg"), axum::routing::post(api::send_msg))
+        .route(&cgi("synccheck"), get(sync::sync_check))
+        .route(&cgi("webwxsync"), axum::routing::post(sync::sync))
+        .layer(middleware::from_fn_with_state(shared.clone(), intercept))
+        .with_state(shared)
+}
+
+/// Records the request, then applies the next scheduled fault for its endpoint, if any.
+async fn intercept(AxState(shared): Ctx, req: Request, next: Next) -> Response {
+    let endpoint = req.uri().path().rsplit('/').next().unwrap_or("").to_owned();
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let fault = shared.update(|st| {
+        if shared.opts.record_requests {
+            st.requests.push(RequestRecord {
+                endpoint: endpoint.clone(),
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_owned(),
+                query: Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
+                    .map(|q| q.0)
+                    .unwrap_or_default(),
+                headers: header_map(&parts.headers),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        st.faults.get_mut(&endpoint).and_then(|q| q.pop_front())
+    });
+    match fault {
+        Some(Fault::Status(code)) => {
+            return StatusCode::from_u16(code)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response()
+        }
+        Some(Fault::Garbage) => return text(r#"<html><body>{"BaseResponse":{"Ret":0,"#.to_owned()),
+        Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let sep = if name == "cookie" { "; " } else { ", " };
+        out.entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(sep);
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    out
+}
+
+/// `name=value` pairs of every `Cookie` header (a test helper may pass a joined string).
+pub(crate) fn cookie_pairs(header: Option<&str>) -> Vec<(String, String)> {
+    header
+        .unwrap_or("")
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The request's cookies by name.
+pub(crate) fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| cookie_pairs(Some(v)))
+        .collect()
+}
+
+/// A body with `Content-Type: text/plain`, as the real server sends JSON (§2).
+pub(crate) fn text(body: String) -> Response {
+    ([(CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+/// JSON, sent as the real server does: `text/plain`, raw UTF-8.
+pub(crate) fn json_text(v: &Value) -> Response {
+    text(v.to_string())
+}
+
+/// JS text for the login and synccheck polls; clients match it with regexes (§1, §6).
+pub(crate) fn js(body: String) -> Response {
+    ([(CONTENT_TYPE, "text/javascript")], body).into_response()
+}
+
+pub(crate) fn base_response(ret: i64, msg: &str) -> Value {
+    json!({"Ret": ret, "ErrMsg": msg})
+}
+
+/// A refusal of a JSON call: `{"BaseResponse":{"Ret":…}}` plus endpoint-specific empties.
+pub(crate) fn refused(r: &Refusal, extra: Value) -> Response {
+    let mut v = json!({"BaseResponse": base_response(r.ret, &r.why)});
+    if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+        m.extend(e);
+    }
+    json_text(&v)
+}
+
+/// Parses a JSON POST body and checks its BaseRequest and any `pass_ticket`; on refusal,
+/// the response to send. No Content-Type is required (itchat sends none, §2).
+pub(crate) fn json_call(
+    st: &State,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Value, Refusal> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(1200, format!("body is not JSON: {e}")))?;
+    st.check_base_request(v.get("BaseRequest"))?;
+    st.check_pass_ticket(query)?;
+    Ok(v)
+}
+
+/// Appends a `Set-Cookie`. Cookies are host-only (no `Domain`): the fake serves every role
+/// from one 127.0.0.1 origin, so host-only cookies reach them all. They keep `Secure` as the real ones have
+/// (§1.4): cookie_store treats loopback as a secure origin, so it still stores and sends
+/// them over plain http (the `secure_cookies_come_back_over_loopback_http` test checks it).
+pub(crate) fn set_cookie(headers: &mut HeaderMap, name: &str, value: &str, max_age: Option<u64>) {
+    let mut c = format!("{name}={value}; Path=/; Secure");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        headers.append(SET_COOKIE, v);
+    }
+}
+
+/// The session cookies webwxnewloginpage sets and webwxsync refreshes.
+pub(crate) fn session_cookies(headers: &mut HeaderMap, uin: u64, s: &Session) {
+    const HALF_DAY: u64 = 12 * 3600;
+    set_cookie(headers, "wxuin", &uin.to_string(), Some(HALF_DAY));
+    set_cookie(headers, "wxsid", &s.sid, Some(HALF_DAY));
+    set_cookie(headers, "webwx_data_ticket", &s.data_ticket, Some(HALF_DAY));
+}
+
+/// An `application/x-www-form-urlencoded` body.
+pub(crate) fn form_pairs(body: &str) -> HashMap<String, String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    body.split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_and_cookies_decode() {
+        let f = form_pairs("sid=Ab%2Bc&uin=123");
+        assert_eq!(f["sid"], "Ab+c");
+        assert_eq!(f["uin"], "123");
+        let c = cookie_pairs(Some("wxuin=1; wxsid=a+b/c"));
+        assert_eq!(c[1], ("wxsid".to_owned(), "a+b/c".to_owned()));
+    }
+}

@@ -1,0 +1,7 @@
+//! The fake drives like the real server: a correct client gets through, and a client that
+//! breaks one protocol rule is refused. Each test breaks one rule.
+
+mod api;
+mod login;
+mod support;
+mod sync;

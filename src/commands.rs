@@ -1,0 +1,261 @@
+//! What each subcommand does. Every function answers the process exit code: 0 ok, 1 runtime
+//! failure (DESIGN.md "Command line"); config errors (2) are handled before these run.
+use std::process::ExitCode;
+
+use tokio::io::BufReader;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bridge::{show_login_progress, Bridge, Output};
+use crate::config::Config;
+use crate::lock::{LockError, StateLock};
+use crate::sinks::stdio;
+use crate::wechat::client::{Timeouts, WxClient};
+use crate::wechat::contacts::clean_name;
+use crate::wechat::login::{self, LoginError};
+use crate::wechat::session::{ensure_private_dir, Session, SessionFile};
+
+/// How many QR codes `login` shows before it gives up (DESIGN.md).
+const LOGIN_QR_LIMIT: u32 = 5;
+
+fn failure(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("wxbridge: {message}");
+    ExitCode::from(1)
+}
+
+fn client(config: &Config) -> WxClient {
+    WxClient::new(
+        config.wechat.login_url.clone(),
+        config.wechat.desktop_mode,
+        Timeouts::default(),
+    )
+}
+
+/// The state dir, created private, and its lock. `running_hint` explains what to do instead
+/// when a running bridge holds the lock.
+fn take_state(config: &Config, running_hint: &str) -> Result<StateLock, ExitCode> {
+    if let Err(e) = ensure_private_dir(&config.state_dir) {
+        return Err(failure(format!(
+            "cannot create the state directory {}: {e}",
+            config.state_dir.display()
+        )));
+    }
+    StateLock::acquire(&config.state_dir).map_err(|e| match e {
+        LockError::Held { .. } if !running_hint.is_empty() => {
+            failure(format!("{e}.\n{running_hint}"))
+        }
+        e => failure(e),
+    })
+}
+
+const WHILE_RUNNING: &str = "A running bridge owns the session: stop it first, or send through it \
+    (publish to the send topic, or POST /send when the HTTP API is on).";
+
+/// `run`: the bridge until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> ExitCode {
+    let _lock = match take_state(&config, "") {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(crate::signal::stop_on_signal(shutdown.clone()));
+
+    let (out_tx, out_rx) = mpsc::channel::<Output>(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let writer = tokio::spawn(stdio::write_lines(
+        out_rx,
+        tokio::io::stdout(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(stdio::read_commands(
+        BufReader::new(tokio::io::stdin()),
+        config.send.max_bytes,
+        cmd_tx,
+        out_tx.clone(),
+        shutdown.clone(),
+    ));
+    let bridge = Bridge::new(config, out_tx, shutdown.clone());
+    bridge.run(cmd_rx).await;
+    shutdown.cancel();
+    drop(bridge);
+    tracker.close();
+    // stdin reads cannot be cancelled; don't wait on them.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tracker.wait()).await;
+    let _ = writer.await;
+    ExitCode::SUCCESS
+}
+
+/// `login`: a QR login, stored for `run`.
+pub async fn login(config: Config) -> ExitCode {
+    let _lock = match take_state(&config, WHILE_RUNNING) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let client = client(&config);
+    let qr_png = config.wechat.qr_png.clone();
+    match login::qr(&client, LOGIN_QR_LIMIT, &move |p| show_login_progress(&p, &qr_png)).await {
+        Ok(session) => {
+            let file = SessionFile::in_dir(&config.state_dir);
+            if let Err(e) = file.save(&session.to_stored()) {
+                return failure(format!("logged in, but cannot store the session: {e}"));
+            }
+            let _ = std::fs::remove_file(&config.wechat.qr_png);
+            eprintln!(
+                "Logged in as {}. The session is stored in {}; `wxbridge run` will use it.",
+                clean_name(&session.user().nick_name),
+                file.path().display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(LoginError::QrExpired(n)) => failure(format!(
+            "gave up after {n} QR codes expired without a scan. Run `wxbridge login` again when you have your phone at hand."
+        )),
+        Err(e) => failure(e),
+    }
+}
+
+/// Resumes the stored session for a one-shot command.
+async fn stored_session(config: &Config) -> Result<Session, ExitCode> {
+    let file = SessionFile::in_dir(&config.state_dir);
+    let stored = match file.load() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(failure(
+                "no stored session: log in first with `wxbridge login`",
+            ))
+        }
+        Err(e) => {
+            return Err(failure(format!(
+                "cannot read {}: {e}",
+                file.path().display()
+            )))
+        }
+    };
+    match login::resume(&client(config), &stored).await {
+        Ok(s) => {
+            // resume keeps the stored sync keys, so storing it loses no message for `run`.
+            if let Err(e) = file.save(&s.to_stored()) {
+                tracing::warn!(cause = %e, "cannot update the stored session");
+            }
+            Ok(s)
+        }
+        Err(e) if e.is_session_expired() => Err(failure(format!(
+            "the stored session has expired ({e}); log in again with `wxbridge login`"
+        ))),
+        Err(e) => Err(failure(format!("cannot resume the stored session: {e}"))),
+    }
+}
+
+/// `logout`: webwxlogout, then forget the session.
+pub async fn logout(config: Config) -> ExitCode {
+    let _lock = match take_state(&config, WHILE_RUNNING) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let file = SessionFile::in_dir(&config.state_dir);
+    let stored = match file.load() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!("No stored session; nothing to log out.");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return failure(format!("cannot read {}: {e}", file.path().display())),
+    };
+    let client = client(&config);
+    let _ = client.restore_cookies(&stored.cookies);
+    if let Err(e) = client.logout(&stored.credentials).await {
+        tracing::warn!(cause = %e, "WeChat did not confirm the logout; forgetting the session anyway");
+    }
+    if let Err(e) = file.remove() {
+        return failure(format!("cannot remove {}: {e}", file.path().display()));
+    }
+    eprintln!("Logged out; the stored session is gone.");
+    ExitCode::SUCCESS
+}
+
+/// `contacts [--json]`.
+pub async fn contacts(config: Config, json: bool) -> ExitCode {
+    let _lock = match take_state(&config, WHILE_RUNNING) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let session = match stored_session(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let book = session.book();
+    let mut all: Vec<_> = book
+        .iter()
+        .filter(|c| !book.is_self(&c.user_name))
+        .collect();
+    all.sort_by_key(|c| (!c.is_group(), clean_name(&c.nick_name).to_lowercase()));
+    for c in all {
+        let name = clean_name(&c.nick_name);
+        let remark = clean_name(&c.remark_name);
+        if json {
+            let line = serde_json::json!({
+                "id": c.user_name,
+                "name": name,
+                "remark": (!remark.is_empty()).then_some(remark),
+                "group": c.is_group(),
+                "members": c.is_group().then_some(c.member_list.len()),
+            });
+            println!("{line}");
+        } else {
+            let kind = if c.is_group() { "group" } else { "contact" };
+            let remark = if remark.is_empty() {
+                String::new()
+            } else {
+                format!(" ({remark})")
+            };
+            println!("{kind:<8} {name}{remark}  {}", c.user_name);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `send --to WHO TEXT`.
+pub async fn send(config: Config, to: String, text: String) -> ExitCode {
+    let _lock = match take_state(&config, WHILE_RUNNING) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let session = match stored_session(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let recipient = {
+        let book = session.book();
+        let found = book
+            .resolve_id(&to)
+            .cloned()
+            .map(Ok)
+            .unwrap_or_else(|| book.resolve(&to).cloned());
+        match found {
+            Ok(c) => c,
+            Err(e) => return failure(e),
+        }
+    };
+    match session.send_text(&recipient.user_name, &text).await {
+        Ok(msg_id) => {
+            println!("{msg_id}");
+            eprintln!("Sent to {}.", clean_name(&recipient.nick_name));
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// `check-config`: the effective config with secrets masked.
+pub fn check_config(config: &Config, source: Option<&std::path::Path>) -> ExitCode {
+    match source {
+        Some(p) => eprintln!("# configuration from {} is valid", p.display()),
+        None => {
+            eprintln!("# no config file: built-in defaults (and WXBRIDGE__ overrides) are valid")
+        }
+    }
+    print!("{}", config.effective_yaml());
+    ExitCode::SUCCESS
+}

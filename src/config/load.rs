@@ -1,0 +1,262 @@
+//! Finding, reading and building the [`Config`]: YAML → `${VAR}` expansion → `WXBRIDGE__…`
+//! overrides → derived defaults → typed deserialization → validation.
+//!
+//! The tree stays a `yaml_serde::Value` until the last step so that every problem can be
+//! reported with its key path, and values from the environment keep their exact text (see
+//! `lenient.rs`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use yaml_serde::{Mapping, Value};
+
+use super::error::ConfigError;
+use super::expand::expand;
+use super::lenient::Lenient;
+use super::overrides::apply_overrides;
+use super::{
+    default_client_id, default_qr_png, validate, Config, DEFAULT_ACCOUNT, DEFAULT_STATE_DIR,
+};
+
+/// The variable that names the config file when `--config` is not given.
+const CONFIG_VAR: &str = "WXBRIDGE_CONFIG";
+/// The file looked for in the working directory.
+const DEFAULT_FILE: &str = "bridge.yaml";
+/// How errors name the configuration when no file was read.
+const NO_FILE: &str = "built-in defaults";
+
+/// A validated configuration and the file it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration, defaults filled in and validated.
+    pub config: Config,
+    /// The file that was read; `None` when no file was found and only defaults (and
+    /// `WXBRIDGE__…` overrides) apply.
+    pub source: Option<PathBuf>,
+}
+
+/// Loads the configuration the way `wxbridge` does at start.
+///
+/// The file is `explicit` (from `--config`), else `env["WXBRIDGE_CONFIG"]`, else
+/// `./bridge.yaml` if it exists, else none (built-in defaults). A file named by `--config` or
+/// `WXBRIDGE_CONFIG` that does not exist is an error. `env` is the process environment
+/// (`std::env::vars().collect()`); it feeds `${VAR}` and `WXBRIDGE__SECTION__KEY` overrides.
+pub fn load(explicit: Option<&Path>, env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
+    load_in(Path::new(""), explicit, env)
+}
+
+/// [`load`], looking for `bridge.yaml` in `dir` instead of the working directory.
+pub(super) fn load_in(
+    dir: &Path,
+    explicit: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<Loaded, ConfigError> {
+    let named = match (explicit, env.get(CONFIG_VAR).filter(|v| !v.is_empty())) {
+        (Some(path), _) => Some((path.to_path_buf(), "--config")),
+        (None, Some(path)) => Some((PathBuf::from(path), CONFIG_VAR)),
+        (None, None) => None,
+    };
+    let path = match named {
+        Some((path, named_by)) if !path.exists() => {
+            return Err(ConfigError::NotFound { path, named_by })
+        }
+        Some((path, _)) => Some(path),
+        None => Some(dir.join(DEFAULT_FILE)).filter(|path| path.is_file()),
+    };
+    let Some(path) = path else {
+        let config = build(None, NO_FILE, env)?;
+        return Ok(Loaded {
+            config,
+            source: None,
+        });
+    };
+    let text = std::fs::read_to_string(&path).map_err(|cause| ConfigError::Read {
+        path: path.clone(),
+        cause,
+    })?;
+    let config = build(Some(&text), &path.display().to_string(), env)?;
+    Ok(Loaded {
+        config,
+        source: Some(path),
+    })
+}
+
+/// Builds a configuration from YAML text, with `${VAR}` and overrides taken from `env`.
+///
+/// `origin` names the text in errors (a file name, say). For tests and tools; the daemon uses
+/// [`load`].
+pub fn parse(
+    yaml: &str,
+    origin: &str,
+    env: &HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    build(Some(yaml), origin, env)
+}
+
+fn build(
+    yaml: Option<&str>,
+    origin: &str,
+    env: &HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let mut tree = match yaml {
+        Some(text) => {
+            let mut tree: Value =
+                yaml_serde::from_str(text).map_err(|err| ConfigError::Syntax {
+                    origin: origin.to_owned(),
+                    message: err.to_string(),
+                })?;
+            tree.apply_merge()
+                .map_err(|err| invalid(TOP_LEVEL, err.to_string()))?;
+            expand(&mut tree, "", env, origin)?;
+            tree
+        }
+        None => Value::Null,
+    };
+    if tree.is_null() {
+        tree = Value::Mapping(Mapping::new());
+    }
+    let Value::Mapping(root) = &mut tree else {
+        return Err(invalid(
+            TOP_LEVEL,
+            "expected a mapping of keys such as `account:`".to_owned(),
+        ));
+    };
+    let sources = apply_overrides(root, env)?;
+    fill_derived_defaults(root);
+
+    let origin_of = |key: &str| {
+        sources
+            .iter()
+            .filter(|(path, _)| is_within(key, path))
+            .max_by_key(|(path, _)| path.len())
+            .map_or(origin, |(_, var)| var.as_str())
+            .to_owned()
+    };
+    let config: Config = serde_path_to_error::deserialize(Lenient(tree)).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        describe(&path, &err.into_inner().to_string(), origin_of)
+    })?;
+    validate::validate(&config).map_err(|problem| ConfigError::Invalid {
+        origin: origin_of(&problem.key),
+        key: problem.key,
+        message: problem.message,
+    })?;
+    Ok(config)
+}
+
+/// How an error about the whole document names its key.
+const TOP_LEVEL: &str = "(top level)";
+
+/// Turns a deserialization error at `path` into a [`ConfigError`] that names the full key.
+fn describe(path: &str, message: &str, origin_of: impl Fn(&str) -> String) -> ConfigError {
+    // serde words these as "unknown field `x`, expected one of `a`, `b`" (or "there are no
+    // fields") and "unknown variant `x`, expected …"; the backquoted names are what we need.
+    let quoted = |text: &str| -> Vec<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let key = if path.is_empty() {
+            field.to_owned()
+        } else if path.rsplit('.').next() == Some(field) {
+            path.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return ConfigError::UnknownKey {
+            origin: origin_of(&key),
+            known: quoted(expected),
+            key,
+        };
+    }
+    let key = if path.is_empty() { TOP_LEVEL } else { path };
+    let message = match message.strip_prefix("unknown variant `") {
+        Some(rest) => {
+            let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            format!(
+                "unknown value \"{value}\" (expected one of: {})",
+                quoted(expected).join(", ")
+            )
+        }
+        // humantime-serde drops the parser's reason, so say what a duration looks like.
+        None if message.ends_with("expected a duration") => {
+            format!("{message} such as 5s, 30m or 1h 30m")
+        }
+        None => message.to_owned(),
+    };
+    ConfigError::Invalid {
+        origin: origin_of(key),
+        key: key.to_owned(),
+        message,
+    }
+}
+
+/// Whether `key` is `path` or lies under it (`mqtt.url` under `mqtt`, `webhooks[0]` under
+/// `webhooks`).
+fn is_within(key: &str, path: &str) -> bool {
+    key.strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// The path of `key` inside `parent` (`mqtt` + `url` → `mqtt.url`).
+pub(super) fn join_key(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// The text of a scalar, if `value` is one.
+pub(super) fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// Fills the defaults that depend on other keys: `wechat.qr_png` from `state_dir` and
+/// `mqtt.client_id` from `account`. An explicit null counts as not set.
+fn fill_derived_defaults(root: &mut Mapping) {
+    let text_of = |root: &Mapping, key: &str, default: &str| {
+        root.get(key)
+            .and_then(scalar_text)
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let state_dir = text_of(root, "state_dir", DEFAULT_STATE_DIR);
+    let account = text_of(root, "account", DEFAULT_ACCOUNT);
+
+    let wechat = root.entry(Value::from("wechat")).or_insert(Value::Null);
+    if wechat.is_null() {
+        *wechat = Value::Mapping(Mapping::new());
+    }
+    if let Value::Mapping(wechat) = wechat {
+        if wechat.get("qr_png").is_none_or(Value::is_null) {
+            let path = default_qr_png(Path::new(&state_dir));
+            wechat.insert(
+                Value::from("qr_png"),
+                Value::from(path.to_string_lossy().as_ref()),
+            );
+        }
+    }
+    if let Some(Value::Mapping(mqtt)) = root.get_mut("mqtt") {
+        if mqtt.get("client_id").is_none_or(Value::is_null) {
+            mqtt.insert(
+                Value::from("client_id"),
+                Value::from(default_client_id(&account)),
+            );
+        }
+    }
+}

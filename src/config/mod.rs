@@ -1,0 +1,491 @@
+//! Typed, strict configuration and its loader.
+//!
+//! The YAML shape is the contract in DESIGN.md ("Configuration"); `bridge.example.yaml` at the
+//! repository top documents every key and a test keeps it in step with these types. Every
+//! struct rejects unknown keys. [`load`] finds the file, expands `${VAR}`, applies
+//! `WXBRIDGE__SECTION__KEY` overrides, deserializes and validates, so a [`Config`] in hand is
+//! always valid. Nothing here is global: callers pass the process environment in as a map.
+
+mod error;
+mod expand;
+mod lenient;
+mod load;
+mod overrides;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::Url;
+
+pub use error::ConfigError;
+pub use load::{load, parse, Loaded};
+
+/// The directory used when `state_dir` is not set.
+const DEFAULT_STATE_DIR: &str = "./state";
+/// The account name used when `account` is not set.
+const DEFAULT_ACCOUNT: &str = "default";
+
+/// The whole configuration: one section per part of the bridge.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Name used in topics, subjects and the default MQTT client id; `[a-zA-Z0-9_-]+`.
+    pub account: String,
+    /// Directory for the session, spool, dedup index and lock; relative to the working directory.
+    pub state_dir: PathBuf,
+    /// How to reach and log in to WeChat.
+    pub wechat: WechatConfig,
+    /// Outbound messages: throttle, allow-list, expiry and size limit.
+    pub send: SendConfig,
+    /// Reconnect schedule shared by every link (exponential, jittered).
+    pub retry: RetryConfig,
+    /// Bounds of the durable event spool.
+    pub spool: SpoolConfig,
+    /// MQTT sink; `None` (section absent) turns MQTT off.
+    pub mqtt: Option<MqttConfig>,
+    /// NATS sink; `None` (section absent) turns NATS off.
+    pub nats: Option<NatsConfig>,
+    /// Webhooks that receive events by HTTP POST; zero or more.
+    pub webhooks: Vec<WebhookConfig>,
+    /// HTTP listener (health, metrics, send API); `None` (section absent) means no listener.
+    pub http: Option<HttpConfig>,
+    /// Home Assistant MQTT discovery; only takes effect when `mqtt` is configured.
+    pub homeassistant: HomeAssistantConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            account: DEFAULT_ACCOUNT.to_owned(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            wechat: WechatConfig::default(),
+            send: SendConfig::default(),
+            retry: RetryConfig::default(),
+            spool: SpoolConfig::default(),
+            mqtt: None,
+            nats: None,
+            webhooks: Vec::new(),
+            http: None,
+            homeassistant: HomeAssistantConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The full effective configuration as YAML, for `check-config`.
+    ///
+    /// Secrets that are set print as `"***"`; unset ones print as `null`.
+    pub fn effective_yaml(&self) -> String {
+        yaml_serde::to_string(self)
+            .unwrap_or_else(|err| format!("# the configuration cannot be shown: {err}\n"))
+    }
+}
+
+/// The `wechat` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatConfig {
+    /// Login host every other WeChat host derives from; tests point it at a local fake.
+    #[serde(with = "display_fromstr")]
+    pub login_url: Url,
+    /// Use the desktop (UOS) login variant (PROTOCOL.md §1.5).
+    pub desktop_mode: bool,
+    /// Where the login QR is written; when not set, `<state_dir>/qr.png` (filled in by the loader).
+    pub qr_png: PathBuf,
+    /// With no successful sync for this long while online, the session is re-validated.
+    #[serde(with = "humantime_serde")]
+    pub zombie_after: Duration,
+}
+
+impl Default for WechatConfig {
+    fn default() -> Self {
+        WechatConfig {
+            login_url: Url::parse("https://login.wx.qq.com").expect("the default login URL parses"),
+            desktop_mode: true,
+            qr_png: default_qr_png(Path::new(DEFAULT_STATE_DIR)),
+            zombie_after: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The QR path used when `wechat.qr_png` is not set.
+fn default_qr_png(state_dir: &Path) -> PathBuf {
+    state_dir.join("qr.png")
+}
+
+/// The `send` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SendConfig {
+    /// Outbound throttle; it protects the account from being flagged.
+    pub rate: RateConfig,
+    /// When non-empty, only these recipients (names as in a send command's `to`) may be sent to.
+    pub allow: Vec<String>,
+    /// A command not sent within this time (and without `expires_at`) is answered `expired`.
+    #[serde(with = "humantime_serde")]
+    pub default_ttl: Duration,
+    /// A command payload larger than this many bytes is answered `invalid_command`.
+    pub max_bytes: usize,
+}
+
+impl Default for SendConfig {
+    fn default() -> Self {
+        SendConfig {
+            rate: RateConfig::default(),
+            allow: Vec::new(),
+            default_ttl: Duration::from_secs(10 * 60),
+            max_bytes: 65536,
+        }
+    }
+}
+
+/// `send.rate`: a token bucket.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateConfig {
+    /// Tokens added per second; more than 0.
+    pub per_second: f64,
+    /// Bucket size: how many messages may go out back to back; at least 1.
+    pub burst: u32,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        RateConfig {
+            per_second: 0.5,
+            burst: 5,
+        }
+    }
+}
+
+/// The `retry` section: every link's reconnect schedule.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First delay after a failure; doubles (with jitter) up to `max`.
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    /// Longest delay between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// The `spool` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Past this many waiting events, a sink's oldest events are dropped, counted and logged.
+    pub max_events_per_sink: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            max_events_per_sink: 100_000,
+        }
+    }
+}
+
+/// The `mqtt` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker address: `mqtt://host:port`, or `mqtts://` for TLS.
+    #[serde(with = "display_fromstr")]
+    pub url: Url,
+    /// Stable client id for the persistent session; when not set, `wxbridge-<account>`
+    /// (filled in by the loader).
+    pub client_id: String,
+    /// User name for the broker, if it requires one.
+    pub username: Option<String>,
+    /// Password for the broker.
+    pub password: Option<Secret>,
+    /// Extra CA certificate (PEM) to trust for `mqtts://`.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for TLS client authentication; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// First topic level: topics are `<base_topic>/<account>/...`.
+    pub base_topic: String,
+    /// QoS of published events: 0, 1 or 2.
+    pub qos: u8,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: Url::parse("mqtt://127.0.0.1:1883").expect("the default MQTT URL parses"),
+            client_id: default_client_id(DEFAULT_ACCOUNT),
+            username: None,
+            password: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            base_topic: "wechat".to_owned(),
+            qos: 1,
+        }
+    }
+}
+
+/// The MQTT client id used when `mqtt.client_id` is not set.
+fn default_client_id(account: &str) -> String {
+    format!("wxbridge-{account}")
+}
+
+/// The `nats` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server address: `nats://host:port`, or `tls://` for TLS.
+    #[serde(with = "display_fromstr")]
+    pub url: Url,
+    /// First subject token: subjects are `<subject_prefix>.<account>....`.
+    pub subject_prefix: String,
+    /// NATS credentials file (JWT and NKey); one of three ways to authenticate.
+    pub credentials_file: Option<PathBuf>,
+    /// Token authentication.
+    pub token: Option<Secret>,
+    /// User for user/password authentication; needs `password`.
+    pub user: Option<String>,
+    /// Password for user/password authentication.
+    pub password: Option<Secret>,
+    /// Extra CA certificate (PEM) to trust for `tls://`.
+    pub ca_file: Option<PathBuf>,
+    /// Publish events to a JetStream stream; they count as delivered once acked.
+    pub jetstream: bool,
+    /// JetStream stream name; its subjects are `<prefix>.<account>.message` and `.event`.
+    pub stream: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: Url::parse("nats://127.0.0.1:4222").expect("the default NATS URL parses"),
+            subject_prefix: "wechat".to_owned(),
+            credentials_file: None,
+            token: None,
+            user: None,
+            password: None,
+            ca_file: None,
+            jetstream: false,
+            stream: "WECHAT".to_owned(),
+        }
+    }
+}
+
+/// One entry of `webhooks`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where events are POSTed: `http://` or `https://`.
+    #[serde(with = "display_fromstr")]
+    pub url: Url,
+    /// Standard Webhooks signing secret, `whsec_<base64>` or raw text; unsigned when not set.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// Which event kinds to POST.
+    #[serde(default = "default_webhook_events")]
+    pub events: Vec<EventKind>,
+    /// Deadline for one request; a timeout is retried like a failure.
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl WebhookConfig {
+    /// A webhook to `url` with every other key at its default.
+    pub fn new(url: Url) -> Self {
+        WebhookConfig {
+            url,
+            secret: None,
+            events: default_webhook_events(),
+            timeout: default_webhook_timeout(),
+        }
+    }
+}
+
+fn default_webhook_events() -> Vec<EventKind> {
+    vec![EventKind::Message]
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// The kinds of event a webhook can subscribe to (DESIGN.md "Inbound event").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An inbound message (`/message`).
+    Message,
+    /// A login (`/event`).
+    Login,
+    /// A logout (`/event`).
+    Logout,
+    /// A change of the contact book (`/event`).
+    Contacts,
+    /// An error report (`/event`).
+    Error,
+}
+
+impl EventKind {
+    /// The name used in the config and in the event's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Message => "message",
+            EventKind::Login => "login",
+            EventKind::Logout => "logout",
+            EventKind::Contacts => "contacts",
+            EventKind::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `http` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Socket address to listen on, as `IP:port` (host names are not resolved).
+    #[serde(with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// When set, a `Bearer` token is required on every path except `/healthz`.
+    pub token: Option<Secret>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            token: None,
+        }
+    }
+}
+
+/// The `homeassistant` section: MQTT discovery.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HomeAssistantConfig {
+    /// Publish discovery messages (when `mqtt` is configured).
+    pub enabled: bool,
+    /// Home Assistant's discovery prefix.
+    pub prefix: String,
+    /// Recipients that get a notify entity each.
+    pub notify_targets: Vec<String>,
+}
+
+impl Default for HomeAssistantConfig {
+    fn default() -> Self {
+        HomeAssistantConfig {
+            enabled: true,
+            prefix: "homeassistant".to_owned(),
+            notify_targets: Vec::new(),
+        }
+    }
+}
+
+/// A password, token or signing secret.
+///
+/// `Debug` and `Serialize` print `"***"` so the value never reaches logs or `check-config`
+/// output; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// What `Debug` and `Serialize` print instead of the value.
+    pub const MASK: &'static str = "***";
+
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(Self::MASK, f)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(Self::MASK)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// Serde for types whose text form is `Display`/`FromStr` (URLs, socket addresses): the `url`
+/// crate's own serde support is not enabled.
+mod display_fromstr {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|err| de::Error::custom(format_args!("{err} (got {text:?})")))
+    }
+}
+
+/// Serde for `http.listen`, with an error that shows the expected form.
+mod socket_addr {
+    use std::net::SocketAddr;
+
+    use serde::{de, Deserialize, Deserializer};
+
+    pub use super::display_fromstr::serialize;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| {
+            de::Error::custom(format_args!(
+                "expected IP:port such as 127.0.0.1:8787 (got {text:?}); host names are not resolved"
+            ))
+        })
+    }
+}

@@ -1,0 +1,189 @@
+//! Rules a well-typed [`Config`] must still meet before anything is started: value ranges,
+//! URL schemes, and keys that only make sense together.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::Config;
+
+/// The first rule a configuration breaks.
+#[derive(Debug)]
+pub(super) struct Problem {
+    /// The key path, as in the YAML (`webhooks[0].url`).
+    pub(super) key: String,
+    /// What is wrong, with the value found.
+    pub(super) message: String,
+}
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks `config` against every rule; the first broken one is returned.
+pub(super) fn validate(config: &Config) -> Result<(), Problem> {
+    let valid_account = !config.account.is_empty()
+        && config
+            .account
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid_account {
+        return Err(problem(
+            "account",
+            format!(
+                "must be letters, digits, `_` or `-` (got {:?}); it is used in topics",
+                config.account
+            ),
+        ));
+    }
+    if config.state_dir.as_os_str().is_empty() {
+        return Err(problem("state_dir", "must not be empty"));
+    }
+
+    let wechat = &config.wechat;
+    check_url("wechat.login_url", &wechat.login_url, &["http", "https"])?;
+    positive("wechat.zombie_after", wechat.zombie_after)?;
+
+    let send = &config.send;
+    if !(send.rate.per_second.is_finite() && send.rate.per_second > 0.0) {
+        return Err(problem(
+            "send.rate.per_second",
+            format!("must be more than 0 (got {})", send.rate.per_second),
+        ));
+    }
+    if send.rate.burst < 1 {
+        return Err(problem("send.rate.burst", "must be at least 1 (got 0)"));
+    }
+    positive("send.default_ttl", send.default_ttl)?;
+    if send.max_bytes == 0 {
+        return Err(problem("send.max_bytes", "must be more than 0 (got 0)"));
+    }
+
+    positive("retry.initial", config.retry.initial)?;
+    if config.retry.initial > config.retry.max {
+        return Err(problem(
+            "retry.initial",
+            format!(
+                "must not be longer than retry.max (got {} > {})",
+                humantime::format_duration(config.retry.initial),
+                humantime::format_duration(config.retry.max)
+            ),
+        ));
+    }
+    if config.spool.max_events_per_sink == 0 {
+        return Err(problem(
+            "spool.max_events_per_sink",
+            "must be at least 1 (got 0)",
+        ));
+    }
+
+    if let Some(mqtt) = &config.mqtt {
+        check_url("mqtt.url", &mqtt.url, &["mqtt", "mqtts"])?;
+        not_empty("mqtt.client_id", &mqtt.client_id)?;
+        topic_part("mqtt.base_topic", &mqtt.base_topic, &['+', '#'])?;
+        if mqtt.qos > 2 {
+            return Err(problem(
+                "mqtt.qos",
+                format!("must be 0, 1 or 2 (got {})", mqtt.qos),
+            ));
+        }
+        match (&mqtt.cert_file, &mqtt.key_file) {
+            (Some(_), None) => return Err(problem("mqtt.cert_file", "needs mqtt.key_file too")),
+            (None, Some(_)) => return Err(problem("mqtt.key_file", "needs mqtt.cert_file too")),
+            _ => {}
+        }
+    }
+
+    if let Some(nats) = &config.nats {
+        check_url("nats.url", &nats.url, &["nats", "tls"])?;
+        topic_part(
+            "nats.subject_prefix",
+            &nats.subject_prefix,
+            &['*', '>', ' '],
+        )?;
+        not_empty("nats.stream", &nats.stream)?;
+        let methods = [
+            nats.credentials_file.is_some(),
+            nats.token.is_some(),
+            nats.user.is_some(),
+        ];
+        if methods.iter().filter(|set| **set).count() > 1 {
+            return Err(problem(
+                "nats",
+                "set only one of credentials_file, token, or user/password",
+            ));
+        }
+        match (&nats.user, &nats.password) {
+            (Some(_), None) => return Err(problem("nats.user", "needs nats.password too")),
+            (None, Some(_)) => return Err(problem("nats.password", "needs nats.user too")),
+            _ => {}
+        }
+    }
+
+    for (index, webhook) in config.webhooks.iter().enumerate() {
+        let key = |field: &str| format!("webhooks[{index}].{field}");
+        check_url(&key("url"), &webhook.url, &["http", "https"])?;
+        if webhook.events.is_empty() {
+            return Err(problem(
+                key("events"),
+                "must name at least one of message, login, logout, contacts, error",
+            ));
+        }
+        positive(&key("timeout"), webhook.timeout)?;
+    }
+
+    if let Some(token) = config.http.as_ref().and_then(|http| http.token.as_ref()) {
+        if token.expose().is_empty() {
+            return Err(problem(
+                "http.token",
+                "is empty; leave it unset (null) to turn authentication off",
+            ));
+        }
+    }
+
+    not_empty("homeassistant.prefix", &config.homeassistant.prefix)?;
+    Ok(())
+}
+
+fn check_url(key: &str, url: &Url, schemes: &[&str]) -> Result<(), Problem> {
+    if !schemes.contains(&url.scheme()) {
+        let allowed: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        return Err(problem(
+            key,
+            format!("must start with {} (got \"{url}\")", allowed.join(" or ")),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(problem(key, format!("must include a host (got \"{url}\")")));
+    }
+    Ok(())
+}
+
+fn positive(key: &str, duration: Duration) -> Result<(), Problem> {
+    if duration.is_zero() {
+        return Err(problem(key, "must be longer than 0s"));
+    }
+    Ok(())
+}
+
+fn not_empty(key: &str, value: &str) -> Result<(), Problem> {
+    if value.is_empty() {
+        return Err(problem(key, "must not be empty"));
+    }
+    Ok(())
+}
+
+/// A topic or subject level: not empty and free of wildcards and separators.
+fn topic_part(key: &str, value: &str, forbidden: &[char]) -> Result<(), Problem> {
+    not_empty(key, value)?;
+    if let Some(c) = value.chars().find(|c| forbidden.contains(c)) {
+        return Err(problem(
+            key,
+            format!("must not contain {c:?} (got {value:?})"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! wxbridge: WeChat (web protocol) bridged to message buses.
+//!
+//! - [`wechat`] speaks the WeChat web protocol and knows nothing of buses.
+//! - [`event`] is the JSON the bus carries: inbound events, send commands, results.
+//! - [`bridge`] wires the two: login policy, the sync loop, the outbound queue and limiter.
+//! - [`sinks`] are where events go and commands come from (stdio is the embedded default).
+//! - [`config`] is the typed, strict configuration and its loader.
+//! - [`cli`], [`commands`] and [`signal`] make up the binary; [`lock`], [`qr`] and [`limiter`]
+//!   are small parts they share.
+#![forbid(unsafe_code)]
+
+pub mod bridge;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod event;
+pub mod limiter;
+pub mod lock;
+pub mod qr;
+pub mod signal;
+pub mod sinks;
+pub mod wechat;

@@ -1,0 +1,59 @@
+//! The `wxbridge` binary: parse the command line, load the config (exit 2 on error), run.
+#![forbid(unsafe_code)]
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wxbridge::cli::{Cli, Command};
+use wxbridge::{commands, config};
+
+fn main() -> ExitCode {
+    // One rustls provider for reqwest and, later, the broker clients (CRATES.md §1.9).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cli.log_filter()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let loaded = match config::load(cli.config.as_deref(), &env) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wxbridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::CheckConfig = command {
+        return commands::check_config(&loaded.config, loaded.source.as_deref());
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wxbridge: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = loaded.config;
+    let code = runtime.block_on(async move {
+        match command {
+            Command::Run => commands::run(config).await,
+            Command::Login => commands::login(config).await,
+            Command::Logout => commands::logout(config).await,
+            Command::Contacts { json } => commands::contacts(config, json).await,
+            Command::Send { to, text } => commands::send(config, to, text).await,
+            Command::CheckConfig => unreachable!("handled above"),
+        }
+    });
+    // Blocked stdin reads must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}

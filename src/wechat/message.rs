@@ -1,0 +1,1019 @@
+//! One `AddMsgList` entry → one [`MessageEvent`] (DESIGN.md "Inbound event", PROTOCOL.md §8),
+//! and the text pipeline WeChat's escaped content and names need (§8.3–§8.5).
+//!
+//! Everything here is pure and total: malformed XML or spans degrade to `null` fields or
+//! literal text, never to a panic or a dropped message.
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+use crate::event::{
+    App, Card, Chat, File, FriendRequest, Link, Location, Media, MediaKind, MessageEvent,
+    MessageKind, MessageType, Origin, Revoke, Sender,
+};
+use crate::wechat::contacts::{clean_name, ContactBook};
+use crate::wechat::protocol::{is_group_name, AddMsg};
+
+/// The separator after an @-mention (PROTOCOL.md §8.3).
+const MENTION_END: char = '\u{2005}';
+
+/// What [`normalize`] needs besides the entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The configured account name.
+    pub account: &'a str,
+    /// The contact book, with the groups and members of this batch already fetched
+    /// ([`ContactBook::missing_for`]).
+    pub book: &'a ContactBook,
+    /// `Some` when this bridge sent this MsgId, holding the command's request_id (which a
+    /// command may lack); the event is then `origin: bridge`.
+    pub sent_by_bridge: Option<Option<&'a str>>,
+}
+
+/// Splits the group sender prefix off group content: `@a81:<br/>hi` → `("@a81", "hi")`.
+///
+/// The official regex is `^(@[a-zA-Z0-9]+|[a-zA-Z0-9_-]+):<br/>` (PROTOCOL.md §8.3).
+pub fn split_group_prefix(content: &str) -> Option<(&str, &str)> {
+    let (body, allowed): (&str, fn(u8) -> bool) = match content.strip_prefix('@') {
+        Some(rest) => (rest, |b| b.is_ascii_alphanumeric()),
+        None => (content, |b| {
+            b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+        }),
+    };
+    let id_len = body.bytes().take_while(|&b| allowed(b)).count();
+    if id_len == 0 {
+        return None;
+    }
+    let rest = body[id_len..].strip_prefix(":<br/>")?;
+    let sender_len = content.len() - body.len() + id_len;
+    Some((&content[..sender_len], rest))
+}
+
+/// `<br/>` → `\n`.
+pub fn br_to_newline(s: &str) -> String {
+    s.replace("<br/>", "\n")
+}
+
+/// Decodes HTML entities (`&lt; &amp; &#39;` …), once.
+pub fn unescape_html(s: &str) -> String {
+    html_escape::decode_html_entities(s).into_owned()
+}
+
+const SPAN_OPEN: &str = "<span class=\"emoji emoji";
+const SPAN_CLOSE: &str = "\"></span";
+
+/// itchat's fixes for cat faces the server sends in place of faces (PROTOCOL.md §8.5).
+const CAT_FACE_FIXES: [(&str, &str); 9] = [
+    ("1f63c", "1f601"),
+    ("1f639", "1f602"),
+    ("1f63a", "1f603"),
+    ("1f4ab", "1f616"),
+    ("1f64d", "1f614"),
+    ("1f63b", "1f60d"),
+    ("1f63d", "1f618"),
+    ("1f64e", "1f621"),
+    ("1f63f", "1f622"),
+];
+
+/// Replaces emoji spans `<span class="emoji emoji1f604"></span>` with the Unicode they stand for
+/// (PROTOCOL.md §8.5).
+///
+/// The code is 1–10 hex digits (either case). A 6-digit code is two code points split 2+4
+/// (keycap `2320e3` = `#` U+20E3), a 10-digit code two split 5+5 (flag `1f1e81f1f3`), anything
+/// else one. A span missing its final `>` is accepted (itchat repairs one such code; any is
+/// accepted here), and itchat's nine cat-face codes are mapped to the faces meant. A span
+/// whose code is not a valid code point is left as it is.
+pub fn replace_emoji_spans(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(SPAN_OPEN) {
+        out.push_str(&rest[..at]);
+        let after_open = &rest[at + SPAN_OPEN.len()..];
+        match parse_span(after_open) {
+            Some((emoji, used)) => {
+                out.push_str(&emoji);
+                rest = &after_open[used..];
+            }
+            None => {
+                out.push_str(SPAN_OPEN);
+                rest = after_open;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reads `1f604"></span>` (the part after [`SPAN_OPEN`]) into the emoji and the bytes used.
+fn parse_span(s: &str) -> Option<(String, usize)> {
+    let code_len = s.bytes().take(11).take_while(u8::is_ascii_hexdigit).count();
+    if !(1..=10).contains(&code_len) {
+        return None;
+    }
+    let after_code = s[code_len..].strip_prefix(SPAN_CLOSE)?;
+    let used = code_len + SPAN_CLOSE.len() + usize::from(after_code.starts_with('>'));
+    let code = s[..code_len].to_ascii_lowercase();
+    let code = CAT_FACE_FIXES
+        .iter()
+        .find(|(wrong, _)| *wrong == code)
+        .map_or(code.as_str(), |(_, right)| right);
+    let parts: Vec<&str> = match code.len() {
+        6 => vec![&code[..2], &code[2..]],
+        10 => vec![&code[..5], &code[5..]],
+        _ => vec![code],
+    };
+    let emoji = parts
+        .into_iter()
+        .map(|hex| u32::from_str_radix(hex, 16).ok().and_then(char::from_u32))
+        .collect::<Option<String>>()?;
+    Some((emoji, used))
+}
+
+/// `<br/>` → newline, HTML-unescape, emoji spans → Unicode: the order of PROTOCOL.md §8.4 after
+/// the group prefix is gone. Used for message text and for names.
+pub fn clean_text(s: &str) -> String {
+    replace_emoji_spans(&unescape_html(&br_to_newline(s)))
+}
+
+/// Parses WeChat's XML payloads leniently: a payload that starts with `<` is tried as it is
+/// (OriContent may arrive unescaped), anything else, or what failed, is tried HTML-unescaped
+/// with `<br/>` as newlines and any text before the first `<` skipped. DTDs are refused.
+fn parse_xml<'a>(s: &'a str, buffer: &'a mut String) -> Option<roxmltree::Document<'a>> {
+    let options = || roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 10_000,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let trimmed = s.trim_start();
+    if trimmed.starts_with('<') {
+        if let Ok(doc) = roxmltree::Document::parse_with_options(trimmed, options()) {
+            return Some(doc);
+        }
+    }
+    *buffer = clean_xml(s);
+    let start = buffer.find('<')?;
+    roxmltree::Document::parse_with_options(&buffer[start..], options()).ok()
+}
+
+/// Escaped content → XML text: `<br/>` → newline, entities decoded once.
+fn clean_xml(s: &str) -> String {
+    unescape_html(&br_to_newline(s))
+}
+
+/// The first element named `name`, anywhere.
+fn element<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+    name: &str,
+) -> Option<roxmltree::Node<'a, 'i>> {
+    doc.descendants().find(|n| n.has_tag_name(name))
+}
+
+/// The trimmed text of the first child element `name` of `node`; `None` when empty.
+fn child_text(node: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
+    let child = node.children().find(|n| n.has_tag_name(name))?;
+    let text: String = child
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .collect();
+    non_empty(replace_emoji_spans(text.trim()))
+}
+
+/// An attribute, with emoji spans converted; `None` when missing or empty.
+fn attr(node: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
+    node.attribute(name)
+        .map(|v| replace_emoji_spans(v.trim()))
+        .and_then(non_empty)
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// A group message's fields that depend on who sent it where.
+struct Routing<'m> {
+    chat_id: &'m str,
+    group: Option<&'m str>,
+    sender: &'m str,
+    body: &'m str,
+}
+
+fn route<'m>(msg: &'m AddMsg, book: &ContactBook) -> Routing<'m> {
+    let (from, to) = (msg.from_user_name.as_str(), msg.to_user_name.as_str());
+    let group = [from, to].into_iter().find(|u| is_group_name(u));
+    let server_text = matches!(msg.msg_type, 9999 | 10000);
+    match group {
+        // Only members' messages carry the prefix; system texts never do (§8.3).
+        Some(g) if from == g && !server_text => match split_group_prefix(&msg.content) {
+            Some((sender, body)) => Routing {
+                chat_id: g,
+                group: Some(g),
+                sender,
+                body,
+            },
+            None => Routing {
+                chat_id: g,
+                group: Some(g),
+                sender: g,
+                body: &msg.content,
+            },
+        },
+        Some(g) => Routing {
+            chat_id: g,
+            group: Some(g),
+            sender: from,
+            body: &msg.content,
+        },
+        None => Routing {
+            chat_id: if book.is_self(from) { to } else { from },
+            group: None,
+            sender: from,
+            body: &msg.content,
+        },
+    }
+}
+
+/// Turns one AddMsgList entry into a message event, or `None` for entries that are not chat
+/// messages (MsgType 51, or an entry without a MsgId).
+///
+/// `text` is set for `text` and `system` only; every other type carries its content in its
+/// extra field and has `text: null`. `mentioned` is false for one's own messages.
+pub fn normalize(msg: &AddMsg, ctx: &Context<'_>) -> Option<MessageEvent> {
+    if msg.msg_type == 51 || msg.msg_id.is_empty() {
+        return None;
+    }
+    let book = ctx.book;
+    let routing = route(msg, book);
+    let is_self = book.is_self(routing.sender);
+    let origin = match (ctx.sent_by_bridge, is_self) {
+        (Some(_), _) => Origin::Bridge,
+        (None, true) => Origin::Phone,
+        (None, false) => Origin::Contact,
+    };
+    let chat = Chat {
+        id: routing.chat_id.to_owned(),
+        name: book.name_of(routing.chat_id),
+        group: routing.group.is_some(),
+    };
+    let from = sender(book, routing.group, routing.sender);
+    let mut event = MessageEvent {
+        kind: MessageKind,
+        id: msg.msg_id.clone(),
+        account: ctx.account.to_owned(),
+        time: OffsetDateTime::from_unix_timestamp(msg.create_time)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        message_type: MessageType::Other,
+        msg_type: msg.msg_type,
+        origin,
+        request_id: ctx.sent_by_bridge.flatten().map(str::to_owned),
+        chat,
+        from,
+        text: None,
+        mentioned: false,
+        location: None,
+        media: None,
+        friend_request: None,
+        card: None,
+        link: None,
+        file: None,
+        app: None,
+        revoke: None,
+        raw: msg.raw.clone().unwrap_or_else(null_raw),
+    };
+    fill_content(&mut event, msg, routing.body);
+    if let (Some(group), false, Some(text)) = (routing.group, is_self, event.text.as_deref()) {
+        event.mentioned = mentions_self(book, group, text);
+    }
+    Some(event)
+}
+
+fn null_raw() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
+}
+
+/// `from`: in a group, the member's group DisplayName, else their NickName from the MemberList,
+/// else from the book, else the id; the remark only from the book.
+fn sender(book: &ContactBook, group: Option<&str>, id: &str) -> Sender {
+    let contact = book.get(id);
+    let member = group.and_then(|g| book.member(g, id));
+    let name = [
+        member.map(|m| m.display_name.as_str()),
+        member.map(|m| m.nick_name.as_str()),
+        contact.map(|c| c.nick_name.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(clean_name)
+    .find(|n| !n.is_empty());
+    let name = match name {
+        Some(name) => name,
+        // A group's own notices: the group is the sender.
+        None if is_group_name(id) => book.name_of(id),
+        None => id.to_owned(),
+    };
+    Sender {
+        id: id.to_owned(),
+        name,
+        remark: contact
+            .map(|c| clean_name(&c.remark_name))
+            .and_then(non_empty),
+        is_self: book.is_self(id),
+    }
+}
+
+/// True when `text` @-mentions self by the name self has in `group` (PROTOCOL.md §8.3).
+fn mentions_self(book: &ContactBook, group: &str, text: &str) -> bool {
+    let me = book.self_user();
+    let group_name = book
+        .member(group, &me.user_name)
+        .map(|m| clean_name(&m.display_name))
+        .filter(|n| !n.is_empty());
+    let name = group_name.unwrap_or_else(|| clean_name(&me.nick_name));
+    if name.is_empty() {
+        return false;
+    }
+    let tag = format!("@{name}");
+    text.ends_with(&tag) || text.contains(&format!("{tag}{MENTION_END}"))
+}
+
+/// Sets `message_type`, `text` and the type's extra field from the content past the prefix.
+fn fill_content(event: &mut MessageEvent, msg: &AddMsg, body: &str) {
+    let media = |kind| Media {
+        msg_id: msg.msg_id.clone(),
+        kind,
+        duration_ms: None,
+        duration_s: None,
+    };
+    match msg.msg_type {
+        1 if msg.sub_msg_type == 48 && !msg.url.is_empty() => {
+            event.message_type = MessageType::Location;
+            event.location = Some(location(msg, body));
+        }
+        1 => {
+            event.message_type = MessageType::Text;
+            event.text = Some(clean_text(body));
+        }
+        48 => {
+            event.message_type = MessageType::Location;
+            event.location = Some(location(msg, body));
+        }
+        3 => {
+            event.message_type = MessageType::Image;
+            event.media = Some(media(MediaKind::Image));
+        }
+        34 => {
+            event.message_type = MessageType::Voice;
+            event.media = Some(Media {
+                duration_ms: Some(msg.voice_length),
+                ..media(MediaKind::Voice)
+            });
+        }
+        43 | 62 => {
+            event.message_type = MessageType::Video;
+            event.media = Some(Media {
+                duration_s: Some(msg.play_length),
+                ..media(MediaKind::Video)
+            });
+        }
+        47 => {
+            event.message_type = MessageType::Emoticon;
+            event.media = Some(media(MediaKind::Emoticon));
+        }
+        37 => {
+            event.message_type = MessageType::FriendRequest;
+            event.friend_request = Some(friend_request(msg, body));
+        }
+        42 => {
+            event.message_type = MessageType::Card;
+            event.card = Some(card(msg, body));
+        }
+        49 => fill_app(event, msg, body),
+        9999 | 10000 => {
+            event.message_type = MessageType::System;
+            event.text = Some(clean_text(body));
+        }
+        10002 => {
+            event.message_type = MessageType::Revoke;
+            event.revoke = Some(Revoke {
+                revoked_id: revoked_id(body),
+            });
+        }
+        _ => {}
+    }
+}
+
+/// A location: the address before `:\n` in the content, coordinates from the XML (in the
+/// content for MsgType 48, in OriContent for MsgType 1). WeChat's `x` is the latitude.
+fn location(msg: &AddMsg, body: &str) -> Location {
+    let mut buffer = String::new();
+    let mut ori_buffer = String::new();
+    let doc = parse_xml(body, &mut buffer)
+        .filter(|d| element(d, "location").is_some())
+        .or_else(|| parse_xml(&msg.ori_content, &mut ori_buffer));
+    let node = doc.as_ref().and_then(|d| element(d, "location"));
+    let coordinate = |name| {
+        node.and_then(|n| n.attribute(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+    };
+    let text_label = if body.trim_start().starts_with("&lt;") || body.trim_start().starts_with('<')
+    {
+        None
+    } else {
+        let text = clean_text(body);
+        let label = text.rfind(":\n").map_or(text.as_str(), |at| &text[..at]);
+        non_empty(label.trim().to_owned())
+    };
+    let label = text_label
+        .or_else(|| node.and_then(|n| attr(n, "label")))
+        .or_else(|| node.and_then(|n| attr(n, "poiname")))
+        .unwrap_or_default();
+    Location {
+        label,
+        lat: coordinate("x"),
+        lon: coordinate("y"),
+        url: non_empty(unescape_html(&msg.url)),
+    }
+}
+
+/// A friend request from RecommendInfo, falling back to the `<msg fromnickname=… content=…
+/// ticket=…>` attributes of the content.
+fn friend_request(msg: &AddMsg, body: &str) -> FriendRequest {
+    let info = &msg.recommend_info;
+    let mut buffer = String::new();
+    let doc = parse_xml(body, &mut buffer);
+    let node = doc.as_ref().and_then(|d| element(d, "msg"));
+    let pick = |own: &str, xml_attr: &str| {
+        non_empty(clean_name(own))
+            .or_else(|| node.and_then(|n| attr(n, xml_attr)))
+            .unwrap_or_default()
+    };
+    FriendRequest {
+        name: pick(&info.nick_name, "fromnickname"),
+        greeting: pick(&info.content, "content"),
+        ticket: pick(&info.ticket, "ticket"),
+    }
+}
+
+/// A business card from `<msg username=… nickname=… alias=…/>`, falling back to RecommendInfo.
+fn card(msg: &AddMsg, body: &str) -> Card {
+    let mut buffer = String::new();
+    let doc = parse_xml(body, &mut buffer);
+    let node = doc.as_ref().and_then(|d| element(d, "msg"));
+    let info = &msg.recommend_info;
+    Card {
+        name: node
+            .and_then(|n| attr(n, "nickname"))
+            .or_else(|| non_empty(clean_name(&info.nick_name))),
+        alias: node
+            .and_then(|n| attr(n, "alias"))
+            .or_else(|| non_empty(clean_name(&info.alias))),
+    }
+}
+
+/// MsgType 49: link (5), file (6) or another app message, from the `<appmsg>` XML with the
+/// entry's FileName and Url as fallbacks.
+fn fill_app(event: &mut MessageEvent, msg: &AddMsg, body: &str) {
+    let mut buffer = String::new();
+    let doc = parse_xml(body, &mut buffer);
+    let appmsg = doc.as_ref().and_then(|d| element(d, "appmsg"));
+    let field = |name| appmsg.and_then(|n| child_text(n, name));
+    let title = field("title").or_else(|| non_empty(clean_name(&msg.file_name)));
+    let url = field("url").or_else(|| non_empty(unescape_html(&msg.url)));
+    let app_msg_type = match msg.app_msg_type {
+        0 => field("type").and_then(|t| t.parse().ok()).unwrap_or(0),
+        t => t,
+    };
+    match app_msg_type {
+        5 => {
+            event.message_type = MessageType::Link;
+            event.link = Some(Link {
+                title,
+                url,
+                description: field("des"),
+            });
+        }
+        6 => {
+            event.message_type = MessageType::File;
+            event.file = Some(File {
+                name: non_empty(clean_name(&msg.file_name))
+                    .or(title)
+                    .unwrap_or_default(),
+                size: msg
+                    .file_size
+                    .trim()
+                    .parse()
+                    .ok()
+                    .or_else(|| field("totallen").and_then(|s| s.parse().ok())),
+                media_id: msg.media_id.clone(),
+            });
+        }
+        _ => {
+            event.message_type = MessageType::App;
+            event.app = Some(App {
+                app_msg_type,
+                title,
+                url,
+            });
+        }
+    }
+}
+
+/// The recalled MsgId: `<msgid>` inside `<revokemsg>` (PROTOCOL.md §8.2), found by a plain
+/// search when the XML does not parse.
+fn revoked_id(body: &str) -> Option<String> {
+    let mut buffer = String::new();
+    if let Some(doc) = parse_xml(body, &mut buffer) {
+        if let Some(id) = element(&doc, "revokemsg").and_then(|n| child_text(n, "msgid")) {
+            return Some(id);
+        }
+    }
+    let text = clean_xml(body);
+    let start = text.find("<msgid>")? + "<msgid>".len();
+    let len = text[start..].find("</msgid>")?;
+    non_empty(text[start..start + len].trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::wechat::protocol::{parse_sync_response, Contact, Member};
+
+    fn book() -> ContactBook {
+        let mut b = ContactBook::new(Contact {
+            user_name: "@self".into(),
+            nick_name: "Sam".into(),
+            ..Contact::default()
+        });
+        b.upsert(Contact {
+            user_name: "@a81".into(),
+            nick_name: "Alice".into(),
+            remark_name: "Mom".into(),
+            ..Contact::default()
+        });
+        b.upsert(Contact {
+            user_name: "@@9f3".into(),
+            nick_name: "Family <span class=\"emoji emoji1f3e0\"></span>".into(),
+            member_count: 3,
+            member_list: vec![
+                Member {
+                    user_name: "@a81".into(),
+                    nick_name: "Alice".into(),
+                    display_name: "Mama".into(),
+                    attr_status: 0,
+                },
+                Member {
+                    user_name: "@b22".into(),
+                    nick_name: "Bob".into(),
+                    display_name: String::new(),
+                    attr_status: 0,
+                },
+                Member {
+                    user_name: "@self".into(),
+                    nick_name: "Sam".into(),
+                    display_name: "Sammy".into(),
+                    attr_status: 0,
+                },
+            ],
+            ..Contact::default()
+        });
+        b
+    }
+
+    /// Parses entries the way the sync code does, so `raw` is set as in production.
+    fn entries(list: &str) -> Vec<AddMsg> {
+        let body = format!(
+            r#"{{"BaseResponse":{{"Ret":0,"ErrMsg":""}},"AddMsgCount":1,"AddMsgList":[{list}],
+            "ModContactList":[],"DelContactList":[],"SyncKey":{{"Count":0,"List":[]}},"SKey":""}}"#
+        );
+        parse_sync_response(&body).unwrap().add_msg_list
+    }
+
+    fn one(entry: &str) -> MessageEvent {
+        one_with(entry, None)
+    }
+
+    fn one_with(entry: &str, sent_by_bridge: Option<Option<&str>>) -> MessageEvent {
+        let book = book();
+        let ctx = Context {
+            account: "home",
+            book: &book,
+            sent_by_bridge,
+        };
+        normalize(&entries(entry)[0], &ctx).expect("a message")
+    }
+
+    #[test]
+    fn group_prefix_is_split_by_the_official_pattern() {
+        assert_eq!(split_group_prefix("@a81:<br/>hi"), Some(("@a81", "hi")));
+        assert_eq!(
+            split_group_prefix("wxid_ab-1:<br/>x:<br/>y"),
+            Some(("wxid_ab-1", "x:<br/>y"))
+        );
+        assert_eq!(split_group_prefix("@a_1:<br/>hi"), None);
+        assert_eq!(split_group_prefix(":<br/>hi"), None);
+        assert_eq!(split_group_prefix("@:<br/>hi"), None);
+        assert_eq!(split_group_prefix("hello there:<br/>"), None);
+        assert_eq!(split_group_prefix("@a81:hi"), None);
+    }
+
+    #[test]
+    fn emoji_spans_become_unicode() {
+        let span = |code: &str| format!("<span class=\"emoji emoji{code}\"></span>");
+        assert_eq!(replace_emoji_spans(&span("1f604")), "😄");
+        assert_eq!(replace_emoji_spans(&span("2320e3")), "#\u{20e3}");
+        assert_eq!(replace_emoji_spans(&span("1f1e81f1f3")), "🇨🇳");
+        assert_eq!(replace_emoji_spans(&span("2764")), "❤");
+        assert_eq!(replace_emoji_spans(&span("1F604")), "😄");
+        assert_eq!(
+            replace_emoji_spans(&format!("a{}b{}c", span("1f604"), span("1f44d"))),
+            "a😄b👍c"
+        );
+    }
+
+    #[test]
+    fn emoji_span_missing_its_bracket_is_repaired() {
+        assert_eq!(
+            replace_emoji_spans("<span class=\"emoji emoji1f450\"></span ok"),
+            "👐 ok"
+        );
+        assert_eq!(
+            replace_emoji_spans("<span class=\"emoji emoji1f450\"></span"),
+            "👐"
+        );
+    }
+
+    #[test]
+    fn wrongly_sent_cat_faces_are_remapped() {
+        let fixed: String = CAT_FACE_FIXES
+            .iter()
+            .map(|(wrong, _)| {
+                replace_emoji_spans(&format!("<span class=\"emoji emoji{wrong}\"></span>"))
+            })
+            .collect();
+        assert_eq!(fixed, "😁😂😃😖😔😍😘😡😢");
+    }
+
+    #[test]
+    fn unparsable_spans_stay_as_text() {
+        for s in [
+            "<span class=\"emoji emoji\"></span>",
+            "<span class=\"emoji emojizz\"></span>",
+            "<span class=\"emoji emojid800\"></span>",
+            "<span class=\"emoji emoji1100000\"></span>x",
+            "<span class=\"emoji emoji1f60412345678\"></span>",
+            "<span class=\"emoji emoji1f604\">",
+            "<span class=\"emoji emoji1f604",
+            "<span class=\"emoji emoji",
+        ] {
+            assert_eq!(replace_emoji_spans(s), s);
+        }
+        assert_eq!(
+            replace_emoji_spans(
+                "<span class=\"emoji emoji<span class=\"emoji emoji1f604\"></span>"
+            ),
+            "<span class=\"emoji emoji😄"
+        );
+    }
+
+    #[test]
+    fn text_pipeline_runs_in_protocol_order() {
+        assert_eq!(
+            clean_text(
+                "a &lt;b&gt; &amp;amp;<br/>c&#39;s <span class=\"emoji emoji1f604\"></span>"
+            ),
+            "a <b> &amp;\nc's 😄"
+        );
+        // Unescaping comes before spans, so an escaped span is an emoji too (itchat, openwechat).
+        assert_eq!(
+            clean_text("&lt;span class=&quot;emoji emoji1f604&quot;&gt;&lt;/span&gt;"),
+            "😄"
+        );
+    }
+
+    #[test]
+    fn group_text_resolves_the_member_and_strips_the_prefix() {
+        let e = one(
+            r#"{"MsgId":"4839201934821","NewMsgId":4839201934821,"FromUserName":"@@9f3","ToUserName":"@self",
+            "MsgType":1,"Content":"@a81:<br/>dinner at 7? &lt;3 <span class=\"emoji emoji1f604\"></span>",
+            "CreateTime":1795882801,"FileSize":"","SubMsgType":0}"#,
+        );
+        assert_eq!(e.message_type, MessageType::Text);
+        assert_eq!(e.text.as_deref(), Some("dinner at 7? <3 😄"));
+        assert_eq!(e.chat.id, "@@9f3");
+        assert_eq!(e.chat.name, "Family 🏠");
+        assert!(e.chat.group);
+        assert_eq!(e.from.id, "@a81");
+        assert_eq!(e.from.name, "Mama");
+        assert_eq!(e.from.remark.as_deref(), Some("Mom"));
+        assert!(!e.from.is_self);
+        assert_eq!(e.origin, Origin::Contact);
+        assert!(!e.mentioned);
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.contains(r#""time":"2026-11-28T16:20:01Z""#), "{line}");
+        assert!(line.contains(r#""raw":{"MsgId":"4839201934821""#), "{line}");
+        let back: Event = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.kind(), "message");
+    }
+
+    #[test]
+    fn member_without_display_name_is_named_by_nickname_or_id() {
+        let e = one(
+            r#"{"MsgId":"2","FromUserName":"@@9f3","ToUserName":"@self","MsgType":1,"Content":"@b22:<br/>yo"}"#,
+        );
+        assert_eq!(e.from.name, "Bob");
+        assert_eq!(e.from.remark, None);
+        let e = one(
+            r#"{"MsgId":"3","FromUserName":"@@9f3","ToUserName":"@self","MsgType":1,"Content":"@zz9:<br/>yo"}"#,
+        );
+        assert_eq!(e.from.name, "@zz9");
+        assert_eq!(e.text.as_deref(), Some("yo"));
+    }
+
+    #[test]
+    fn mention_of_self_group_name_is_detected() {
+        let entry = |text: &str| {
+            format!(
+                r#"{{"MsgId":"4","FromUserName":"@@9f3","ToUserName":"@self","MsgType":1,"Content":"@b22:<br/>{text}"}}"#
+            )
+        };
+        assert!(one(&entry("@Sammy\u{2005}come here")).mentioned);
+        assert!(one(&entry("over to @Sammy")).mentioned);
+        assert!(!one(&entry("@Sammyx hi")).mentioned);
+        assert!(!one(&entry("@Sam\u{2005}hi")).mentioned);
+    }
+
+    #[test]
+    fn message_from_self_on_the_phone_goes_to_the_recipient_chat() {
+        let e = one(
+            r#"{"MsgId":"5","FromUserName":"@self","ToUserName":"@a81","MsgType":1,"Content":"on my way"}"#,
+        );
+        assert_eq!(e.origin, Origin::Phone);
+        assert_eq!(e.request_id, None);
+        assert_eq!(e.chat.id, "@a81");
+        assert_eq!(e.chat.name, "Mom");
+        assert!(!e.chat.group);
+        assert!(e.from.is_self);
+        assert_eq!(e.from.name, "Sam");
+        let e = one(
+            r#"{"MsgId":"6","FromUserName":"@self","ToUserName":"@@9f3","MsgType":1,"Content":"@Sammy\u2005me"}"#,
+        );
+        assert_eq!(e.chat.id, "@@9f3");
+        assert_eq!(e.from.name, "Sammy");
+        assert!(!e.mentioned);
+    }
+
+    #[test]
+    fn message_sent_by_the_bridge_carries_its_request_id() {
+        let e = one_with(
+            r#"{"MsgId":"7","FromUserName":"@self","ToUserName":"filehelper","MsgType":1,"Content":"note"}"#,
+            Some(Some("r-17")),
+        );
+        assert_eq!(e.origin, Origin::Bridge);
+        assert_eq!(e.request_id.as_deref(), Some("r-17"));
+        assert_eq!(e.chat.name, "File Transfer");
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.contains(r#""origin":"bridge","request_id":"r-17""#));
+        let e = one_with(
+            r#"{"MsgId":"7","FromUserName":"@self","ToUserName":"@a81","MsgType":1,"Content":"x"}"#,
+            Some(None),
+        );
+        assert_eq!((e.origin, e.request_id), (Origin::Bridge, None));
+    }
+
+    #[test]
+    fn status_notify_and_id_less_entries_are_not_messages() {
+        let book = book();
+        let ctx = Context {
+            account: "home",
+            book: &book,
+            sent_by_bridge: None,
+        };
+        let list = entries(
+            r#"{"MsgId":"8","FromUserName":"@self","ToUserName":"@self","MsgType":51,"StatusNotifyCode":4,
+            "StatusNotifyUserName":"@a81,@@9f3","Content":"&lt;msg&gt;&lt;op id='4'&gt;&lt;username&gt;wxid_a,123@chatroom&lt;/username&gt;&lt;/op&gt;&lt;/msg&gt;"},
+            {"MsgId":"","FromUserName":"@a81","ToUserName":"@self","MsgType":1,"Content":"x"}"#,
+        );
+        assert!(list.iter().all(|m| normalize(m, &ctx).is_none()));
+    }
+
+    #[test]
+    fn revoke_names_the_recalled_message() {
+        let e = one(
+            r#"{"MsgId":"9","FromUserName":"@a81","ToUserName":"@self","MsgType":10002,
+            "Content":"&lt;sysmsg type=\"revokemsg\"&gt;&lt;revokemsg&gt;&lt;session&gt;wxid_a&lt;/session&gt;&lt;oldmsgid&gt;1690000001&lt;/oldmsgid&gt;&lt;msgid&gt;4839201934821&lt;/msgid&gt;&lt;replacemsg&gt;&lt;![CDATA[\"Alice\" recalled a message]]&gt;&lt;/replacemsg&gt;&lt;/revokemsg&gt;&lt;/sysmsg&gt;"}"#,
+        );
+        assert_eq!(e.message_type, MessageType::Revoke);
+        assert_eq!(
+            e.revoke.unwrap().revoked_id.as_deref(),
+            Some("4839201934821")
+        );
+        assert_eq!(e.text, None);
+    }
+
+    #[test]
+    fn malformed_revoke_falls_back_to_search_then_null() {
+        assert_eq!(
+            revoked_id("&lt;sysmsg&gt;&lt;revokemsg&gt;&lt;msgid&gt;42&lt;/msgid&gt;&lt;broken"),
+            Some("42".into())
+        );
+        assert_eq!(revoked_id("&lt;sysmsg&gt;&lt;revokemsg"), None);
+        assert_eq!(revoked_id(""), None);
+    }
+
+    #[test]
+    fn card_is_read_from_the_escaped_xml() {
+        let e = one(
+            r#"{"MsgId":"10","FromUserName":"@@9f3","ToUserName":"@self","MsgType":42,
+            "Content":"@a81:<br/>&lt;?xml version=\"1.0\"?&gt;<br/>&lt;msg bigheadimgurl=\"\" username=\"@c33\" nickname=\"Carol &amp;amp; Co\" alias=\"carol_w\" province=\"\" sex=\"2\" /&gt;<br/>",
+            "RecommendInfo":{"UserName":"@c33","NickName":"Carol","Alias":"","Content":"","Ticket":""}}"#,
+        );
+        assert_eq!(e.message_type, MessageType::Card);
+        assert_eq!(e.from.id, "@a81");
+        let card = e.card.unwrap();
+        assert_eq!(card.name.as_deref(), Some("Carol & Co"));
+        assert_eq!(card.alias.as_deref(), Some("carol_w"));
+        assert_eq!(e.text, None);
+    }
+
+    #[test]
+    fn malformed_card_falls_back_to_recommend_info() {
+        let e = one(
+            r#"{"MsgId":"11","FromUserName":"@a81","ToUserName":"@self","MsgType":42,
+            "Content":"&lt;msg nickname=\"broken","RecommendInfo":{"NickName":"Carol","Alias":""}}"#,
+        );
+        let card = e.card.unwrap();
+        assert_eq!(card.name.as_deref(), Some("Carol"));
+        assert_eq!(card.alias, None);
+    }
+
+    #[test]
+    fn link_is_read_from_appmsg() {
+        let e = one(
+            r#"{"MsgId":"12","FromUserName":"@a81","ToUserName":"@self","MsgType":49,"AppMsgType":5,
+            "FileName":"Fallback title","Url":"http://mp.weixin.qq.com/s?a=1&amp;b=2",
+            "Content":"&lt;?xml version=\"1.0\"?&gt;<br/>&lt;msg&gt;<br/>&lt;appmsg appid=\"\" sdkver=\"0\"&gt;<br/>&lt;title&gt;Rust 2026 &amp;amp; you&lt;/title&gt;<br/>&lt;des&gt;What changed&lt;/des&gt;<br/>&lt;type&gt;5&lt;/type&gt;<br/>&lt;url&gt;http://mp.weixin.qq.com/s?a=1&amp;amp;b=2&lt;/url&gt;<br/>&lt;/appmsg&gt;<br/>&lt;/msg&gt;"}"#,
+        );
+        assert_eq!(e.message_type, MessageType::Link);
+        let link = e.link.unwrap();
+        assert_eq!(link.title.as_deref(), Some("Rust 2026 & you"));
+        assert_eq!(
+            link.url.as_deref(),
+            Some("http://mp.weixin.qq.com/s?a=1&b=2")
+        );
+        assert_eq!(link.description.as_deref(), Some("What changed"));
+        assert_eq!(e.text, None);
+    }
+
+    #[test]
+    fn link_with_broken_xml_uses_the_entry_fields() {
+        let e = one(
+            r#"{"MsgId":"13","FromUserName":"@a81","ToUserName":"@self","MsgType":49,"AppMsgType":5,
+            "FileName":"Title","Url":"http://example.com/?a=1&amp;b=2","Content":"&lt;msg&gt;&lt;appmsg"}"#,
+        );
+        let link = e.link.unwrap();
+        assert_eq!(link.title.as_deref(), Some("Title"));
+        assert_eq!(link.url.as_deref(), Some("http://example.com/?a=1&b=2"));
+        assert_eq!(link.description, None);
+    }
+
+    #[test]
+    fn file_carries_name_size_and_media_id() {
+        let e = one(
+            r#"{"MsgId":"14","FromUserName":"@a81","ToUserName":"@self","MsgType":49,"AppMsgType":6,
+            "FileName":"report.pdf","FileSize":"123456","MediaId":"@crypt_abc",
+            "Content":"&lt;msg&gt;&lt;appmsg&gt;&lt;title&gt;report.pdf&lt;/title&gt;&lt;type&gt;6&lt;/type&gt;&lt;/appmsg&gt;&lt;/msg&gt;"}"#,
+        );
+        assert_eq!(e.message_type, MessageType::File);
+        assert_eq!(
+            e.file,
+            Some(File {
+                name: "report.pdf".into(),
+                size: Some(123_456),
+                media_id: "@crypt_abc".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn other_app_messages_keep_their_type_and_title() {
+        let e = one(
+            r#"{"MsgId":"15","FromUserName":"@a81","ToUserName":"@self","MsgType":49,"AppMsgType":2000,
+            "FileName":"微信转账","Content":""}"#,
+        );
+        assert_eq!(e.message_type, MessageType::App);
+        let app = e.app.unwrap();
+        assert_eq!(app.app_msg_type, 2000);
+        assert_eq!(app.title.as_deref(), Some("微信转账"));
+        assert_eq!(app.url, None);
+    }
+
+    #[test]
+    fn map_text_is_a_location_with_coordinates() {
+        let e = one(
+            r#"{"MsgId":"16","FromUserName":"@a81","ToUserName":"@self","MsgType":1,"SubMsgType":48,
+            "Url":"http://apis.map.qq.com/uri/v1/geocoder?coord=39.9,116.4",
+            "Content":"Tiananmen Square, Beijing:<br/>/cgi-bin/mmwebwx-bin/webwxgetpubliclinkimg?url=xxx&amp;msgid=16&amp;pictype=location",
+            "OriContent":"&lt;?xml version=\"1.0\"?&gt;\n&lt;msg&gt;\n\t&lt;location x=\"39.903740\" y=\"116.397827\" scale=\"16\" label=\"Tiananmen\" maptype=\"0\" poiname=\"Square\" /&gt;\n&lt;/msg&gt;"}"#,
+        );
+        assert_eq!(e.message_type, MessageType::Location);
+        let loc = e.location.unwrap();
+        assert_eq!(loc.label, "Tiananmen Square, Beijing");
+        assert_eq!(loc.lat, Some(39.90374));
+        assert_eq!(loc.lon, Some(116.397827));
+        assert!(loc.url.unwrap().starts_with("http://apis.map.qq.com"));
+        assert_eq!(e.text, None);
+    }
+
+    #[test]
+    fn type_48_location_reads_its_own_xml() {
+        let e = one(
+            r#"{"MsgId":"17","FromUserName":"@a81","ToUserName":"@self","MsgType":48,
+            "Content":"&lt;msg&gt;&lt;location x=\"31.2\" y=\"121.5\" label=\"The Bund\" /&gt;&lt;/msg&gt;"}"#,
+        );
+        let loc = e.location.unwrap();
+        assert_eq!(loc.label, "The Bund");
+        assert_eq!((loc.lat, loc.lon), (Some(31.2), Some(121.5)));
+        assert_eq!(loc.url, None);
+    }
+
+    #[test]
+    fn media_types_carry_download_fields_and_no_text() {
+        let media = |msg_type: u32| {
+            one(&format!(
+                r#"{{"MsgId":"18","FromUserName":"@a81","ToUserName":"@self","MsgType":{msg_type},
+                "VoiceLength":3200,"PlayLength":12,"Content":"&lt;msg&gt;&lt;img /&gt;&lt;/msg&gt;"}}"#
+            ))
+        };
+        let image = media(3);
+        assert_eq!(image.message_type, MessageType::Image);
+        assert_eq!(image.media.as_ref().unwrap().kind, MediaKind::Image);
+        assert_eq!(image.text, None);
+        let voice = media(34).media.unwrap();
+        assert_eq!(
+            (voice.kind, voice.duration_ms, voice.duration_s),
+            (MediaKind::Voice, Some(3200), None)
+        );
+        let video = media(62).media.unwrap();
+        assert_eq!(
+            (video.kind, video.duration_ms, video.duration_s),
+            (MediaKind::Video, None, Some(12))
+        );
+        assert_eq!(media(43).message_type, MessageType::Video);
+        assert_eq!(media(47).media.unwrap().kind, MediaKind::Emoticon);
+        assert_eq!(media(47).media.unwrap().msg_id, "18");
+    }
+
+    #[test]
+    fn friend_request_comes_from_recommend_info() {
+        let e = one(
+            r#"{"MsgId":"19","FromUserName":"fmessage","ToUserName":"@self","MsgType":37,
+            "Content":"&lt;msg fromusername=\"wxid_d\" fromnickname=\"Dave\" content=\"hi\" ticket=\"t0\"/&gt;",
+            "RecommendInfo":{"UserName":"@d44","NickName":"Dave <span class=\"emoji emoji1f44b\"></span>","Content":"I'm Dave from work","Ticket":"v2_ticket@stranger"}}"#,
+        );
+        assert_eq!(e.message_type, MessageType::FriendRequest);
+        assert_eq!(e.chat.id, "fmessage");
+        assert_eq!(
+            e.friend_request,
+            Some(FriendRequest {
+                name: "Dave 👋".into(),
+                greeting: "I'm Dave from work".into(),
+                ticket: "v2_ticket@stranger".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn group_system_notice_keeps_its_text_and_the_group_as_sender() {
+        let e = one(
+            r#"{"MsgId":"20","FromUserName":"@@9f3","ToUserName":"@self","MsgType":10000,
+            "Content":"\"Alice\" invited \"Bob\" to the group chat"}"#,
+        );
+        assert_eq!(e.message_type, MessageType::System);
+        assert_eq!(
+            e.text.as_deref(),
+            Some("\"Alice\" invited \"Bob\" to the group chat")
+        );
+        assert_eq!(e.from.id, "@@9f3");
+        assert_eq!(e.from.name, "Family 🏠");
+    }
+
+    #[test]
+    fn unknown_types_are_other_and_unknown_chats_are_named_by_id() {
+        let e = one(
+            r#"{"MsgId":"21","FromUserName":"@stranger","ToUserName":"@self","MsgType":53,"Content":"voip"}"#,
+        );
+        assert_eq!(e.message_type, MessageType::Other);
+        assert_eq!(e.text, None);
+        assert_eq!(e.chat.name, "@stranger");
+        assert_eq!(e.from.name, "@stranger");
+    }
+
+    #[test]
+    fn out_of_range_create_time_does_not_panic() {
+        let e = one(
+            r#"{"MsgId":"22","FromUserName":"@a81","ToUserName":"@self","MsgType":1,"Content":"x","CreateTime":9223372036854775807}"#,
+        );
+        assert_eq!(e.time, OffsetDateTime::UNIX_EPOCH);
+    }
+}

@@ -1,0 +1,10 @@
+//! The WeChat web protocol: pure parsing in [`protocol`], [`hosts`], [`message`] and
+//! [`contacts`]; HTTP I/O in [`client`]; the login flows in [`login`]; the live session and its
+//! persistence in [`session`]. Nothing here knows of MQTT, NATS or webhooks.
+pub mod client;
+pub mod contacts;
+pub mod hosts;
+pub mod login;
+pub mod message;
+pub mod protocol;
+pub mod session;

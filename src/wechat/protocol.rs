@@ -1,0 +1,760 @@
+//! Pure protocol: the wire types of the WeChat web protocol (PROTOCOL.md), the parsers for its
+//! JS-text and XML bodies, and the decisions its return codes imply. No I/O lives here.
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+/// The web client's application id, sent on `jslogin` (PROTOCOL.md §1.1).
+pub const APP_ID: &str = "wx782c26e4c19acffb";
+
+/// The desktop-mode (UOS) `extspam` header of PROTOCOL.md §1.5, sent only on `webwxnewloginpage`.
+pub const EXTSPAM: &str = concat!(
+    "Go8FCIkFEokFCggwMDAwMDAwMRAGGvAESySibk50w5Wb3uTl2c2h64jVVrV7gNs06GFlWplHQbY/5FfiO++1yH4ykCyNPWKXmco+",
+    "wfQzK5R98D3so7rJ5LmGFvBLjGceleySrc3SOf2Pc1gVehzJgODeS0lDL3/I/0S2SSE98YgKleq6Uqx6ndTy9yaL9qFxJL7eiA/R",
+    "3SEfTaW1SBoSITIu+EEkXff+Pv8NHOk7N57rcGk1w0ZzRrQDkXTOXFN2iHYIzAAZPIOY45Lsh+A4slpgnDiaOvRtlQYCt97nmPLu",
+    "TipOJ8Qc5pM7ZsOsAPPrCQL7nK0I7aPrFDF0q4ziUUKettzW8MrAaiVfmbD1/VkmLNVqqZVvBCtRblXb5FHmtS8FxnqCzYP4WFvz",
+    "3T0TcrOqwLX1M/DQvcHaGGw0B0y4bZMs7lVScGBFxMj3vbFi2SRKbKhaitxHfYHAOAa0X7/MSS0RNAjdwoyGHeOepXOKY+h3iHeq",
+    "CvgOH6LOifdHf/1aaZNwSkGotYnYScW8Yx63LnSwba7+hESrtPa/huRmB9KWvMCKbDThL/nne14hnL277EDCSocPu3rOSYjuB9gK",
+    "SOdVmWsj9Dxb/iZIe+S6AiG29Esm+/eUacSba0k8wn5HhHg9d4tIcixrxveflc8vi2/wNQGVFNsGO6tB5WF0xf/plngOvQ1/ivGV",
+    "/C1Qpdhzznh0ExAVJ6dwzNg7qIEBaw+BzTJTUuRcPk92Sn6QDn2Pu3mpONaEumacjW4w6ipPnPw+g2TfywJjeEcpSZaP4Q3YV5HG",
+    "8D6UjWA4GSkBKculWpdCMadx0usMomsSS/74QgpYqcPkmamB4nVv1JxczYITIqItIKjD35IGKAUwAA=="
+);
+
+/// The desktop-mode `client-version` header (PROTOCOL.md §1.5).
+pub const CLIENT_VERSION: &str = "2.0.0";
+
+/// The User-Agent sent on every request: the UOS browser, as desktop mode expects (PROTOCOL.md §1.5).
+pub const USER_AGENT: &str = "Mozilla/5.0 (Linux; U; UOS x86_64; zh-cn) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/91.0.4472.124 Safari/537.36 UOSBrowser/6.0.1.1001";
+
+/// Where the login redirect sends the browser; the jslogin `redirect_uri` names it (PROTOCOL.md §1.1).
+pub const NEWLOGINPAGE_REDIRECT: &str = "https://wx.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage";
+
+/// A body the server sent that this client cannot read.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The JS-text body lacked an expected assignment.
+    #[error("unexpected {what} response: {snippet}")]
+    Unexpected {
+        /// Which response it was.
+        what: &'static str,
+        /// The start of the body, for the log.
+        snippet: String,
+    },
+    /// jslogin answered with a code other than 200.
+    #[error("jslogin answered code {0}")]
+    JsLoginCode(u32),
+}
+
+fn unexpected(what: &'static str, body: &str) -> ProtocolError {
+    ProtocolError::Unexpected {
+        what,
+        snippet: body.chars().take(120).collect(),
+    }
+}
+
+/// Finds `name` in a JS-text body and returns the value assigned to it: the text inside the
+/// quotes for a string, or the bare token up to `;`, `,` or `}`. Spacing around `=`/`:` varies
+/// between endpoints (PROTOCOL.md §1.1 vs §1.3), so both are skipped.
+fn js_value<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let at = body.find(name)? + name.len();
+    let rest = body[at..].trim_start();
+    let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix(':'))?;
+    let rest = rest.trim_start();
+    if let Some(quoted) = rest.strip_prefix('"') {
+        return quoted.find('"').map(|end| &quoted[..end]);
+    }
+    if let Some(quoted) = rest.strip_prefix('\'') {
+        return quoted.find('\'').map(|end| &quoted[..end]);
+    }
+    let end = rest.find([';', ',', '}', '\n']).unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+/// Reads the `jslogin` answer (PROTOCOL.md §1.1) and returns the QR uuid.
+pub fn parse_jslogin(body: &str) -> Result<String, ProtocolError> {
+    let code: u32 = js_value(body, "window.QRLogin.code")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| unexpected("jslogin", body))?;
+    if code != 200 {
+        return Err(ProtocolError::JsLoginCode(code));
+    }
+    js_value(body, "window.QRLogin.uuid")
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| unexpected("jslogin", body))
+}
+
+/// The content of the login QR for a uuid (PROTOCOL.md §1.2).
+pub fn qr_content(uuid: &str) -> String {
+    format!("https://login.weixin.qq.com/l/{uuid}")
+}
+
+/// One answer of the login long-poll (PROTOCOL.md §1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginPoll {
+    /// 408: not scanned yet.
+    Waiting,
+    /// 201: scanned, waiting for the confirmation on the phone.
+    Scanned,
+    /// 200: confirmed; the session starts at this URL.
+    Confirmed {
+        /// The `webwxnewloginpage` URL, as sent.
+        redirect_uri: String,
+    },
+    /// 400: the QR code expired.
+    Expired,
+    /// 202: the login was cancelled on the phone.
+    Cancelled,
+    /// Anything else (500, 0): the official client reloads.
+    Other(u32),
+}
+
+/// Reads a login poll answer.
+pub fn parse_login_poll(body: &str) -> Result<LoginPoll, ProtocolError> {
+    let code: u32 = js_value(body, "window.code")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| unexpected("login poll", body))?;
+    Ok(match code {
+        408 => LoginPoll::Waiting,
+        201 => LoginPoll::Scanned,
+        200 => LoginPoll::Confirmed {
+            redirect_uri: js_value(body, "window.redirect_uri")
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| unexpected("login poll", body))?
+                .to_owned(),
+        },
+        400 => LoginPoll::Expired,
+        202 => LoginPoll::Cancelled,
+        other => LoginPoll::Other(other),
+    })
+}
+
+/// The credentials `webwxnewloginpage` hands out (PROTOCOL.md §1.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginTicket {
+    /// `@crypt_…`; rotated by init and sync responses.
+    pub skey: String,
+    /// Session id.
+    pub wxsid: String,
+    /// The account's numeric uin.
+    pub wxuin: u64,
+    /// Kept verbatim: it arrives already percent-encoded.
+    pub pass_ticket: String,
+}
+
+/// Why `webwxnewloginpage` gave no session.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// ret 1203: this account or environment may not use web WeChat.
+    #[error(
+        "WeChat refuses web login for this account (ret 1203{}). WeChat decides this per account; \
+         it is not a fault of this bridge. Accounts registered recently or flagged for automation \
+         are often barred from web login, sometimes for days: use the desktop or phone app",
+        if .message.is_empty() { String::new() } else { format!(": {}", .message) }
+    )]
+    Forbidden {
+        /// The server's own words.
+        message: String,
+    },
+    /// Another non-zero ret.
+    #[error("WeChat refused the login (ret {ret}: {message})")]
+    Failed {
+        /// The `ret` element.
+        ret: i64,
+        /// The `message` element.
+        message: String,
+    },
+    /// The body was not the expected XML.
+    #[error("unreadable login answer: {0}")]
+    Malformed(String),
+}
+
+/// Reads the `webwxnewloginpage` XML.
+pub fn parse_login_xml(body: &str) -> Result<LoginTicket, LoginRefused> {
+    let doc = roxmltree::Document::parse(body.trim())
+        .map_err(|e| LoginRefused::Malformed(e.to_string()))?;
+    let field = |name: &str| {
+        doc.root_element()
+            .children()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let ret: i64 = field("ret")
+        .parse()
+        .map_err(|_| LoginRefused::Malformed("no <ret>".into()))?;
+    let message = field("message");
+    match ret {
+        0 => {}
+        1203 => return Err(LoginRefused::Forbidden { message }),
+        ret => return Err(LoginRefused::Failed { ret, message }),
+    }
+    let (skey, wxsid, wxuin, pass_ticket) = (
+        field("skey"),
+        field("wxsid"),
+        field("wxuin"),
+        field("pass_ticket"),
+    );
+    if skey.is_empty() || wxsid.is_empty() || pass_ticket.is_empty() {
+        return Err(LoginRefused::Malformed(
+            "ret 0 without skey, wxsid or pass_ticket".into(),
+        ));
+    }
+    let wxuin = wxuin
+        .parse()
+        .map_err(|_| LoginRefused::Malformed(format!("wxuin {wxuin:?} is not a number")))?;
+    Ok(LoginTicket {
+        skey,
+        wxsid,
+        wxuin,
+        pass_ticket,
+    })
+}
+
+/// One `synccheck` answer (PROTOCOL.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncCheck {
+    /// 0 ok; 1100/1101/1102 the session is gone.
+    pub retcode: u32,
+    /// With retcode 0: 0 nothing, anything else means "call webwxsync".
+    pub selector: u32,
+}
+
+/// What the client does after a synccheck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncAction {
+    /// Poll again at once.
+    PollAgain,
+    /// Call webwxsync, then poll again.
+    Sync,
+    /// The session is over; log in again.
+    SessionExpired(u32),
+    /// An unknown retcode: back off and retry on the same session.
+    Retry(u32),
+}
+
+impl SyncCheck {
+    /// The decision every known client makes (PROTOCOL.md §6).
+    pub fn action(self) -> SyncAction {
+        match (self.retcode, self.selector) {
+            (0, 0) => SyncAction::PollAgain,
+            (0, _) => SyncAction::Sync,
+            (code @ 1100..=1102, _) => SyncAction::SessionExpired(code),
+            (code, _) => SyncAction::Retry(code),
+        }
+    }
+}
+
+/// Reads `window.synccheck={retcode:"0",selector:"2"}`.
+pub fn parse_synccheck(body: &str) -> Result<SyncCheck, ProtocolError> {
+    let num = |name| js_value(body, name).and_then(|v| v.parse().ok());
+    match (num("retcode"), num("selector")) {
+        (Some(retcode), Some(selector)) if body.contains("window.synccheck") => {
+            Ok(SyncCheck { retcode, selector })
+        }
+        _ => Err(unexpected("synccheck", body)),
+    }
+}
+
+/// True for the `BaseResponse.Ret` values that mean the session is gone (PROTOCOL.md §2, §7).
+pub fn ret_ends_session(ret: i64) -> bool {
+    (1100..=1102).contains(&ret)
+}
+
+/// The `BaseRequest` object every JSON POST carries (PROTOCOL.md §2).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BaseRequest {
+    /// wxuin.
+    pub uin: u64,
+    /// wxsid.
+    pub sid: String,
+    /// The current skey.
+    pub skey: String,
+    /// `e` + 15 digits.
+    #[serde(rename = "DeviceID")]
+    pub device_id: String,
+}
+
+/// `BaseResponse` of every JSON answer.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BaseResponse {
+    /// 0 ok; see PROTOCOL.md §2 for the rest.
+    pub ret: i64,
+    /// Usually empty.
+    pub err_msg: String,
+}
+
+/// One pair of a sync key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyVal {
+    /// The key number (1, 2, 3, 1000, …).
+    pub key: u64,
+    /// Its value; only grows.
+    pub val: u64,
+}
+
+/// `SyncKey` / `SyncCheckKey` (PROTOCOL.md §3, §7).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SyncKey {
+    /// Number of pairs; a key whose Count is 0 is ignored.
+    pub count: u32,
+    /// The pairs.
+    pub list: Vec<KeyVal>,
+}
+
+impl SyncKey {
+    /// True when the server sent an empty key, which must not replace the stored one.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0 || self.list.is_empty()
+    }
+
+    /// The `synckey` query value: `1_654321001|2_654321050|…`.
+    pub fn to_query(&self) -> String {
+        let mut out = String::with_capacity(self.list.len() * 16);
+        for (i, kv) in self.list.iter().enumerate() {
+            if i > 0 {
+                out.push('|');
+            }
+            out.push_str(&format!("{}_{}", kv.key, kv.val));
+        }
+        out
+    }
+}
+
+/// A member of a group's MemberList (PROTOCOL.md §5.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Member {
+    /// Per-login id, `@…`.
+    pub user_name: String,
+    /// The member's own name.
+    pub nick_name: String,
+    /// The member's name in this group, may be empty.
+    pub display_name: String,
+    /// Opaque; sometimes used as a stable-ish id.
+    pub attr_status: u64,
+}
+
+/// A contact object (PROTOCOL.md §5.3): a person, a group or an official account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Contact {
+    /// 0 except for self.
+    pub uin: u64,
+    /// Per-login id: `@…` person, `@@…` group, or a fixed name such as `filehelper`.
+    pub user_name: String,
+    /// Own name (may contain emoji spans).
+    pub nick_name: String,
+    /// The name you gave them.
+    pub remark_name: String,
+    /// Name inside a group (members only).
+    pub display_name: String,
+    /// Relative avatar path.
+    pub head_img_url: String,
+    /// Bits, PROTOCOL.md §5.3.
+    pub contact_flag: u64,
+    /// Bits; 8 = official account.
+    pub verify_flag: u64,
+    /// Number of members for a group.
+    pub member_count: u64,
+    /// Members for a group (empty until batchgetcontact).
+    pub member_list: Vec<Member>,
+    /// For groups: `@<32 hex>`.
+    pub encry_chat_room_id: String,
+    /// WeChat id, often empty.
+    pub alias: String,
+    /// 0 unknown, 1 male, 2 female.
+    pub sex: u64,
+    /// Status line.
+    pub signature: String,
+}
+
+impl Contact {
+    /// The official group test: `^@@` or an `@chatroom` suffix (PROTOCOL.md §5.3).
+    pub fn is_group(&self) -> bool {
+        is_group_name(&self.user_name)
+    }
+}
+
+/// True for a group's UserName.
+pub fn is_group_name(user_name: &str) -> bool {
+    user_name.starts_with("@@") || user_name.ends_with("@chatroom")
+}
+
+/// `RecommendInfo` of friend requests and cards (PROTOCOL.md §8.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RecommendInfo {
+    /// The person's UserName.
+    pub user_name: String,
+    /// Their name.
+    pub nick_name: String,
+    /// The greeting of a friend request.
+    pub content: String,
+    /// Needed to accept a request.
+    pub ticket: String,
+    /// WeChat id.
+    pub alias: String,
+}
+
+/// An `AddMsgList` entry's fields this client reads (PROTOCOL.md §8.1). The entry as received is
+/// kept in `raw` so events can carry it without re-serialising it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AddMsg {
+    /// WeChat's id (a string on the wire; accept a number too).
+    #[serde(deserialize_with = "string_or_number")]
+    pub msg_id: String,
+    /// A number above 2^53: parsed as u64, never f64.
+    pub new_msg_id: u64,
+    /// Sender (a group for group messages).
+    pub from_user_name: String,
+    /// Receiver.
+    pub to_user_name: String,
+    /// PROTOCOL.md §8.2.
+    pub msg_type: u32,
+    /// Escaped content (`<br/>`, entities, emoji spans).
+    pub content: String,
+    /// 48 with a map Url on MsgType 1 = location.
+    pub sub_msg_type: u32,
+    /// For MsgType 49.
+    pub app_msg_type: u32,
+    /// Link or map URL.
+    pub url: String,
+    /// File name or app title.
+    pub file_name: String,
+    /// A string on the wire.
+    #[serde(deserialize_with = "string_or_number")]
+    pub file_size: String,
+    /// For files.
+    pub media_id: String,
+    /// Voice length in ms.
+    pub voice_length: u64,
+    /// Video length in s.
+    pub play_length: u64,
+    /// Unix seconds.
+    pub create_time: i64,
+    /// Friend requests and cards.
+    pub recommend_info: RecommendInfo,
+    /// MsgType 51.
+    pub status_notify_code: u32,
+    /// MsgType 51.
+    pub status_notify_user_name: String,
+    /// The original XML of some types.
+    pub ori_content: String,
+    /// The entry exactly as received.
+    #[serde(skip)]
+    pub raw: Option<Box<RawValue>>,
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        S(String),
+        N(u64),
+        I(i64),
+    }
+    Ok(match Either::deserialize(d).map_err(de::Error::custom)? {
+        Either::S(s) => s,
+        Either::N(n) => n.to_string(),
+        Either::I(n) => n.to_string(),
+    })
+}
+
+/// `webwxinit` answer (PROTOCOL.md §3).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InitResponse {
+    /// Ret.
+    pub base_response: BaseResponse,
+    /// A new skey when non-empty.
+    #[serde(rename = "SKey")]
+    pub skey: String,
+    /// Recent chats.
+    pub contact_list: Vec<Contact>,
+    /// The key for the first webwxsync.
+    pub sync_key: SyncKey,
+    /// Self.
+    pub user: Contact,
+}
+
+/// `webwxsync` answer (PROTOCOL.md §7). `AddMsgList` is parsed entry by entry, see
+/// [`parse_sync_response`].
+#[derive(Debug, Default)]
+pub struct SyncResponse {
+    /// Ret.
+    pub base_response: BaseResponse,
+    /// New messages, in order.
+    pub add_msg_list: Vec<AddMsg>,
+    /// Contacts added or changed.
+    pub mod_contact_list: Vec<Contact>,
+    /// Contacts removed (only UserName is meaningful).
+    pub del_contact_list: Vec<Contact>,
+    /// The key for the next webwxsync (ignore when empty).
+    pub sync_key: SyncKey,
+    /// The key for the next synccheck (ignore when empty).
+    pub sync_check_key: SyncKey,
+    /// A new skey when non-empty.
+    pub skey: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+#[derive(Default)]
+struct SyncWire<'a> {
+    base_response: BaseResponse,
+    #[serde(borrow)]
+    add_msg_list: Vec<&'a RawValue>,
+    mod_contact_list: Vec<Contact>,
+    del_contact_list: Vec<Contact>,
+    sync_key: SyncKey,
+    sync_check_key: SyncKey,
+    #[serde(rename = "SKey")]
+    skey: String,
+}
+
+/// Parses a `webwxsync` body, keeping each `AddMsgList` entry's raw JSON beside its fields.
+pub fn parse_sync_response(body: &str) -> Result<SyncResponse, serde_json::Error> {
+    let wire: SyncWire<'_> = serde_json::from_str(body)?;
+    let mut add_msg_list = Vec::with_capacity(wire.add_msg_list.len());
+    for raw in wire.add_msg_list {
+        let mut msg: AddMsg = serde_json::from_str(raw.get())?;
+        msg.raw = Some(raw.to_owned());
+        add_msg_list.push(msg);
+    }
+    Ok(SyncResponse {
+        base_response: wire.base_response,
+        add_msg_list,
+        mod_contact_list: wire.mod_contact_list,
+        del_contact_list: wire.del_contact_list,
+        sync_key: wire.sync_key,
+        sync_check_key: wire.sync_check_key,
+        skey: wire.skey,
+    })
+}
+
+/// `webwxgetcontact` answer (PROTOCOL.md §5.1).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct GetContactResponse {
+    /// Ret.
+    pub base_response: BaseResponse,
+    /// The next page's seq; 0 = last page.
+    pub seq: u64,
+    /// This page.
+    pub member_list: Vec<Contact>,
+}
+
+/// `webwxbatchgetcontact` answer (PROTOCOL.md §5.2).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BatchContactResponse {
+    /// Ret.
+    pub base_response: BaseResponse,
+    /// The contacts asked for.
+    pub contact_list: Vec<Contact>,
+}
+
+/// The most `webwxbatchgetcontact` takes in one call (PROTOCOL.md §5.2).
+pub const BATCH_CONTACT_MAX: usize = 50;
+
+/// One entry of a `webwxbatchgetcontact` request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchItem {
+    /// Who.
+    pub user_name: String,
+    /// For a group member: the group's UserName (official client); else empty.
+    pub encry_chat_room_id: String,
+}
+
+/// `webwxsendmsg` answer (PROTOCOL.md §9.1).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SendMsgResponse {
+    /// Ret.
+    #[serde(rename = "BaseResponse")]
+    pub base_response: BaseResponse,
+    /// WeChat's id for the sent message; empty on failure.
+    #[serde(rename = "MsgID", deserialize_with = "string_or_number")]
+    pub msg_id: String,
+}
+
+/// `webwxpushloginurl` answer (PROTOCOL.md §1.6); `ret` is a string.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PushLoginResponse {
+    /// "0" on success.
+    #[serde(deserialize_with = "string_or_number")]
+    pub ret: String,
+    /// The uuid to poll with tip=1.
+    pub uuid: String,
+}
+
+/// A new DeviceID: `e` + 15 random digits (PROTOCOL.md §2).
+pub fn new_device_id() -> String {
+    let mut id = String::with_capacity(16);
+    id.push('e');
+    for _ in 0..15 {
+        id.push(char::from(b'0' + fastrand::u8(0..10)));
+    }
+    id
+}
+
+/// LocalID = ClientMsgId as the official client builds it: the 13-digit ms time and four
+/// random digits, 17 digits in all (PROTOCOL.md §9.1).
+pub fn new_client_msg_id(now_ms: u64) -> String {
+    format!("{now_ms}{:04}", fastrand::u16(0..10000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jslogin_uuid_is_read_with_official_spacing() {
+        let body = r#"window.QRLogin.code = 200; window.QRLogin.uuid = "Xk3pQ9wZbA==";"#;
+        assert_eq!(parse_jslogin(body).unwrap(), "Xk3pQ9wZbA==");
+    }
+
+    #[test]
+    fn jslogin_error_code_is_reported() {
+        let body = r#"window.QRLogin.code = 400; window.QRLogin.uuid = "";"#;
+        assert_eq!(parse_jslogin(body), Err(ProtocolError::JsLoginCode(400)));
+        assert!(parse_jslogin("<html>").is_err());
+    }
+
+    #[test]
+    fn login_poll_codes_are_told_apart() {
+        assert_eq!(parse_login_poll("window.code=408;"), Ok(LoginPoll::Waiting));
+        assert_eq!(
+            parse_login_poll("window.code=201;window.userAvatar = 'data:img/jpg;base64,AAA';"),
+            Ok(LoginPoll::Scanned)
+        );
+        assert_eq!(parse_login_poll("window.code=400;"), Ok(LoginPoll::Expired));
+        assert_eq!(
+            parse_login_poll("window.code=202;"),
+            Ok(LoginPoll::Cancelled)
+        );
+        assert_eq!(
+            parse_login_poll("window.code=500;"),
+            Ok(LoginPoll::Other(500))
+        );
+        let ok = "window.code=200;\nwindow.redirect_uri=\"https://wx2.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket=A@qrticket_0&uuid=U==&lang=zh_CN&scan=1700000000\";";
+        assert_eq!(
+            parse_login_poll(ok),
+            Ok(LoginPoll::Confirmed {
+                redirect_uri: "https://wx2.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket=A@qrticket_0&uuid=U==&lang=zh_CN&scan=1700000000".into()
+            })
+        );
+        assert!(parse_login_poll("window.code=200;").is_err());
+    }
+
+    #[test]
+    fn login_xml_yields_credentials_and_keeps_pass_ticket_encoded() {
+        let body = "<error><ret>0</ret><message></message><skey>@crypt_1a2b3c4d_00112233445566778899aabbccddeeff</skey>\
+<wxsid>Ab3dE5gH7jK9mN1p</wxsid><wxuin>1234567890</wxuin><pass_ticket>k3J9%2Bq0xY%3D</pass_ticket><isgrayscale>1</isgrayscale></error>";
+        let t = parse_login_xml(body).unwrap();
+        assert_eq!(t.skey, "@crypt_1a2b3c4d_00112233445566778899aabbccddeeff");
+        assert_eq!(t.wxsid, "Ab3dE5gH7jK9mN1p");
+        assert_eq!(t.wxuin, 1234567890);
+        assert_eq!(t.pass_ticket, "k3J9%2Bq0xY%3D");
+    }
+
+    #[test]
+    fn login_xml_1203_is_forbidden_in_plain_words() {
+        let err =
+            parse_login_xml("<error><ret>1203</ret><message>当前登录环境异常</message></error>")
+                .unwrap_err();
+        assert!(matches!(err, LoginRefused::Forbidden { .. }));
+        assert!(err.to_string().contains("refuses web login"));
+        assert!(matches!(
+            parse_login_xml("<error><ret>0</ret><message/></error>"),
+            Err(LoginRefused::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_login_xml("<html>nope"),
+            Err(LoginRefused::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn synccheck_is_parsed_and_decided() {
+        let c = parse_synccheck(r#"window.synccheck={retcode:"0",selector:"2"}"#).unwrap();
+        assert_eq!(
+            c,
+            SyncCheck {
+                retcode: 0,
+                selector: 2
+            }
+        );
+        assert_eq!(c.action(), SyncAction::Sync);
+        let idle = parse_synccheck(r#"window.synccheck={retcode:"0",selector:"0"}"#).unwrap();
+        assert_eq!(idle.action(), SyncAction::PollAgain);
+        for code in [1100, 1101, 1102] {
+            let body = format!(r#"window.synccheck={{retcode:"{code}",selector:"0"}}"#);
+            assert_eq!(
+                parse_synccheck(&body).unwrap().action(),
+                SyncAction::SessionExpired(code)
+            );
+        }
+        let odd = parse_synccheck(r#"window.synccheck={retcode:"1205",selector:"0"}"#).unwrap();
+        assert_eq!(odd.action(), SyncAction::Retry(1205));
+        assert!(parse_synccheck("garbage").is_err());
+    }
+
+    #[test]
+    fn sync_key_query_joins_pairs_with_bars() {
+        let key: SyncKey = serde_json::from_str(
+            r#"{"Count":2,"List":[{"Key":1,"Val":654321001},{"Key":1000,"Val":1700000000}]}"#,
+        )
+        .unwrap();
+        assert_eq!(key.to_query(), "1_654321001|1000_1700000000");
+        assert!(!key.is_empty());
+        assert!(SyncKey::default().is_empty());
+    }
+
+    #[test]
+    fn sync_response_keeps_new_msg_id_exact_and_raw_entry() {
+        let body = r#"{"BaseResponse":{"Ret":0,"ErrMsg":""},"AddMsgCount":1,"AddMsgList":[
+            {"MsgId":"4839201934821","NewMsgId":9007199254740993,"FromUserName":"@a","ToUserName":"@b",
+             "MsgType":1,"Content":"hi","FileSize":"0","CreateTime":1700000000}],
+            "ModContactList":[],"DelContactList":[],
+            "SyncKey":{"Count":1,"List":[{"Key":1,"Val":2}]},"SKey":"","SyncCheckKey":{"Count":0,"List":[]}}"#;
+        let r = parse_sync_response(body).unwrap();
+        let m = &r.add_msg_list[0];
+        assert_eq!(m.new_msg_id, 9_007_199_254_740_993);
+        assert_eq!(m.msg_id, "4839201934821");
+        assert!(m.raw.as_ref().unwrap().get().contains("9007199254740993"));
+        assert!(r.sync_check_key.is_empty());
+    }
+
+    #[test]
+    fn ids_are_shaped_like_the_official_client() {
+        let d = new_device_id();
+        assert_eq!(d.len(), 16);
+        assert!(d.starts_with('e') && d[1..].bytes().all(|b| b.is_ascii_digit()));
+        let id = new_client_msg_id(1_700_000_000_123);
+        assert_eq!(id.len(), 17);
+        assert!(id.starts_with("1700000000123"));
+    }
+
+    #[test]
+    fn session_ending_rets() {
+        assert!(ret_ends_session(1100) && ret_ends_session(1101) && ret_ends_session(1102));
+        assert!(!ret_ends_session(1205) && !ret_ends_session(0));
+    }
+
+    #[test]
+    fn extspam_matches_the_published_digest_length() {
+        assert_eq!(EXTSPAM.len(), 880);
+    }
+}

@@ -1,0 +1,361 @@
+//! A live session and its persistence: the shared handle the sync loop and the sender both use,
+//! and `state_dir/session.json`, which holds what a restart needs to resume without a scan.
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{Credentials, SendError, WxClient};
+use super::contacts::ContactBook;
+use super::protocol::{self, Contact, SyncKey};
+
+/// The format version of `session.json`; a different one is ignored (and a QR login follows).
+const FORMAT_VERSION: u32 = 1;
+
+/// What `session.json` holds (PROTOCOL.md §10: openwechat's layout, with the cookie domains).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSession {
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Hosts, skey, wxsid, wxuin, pass_ticket, DeviceID.
+    pub credentials: Credentials,
+    /// Self, as webwxinit described it.
+    pub user: Contact,
+    /// The key for the next webwxsync; resuming with it replays nothing.
+    pub sync_key: SyncKey,
+    /// The key for the next synccheck.
+    pub sync_check_key: SyncKey,
+    /// Every cookie with its domain.
+    pub cookies: serde_json::Value,
+}
+
+/// `state_dir/session.json`, written atomically with mode 0600.
+#[derive(Debug, Clone)]
+pub struct SessionFile {
+    path: PathBuf,
+}
+
+impl SessionFile {
+    /// The session file inside `state_dir`.
+    pub fn in_dir(state_dir: &Path) -> SessionFile {
+        SessionFile {
+            path: state_dir.join("session.json"),
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored session, if there is a readable one of this format.
+    pub fn load(&self) -> io::Result<Option<StoredSession>> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match serde_json::from_slice::<StoredSession>(&bytes) {
+            Ok(s) if s.version == FORMAT_VERSION => Ok(Some(s)),
+            Ok(s) => {
+                tracing::warn!(
+                    version = s.version,
+                    "ignoring a session file of another version"
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, path = %self.path.display(), "ignoring an unreadable session file");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes the session: a temp file with mode 0600 in the same directory, then a rename, so a
+    /// crash leaves either the old file or the new one.
+    pub fn save(&self, session: &StoredSession) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(session).map_err(io::Error::other)?;
+        write_private_atomically(&self.path, &bytes)
+    }
+
+    /// Forgets the session.
+    pub fn remove(&self) -> io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Creates `dir` with mode 0700 (and tightens an existing one).
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    set_mode(dir, 0o700)
+}
+
+/// Writes `bytes` to `path` through a 0600 temp file and a rename.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    {
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    set_mode(&tmp, 0o600)?;
+    fs::rename(&tmp, path)
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+/// The sync keys of a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncKeys {
+    /// For webwxsync.
+    pub sync_key: SyncKey,
+    /// For synccheck.
+    pub sync_check_key: SyncKey,
+}
+
+impl SyncKeys {
+    /// Takes the keys of a sync answer; a key whose Count is 0 is ignored (PROTOCOL.md §7).
+    /// Returns true when something changed.
+    pub fn update(&mut self, sync_key: SyncKey, sync_check_key: SyncKey) -> bool {
+        let mut changed = false;
+        if !sync_key.is_empty() && sync_key != self.sync_key {
+            self.sync_key = sync_key;
+            changed = true;
+        }
+        if !sync_check_key.is_empty() && sync_check_key != self.sync_check_key {
+            self.sync_check_key = sync_check_key;
+            changed = true;
+        }
+        changed
+    }
+
+    /// The key synccheck polls with: the SyncCheckKey when there is one (PROTOCOL.md §6).
+    pub fn for_synccheck(&self) -> &SyncKey {
+        if self.sync_check_key.is_empty() {
+            &self.sync_key
+        } else {
+            &self.sync_check_key
+        }
+    }
+}
+
+/// A logged-in session, shared by the sync loop and the sender. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: WxClient,
+    credentials: RwLock<Credentials>,
+    user: Contact,
+    keys: RwLock<SyncKeys>,
+    book: RwLock<ContactBook>,
+    started: Instant,
+}
+
+impl Session {
+    /// A session from its parts.
+    pub fn new(
+        client: WxClient,
+        credentials: Credentials,
+        user: Contact,
+        keys: SyncKeys,
+        book: ContactBook,
+    ) -> Session {
+        Session {
+            inner: Arc::new(Inner {
+                client,
+                credentials: RwLock::new(credentials),
+                user,
+                keys: RwLock::new(keys),
+                book: RwLock::new(book),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &WxClient {
+        &self.inner.client
+    }
+
+    /// A copy of the current credentials.
+    pub fn credentials(&self) -> Credentials {
+        read(&self.inner.credentials).clone()
+    }
+
+    /// Takes a rotated skey (PROTOCOL.md §2): a non-empty SKey in an init or sync answer.
+    pub fn rotate_skey(&self, skey: &str) {
+        if !skey.is_empty() {
+            if let Ok(mut c) = self.inner.credentials.write() {
+                c.ticket.skey = skey.to_owned();
+            }
+        }
+    }
+
+    /// Self.
+    pub fn user(&self) -> &Contact {
+        &self.inner.user
+    }
+
+    /// When this session was established.
+    pub fn started(&self) -> Instant {
+        self.inner.started
+    }
+
+    /// A copy of the sync keys.
+    pub fn keys(&self) -> SyncKeys {
+        read(&self.inner.keys).clone()
+    }
+
+    /// Takes the keys of a sync answer; true when they changed.
+    pub fn update_keys(&self, sync_key: SyncKey, sync_check_key: SyncKey) -> bool {
+        self.inner
+            .keys
+            .write()
+            .map(|mut k| k.update(sync_key, sync_check_key))
+            .unwrap_or(false)
+    }
+
+    /// The contact book, for reading.
+    pub fn book(&self) -> RwLockReadGuard<'_, ContactBook> {
+        read(&self.inner.book)
+    }
+
+    /// Changes the contact book.
+    pub fn with_book_mut<T>(&self, f: impl FnOnce(&mut ContactBook) -> T) -> T {
+        let mut guard = self
+            .inner
+            .book
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+
+    /// What `session.json` should hold now.
+    pub fn to_stored(&self) -> StoredSession {
+        let keys = self.keys();
+        StoredSession {
+            version: FORMAT_VERSION,
+            credentials: self.credentials(),
+            user: self.inner.user.clone(),
+            sync_key: keys.sync_key,
+            sync_check_key: keys.sync_check_key,
+            cookies: self.inner.client.save_cookies(),
+        }
+    }
+
+    /// Sends a text to a UserName and answers WeChat's MsgID.
+    pub async fn send_text(&self, to: &str, text: &str) -> Result<String, SendError> {
+        let creds = self.credentials();
+        let id = protocol::new_client_msg_id(now_ms());
+        self.inner
+            .client
+            .send_text(&creds, &self.inner.user.user_name, to, text, &id)
+            .await
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wechat::protocol::KeyVal;
+
+    fn key(v: u64) -> SyncKey {
+        SyncKey {
+            count: 1,
+            list: vec![KeyVal { key: 1, val: v }],
+        }
+    }
+
+    #[test]
+    fn an_empty_key_in_an_answer_keeps_the_stored_one() {
+        let mut keys = SyncKeys {
+            sync_key: key(1),
+            sync_check_key: key(1),
+        };
+        assert!(keys.update(key(2), SyncKey::default()));
+        assert_eq!(keys.sync_key, key(2));
+        assert_eq!(keys.sync_check_key, key(1));
+        assert!(!keys.update(key(2), SyncKey::default()));
+    }
+
+    #[test]
+    fn synccheck_prefers_the_sync_check_key() {
+        let keys = SyncKeys {
+            sync_key: key(1),
+            sync_check_key: key(5),
+        };
+        assert_eq!(keys.for_synccheck(), &key(5));
+        let only_sync = SyncKeys {
+            sync_key: key(1),
+            sync_check_key: SyncKey::default(),
+        };
+        assert_eq!(only_sync.for_synccheck(), &key(1));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn session_file_is_private_and_replaced_atomically() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_private_dir(&state).unwrap();
+        assert_eq!(
+            fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let file = SessionFile::in_dir(&state);
+        assert!(file.load().unwrap().is_none());
+        write_private_atomically(file.path(), b"{\"version\":99}").unwrap();
+        assert_eq!(
+            fs::metadata(file.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(file.load().unwrap().is_none(), "another version is ignored");
+        let leftovers: Vec<_> = fs::read_dir(&state).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+}

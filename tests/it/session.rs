@@ -1,0 +1,125 @@
+//! The session over time: expiry mid-loop, restarts with session.json, fallbacks.
+use std::time::Duration;
+
+use wxbridge_fake::Msg;
+
+use crate::support::{text, World, WAIT};
+
+#[tokio::test]
+async fn an_expired_session_logs_in_again_without_a_restart() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let mut bridge = world.run_logged_in().await;
+    world.fake.queue(Msg::text(&alice, "before"));
+    assert_eq!(text(&bridge.next_message().await), "before");
+
+    world.fake.expire_session(1101);
+    let logout = bridge
+        .next_where("logout event", |v| v["kind"] == "logout")
+        .await;
+    assert!(logout["reason"].as_str().unwrap().contains("1101"));
+    bridge.wait_state("login_required").await;
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    assert_eq!(world.fake.logins(), 2);
+
+    world.fake.queue(Msg::text(&alice, "after"));
+    assert_eq!(text(&bridge.next_message().await), "after");
+}
+
+#[tokio::test]
+async fn a_restart_resumes_the_stored_session_without_a_qr_or_replayed_history() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let mut bridge = world.run_logged_in().await;
+    let old = world.fake.queue(Msg::text(&alice, "old news"));
+    assert_eq!(bridge.next_message().await["id"], old.msg_id.as_str());
+    assert_eq!(bridge.stop().await, 0, "SIGTERM is a clean stop");
+
+    let while_down = world.fake.queue(Msg::text(&alice, "while you were away"));
+    let jslogins = world.fake.requests("jslogin").len();
+    let mut bridge = world.start(&["run"]);
+    bridge.wait_state("online").await;
+    let m = bridge.next_message().await;
+    assert_eq!(
+        m["id"],
+        while_down.msg_id.as_str(),
+        "the first message is the new one"
+    );
+    let later = bridge.drain_for(Duration::from_secs(1)).await;
+    assert!(
+        later.iter().all(|v| v["id"] != old.msg_id.as_str()),
+        "no history replayed: {later:?}"
+    );
+    assert_eq!(world.fake.requests("jslogin").len(), jslogins, "no QR");
+    assert_eq!(world.fake.logins(), 1, "the same session");
+}
+
+#[tokio::test]
+async fn a_rejected_stored_session_falls_back_to_push_login() {
+    let world = World::new().await;
+    let bridge = world.run_logged_in().await;
+    assert_eq!(bridge.stop().await, 0);
+    world.fake.expire_session(1101);
+    world.fake.enable_push_login(true);
+    let jslogins = world.fake.requests("jslogin").len();
+
+    let mut bridge = world.start(&["run"]);
+    tokio::time::timeout(WAIT, world.fake.wait_for_login_poll())
+        .await
+        .unwrap();
+    assert!(
+        bridge.stderr().contains("confirm it"),
+        "{}",
+        bridge.stderr()
+    );
+    world.fake.confirm();
+    bridge.wait_state("online").await;
+    let push = world.fake.requests("webwxpushloginurl");
+    assert_eq!(push.len(), 1);
+    assert!(
+        push[0].cookie("webwx_auth_ticket").is_some(),
+        "push login sends the old cookies"
+    );
+    assert_eq!(
+        world.fake.requests("jslogin").len(),
+        jslogins,
+        "no QR needed"
+    );
+    assert_eq!(world.fake.logins(), 2);
+}
+
+#[tokio::test]
+async fn a_rejected_stored_session_without_push_login_falls_back_to_a_qr() {
+    let world = World::new().await;
+    let bridge = world.run_logged_in().await;
+    assert_eq!(bridge.stop().await, 0);
+    world.fake.expire_session(1101);
+
+    let mut bridge = world.start(&["run"]);
+    bridge.wait_state("login_required").await;
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    assert_eq!(
+        world.fake.requests("webwxpushloginurl").len(),
+        1,
+        "push was tried first"
+    );
+    assert_eq!(world.fake.requests("jslogin").len(), 2, "then a QR");
+}
+
+#[tokio::test]
+async fn sync_failures_are_retried_on_the_same_session() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let mut bridge = world.run_logged_in().await;
+    world
+        .fake
+        .fault("synccheck", wxbridge_fake::Fault::Status(500), 2);
+    world
+        .fake
+        .fault("webwxsync", wxbridge_fake::Fault::Garbage, 2);
+    world.fake.queue(Msg::text(&alice, "through the storm"));
+    assert_eq!(text(&bridge.next_message().await), "through the storm");
+    assert_eq!(world.fake.logins(), 1, "no new login for transient errors");
+}
