@@ -2,15 +2,19 @@
 //! failure (DESIGN.md "Command line"); config errors (2) are handled before these run.
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio::io::BufReader;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bridge::{show_login_progress, Bridge, Output};
+use crate::bridge::{show_login_progress, Bridge};
 use crate::config::Config;
 use crate::lock::{LockError, StateLock};
-use crate::sinks::stdio;
+use crate::sinks::stdio::{self, StdoutSink};
+use crate::sinks::{mqtt, nats, run_delivery, webhook, Control, Intake, Sink};
+use crate::spool::{RedbSpool, Spool};
 use crate::wechat::client::{Timeouts, WxClient};
 use crate::wechat::contacts::clean_name;
 use crate::wechat::login::{self, LoginError};
@@ -58,33 +62,146 @@ pub async fn run(config: Config) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let spool: Arc<dyn Spool> = match RedbSpool::open(
+        &config.state_dir.join("spool.redb"),
+        config.spool.max_events_per_sink,
+    ) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return failure(format!("cannot open the spool: {e}")),
+    };
+    // Two trees: the bridge stops first, at a safe point; the sinks then get a moment to
+    // deliver what is spooled before they stop too.
     let shutdown = CancellationToken::new();
+    let sinks_shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(crate::signal::stop_on_signal(shutdown.clone()));
 
-    let (out_tx, out_rx) = mpsc::channel::<Output>(1024);
-    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-    let writer = tokio::spawn(stdio::write_lines(
-        out_rx,
-        tokio::io::stdout(),
-        shutdown.clone(),
-    ));
-    tracker.spawn(stdio::read_commands(
-        BufReader::new(tokio::io::stdin()),
-        config.send.max_bytes,
-        cmd_tx,
-        out_tx.clone(),
-        shutdown.clone(),
-    ));
-    let bridge = Bridge::new(config, out_tx, shutdown.clone());
-    bridge.run(cmd_rx).await;
-    shutdown.cancel();
-    drop(bridge);
+    let (intake, intake_rx) = Intake::new(1024);
+    let bridge = Bridge::new(config.clone(), spool.clone(), shutdown.clone());
+    let control = bridge.control(intake.clone(), sinks_shutdown.clone());
+    let names = match start_sinks(
+        &config,
+        &control,
+        &spool,
+        bridge.wake(),
+        &tracker,
+        &shutdown,
+    )
+    .await
+    {
+        Ok(names) => names,
+        Err(message) => return failure(message),
+    };
+
+    bridge.run(intake_rx).await;
+    drain(&spool, &names, Duration::from_secs(5)).await;
+    sinks_shutdown.cancel();
     tracker.close();
-    // stdin reads cannot be cancelled; don't wait on them.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tracker.wait()).await;
-    let _ = writer.await;
+    // A blocked stdin read cannot be cancelled; don't wait on it for long.
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     ExitCode::SUCCESS
+}
+
+/// Starts every configured sink's delivery task, or the stdio default when none is
+/// configured. Answers the sinks' names.
+async fn start_sinks(
+    config: &Config,
+    control: &Control,
+    spool: &Arc<dyn Spool>,
+    wake: Arc<tokio::sync::Notify>,
+    tracker: &TaskTracker,
+    root: &CancellationToken,
+) -> Result<Vec<String>, String> {
+    let mut sinks = Deliveries {
+        spool: spool.clone(),
+        wake,
+        control,
+        tracker,
+        names: Vec::new(),
+    };
+    // The links' own tasks are tracked too, so shutdown waits for MQTT's `offline` and
+    // DISCONNECT and for NATS's handlers.
+    if let Some(mqtt_config) = &config.mqtt {
+        let sink = mqtt::start(mqtt_config, control.clone()).map_err(|e| e.to_string())?;
+        tracker.spawn(sink.stopped());
+        sinks.start(sink)?;
+    }
+    if let Some(nats_config) = &config.nats {
+        let sink = nats::start(nats_config, control.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let tasks = sink.tasks();
+        tracker.spawn(async move { tasks.wait().await });
+        sinks.start(sink)?;
+    }
+    for (i, hook) in config.webhooks.iter().enumerate() {
+        sinks.start(
+            webhook::new(i, hook, &config.account, control.intake.clone())
+                .map_err(|e| e.to_string())?,
+        )?;
+    }
+    if sinks.names.is_empty() {
+        let out = stdio::shared(tokio::io::stdout());
+        tracker.spawn(stdio::write_states(
+            control.status.clone(),
+            control.account.clone(),
+            out.clone(),
+            control.shutdown.clone(),
+        ));
+        tracker.spawn(stdio::read_commands(
+            BufReader::new(tokio::io::stdin()),
+            config.send.max_bytes,
+            control.intake.clone(),
+            root.clone(),
+        ));
+        sinks.start(StdoutSink::new(out, root.clone()))?;
+    }
+    Ok(sinks.names)
+}
+
+/// Starts sinks' delivery loops on one spool.
+struct Deliveries<'a> {
+    spool: Arc<dyn Spool>,
+    wake: Arc<tokio::sync::Notify>,
+    control: &'a Control,
+    tracker: &'a TaskTracker,
+    names: Vec<String>,
+}
+
+impl Deliveries<'_> {
+    fn start<S: Sink + Send + 'static>(&mut self, sink: S) -> Result<(), String> {
+        let name = sink.name().to_owned();
+        // Registered before anything is spooled: a new sink starts at the spool's end.
+        self.spool
+            .register_sink(&name)
+            .map_err(|e| format!("cannot register sink {name}: {e}"))?;
+        let retry = self.control.retry;
+        self.tracker.spawn(run_delivery(
+            sink,
+            self.spool.clone(),
+            self.wake.clone(),
+            move || retry.schedule(),
+            self.control.shutdown.clone(),
+        ));
+        self.names.push(name);
+        Ok(())
+    }
+}
+
+/// Waits (up to `limit`) until every sink has delivered what is spooled.
+async fn drain(spool: &Arc<dyn Spool>, sinks: &[String], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let pending: u64 = sinks
+            .iter()
+            .map(|s| spool.backlog(s).map(|b| b.depth).unwrap_or(0))
+            .sum();
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!("stopping with events still spooled; they go out after the next start");
 }
 
 /// `login`: a QR login, stored for `run`.
@@ -95,7 +212,11 @@ pub async fn login(config: Config) -> ExitCode {
     };
     let client = client(&config);
     let qr_png = config.wechat.qr_png.clone();
-    match login::qr(&client, LOGIN_QR_LIMIT, &move |p| show_login_progress(&p, &qr_png)).await {
+    match login::qr(&client, LOGIN_QR_LIMIT, &move |p| {
+        show_login_progress(&p, &qr_png);
+    })
+    .await
+    {
         Ok(session) => {
             let file = SessionFile::in_dir(&config.state_dir);
             if let Err(e) = file.save(&session.to_stored()) {
@@ -133,9 +254,8 @@ async fn stored_session(config: &Config) -> Result<Session, ExitCode> {
             )))
         }
     };
-    match login::resume(&client(config), &stored).await {
+    match login::resume(&client(config), &stored, None).await {
         Ok(s) => {
-            // resume keeps the stored sync keys, so storing it loses no message for `run`.
             if let Err(e) = file.save(&s.to_stored()) {
                 tracing::warn!(cause = %e, "cannot update the stored session");
             }

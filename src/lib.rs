@@ -17,6 +17,8 @@ pub mod event;
 pub mod limiter;
 pub mod lock;
 pub mod qr;
+pub mod retry;
 pub mod signal;
 pub mod sinks;
+pub mod spool;
 pub mod wechat;

@@ -1,97 +1,145 @@
-//! The embedded default (DESIGN.md): every stdout line is one JSON object with a `kind`, and
-//! every stdin line is a send command. Logs and the QR go to stderr, so `wxbridge run | jq`
-//! works with no broker. A write to stdout counts as delivered once it is flushed.
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+//! The embedded default (DESIGN.md): every stdout line is one JSON object with a `kind`
+//! (`message`, the `/event` kinds, `state`, `result`), and every stdin line is a send command.
+//! Logs and the QR go to stderr, so `wxbridge run | jq` works with no broker. A line counts as
+//! delivered once it is written and flushed.
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{Output, Queued};
-use crate::event::{parse_command, SendResult};
+use super::{DeliveryError, Intake, Origin, Sink};
+use crate::event::{SessionStatus, StateEvent, StateKind};
+use crate::spool::{Entry, Kind};
 
-/// Writes each output as one JSON line and flushes it. A closed stdout (the reader went away)
-/// stops the bridge.
-pub async fn write_lines(
-    mut rx: mpsc::Receiver<Output>,
-    mut out: impl tokio::io::AsyncWrite + Unpin,
+/// Standard output, shared by the sink and the state writer so their lines never interleave.
+pub type SharedOut = Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+
+/// Wraps a writer (stdout, or a buffer in tests) for sharing.
+pub fn shared(out: impl AsyncWrite + Send + Unpin + 'static) -> SharedOut {
+    Arc::new(Mutex::new(Box::new(out)))
+}
+
+async fn write_lines<'a>(
+    out: &SharedOut,
+    lines: impl Iterator<Item = &'a [u8]>,
+) -> std::io::Result<()> {
+    let mut out = out.lock().await;
+    for line in lines {
+        out.write_all(line).await?;
+        out.write_all(b"\n").await?;
+    }
+    out.flush().await
+}
+
+/// Spooled entries as JSON lines.
+pub struct StdoutSink {
+    out: SharedOut,
+    closed: CancellationToken,
+}
+
+impl StdoutSink {
+    /// A sink writing to `out`; a closed `out` (the reader went away) cancels `closed`.
+    pub fn new(out: SharedOut, closed: CancellationToken) -> StdoutSink {
+        StdoutSink { out, closed }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+
+    fn accepts(&self, _kind: Kind) -> bool {
+        true
+    }
+
+    async fn deliver(&mut self, batch: &[Entry]) -> Result<(), DeliveryError> {
+        write_lines(&self.out, batch.iter().map(|e| e.payload.as_slice()))
+            .await
+            .map_err(|e| {
+                tracing::error!(cause = %e, "stdout is closed; stopping");
+                self.closed.cancel();
+                DeliveryError {
+                    delivered: 0,
+                    cause: e.to_string(),
+                }
+            })
+    }
+}
+
+/// Writes a `state` line for the current state and each change, until shutdown.
+pub async fn write_states(
+    mut status: watch::Receiver<SessionStatus>,
+    account: String,
+    out: SharedOut,
     shutdown: CancellationToken,
 ) {
-    while let Some(item) = rx.recv().await {
-        let mut line = match serde_json::to_vec(&item) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(cause = %e, "cannot serialize an output line");
-                continue;
-            }
+    loop {
+        let line = {
+            let current = status.borrow_and_update().clone();
+            serde_json::to_vec(&StateEvent {
+                kind: StateKind,
+                account: account.clone(),
+                status: current,
+            })
         };
-        line.push(b'\n');
-        if let Err(e) = async {
-            out.write_all(&line).await?;
-            out.flush().await
+        if let Ok(line) = line {
+            if write_lines(&out, std::iter::once(line.as_slice()))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
-        .await
-        {
-            tracing::error!(cause = %e, "stdout is closed; stopping");
-            shutdown.cancel();
-            return;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
         }
     }
 }
 
-/// A line as read: its bytes, or only its length when it was over the cap (the rest is
-/// skipped without being kept, so a 10 MB line costs no 10 MB).
-enum Line {
-    Fits(Vec<u8>),
-    TooLong(usize),
-}
-
+/// A line as read: its bytes, or for a line over the cap only its first `cap + 1` bytes (the
+/// rest is skipped without being kept, so a 10 MB line costs no 10 MB).
 async fn read_capped_line(
     r: &mut (impl AsyncBufRead + Unpin),
     cap: usize,
-) -> std::io::Result<Option<Line>> {
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
-    let mut len = 0usize;
     let mut any = false;
     loop {
         let chunk = r.fill_buf().await?;
         if chunk.is_empty() {
-            return Ok(any.then(|| finish(buf, len, cap)));
+            return Ok(any.then(|| trim_cr(buf)));
         }
         any = true;
         let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => (&chunk[..i], Some(i + 1)),
             None => (chunk, None),
         };
-        len += part.len();
-        if len <= cap {
-            buf.extend_from_slice(part);
-        } else {
-            buf = Vec::new();
-        }
+        let room = (cap + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&part[..part.len().min(room)]);
         let used = done.unwrap_or(chunk.len());
         r.consume(used);
         if done.is_some() {
-            return Ok(Some(finish(buf, len, cap)));
+            return Ok(Some(trim_cr(buf)));
         }
     }
 }
 
-fn finish(mut buf: Vec<u8>, len: usize, cap: usize) -> Line {
-    if len > cap {
-        return Line::TooLong(len);
-    }
+fn trim_cr(mut buf: Vec<u8>) -> Vec<u8> {
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    Line::Fits(buf)
+    buf
 }
 
-/// Reads send commands, one JSON object per line. A bad line is answered with its error result
-/// and the rest carry on. End of input leaves the bridge running.
+/// Reads send commands, one per line, into the intake; the bridge answers each with a result
+/// line. End of input leaves the bridge running.
 pub async fn read_commands(
     input: impl AsyncBufRead + Unpin,
     max_bytes: usize,
-    queue: mpsc::Sender<Queued>,
-    out: mpsc::Sender<Output>,
+    intake: Intake,
     shutdown: CancellationToken,
 ) {
     let mut input = input;
@@ -101,6 +149,7 @@ pub async fn read_commands(
             l = read_capped_line(&mut input, max_bytes) => l,
         };
         let bytes = match line {
+            Ok(Some(b)) => b,
             Ok(None) => {
                 tracing::debug!("stdin closed; no more commands from it");
                 return;
@@ -109,46 +158,14 @@ pub async fn read_commands(
                 tracing::warn!(cause = %e, "cannot read stdin");
                 return;
             }
-            Ok(Some(Line::TooLong(len))) => {
-                // One byte over the cap is enough for the parser to give the size error.
-                let _ = out.send(Output::Result(oversized(len, max_bytes))).await;
-                continue;
-            }
-            Ok(Some(Line::Fits(b))) => b,
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match parse_command(&bytes, max_bytes) {
-            Ok(command) => {
-                let queued = Queued {
-                    command,
-                    received: time::OffsetDateTime::now_utc(),
-                };
-                if queue.send(queued).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::info!(code = %e.code, "rejected a command: {}", e.message);
-                let _ = out
-                    .send(Output::Result(SendResult::err(
-                        e.request_id,
-                        e.code,
-                        e.message,
-                    )))
-                    .await;
-            }
+        if !intake.submit(bytes, Origin::Stdin).await {
+            return;
         }
     }
-}
-
-fn oversized(len: usize, max_bytes: usize) -> SendResult {
-    SendResult::err(
-        None,
-        crate::event::ErrorCode::InvalidCommand,
-        format!("command is {len} bytes, over the limit of {max_bytes} (send.max_bytes)"),
-    )
 }
 
 #[cfg(test)]
@@ -156,22 +173,20 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn long_lines_are_measured_not_kept() {
+    async fn long_lines_keep_only_what_the_size_check_needs() {
         let mut data = vec![b'x'; 100_000];
         data.extend_from_slice(b"\n{\"a\":1}\r\nlast");
         let mut r = tokio::io::BufReader::with_capacity(64, &data[..]);
-        match read_capped_line(&mut r, 1000).await.unwrap() {
-            Some(Line::TooLong(n)) => assert_eq!(n, 100_000),
-            _ => panic!("expected TooLong"),
-        }
-        match read_capped_line(&mut r, 1000).await.unwrap() {
-            Some(Line::Fits(b)) => assert_eq!(b, b"{\"a\":1}"),
-            _ => panic!("expected the next line"),
-        }
-        match read_capped_line(&mut r, 1000).await.unwrap() {
-            Some(Line::Fits(b)) => assert_eq!(b, b"last"),
-            _ => panic!("expected the unterminated last line"),
-        }
+        let long = read_capped_line(&mut r, 1000).await.unwrap().unwrap();
+        assert_eq!(long.len(), 1001, "one byte over the cap is kept, no more");
+        assert_eq!(
+            read_capped_line(&mut r, 1000).await.unwrap().unwrap(),
+            b"{\"a\":1}"
+        );
+        assert_eq!(
+            read_capped_line(&mut r, 1000).await.unwrap().unwrap(),
+            b"last"
+        );
         assert!(read_capped_line(&mut r, 1000).await.unwrap().is_none());
     }
 }

@@ -60,19 +60,20 @@ impl From<WxError> for LoginError {
 const PUSH_POLLS: u32 = 5;
 
 /// Resumes a stored session: webwxinit with the stored credentials, keeping the stored
-/// SyncKey so no history is replayed (PROTOCOL.md §10, openwechat's HotLogin).
-pub async fn resume(client: &WxClient, stored: &StoredSession) -> Result<Session, WxError> {
+/// sync keys (when there are any) so no history is replayed (PROTOCOL.md §10, openwechat's
+/// HotLogin). Without stored keys the session continues from init's SyncKey.
+pub async fn resume(
+    client: &WxClient,
+    stored: &StoredSession,
+    keys: Option<SyncKeys>,
+) -> Result<Session, WxError> {
     client
         .restore_cookies(&stored.cookies)
         .map_err(|detail| WxError::Garbage {
             endpoint: "session.json",
             detail,
         })?;
-    let keys = SyncKeys {
-        sync_key: stored.sync_key.clone(),
-        sync_check_key: stored.sync_check_key.clone(),
-    };
-    establish(client, stored.credentials.clone(), Some(keys)).await
+    establish(client, stored.credentials.clone(), keys).await
 }
 
 /// Push login: the phone is asked to confirm, no scan (PROTOCOL.md §1.6). Needs the stored

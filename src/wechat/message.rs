@@ -264,7 +264,7 @@ pub fn normalize(msg: &AddMsg, ctx: &Context<'_>) -> Option<MessageEvent> {
         message_type: MessageType::Other,
         msg_type: msg.msg_type,
         origin,
-        request_id: ctx.sent_by_bridge.flatten().map(str::to_owned),
+        request_id: ctx.sent_by_bridge.map(|r| r.map(str::to_owned)),
         chat,
         from,
         text: None,
@@ -770,7 +770,7 @@ mod tests {
             Some(Some("r-17")),
         );
         assert_eq!(e.origin, Origin::Bridge);
-        assert_eq!(e.request_id.as_deref(), Some("r-17"));
+        assert_eq!(e.request_id, Some(Some("r-17".to_owned())));
         assert_eq!(e.chat.name, "File Transfer");
         let line = serde_json::to_string(&e).unwrap();
         assert!(line.contains(r#""origin":"bridge","request_id":"r-17""#));
@@ -778,7 +778,15 @@ mod tests {
             r#"{"MsgId":"7","FromUserName":"@self","ToUserName":"@a81","MsgType":1,"Content":"x"}"#,
             Some(None),
         );
-        assert_eq!((e.origin, e.request_id), (Origin::Bridge, None));
+        assert_eq!(
+            (e.origin, e.request_id.clone()),
+            (Origin::Bridge, Some(None))
+        );
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(
+            line.contains(r#""origin":"bridge","request_id":null"#),
+            "{line}"
+        );
     }
 
     #[test]

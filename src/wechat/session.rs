@@ -16,6 +16,7 @@ use super::protocol::{self, Contact, SyncKey};
 const FORMAT_VERSION: u32 = 1;
 
 /// What `session.json` holds (PROTOCOL.md §10: openwechat's layout, with the cookie domains).
+/// The sync keys are not here: they live in the spool, committed with the events of each sync.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredSession {
     /// [`FORMAT_VERSION`].
@@ -24,10 +25,6 @@ pub struct StoredSession {
     pub credentials: Credentials,
     /// Self, as webwxinit described it.
     pub user: Contact,
-    /// The key for the next webwxsync; resuming with it replays nothing.
-    pub sync_key: SyncKey,
-    /// The key for the next synccheck.
-    pub sync_check_key: SyncKey,
     /// Every cookie with its domain.
     pub cookies: serde_json::Value,
 }
@@ -134,7 +131,7 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// The sync keys of a session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncKeys {
     /// For webwxsync.
     pub sync_key: SyncKey,
@@ -229,6 +226,11 @@ impl Session {
         &self.inner.user
     }
 
+    /// True for clones of the same session.
+    pub fn same_as(&self, other: &Session) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// When this session was established.
     pub fn started(&self) -> Instant {
         self.inner.started
@@ -265,13 +267,10 @@ impl Session {
 
     /// What `session.json` should hold now.
     pub fn to_stored(&self) -> StoredSession {
-        let keys = self.keys();
         StoredSession {
             version: FORMAT_VERSION,
             credentials: self.credentials(),
             user: self.inner.user.clone(),
-            sync_key: keys.sync_key,
-            sync_check_key: keys.sync_check_key,
             cookies: self.inner.client.save_cookies(),
         }
     }

@@ -1,7 +1,13 @@
 //! Scenario tests: the real `wxbridge` binary against the fake WeChat server. One test crate
 //! with modules, so the suite links once.
+mod brokers;
+mod cli;
 mod login;
 mod messages;
+mod mqtt;
+mod nats;
+mod schema;
 mod send;
 mod session;
 mod support;
+mod webhook;

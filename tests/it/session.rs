@@ -123,3 +123,19 @@ async fn sync_failures_are_retried_on_the_same_session() {
     assert_eq!(text(&bridge.next_message().await), "through the storm");
     assert_eq!(world.fake.logins(), 1, "no new login for transient errors");
 }
+
+#[tokio::test]
+async fn a_rotated_skey_is_taken_and_the_session_goes_on() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let mut bridge = world.run_logged_in().await;
+    world.fake.rotate_skey();
+    world.fake.queue(Msg::text(&alice, "one"));
+    assert_eq!(text(&bridge.next_message().await), "one");
+    world.fake.queue(Msg::text(&alice, "two"));
+    assert_eq!(text(&bridge.next_message().await), "two");
+    let skey = world.fake.session().unwrap().skey;
+    let stored = std::fs::read_to_string(world.state_dir().join("session.json")).unwrap();
+    assert!(stored.contains(&skey), "the new skey is stored");
+    assert_eq!(world.fake.logins(), 1);
+}

@@ -181,6 +181,7 @@ impl Bridge {
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(v)) => {
+                    crate::schema::assert_valid(&v);
                     self.seen.push(v.clone());
                     if pred(&v) {
                         return v;
@@ -197,6 +198,14 @@ impl Bridge {
                 ),
             }
         }
+    }
+
+    /// A line already seen that matches `pred`, else the next one that does.
+    pub async fn seen_or_next(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        self.next_where(what, pred).await
     }
 
     /// Waits for a `state` line with this state.
@@ -223,6 +232,7 @@ impl Bridge {
         let mut got = Vec::new();
         let deadline = tokio::time::Instant::now() + d;
         while let Ok(Some(v)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            crate::schema::assert_valid(&v);
             self.seen.push(v.clone());
             got.push(v);
         }

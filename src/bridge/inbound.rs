@@ -1,0 +1,428 @@
+//! The session side of the bridge: the login policy (DESIGN.md "Login policy") and the
+//! synccheck → webwxsync loop, whose answers are committed to the spool with their sync keys.
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{log_drops, Bridge};
+use crate::event::{
+    ContactsEvent, ContactsKind, Event, LoginEvent, LoginKind, LoginQr, LoginUser, LogoutEvent,
+    LogoutKind, SessionState,
+};
+use crate::spool::{Kind, NewEntry};
+use crate::wechat::client::WxError;
+use crate::wechat::contacts::clean_name;
+use crate::wechat::login::{self, LoginError, LoginProgress};
+use crate::wechat::message;
+use crate::wechat::session::{Session, StoredSession};
+
+/// How many QR codes may expire in a row before `run` stops asking (DESIGN.md "Login policy").
+const RUN_QR_LIMIT: u32 = 3;
+/// A session that dies sooner than this after its login counts as a quick death.
+const QUICK_DEATH: Duration = Duration::from_secs(5 * 60);
+/// The longest wait between rounds of QR codes nobody scans.
+const QR_PAUSE_MAX: Duration = Duration::from_secs(30 * 60);
+/// WeChat does not say how long a QR code lives; the web page's last a few minutes.
+const QR_LIFETIME: Duration = Duration::from_secs(4 * 60);
+
+impl Bridge {
+    /// Log in, sync until the session ends, log in again: until shutdown.
+    pub(super) async fn supervise_session(&self) {
+        let mut quick_deaths = 0;
+        while !self.shutdown.is_cancelled() {
+            let Some(session) = self.obtain_session().await else {
+                break;
+            };
+            self.save_session(&session);
+            let user = session.user();
+            self.publish(Event::from(LoginEvent {
+                kind: LoginKind,
+                account: self.config.account.clone(),
+                time: OffsetDateTime::now_utc(),
+                user: LoginUser {
+                    id: user.user_name.clone(),
+                    name: clean_name(&user.nick_name),
+                    uin: user.uin,
+                },
+            }));
+            self.session.send_replace(Some(session.clone()));
+            self.set_state(SessionState::Online, "");
+            let end = self.sync_loop(&session).await;
+            self.session.send_replace(None);
+            let Some(code) = end else {
+                self.save_session(&session);
+                break;
+            };
+            let reason = format!("WeChat ended the session (code {code})");
+            self.publish(Event::from(LogoutEvent {
+                kind: LogoutKind,
+                account: self.config.account.clone(),
+                time: OffsetDateTime::now_utc(),
+                reason: reason.clone(),
+            }));
+            if session.started().elapsed() < QUICK_DEATH {
+                quick_deaths += 1;
+            } else {
+                quick_deaths = 0;
+            }
+            if quick_deaths >= 2 {
+                quick_deaths = 0;
+                self.wait_forbidden(
+                    "the session died within 5 minutes of login twice in a row; \
+                     WeChat may be restricting this account, so no new login is tried \
+                     until one is requested",
+                )
+                .await;
+                continue;
+            }
+            self.set_state(SessionState::LoginRequired, reason);
+        }
+    }
+
+    /// Stored session → push login → QR, until one works or shutdown (None).
+    async fn obtain_session(&self) -> Option<Session> {
+        if let Some(stored) = self.load_stored() {
+            if let Some(s) = self.resume_stored(&stored).await? {
+                return Some(s);
+            }
+            self.set_state(
+                SessionState::LoginRequired,
+                "confirm the login on your phone",
+            );
+            match login::push(&self.client, &stored, &|p| self.show_progress(p)).await {
+                Ok(s) => return Some(self.fresh(s)),
+                Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
+                Err(e) => {
+                    tracing::info!(cause = %e, "push login did not work; falling back to a QR code")
+                }
+            }
+        }
+        let mut backoff = self.retry().schedule();
+        let mut pause = self.config.retry.initial;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
+            self.set_state(SessionState::LoginRequired, "scan the QR code with WeChat");
+            let progress = |p| self.show_progress(p);
+            let attempt = tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                r = login::qr(&self.client, RUN_QR_LIMIT, &progress) => r,
+            };
+            match attempt {
+                Ok(s) => return Some(self.fresh(s)),
+                Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
+                Err(LoginError::QrExpired(n)) => {
+                    self.set_state(
+                        SessionState::LoginRequired,
+                        format!(
+                            "{n} QR codes expired without a scan; waiting for a re-login request"
+                        ),
+                    );
+                    self.qr.send_replace(None);
+                    pause = (pause * 2).min(QR_PAUSE_MAX);
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return None,
+                        _ = self.relogin.notified() => {}
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(cause = %e, "login failed; retrying");
+                    let d = backoff.next().unwrap_or(self.config.retry.max);
+                    if !self.nap(d).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resumes the stored session with the spool's sync keys. Outer None: shutdown; inner None:
+    /// the session is no longer valid. Connection trouble is retried: it says nothing about the
+    /// session, and throwing a good session away would cost a scan.
+    async fn resume_stored(&self, stored: &StoredSession) -> Option<Option<Session>> {
+        let keys = match self.spool.sync_keys() {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(cause = %e, "cannot read the sync keys; resuming from init's");
+                None
+            }
+        };
+        let mut backoff = self.retry().schedule();
+        loop {
+            match login::resume(&self.client, stored, keys.clone()).await {
+                Ok(s) => {
+                    tracing::info!("resumed the stored session");
+                    if keys.is_none() {
+                        self.store_keys(&s);
+                    }
+                    return Some(Some(s));
+                }
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!(cause = %e, "cannot reach WeChat to resume the stored session; retrying");
+                    let d = backoff.next().unwrap_or(self.config.retry.max);
+                    if !self.nap(d).await {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(cause = %e, "the stored session is no longer valid");
+                    return Some(None);
+                }
+            }
+        }
+    }
+
+    /// A new session (push or QR) starts from its own sync keys.
+    fn fresh(&self, session: Session) -> Session {
+        self.store_keys(&session);
+        session
+    }
+
+    fn store_keys(&self, session: &Session) {
+        if let Err(e) = self
+            .spool
+            .commit_sync(Vec::new(), &[], Some(&session.keys()))
+        {
+            tracing::error!(cause = %e, "cannot store the sync keys");
+        }
+    }
+
+    /// `login_forbidden` until a re-login is requested (or shutdown).
+    async fn wait_forbidden(&self, reason: &str) {
+        tracing::error!("{reason}");
+        self.set_state(SessionState::LoginForbidden, reason);
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            _ = self.relogin.notified() => {}
+        }
+    }
+
+    fn load_stored(&self) -> Option<StoredSession> {
+        match self.session_file.load() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot read the stored session");
+                None
+            }
+        }
+    }
+
+    pub(super) fn save_session(&self, session: &Session) {
+        if let Err(e) = self.session_file.save(&session.to_stored()) {
+            tracing::error!(cause = %e, path = %self.session_file.path().display(), "cannot store the session");
+        }
+    }
+
+    fn show_progress(&self, p: LoginProgress) {
+        let png = show_login_progress(&p, &self.config.wechat.qr_png);
+        if let (LoginProgress::Qr { content, .. }, Some(png)) = (&p, png) {
+            self.qr.send_replace(Some(LoginQr {
+                url: content.clone(),
+                png,
+                expires_at: OffsetDateTime::now_utc() + QR_LIFETIME,
+            }));
+        }
+    }
+
+    /// synccheck → webwxsync until the session ends (Some(code)) or shutdown (None).
+    /// Timeouts, connection errors and 5xx are retried with backoff on the same session.
+    async fn sync_loop(&self, session: &Session) -> Option<i64> {
+        let mut backoff = self.retry().schedule();
+        let mut counter = super::now_ms();
+        loop {
+            let creds = session.credentials();
+            let keys = session.keys();
+            let check = tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                c = session.client().synccheck(&creds, keys.for_synccheck(), counter) => c,
+            };
+            counter += 1;
+            let result = match check {
+                Ok(c) if c.selector == 0 => Ok(()),
+                Ok(_) => self.sync_once(session).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => backoff = self.retry().schedule(),
+                Err(WxError::SessionExpired { code, .. }) => return Some(code),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "sync failed; retrying on the same session");
+                    let d = backoff.next().unwrap_or(self.config.retry.max);
+                    if !self.nap(d).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One webwxsync: contacts first (so names resolve), then the messages; the new events,
+    /// their MsgIds and the new keys go to the spool in one transaction.
+    async fn sync_once(&self, session: &Session) -> Result<(), WxError> {
+        let creds = session.credentials();
+        let resp = session
+            .client()
+            .sync(&creds, &session.keys().sync_key)
+            .await?;
+        if !resp.skey.is_empty() {
+            session.rotate_skey(&resp.skey);
+            self.save_session(session);
+        }
+
+        let changes = session
+            .with_book_mut(|b| b.apply_changes(resp.mod_contact_list, resp.del_contact_list));
+        if !changes.is_empty() {
+            self.publish(Event::from(ContactsEvent {
+                kind: ContactsKind,
+                account: self.config.account.clone(),
+                time: OffsetDateTime::now_utc(),
+                added: changes.added,
+                modified: changes.modified,
+                removed: changes.removed,
+            }));
+        }
+
+        let missing = session.book().missing_for(&resp.add_msg_list);
+        if !missing.is_empty() {
+            match session.client().batch_get_contacts(&creds, &missing).await {
+                Ok(found) => session.with_book_mut(|b| b.apply_batch(&missing, found)),
+                Err(e) if e.is_session_expired() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "cannot fetch unknown contacts; names fall back to ids")
+                }
+            }
+        }
+
+        let ids: Vec<&str> = resp
+            .add_msg_list
+            .iter()
+            .map(|m| m.msg_id.as_str())
+            .collect();
+        let unseen = self.spool.unseen(&ids).map_err(|e| WxError::Garbage {
+            endpoint: "spool",
+            detail: e.to_string(),
+        })?;
+        let self_name = session.user().user_name.clone();
+        let mut in_batch = HashSet::new();
+        let mut entries = Vec::new();
+        for (msg, new) in resp.add_msg_list.iter().zip(unseen) {
+            if !new || !in_batch.insert(msg.msg_id.as_str()) {
+                continue;
+            }
+            if msg.from_user_name == self_name {
+                self.sent.settle().await;
+            }
+            let sent_by = self.sent.lookup(&msg.msg_id);
+            let event = {
+                let book = session.book();
+                let ctx = message::Context {
+                    account: &self.config.account,
+                    book: &book,
+                    sent_by_bridge: sent_by.as_ref().map(|r| r.as_deref()),
+                };
+                message::normalize(msg, &ctx)
+            };
+            let Some(event) = event else { continue };
+            match serde_json::to_vec(&event) {
+                Ok(payload) => entries.push(NewEntry {
+                    kind: Kind::Message,
+                    id: msg.msg_id.clone(),
+                    payload,
+                    reply_to: None,
+                }),
+                Err(e) => {
+                    tracing::error!(cause = %e, msg_id = %msg.msg_id, "cannot serialize an event")
+                }
+            }
+        }
+
+        let mut keys = session.keys();
+        let keys_changed = keys.update(resp.sync_key, resp.sync_check_key);
+        if entries.is_empty() && !keys_changed && ids.is_empty() {
+            return Ok(());
+        }
+        failpoint("after_sync_before_commit");
+        let committed = self
+            .spool
+            .commit_sync(entries, &ids, Some(&keys))
+            .map_err(|e| WxError::Garbage {
+                endpoint: "spool",
+                detail: e.to_string(),
+            })?;
+        log_drops(&committed.dropped);
+        session.update_keys(keys.sync_key, keys.sync_check_key);
+        if !committed.seqs.is_empty() {
+            self.wake.notify_waiters();
+        }
+        Ok(())
+    }
+}
+
+/// Crash-recovery tests kill the process at a named point: `WXBRIDGE_FAILPOINT=<name>`.
+/// Only debug builds look.
+fn failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("WXBRIDGE_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}
+
+/// Connection trouble that says nothing about the session's validity.
+fn is_transient(e: &WxError) -> bool {
+    matches!(
+        e,
+        WxError::Http { .. } | WxError::Status { .. } | WxError::Garbage { .. }
+    )
+}
+
+/// What a person at the terminal needs during a login: the QR (also written as a PNG) and the
+/// prompts, on stderr. Answers the QR's PNG when it drew one.
+pub fn show_login_progress(p: &LoginProgress, qr_png: &Path) -> Option<Vec<u8>> {
+    let mut drawn = None;
+    match p {
+        LoginProgress::Qr {
+            content,
+            expired_before,
+            ..
+        } => {
+            let mut written = String::new();
+            match crate::qr::png(content) {
+                Ok(png) => {
+                    if let Some(dir) = qr_png.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        let _ = std::fs::create_dir_all(dir);
+                    }
+                    match std::fs::write(qr_png, &png) {
+                        Ok(()) => written = format!(" (also saved as {})", qr_png.display()),
+                        Err(e) => {
+                            tracing::warn!(cause = %e, path = %qr_png.display(), "cannot write the QR code")
+                        }
+                    }
+                    drawn = Some(png);
+                }
+                Err(e) => tracing::warn!(cause = %e, "cannot render the QR code"),
+            }
+            let again = if *expired_before > 0 {
+                "The last QR code expired. Here is a new one.\n"
+            } else {
+                ""
+            };
+            eprintln!(
+                "\n{again}Scan this QR code with WeChat on your phone (Me → Scan){written}:\n\n{}\n{content}\n",
+                crate::qr::terminal(content)
+            );
+        }
+        LoginProgress::Scanned => eprintln!("Scanned. Now confirm the login on your phone."),
+        LoginProgress::PushSent => {
+            eprintln!("A login request was sent to your phone: open WeChat there and confirm it.")
+        }
+        LoginProgress::Confirmed => eprintln!("Confirmed. Logging in…"),
+    }
+    drawn
+}

@@ -1,0 +1,191 @@
+//! Wires WeChat to the spool and the sinks: the session supervisor with the login policy and
+//! the synccheck/webwxsync loop ([`inbound`]), and the command intake and sender
+//! ([`outbound`]). It meets the sinks only through the spool, the [`Control`] watches and the
+//! [`Intake`].
+//!
+//! Delivery: each webwxsync answer's new events, their MsgIds and the new sync keys are
+//! committed in one spool transaction; sinks then deliver from the spool at least once, in
+//! order. Every send command gets exactly one result, itself spooled.
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::event::{Event, LoginQr, SessionState, SessionStatus};
+use crate::retry::Retry;
+use crate::sinks::{Control, IncomingCommand, Intake};
+use crate::spool::{Kind, NewEntry, Spool};
+use crate::wechat::client::{Timeouts, WxClient};
+use crate::wechat::session::{Session, SessionFile};
+
+mod inbound;
+mod outbound;
+
+pub use inbound::show_login_progress;
+
+/// The parts of a running bridge that its tasks share.
+pub struct Bridge {
+    config: Config,
+    client: WxClient,
+    session_file: SessionFile,
+    spool: Arc<dyn Spool>,
+    wake: Arc<Notify>,
+    status: watch::Sender<SessionStatus>,
+    qr: watch::Sender<Option<LoginQr>>,
+    session: watch::Sender<Option<Session>>,
+    sent: outbound::SentLog,
+    relogin: Arc<Notify>,
+    queue_changed: Notify,
+    shutdown: CancellationToken,
+}
+
+impl Bridge {
+    /// A bridge on `spool` that stops at safe points when `shutdown` is cancelled.
+    pub fn new(config: Config, spool: Arc<dyn Spool>, shutdown: CancellationToken) -> Bridge {
+        let client = WxClient::new(
+            config.wechat.login_url.clone(),
+            config.wechat.desktop_mode,
+            Timeouts::default(),
+        );
+        let session_file = SessionFile::in_dir(&config.state_dir);
+        Bridge {
+            config,
+            client,
+            session_file,
+            spool,
+            wake: Arc::new(Notify::new()),
+            status: watch::Sender::new(SessionStatus {
+                state: SessionState::Starting,
+                since: OffsetDateTime::now_utc(),
+                reason: String::new(),
+            }),
+            qr: watch::Sender::new(None),
+            session: watch::Sender::new(None),
+            sent: outbound::SentLog::default(),
+            relogin: Arc::new(Notify::new()),
+            queue_changed: Notify::new(),
+            shutdown,
+        }
+    }
+
+    /// Notified whenever entries are appended to the spool (for [`crate::sinks::run_delivery`]).
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// What the bus links need: the watches, the relogin request, the intake, `retry.*`.
+    /// `shutdown` is the links' own token: they outlive the bridge long enough to drain.
+    pub fn control(&self, intake: Intake, shutdown: CancellationToken) -> Control {
+        Control {
+            account: self.config.account.clone(),
+            status: self.status.subscribe(),
+            qr: self.qr.subscribe(),
+            relogin: self.relogin.clone(),
+            intake,
+            retry: Retry::from_config(&self.config.retry),
+            shutdown,
+        }
+    }
+
+    /// Runs until shutdown: the session supervisor, the intake and the sender side by side.
+    pub async fn run(&self, commands: mpsc::Receiver<IncomingCommand>) {
+        tokio::join!(
+            self.supervise_session(),
+            self.intake_loop(commands),
+            self.send_loop()
+        );
+        self.set_state(SessionState::Offline, "stopped");
+    }
+
+    /// Appends entries to the spool and wakes the sinks. A failure here is logged: the spool
+    /// is the bridge's disk, and there is nowhere else to put the entries.
+    fn append(&self, entries: Vec<NewEntry>) {
+        match self.spool.append(entries) {
+            Ok(c) => {
+                log_drops(&c.dropped);
+                self.wake.notify_waiters();
+            }
+            Err(e) => tracing::error!(cause = %e, "cannot append to the spool"),
+        }
+    }
+
+    /// Spools a non-message event (login, logout, contacts, error).
+    fn publish(&self, event: Event) {
+        let kind = match event.kind() {
+            "login" => Kind::Login,
+            "logout" => Kind::Logout,
+            "contacts" => Kind::Contacts,
+            "error" => Kind::Error,
+            other => {
+                tracing::error!(kind = other, "not a spooled event kind");
+                return;
+            }
+        };
+        match serde_json::to_vec(&event) {
+            Ok(payload) => self.append(vec![NewEntry {
+                kind,
+                id: new_id(),
+                payload,
+                reply_to: None,
+            }]),
+            Err(e) => tracing::error!(cause = %e, "cannot serialize an event"),
+        }
+    }
+
+    /// Moves to `state`; logs only real transitions. The QR is withdrawn once it can no longer
+    /// be used.
+    fn set_state(&self, state: SessionState, reason: impl Into<String>) {
+        let reason = reason.into();
+        let changed = self.status.send_if_modified(|current| {
+            if current.state == state && current.reason == reason {
+                return false;
+            }
+            *current = SessionStatus {
+                state,
+                since: OffsetDateTime::now_utc(),
+                reason: reason.clone(),
+            };
+            true
+        });
+        if changed {
+            tracing::info!(state = %state, reason = %reason, "session state");
+        }
+        if !matches!(state, SessionState::LoginRequired) {
+            self.qr.send_if_modified(|qr| qr.take().is_some());
+        }
+    }
+
+    /// Sleeps unless shutdown comes first; false on shutdown.
+    async fn nap(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        Retry::from_config(&self.config.retry)
+    }
+}
+
+/// Logs what the spool dropped at `spool.max_events_per_sink` (never silently).
+fn log_drops(dropped: &[(String, u64)]) {
+    for (sink, n) in dropped {
+        tracing::warn!(sink = %sink, dropped = n, "spool full for this sink: dropped its oldest events");
+    }
+}
+
+/// A unique id for entries that have no MsgId: the time in ms and a random suffix.
+fn new_id() -> String {
+    format!("{}{:04}", now_ms(), fastrand::u16(0..10000))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,337 @@
+//! The three tasks of the MQTT link (CRATES.md §1.4 on why they are three):
+//! - the **poller** owns rumqttc's event loop and does nothing but poll it: it never awaits a
+//!   channel it drains itself, and sleeps the `retry.*` schedule between failed connects;
+//! - the **link task** is the only publisher: on every ConnAck it subscribes and publishes the
+//!   retained status, state and QR; it republishes state and QR on change, and publishes the
+//!   delivery batches the sink hands it;
+//! - the **command task** hands `/send` payloads to the bridge and acks each to the broker only
+//!   once the bridge has it, and turns `/relogin` into a re-login request.
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, Outgoing, Publish, QoS};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::sink::{Batch, Confirmed, LinkState};
+use super::topics::Topics;
+use super::tracker::{Tag, Tracker, Unwritten};
+use crate::sinks::{Control, Origin};
+
+/// How long shutdown waits for `offline` and the DISCONNECT to go out.
+const GOODBYE: Duration = Duration::from_secs(3);
+
+/// What the poller needs besides the event loop.
+pub(super) struct Poller {
+    /// Topics, to route incoming publishes.
+    pub topics: Arc<Topics>,
+    /// The pairing of writes and acks.
+    pub tracker: Tracker,
+    /// Confirmed entries, to the sink.
+    pub confirmed: mpsc::UnboundedSender<Confirmed>,
+    /// Connection state, to the sink and the link task.
+    pub state: watch::Sender<LinkState>,
+    /// Incoming commands, to the command task. Unbounded so the poller never waits; QoS 1
+    /// commands are bounded anyway by the broker's inflight window, as we ack them late.
+    pub commands: mpsc::UnboundedSender<Publish>,
+    /// The reconnect schedule.
+    pub retry: crate::retry::Retry,
+    /// Shutdown has begun: stop reconnecting.
+    pub shutdown: CancellationToken,
+    /// Stop polling now.
+    pub stop: CancellationToken,
+}
+
+impl Poller {
+    /// Polls until the DISCONNECT is written, or the connection ends during shutdown, or `stop`.
+    pub async fn run(mut self, mut eventloop: EventLoop) {
+        let mut delays = self.retry.schedule();
+        let mut connected = false;
+        let mut failing = false;
+        loop {
+            let polled = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                polled = eventloop.poll() => polled,
+            };
+            match polled {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    connected = true;
+                    failing = false;
+                    delays = self.retry.schedule();
+                    tracing::info!(session_present = ack.session_present, "mqtt connected");
+                    for tag in self.tracker.connected(ack.session_present) {
+                        tracing::debug!(?tag, "publish lost with the broker session");
+                    }
+                    self.state.send_modify(|s| {
+                        s.connected = true;
+                        s.connects += 1;
+                    });
+                }
+                Ok(event) => {
+                    if matches!(event, Event::Outgoing(Outgoing::Disconnect)) {
+                        return;
+                    }
+                    self.handle(event);
+                }
+                Err(e) => {
+                    // Events rumqttc buffered before the error still happened (acks read in
+                    // the same burst, publishes written); account for them before `pending`.
+                    for event in std::mem::take(&mut eventloop.state.events) {
+                        self.handle(event);
+                    }
+                    self.tracker.disconnected(&eventloop.pending);
+                    if connected {
+                        connected = false;
+                        tracing::warn!(cause = %e, "mqtt connection lost; reconnecting");
+                        self.state.send_modify(|s| s.connected = false);
+                    } else if !failing {
+                        tracing::warn!(cause = %e, "cannot connect to the mqtt broker; retrying");
+                    } else {
+                        tracing::debug!(cause = %e, "mqtt connect failed again");
+                    }
+                    failing = true;
+                    if self.shutdown.is_cancelled()
+                        || matches!(e, rumqttc::ConnectionError::RequestsDone)
+                    {
+                        return;
+                    }
+                    let delay = delays.next().unwrap_or(self.retry.max);
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = self.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        let done = match event {
+            Event::Outgoing(Outgoing::Publish(pkid)) => self.tracker.written(pkid),
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
+                self.tracker.collided(pkid);
+                None
+            }
+            Event::Incoming(Incoming::PubAck(ack)) => self.tracker.acked(ack.pkid),
+            Event::Incoming(Incoming::PubComp(comp)) => self.tracker.acked(comp.pkid),
+            Event::Incoming(Incoming::Publish(p)) => {
+                if p.topic == self.topics.send || p.topic == self.topics.relogin {
+                    let _ = self.commands.send(p);
+                } else {
+                    tracing::debug!(topic = %p.topic, "mqtt publish on a topic we did not ask for");
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(Tag::Entry { batch, index }) = done {
+            let _ = self.confirmed.send(Confirmed { batch, index });
+        }
+    }
+}
+
+/// The only publisher.
+pub(super) struct Publisher {
+    /// The client handle.
+    pub client: AsyncClient,
+    /// Topics.
+    pub topics: Arc<Topics>,
+    /// Tags of handed-over publishes, for the poller's pairing.
+    pub unwritten: Unwritten,
+    /// Status, QR, shutdown.
+    pub control: Control,
+}
+
+impl Publisher {
+    /// Runs until shutdown, then says `offline`, disconnects, and stops the poller.
+    pub async fn run(
+        self,
+        mut batches: mpsc::Receiver<Batch>,
+        mut link: watch::Receiver<LinkState>,
+        poller: JoinHandle<()>,
+        stop_poller: CancellationToken,
+    ) {
+        let mut status = self.control.status.clone();
+        let mut qr = self.control.qr.clone();
+        let (mut status_open, mut qr_open, mut batches_open) = (true, true, true);
+        let mut announced = 0;
+        let shutdown = self.control.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                changed = link.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let state = *link.borrow_and_update();
+                    if state.connected && state.connects != announced {
+                        announced = state.connects;
+                        self.announce(&mut status, &mut qr).await;
+                    }
+                }
+                changed = status.changed(), if status_open => {
+                    status_open = changed.is_ok();
+                    if status_open && link.borrow().connected {
+                        let s = status.borrow_and_update().clone();
+                        self.publish_state(&s).await;
+                    }
+                }
+                changed = qr.changed(), if qr_open => {
+                    qr_open = changed.is_ok();
+                    if qr_open && link.borrow().connected {
+                        let q = qr.borrow_and_update().clone();
+                        self.publish_qr(q.as_ref()).await;
+                    }
+                }
+                batch = batches.recv(), if batches_open => match batch {
+                    Some(batch) => self.publish_batch(batch).await,
+                    None => batches_open = false,
+                },
+            }
+        }
+        if link.borrow().connected {
+            let _ = tokio::time::timeout(GOODBYE, self.goodbye()).await;
+        }
+        let mut poller = poller;
+        if tokio::time::timeout(GOODBYE, &mut poller).await.is_err() {
+            stop_poller.cancel();
+            let _ = poller.await;
+        }
+    }
+
+    /// After every ConnAck: subscriptions (a new session has none) and every retained topic.
+    async fn announce(
+        &self,
+        status: &mut watch::Receiver<crate::event::SessionStatus>,
+        qr: &mut watch::Receiver<Option<crate::event::LoginQr>>,
+    ) {
+        let filters = [
+            rumqttc::SubscribeFilter::new(self.topics.send.clone(), QoS::AtLeastOnce),
+            rumqttc::SubscribeFilter::new(self.topics.relogin.clone(), QoS::AtLeastOnce),
+        ];
+        if let Err(e) = self.client.subscribe_many(filters).await {
+            tracing::error!(cause = %e, "cannot subscribe to the mqtt command topics");
+        }
+        self.retained(&self.topics.status, b"online".to_vec()).await;
+        let s = status.borrow_and_update().clone();
+        self.publish_state(&s).await;
+        let q = qr.borrow_and_update().clone();
+        self.publish_qr(q.as_ref()).await;
+    }
+
+    async fn publish_state(&self, status: &crate::event::SessionStatus) {
+        match serde_json::to_vec(status) {
+            Ok(json) => self.retained(&self.topics.state, json).await,
+            Err(e) => tracing::error!(cause = %e, "cannot serialize the session state"),
+        }
+    }
+
+    /// The QR while a scan is awaited; empty retained payloads (which delete) once it is gone.
+    async fn publish_qr(&self, qr: Option<&crate::event::LoginQr>) {
+        let (json, png) = match qr {
+            Some(qr) => (qr.to_json(), qr.png.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
+        self.retained(&self.topics.qr, json).await;
+        self.retained(&self.topics.qr_png, png).await;
+    }
+
+    /// A retained QoS 1 publish of ours (status, state, QR); nobody waits for its PUBACK.
+    async fn retained(&self, topic: &str, payload: Vec<u8>) {
+        self.publish(Tag::Control, topic, QoS::AtLeastOnce, true, payload)
+            .await;
+    }
+
+    /// Publishes a batch in order, pipelined; stops early once the sink gave up on it.
+    async fn publish_batch(&self, batch: Batch) {
+        for (index, topic, payload) in batch.publishes {
+            if batch.abandoned.is_cancelled() {
+                return;
+            }
+            let tag = Tag::Entry {
+                batch: batch.id,
+                index,
+            };
+            self.publish(tag, &topic, batch.qos, false, payload).await;
+        }
+    }
+
+    /// Hands one publish to the client, its tag queued first so the poller can pair it. While
+    /// the broker is away the client's channel fills up and this waits; shutdown ends the wait
+    /// (the pairing no longer matters then).
+    async fn publish(&self, tag: Tag, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(tag);
+        let handed = tokio::select! {
+            r = self.client.publish(topic, qos, retain, payload) => r.map_err(|e| e.to_string()),
+            _ = self.control.shutdown.cancelled() => Err("shutting down".to_owned()),
+        };
+        if let Err(cause) = handed {
+            // Nothing reached the channel, and only this task pushes: the tag is the last one.
+            self.unwritten
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_back();
+            tracing::debug!(topic, %cause, "mqtt publish not handed over");
+        }
+    }
+
+    /// `offline`, retained, then DISCONNECT (which makes the broker drop the last will). Not
+    /// cut short by shutdown, as [`Publisher::publish`] is; the caller bounds it.
+    async fn goodbye(&self) {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(Tag::Control);
+        let status = self.topics.status.clone();
+        let _ = self
+            .client
+            .publish(status, QoS::AtLeastOnce, true, "offline")
+            .await;
+        let _ = self.client.disconnect().await;
+    }
+}
+
+/// Runs the command task: each `/send` payload goes to the intake and is acked once `submit`
+/// says the bridge has it; `/relogin` notifies. Retained commands are acked and ignored: we
+/// subscribe on every ConnAck, so the broker would repeat them at every reconnect.
+pub(super) async fn run_commands(
+    client: AsyncClient,
+    topics: Arc<Topics>,
+    control: Control,
+    mut commands: mpsc::UnboundedReceiver<Publish>,
+) {
+    loop {
+        let p = tokio::select! {
+            _ = control.shutdown.cancelled() => return,
+            p = commands.recv() => match p {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let take = if p.retain {
+            tracing::warn!(topic = %p.topic, "ignoring a retained mqtt command; publish commands without retain");
+            true
+        } else if p.topic == topics.relogin {
+            tracing::info!("re-login requested over mqtt");
+            control.relogin.notify_one();
+            true
+        } else {
+            tokio::select! {
+                _ = control.shutdown.cancelled() => return,
+                taken = control.intake.submit(p.payload.to_vec(), Origin::Mqtt) => taken,
+            }
+        };
+        // Not taken: the bridge is stopping; the broker keeps the command for the next run.
+        if take {
+            if let Err(e) = client.ack(&p).await {
+                tracing::debug!(cause = %e, "mqtt ack not handed over");
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The MQTT link (DESIGN.md "Topics and subjects"): events out on `<base>/<account>/message`,
+//! `/event` and `/send/result`; the retained `/status`, `/state`, `/qr` and `/qr/png`; send
+//! commands and re-login requests in on `/send` and `/relogin`.
+//!
+//! Shape: [`start`] builds the client from the `mqtt` section (`options.rs`) and spawns three
+//! tasks (`link.rs`): the poller, which alone drives rumqttc's event loop; the link task, which
+//! alone publishes; and the command task, which hands `/send` payloads to the bridge and acks
+//! them. The [`MqttSink`] it returns is what `run_delivery` drives.
+//!
+//! Delivery guarantee: an entry counts as delivered on its PUBACK (QoS 1), PUBCOMP (QoS 2), or
+//! once written to the socket (QoS 0, best effort). rumqttc does not say which PUBACK answers
+//! which publish, so `tracker.rs` pairs them. Any connection loss fails the batch at the first
+//! unconfirmed entry and the spool retries from there: a duplicate after a reconnect is
+//! possible, a gap is not. A `/send` command is acknowledged to the broker only once the bridge
+//! has validated and durably queued it, or answered it; the persistent session
+//! (`clean_session` false, stable client id) makes the broker redeliver anything unacknowledged
+//! after a restart.
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+mod link;
+mod options;
+mod sink;
+mod topics;
+mod tracker;
+
+pub use sink::{start, LinkState, MqttSink};
+
+/// The `mqtt` section cannot be turned into a connection. Each message names the key to fix.
+#[derive(Debug, Error)]
+pub enum MqttError {
+    /// The URL scheme is neither `mqtt` nor `mqtts`.
+    #[error("mqtt.url: unsupported scheme `{0}://`; use mqtt:// or mqtts:// (TLS)")]
+    UnsupportedScheme(String),
+    /// The URL names no host.
+    #[error("mqtt.url: `{0}` names no host")]
+    NoHost(String),
+    /// `qos` is not 0, 1 or 2.
+    #[error("mqtt.qos: must be 0, 1 or 2 (got {0})")]
+    InvalidQos(u8),
+    /// A persistent session needs a client id.
+    #[error("mqtt.client_id: must not be empty (the persistent session is keyed by it)")]
+    EmptyClientId,
+    /// Only one of `cert_file` and `key_file` is set.
+    #[error(
+        "mqtt.cert_file and mqtt.key_file: set both for TLS client authentication, or neither"
+    )]
+    HalfClientIdentity,
+    /// A PEM file cannot be read or parsed.
+    #[error("{key}: cannot read `{}`: {cause}", path.display())]
+    Pem {
+        /// The config key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        cause: String,
+    },
+    /// A PEM file holds no certificate.
+    #[error("{key}: `{}` holds no PEM certificate", path.display())]
+    NoCertificate {
+        /// The config key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// `mqtts://` without any CA to trust.
+    #[error(
+        "mqtt.url is mqtts:// but no CA certificate is trusted: no system bundle was found \
+         (SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt, …); set mqtt.ca_file to the PEM \
+         of the CA that signed the broker's certificate"
+    )]
+    NoTrustedCa,
+    /// rustls refused the TLS setup (a bad client certificate or key, usually).
+    #[error("mqtt TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+}

@@ -1,0 +1,216 @@
+//! The `mqtt` config section turned into rumqttc options: the persistent session, the last
+//! will, raised packet limits and, for `mqtts://`, a rustls config we build ourselves (rumqttc's
+//! own default panics when the platform certificates cannot be loaded, CRATES.md §1.4).
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
+
+use super::topics::Topics;
+use super::MqttError;
+use crate::config::MqttConfig;
+
+/// Both ways. rumqttc's default is 10 KiB, which an event carrying `raw` or a QR PNG exceeds;
+/// and an oversized `/send` command must arrive (the bridge answers it `invalid_command`)
+/// rather than break the connection.
+pub(super) const MAX_PACKET: usize = 16 * 1024 * 1024;
+
+/// The broker drops us after 1.5× this without traffic; rumqttc pings in between.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// Where Linux distributions keep the system CA bundle (the list openssl-probe uses).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/usr/local/etc/openssl/cert.pem",
+];
+
+/// The QoS from the config's number.
+pub(super) fn qos(n: u8) -> Result<QoS, MqttError> {
+    rumqttc::qos(n).map_err(|_| MqttError::InvalidQos(n))
+}
+
+/// The client options for `config`, with the last will on `topics.status`.
+pub(super) fn build(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions, MqttError> {
+    let url = &config.url;
+    let tls = match url.scheme() {
+        "mqtt" => false,
+        "mqtts" => true,
+        other => return Err(MqttError::UnsupportedScheme(other.to_owned())),
+    };
+    let host = match url.host() {
+        // rumqttc joins host and port as text; an IPv6 literal needs its brackets for that.
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(host) => host.to_string(),
+        None => return Err(MqttError::NoHost(url.to_string())),
+    };
+    let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
+    if config.client_id.is_empty() {
+        return Err(MqttError::EmptyClientId);
+    }
+
+    let mut options = MqttOptions::new(config.client_id.clone(), host, port);
+    options
+        .set_clean_session(false)
+        .set_keep_alive(KEEP_ALIVE)
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+        // Commands are acked only once the bridge has them (DESIGN.md "Outbound command").
+        .set_manual_acks(true)
+        .set_last_will(LastWill::new(
+            topics.status.clone(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &config.username {
+        let password = config.password.as_ref().map(|p| p.expose()).unwrap_or("");
+        options.set_credentials(user.clone(), password);
+    }
+    if tls {
+        let tls = tls_config(config)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    Ok(options)
+}
+
+/// The rustls client config: the system CA bundle plus `ca_file`, and the client identity
+/// when `cert_file`/`key_file` are set. The provider is named here rather than taken from the
+/// process default, so this works whether or not `main` installed one (CRATES.md §1.9).
+fn tls_config(config: &MqttConfig) -> Result<Arc<ClientConfig>, MqttError> {
+    let mut roots = RootCertStore::empty();
+    if let Some(bundle) = system_bundle() {
+        // A broken entry in the system bundle is not ours to fix; the rest still counts.
+        if let Ok(certs) = CertificateDer::pem_file_iter(&bundle) {
+            roots.add_parsable_certificates(certs.flatten());
+        }
+    }
+    if let Some(ca) = &config.ca_file {
+        for cert in read_certs("mqtt.ca_file", ca)? {
+            roots.add(cert).map_err(MqttError::Tls)?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(MqttError::NoTrustedCa);
+    }
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match (&config.cert_file, &config.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs("mqtt.cert_file", cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| MqttError::Pem {
+                key: "mqtt.key_file",
+                path: key.clone(),
+                cause: e.to_string(),
+            })?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err(MqttError::HalfClientIdentity),
+    };
+    Ok(Arc::new(config))
+}
+
+/// The system CA bundle: `SSL_CERT_FILE` when set, else the first well-known path that exists.
+fn system_bundle() -> Option<std::path::PathBuf> {
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        return Some(file.into());
+    }
+    SYSTEM_BUNDLES
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .map(Path::to_path_buf)
+}
+
+/// Every certificate in a PEM file; at least one.
+fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, MqttError> {
+    let pem_error = |e: rustls::pki_types::pem::Error| MqttError::Pem {
+        key,
+        path: path.to_path_buf(),
+        cause: e.to_string(),
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_error)?;
+    if certs.is_empty() {
+        return Err(MqttError::NoCertificate {
+            key,
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> MqttConfig {
+        MqttConfig {
+            url: url.parse().unwrap(),
+            ..MqttConfig::default()
+        }
+    }
+
+    fn topics() -> Topics {
+        Topics::new("wechat", "home")
+    }
+
+    #[test]
+    fn a_plain_url_gives_a_persistent_session_with_the_offline_will() {
+        let mut c = config("mqtt://broker.lan");
+        c.client_id = "wxbridge-home".into();
+        let o = build(&c, &topics()).unwrap();
+        assert_eq!(o.broker_address(), ("broker.lan".to_owned(), 1883));
+        assert!(!o.clean_session());
+        assert!(o.manual_acks());
+        assert_eq!(o.client_id(), "wxbridge-home");
+        assert_eq!(o.max_packet_size(), MAX_PACKET);
+        let will = o.last_will().unwrap();
+        assert_eq!(will.topic, "wechat/home/status");
+        assert_eq!(&will.message[..], b"offline");
+        assert!(will.retain);
+        assert_eq!(will.qos, QoS::AtLeastOnce);
+    }
+
+    #[test]
+    fn ipv6_hosts_keep_their_brackets_and_mqtts_defaults_to_8883() {
+        let o = build(&config("mqtt://[::1]:1999"), &topics()).unwrap();
+        assert_eq!(o.broker_address(), ("[::1]".to_owned(), 1999));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let mut c = config("mqtts://broker.lan");
+        c.ca_file = Some(ca);
+        // The file holds no certificate: the error names the key and the file.
+        let e = build(&c, &topics()).unwrap_err().to_string();
+        assert!(e.starts_with("mqtt.ca_file:"), "{e}");
+        assert!(e.contains("ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn config_problems_name_the_key() {
+        let e = build(&config("ws://broker.lan"), &topics()).unwrap_err();
+        assert!(e.to_string().contains("mqtt.url"), "{e}");
+        let mut c = config("mqtt://broker.lan");
+        c.client_id.clear();
+        let e = build(&c, &topics()).unwrap_err();
+        assert!(e.to_string().contains("mqtt.client_id"), "{e}");
+        let mut c = config("mqtts://broker.lan");
+        c.ca_file = Some("/nonexistent/ca.pem".into());
+        let e = build(&c, &topics()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        assert!(matches!(qos(3), Err(MqttError::InvalidQos(3))));
+    }
+}

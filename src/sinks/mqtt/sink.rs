@@ -1,0 +1,267 @@
+//! [`start`] and the [`MqttSink`] it returns: delivery of spooled entries, each confirmed by
+//! its PUBACK (see the module docs for the guarantee).
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, QoS};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::link::{self, Poller, Publisher};
+use super::options::{self, MAX_PACKET};
+use super::topics::Topics;
+use super::tracker::{Tracker, Unwritten};
+use super::MqttError;
+use crate::config::MqttConfig;
+use crate::sinks::{Control, DeliveryError, Sink};
+use crate::spool::{Entry, Kind};
+
+/// A batch fails when no entry of it is confirmed for this long (or when there is no
+/// connection for this long before it starts), so `deliver` never hangs.
+const PROGRESS: Duration = Duration::from_secs(30);
+
+/// Capacity of rumqttc's request channel. While the broker is away it fills up and the link
+/// task waits; nothing is lost, because the spool holds every entry until it is confirmed.
+const REQUESTS: usize = 64;
+
+/// The connection as the poller last saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// A ConnAck arrived and the connection has not failed since.
+    pub connected: bool,
+    /// How many ConnAcks so far (a reconnect makes it grow).
+    pub connects: u64,
+}
+
+/// Publishes of one delivery batch, handed to the link task.
+pub(super) struct Batch {
+    /// The batch's number, to tell its confirmations from stale ones.
+    pub id: u64,
+    /// The configured event QoS.
+    pub qos: QoS,
+    /// `(index in the batch, topic, payload)`, in order.
+    pub publishes: Vec<(usize, String, Vec<u8>)>,
+    /// Cancelled once `deliver` returns: the link task then skips what it has not sent yet.
+    pub abandoned: CancellationToken,
+}
+
+/// Entry `index` of batch `batch` was confirmed by the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Confirmed {
+    /// The batch's number.
+    pub batch: u64,
+    /// The entry's position in the batch.
+    pub index: usize,
+}
+
+/// The MQTT sink: hand it to [`crate::sinks::run_delivery`].
+pub struct MqttSink {
+    topics: Arc<Topics>,
+    qos: QoS,
+    batches: mpsc::Sender<Batch>,
+    confirmed: mpsc::UnboundedReceiver<Confirmed>,
+    link: watch::Receiver<LinkState>,
+    next_batch: u64,
+    stopped: CancellationToken,
+}
+
+/// Starts the MQTT link for `config` (must be called inside a Tokio runtime): spawns its tasks
+/// and returns the sink. The connection is made in the background and retried on
+/// `control.retry`'s schedule for as long as it takes, so a broker that is down at start only
+/// delays delivery. The link runs until `control.shutdown`, then publishes `offline` and
+/// disconnects ([`MqttSink::stopped`] tells when that is done).
+///
+/// Fails only on configuration problems (URL scheme, QoS, client id, TLS files).
+pub fn start(config: &MqttConfig, control: Control) -> Result<MqttSink, MqttError> {
+    let topics = Arc::new(Topics::new(&config.base_topic, &control.account));
+    let qos = options::qos(config.qos)?;
+    let options = options::build(config, &topics)?;
+    let (client, eventloop) = AsyncClient::new(options, REQUESTS);
+
+    let unwritten = Unwritten::default();
+    let (state_tx, state_rx) = watch::channel(LinkState::default());
+    let (confirmed_tx, confirmed_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (batches_tx, batches_rx) = mpsc::channel(1);
+    let stop_poller = CancellationToken::new();
+    let stopped = CancellationToken::new();
+
+    let poller = Poller {
+        topics: topics.clone(),
+        tracker: Tracker::new(unwritten.clone()),
+        confirmed: confirmed_tx,
+        state: state_tx,
+        commands: commands_tx,
+        retry: control.retry,
+        shutdown: control.shutdown.clone(),
+        stop: stop_poller.clone(),
+    };
+    let poller = tokio::spawn(poller.run(eventloop));
+    tokio::spawn(link::run_commands(
+        client.clone(),
+        topics.clone(),
+        control.clone(),
+        commands_rx,
+    ));
+    let publisher = Publisher {
+        client,
+        topics: topics.clone(),
+        unwritten,
+        control,
+    };
+    let link_state = state_rx.clone();
+    let done = stopped.clone();
+    tokio::spawn(async move {
+        publisher
+            .run(batches_rx, link_state, poller, stop_poller)
+            .await;
+        done.cancel();
+    });
+
+    Ok(MqttSink {
+        topics,
+        qos,
+        batches: batches_tx,
+        confirmed: confirmed_rx,
+        link: state_rx,
+        next_batch: 0,
+        stopped,
+    })
+}
+
+impl MqttSink {
+    /// The connection state, for health checks.
+    pub fn link(&self) -> watch::Receiver<LinkState> {
+        self.link.clone()
+    }
+
+    /// Resolves once the link has stopped after shutdown (`offline` published and disconnected,
+    /// or given up on after a few seconds). Take it before handing the sink to `run_delivery`.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.stopped.clone().cancelled_owned()
+    }
+}
+
+/// The size of a PUBLISH packet as rumqttc checks it against the limit.
+fn packet_size(topic: &str, payload: usize) -> usize {
+    // Fixed header (1 + up to 4 length bytes), topic length prefix, packet id.
+    1 + 4 + 2 + topic.len() + 2 + payload
+}
+
+/// How many leading entries are done, counting on from `from`.
+fn leading(done: &[bool], from: usize) -> usize {
+    from + done[from..].iter().take_while(|d| **d).count()
+}
+
+impl Sink for MqttSink {
+    fn name(&self) -> &str {
+        "mqtt"
+    }
+
+    fn accepts(&self, _kind: Kind) -> bool {
+        true
+    }
+
+    async fn deliver(&mut self, batch: &[Entry]) -> Result<(), DeliveryError> {
+        let fail = |delivered, cause: &str| DeliveryError {
+            delivered,
+            cause: cause.to_owned(),
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let connects =
+            match tokio::time::timeout(PROGRESS, self.link.wait_for(|s| s.connected)).await {
+                Ok(Ok(state)) => state.connects,
+                Ok(Err(_)) => return Err(fail(0, "the mqtt link has stopped")),
+                Err(_) => return Err(fail(0, "not connected to the mqtt broker")),
+            };
+        // Confirmations of batches that failed earlier are of no use now.
+        while self.confirmed.try_recv().is_ok() {}
+        self.next_batch += 1;
+        let id = self.next_batch;
+
+        let mut done = vec![false; batch.len()];
+        let mut publishes = Vec::with_capacity(batch.len());
+        for (index, entry) in batch.iter().enumerate() {
+            let topic = self.topics.for_kind(entry.kind);
+            if packet_size(topic, entry.payload.len()) > MAX_PACKET {
+                // It could never be delivered and would block every entry behind it.
+                tracing::error!(
+                    id = %entry.id,
+                    kind = entry.kind.as_str(),
+                    bytes = entry.payload.len(),
+                    limit = MAX_PACKET,
+                    "event too large for mqtt; not published"
+                );
+                done[index] = true;
+                continue;
+            }
+            publishes.push((index, topic.to_owned(), entry.payload.clone()));
+        }
+        let abandoned = CancellationToken::new();
+        let _abandon = abandoned.clone().drop_guard();
+        let mut deadline = Instant::now() + PROGRESS;
+        let handed = Batch {
+            id,
+            qos: self.qos,
+            publishes,
+            abandoned,
+        };
+        match tokio::time::timeout_at(deadline, self.batches.send(handed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(fail(0, "the mqtt link has stopped")),
+            Err(_) => return Err(fail(0, "the mqtt link is busy")),
+        }
+
+        let mut delivered = leading(&done, 0);
+        while delivered < batch.len() {
+            tokio::select! {
+                confirmed = self.confirmed.recv() => match confirmed {
+                    Some(c) if c.batch == id => {
+                        done[c.index] = true;
+                        delivered = leading(&done, delivered);
+                        deadline = Instant::now() + PROGRESS;
+                    }
+                    Some(_) => {}
+                    None => return Err(fail(delivered, "the mqtt link has stopped")),
+                },
+                changed = self.link.changed() => {
+                    let state = *self.link.borrow_and_update();
+                    if changed.is_err() || !state.connected || state.connects != connects {
+                        // The poller reports acks read before the loss ahead of the loss itself.
+                        while let Ok(c) = self.confirmed.try_recv() {
+                            if c.batch == id {
+                                done[c.index] = true;
+                            }
+                        }
+                        delivered = leading(&done, delivered);
+                        if delivered == batch.len() {
+                            break;
+                        }
+                        return Err(fail(delivered, "the mqtt connection was lost mid-batch"));
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(fail(delivered, "the mqtt broker confirmed nothing for 30 s"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_counts_only_the_unbroken_prefix() {
+        assert_eq!(leading(&[true, true, false, true], 0), 2);
+        assert_eq!(leading(&[true, true, false, true], 2), 2);
+        assert_eq!(leading(&[true, true, true], 1), 3);
+        assert_eq!(leading(&[false, true], 0), 0);
+    }
+}

@@ -1,0 +1,73 @@
+//! The topic names of one account (DESIGN.md "Topics and subjects"), built once.
+use crate::spool::Kind;
+
+/// Every topic the link uses, `<base>/<account>/…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Topics {
+    /// `online` / `offline`, retained; the last will.
+    pub status: String,
+    /// The session state JSON, retained.
+    pub state: String,
+    /// The login QR JSON, retained while a scan is awaited.
+    pub qr: String,
+    /// The login QR as raw PNG bytes, retained while a scan is awaited.
+    pub qr_png: String,
+    /// Inbound messages.
+    pub message: String,
+    /// Login, logout, contacts and error events.
+    pub event: String,
+    /// Send commands (subscribed).
+    pub send: String,
+    /// Results of send commands.
+    pub send_result: String,
+    /// Re-login requests (subscribed).
+    pub relogin: String,
+}
+
+impl Topics {
+    /// The topics under `<base>/<account>`.
+    pub fn new(base: &str, account: &str) -> Topics {
+        let t = |leaf: &str| format!("{base}/{account}/{leaf}");
+        Topics {
+            status: t("status"),
+            state: t("state"),
+            qr: t("qr"),
+            qr_png: t("qr/png"),
+            message: t("message"),
+            event: t("event"),
+            send: t("send"),
+            send_result: t("send/result"),
+            relogin: t("relogin"),
+        }
+    }
+
+    /// Where an entry of this kind is published.
+    pub fn for_kind(&self, kind: Kind) -> &str {
+        match kind {
+            Kind::Message => &self.message,
+            Kind::Login | Kind::Logout | Kind::Contacts | Kind::Error => &self.event,
+            Kind::Result => &self.send_result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_follow_the_design_table() {
+        let t = Topics::new("wechat", "home");
+        assert_eq!(t.status, "wechat/home/status");
+        assert_eq!(t.state, "wechat/home/state");
+        assert_eq!(t.qr, "wechat/home/qr");
+        assert_eq!(t.qr_png, "wechat/home/qr/png");
+        assert_eq!(t.send, "wechat/home/send");
+        assert_eq!(t.relogin, "wechat/home/relogin");
+        assert_eq!(t.for_kind(Kind::Message), "wechat/home/message");
+        for kind in [Kind::Login, Kind::Logout, Kind::Contacts, Kind::Error] {
+            assert_eq!(t.for_kind(kind), "wechat/home/event");
+        }
+        assert_eq!(t.for_kind(Kind::Result), "wechat/home/send/result");
+    }
+}

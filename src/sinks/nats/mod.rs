@@ -1,0 +1,180 @@
+//! The NATS link (DESIGN.md "Topics and subjects"): events out, send commands and requests in.
+//!
+//! With `<p>` = `nats.subject_prefix` and `<a>` = `account`:
+//!
+//! | subject | direction | payload |
+//! |---|---|---|
+//! | `<p>.<a>.message` | out | message events |
+//! | `<p>.<a>.event` | out | login, logout, contacts, error events |
+//! | `<p>.<a>.send.result` | out | every send result |
+//! | `<p>.<a>.state` | out, on change | the session state `{"state","since","reason"}` |
+//! | `<p>.<a>.qr` | out, on change | `{"url","png_base64","expires_at"}`, empty once logged in |
+//! | `<p>.<a>.send` | in, request-reply | a send command; the reply is its result |
+//! | `<p>.<a>.relogin` | in | any payload requests a new login |
+//! | `<p>.<a>.state.get` | request | answers the current session state (same JSON as `.state`) |
+//! | `<p>.<a>.qr.get` | request | answers the current QR JSON, or an empty payload when none |
+//!
+//! `.send` and `.relogin` are subscribed in the queue group `wxbridge`, so a second instance
+//! started by mistake does not act on a command twice.
+//!
+//! **Delivery guarantee.** Each spooled entry is published in spool order and counts as
+//! delivered only when the server has it:
+//! - core NATS (`jetstream: false`): the batch is published, then flushed; it counts only after
+//!   the flush completed on the same connection it was written to. A failed flush or a
+//!   reconnect in between fails the whole batch (`delivered: 0`), so it is sent again:
+//!   duplicates are possible, gaps are not. Past the socket this is best effort (core NATS keeps
+//!   nothing for subscribers that are away).
+//! - JetStream (`jetstream: true`): messages and events are published to the stream with
+//!   `Nats-Msg-Id` = `<account>:<id>`, pipelined over the batch; the acks are awaited in order
+//!   and the leading acked entries count. A redelivery inside the stream's duplicate window
+//!   (two minutes by default) is dropped by the server.
+//! - Results always go by core publish (to `.send.result` and to the request's reply subject)
+//!   and count after the flush, in both modes: they are not part of the stream.
+//!
+//! No step of a batch waits more than [`STALL`] without progress. While the link is down
+//! every delivery fails at once and the spool keeps the entries. An entry the client refuses
+//! for good (larger than the server's `max_payload`) is logged as an error and skipped, since
+//! retrying it would stop the sink for ever.
+//!
+//! Send commands are handed to the bridge one at a time, in arrival order: the next is taken
+//! once the bridge accepted the previous one (see [`crate::sinks::IncomingCommand::accepted`]).
+//!
+//! **The stream.** With JetStream on, the stream `nats.stream` is looked up once connected
+//! (and again after every reconnect) and created if missing, with exactly the subjects
+//! `<p>.<a>.message` and `<p>.<a>.event`, file storage and the server's default limits, so it
+//! never captures `.send` requests (a stream on `.send` would answer requesters with its own
+//! acks). An existing stream is never changed: when its subjects differ it is logged as an
+//! error naming the expected and the found subjects, and delivery goes on with whatever stream
+//! the server routes the subjects to. The configuration sent is minimal so that nats-server 2.9
+//! accepts it.
+//!
+//! **Reconnects.** The client connects in the background (`start` never fails because the
+//! server is down) and reconnects for ever, restoring its subscriptions by itself. The first
+//! attempt is immediate; attempt `n` then waits a random time between `d` and `2d`, capped at
+//! `retry.max`, with `d` = `retry.initial` doubled `n - 1` times; the count starts over after
+//! each successful connect. Connection changes are logged once each (lost, reconnected), not
+//! per attempt.
+mod connect;
+mod handlers;
+mod sink;
+mod stream;
+mod subjects;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio_util::task::TaskTracker;
+
+use crate::config::NatsConfig;
+use crate::sinks::Control;
+
+pub use sink::NatsSink;
+pub use subjects::Subjects;
+
+/// The longest any step of a delivery (a publish, a flush, an ack, the stream check) may take
+/// before the batch fails.
+pub const STALL: Duration = Duration::from_secs(30);
+
+/// The queue group of the command subscriptions.
+pub const QUEUE_GROUP: &str = "wxbridge";
+
+/// A `nats` section that cannot be used; each message names the key and what to do.
+#[derive(Debug, Error)]
+pub enum NatsError {
+    /// `nats.url` is not a NATS server address.
+    #[error(
+        "nats.url `{url}` is not a usable NATS address ({reason}); write it as nats://host:port, \
+         or tls://host:port for TLS"
+    )]
+    Url {
+        /// The URL without credentials.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The prefix and account do not make valid subjects.
+    #[error(
+        "nats.subject_prefix `{prefix}` with account `{account}` does not make valid NATS \
+         subjects; use dot-separated tokens without spaces, `*` or `>`, and no empty token"
+    )]
+    Subject {
+        /// `nats.subject_prefix`.
+        prefix: String,
+        /// The account name.
+        account: String,
+    },
+    /// `nats.stream` is not a valid stream name.
+    #[error(
+        "nats.stream `{name}` is not a valid JetStream stream name; use letters, digits, `-` \
+         and `_` (no dots, spaces, `*` or `>`)"
+    )]
+    StreamName {
+        /// `nats.stream`.
+        name: String,
+    },
+    /// `nats.credentials_file` cannot be read or parsed.
+    #[error(
+        "cannot use nats.credentials_file `{path}`: {source}; point it at a NATS .creds file \
+         (user JWT and NKey seed) that this user can read"
+    )]
+    Credentials {
+        /// The configured path.
+        path: PathBuf,
+        /// The read or parse error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `nats.ca_file` cannot be read or holds no certificate.
+    #[error(
+        "cannot use nats.ca_file `{path}`: {reason}; point it at a PEM file with at least one \
+         CA certificate that this user can read"
+    )]
+    CaFile {
+        /// The configured path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The client could not be set up (not a connection failure: those are retried).
+    #[error("cannot set up the NATS client: {0}")]
+    Client(String),
+}
+
+/// Starts the NATS link: validates the section, connects in the background, subscribes the
+/// command and request subjects and starts publishing state and QR changes. Fails only on
+/// configuration problems, never because the server is unreachable.
+///
+/// The handler tasks run until `control.shutdown` is cancelled; [`NatsSink::tasks`] tracks
+/// them. The returned sink is meant for [`crate::sinks::run_delivery`].
+pub async fn start(config: &NatsConfig, control: Control) -> Result<NatsSink, NatsError> {
+    let subjects = Subjects::new(&config.subject_prefix, &control.account)?;
+    if config.jetstream && !stream::is_valid_name(&config.stream) {
+        return Err(NatsError::StreamName {
+            name: config.stream.clone(),
+        });
+    }
+    let link = Arc::new(connect::LinkState::new(&config.url));
+    let client = connect::connect(config, control.retry, link.clone()).await?;
+    let tasks = TaskTracker::new();
+    handlers::spawn(&client, &subjects, &control, &tasks).await?;
+    let jetstream = config.jetstream.then(|| {
+        let target = stream::Target::new(client.clone(), &config.stream, &subjects);
+        tasks.spawn(stream::keep(
+            target.clone(),
+            link.clone(),
+            control.shutdown.clone(),
+        ));
+        target
+    });
+    tasks.close();
+    Ok(NatsSink::new(
+        client,
+        jetstream,
+        subjects,
+        control.account,
+        link,
+        tasks,
+    ))
+}

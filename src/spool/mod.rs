@@ -1,0 +1,185 @@
+//! The durable store behind "nothing lost" (DESIGN.md "Delivery guarantees"): the event spool
+//! with one cursor per sink, the MsgId dedup index, the sync keys, the outbound command queue
+//! and the results of recent request_ids. One embedded database file, `state_dir/spool.redb`.
+//!
+//! A webwxsync answer is committed in one transaction ([`Spool::commit_sync`]): its events, their
+//! MsgIds and the new sync keys, so a crash replays at most an uncommitted answer, and the
+//! dedup index drops the replay.
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::wechat::session::SyncKeys;
+
+mod redb_store;
+
+pub use redb_store::RedbSpool;
+
+/// A position in the spool; grows by one per event, never reused.
+pub type Seq = u64;
+
+/// What kind of payload a spooled entry is; decides where sinks publish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An inbound message (`/message`).
+    Message,
+    /// A login event (`/event`).
+    Login,
+    /// A logout event (`/event`).
+    Logout,
+    /// A contacts event (`/event`).
+    Contacts,
+    /// An error event (`/event`).
+    Error,
+    /// The result of a send command (`/send/result`).
+    Result,
+}
+
+impl Kind {
+    /// The `kind` string of the payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Login => "login",
+            Kind::Logout => "logout",
+            Kind::Contacts => "contacts",
+            Kind::Error => "error",
+            Kind::Result => "result",
+        }
+    }
+}
+
+/// An entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// Its kind.
+    pub kind: Kind,
+    /// A stable id: the MsgId for messages, a generated one otherwise. Sinks use
+    /// `<account>:<id>` as their idempotency key (`Nats-Msg-Id`, `webhook-id`).
+    pub id: String,
+    /// The JSON payload exactly as published.
+    pub payload: Vec<u8>,
+    /// For a result whose command came as a NATS request: the reply subject.
+    pub reply_to: Option<String>,
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its position.
+    pub seq: Seq,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its stable id.
+    pub id: String,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+    /// See [`NewEntry::reply_to`].
+    pub reply_to: Option<String>,
+    /// When it was appended (unix ms).
+    pub appended_ms: u64,
+}
+
+/// A command waiting in the outbound queue, as the bridge stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedCommand {
+    /// Its position in the queue.
+    pub id: u64,
+    /// The serialized command record (the bridge owns its format).
+    pub record: Vec<u8>,
+}
+
+/// A sink's backlog, for metrics and `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Entries not yet delivered.
+    pub depth: u64,
+    /// Age of the oldest one (unix ms of its append), if any.
+    pub oldest_ms: Option<u64>,
+    /// Entries dropped for this sink at `spool.max_events_per_sink` since the process started.
+    pub dropped: u64,
+}
+
+/// The store failed; the caller retries or stops.
+#[derive(Debug, Error)]
+#[error("spool: {0}")]
+pub struct SpoolError(pub String);
+
+/// What the result of a sync commit was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The seqs of the appended entries, in order.
+    pub seqs: Vec<Seq>,
+    /// Per sink: how many of its oldest entries were dropped to stay under the bound.
+    pub dropped: Vec<(String, u64)>,
+}
+
+/// The store. Every method is one transaction; `Durability::Immediate` where it matters.
+pub trait Spool: Send + Sync + 'static {
+    /// Of `msg_ids`, which have not been spooled yet (same order, true = new).
+    fn unseen(&self, msg_ids: &[&str]) -> Result<Vec<bool>, SpoolError>;
+
+    /// One transaction: append `entries`, mark `msg_ids` as seen, and store `keys` when given.
+    /// Entries whose MsgId is already seen must have been filtered by the caller; the seen
+    /// marks are idempotent. Enforces `max_events_per_sink` by moving lagging cursors.
+    fn commit_sync(
+        &self,
+        entries: Vec<NewEntry>,
+        msg_ids: &[&str],
+        keys: Option<&SyncKeys>,
+    ) -> Result<Committed, SpoolError>;
+
+    /// Appends entries that come of no sync (login, logout, contacts, error).
+    fn append(&self, entries: Vec<NewEntry>) -> Result<Committed, SpoolError> {
+        self.commit_sync(entries, &[], None)
+    }
+
+    /// The stored sync keys, if any.
+    fn sync_keys(&self) -> Result<Option<SyncKeys>, SpoolError>;
+
+    /// Forgets the sync keys (a new session starts from its own).
+    fn clear_sync_keys(&self) -> Result<(), SpoolError>;
+
+    /// Makes sure `sink` has a cursor. A sink seen for the first time starts at the current
+    /// end of the spool (it gets what is appended from now on); a known one keeps its cursor.
+    fn register_sink(&self, sink: &str) -> Result<(), SpoolError>;
+
+    /// Up to `limit` entries after `sink`'s cursor, in order.
+    fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Entry>, SpoolError>;
+
+    /// `sink` has delivered everything up to and including `seq`. Entries every sink has
+    /// delivered are deleted.
+    fn ack(&self, sink: &str, seq: Seq) -> Result<(), SpoolError>;
+
+    /// `sink`'s backlog.
+    fn backlog(&self, sink: &str) -> Result<Backlog, SpoolError>;
+
+    /// Appends a command to the outbound queue; answers its id.
+    fn enqueue_command(&self, record: Vec<u8>) -> Result<u64, SpoolError>;
+
+    /// The oldest queued commands, up to `limit`.
+    fn queued_commands(&self, limit: usize) -> Result<Vec<QueuedCommand>, SpoolError>;
+
+    /// How many commands wait.
+    fn queue_depth(&self) -> Result<u64, SpoolError>;
+
+    /// One transaction: remove command `id` from the queue, remember `result` under
+    /// `request_id` (when given) for [`Spool::recent_result`], and append `result_entry`.
+    fn complete_command(
+        &self,
+        id: u64,
+        request_id: Option<&str>,
+        result_entry: NewEntry,
+    ) -> Result<Seq, SpoolError>;
+
+    /// The result payload stored for `request_id` within `window`, if any.
+    fn recent_result(
+        &self,
+        request_id: &str,
+        window: Duration,
+    ) -> Result<Option<Vec<u8>>, SpoolError>;
+
+    /// Size of the database file in bytes (for the benchmark and metrics).
+    fn disk_size(&self) -> Result<u64, SpoolError>;
+}

@@ -1,0 +1,106 @@
+//! The tables of the redb spool (the layout is in the parent module's docs), and the small
+//! reads and writes on them that several transactions share.
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::spool::{Seq, SpoolError};
+use crate::wechat::protocol::SyncKey;
+
+pub(super) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
+pub(super) const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen");
+pub(super) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+pub(super) const COMMANDS: TableDefinition<u64, &[u8]> = TableDefinition::new("commands");
+pub(super) const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
+
+/// `meta`: the seq the next entry gets.
+pub(super) const NEXT_SEQ: &str = "next_seq";
+/// `meta`: the id the next command gets.
+pub(super) const NEXT_COMMAND: &str = "next_command";
+/// `keys`: the sync keys.
+pub(super) const SYNC_KEYS: &str = "sync";
+
+/// The sync keys as stored; `SyncKeys` itself is not serde, its two keys are.
+#[derive(Serialize)]
+pub(super) struct StoredKeysRef<'a> {
+    pub(super) sync_key: &'a SyncKey,
+    pub(super) sync_check_key: &'a SyncKey,
+}
+
+#[derive(Deserialize)]
+pub(super) struct StoredKeys {
+    pub(super) sync_key: SyncKey,
+    pub(super) sync_check_key: SyncKey,
+}
+
+/// Attaches what the store was doing to a redb (or I/O, or serde) error.
+pub(super) trait Context<T> {
+    fn ctx(self, doing: &str) -> Result<T, SpoolError>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+    fn ctx(self, doing: &str) -> Result<T, SpoolError> {
+        self.map_err(|e| SpoolError(format!("{doing}: {e}")))
+    }
+}
+
+pub(super) fn unknown_sink(sink: &str) -> SpoolError {
+    SpoolError(format!("unknown sink {sink:?}; register it first"))
+}
+
+/// Creates the file owner-only (it holds message contents), and tightens an existing one.
+pub(super) fn create_private_file(path: &Path) -> Result<(), SpoolError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path).ctx("create the spool file")?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .ctx("restrict the spool file")?;
+    }
+    #[cfg(not(unix))]
+    options.open(path).ctx("create the spool file")?;
+    Ok(())
+}
+
+/// The next value of a `meta` counter; counters start at 1.
+pub(super) fn next_counter(
+    meta: &impl ReadableTable<&'static str, u64>,
+    name: &str,
+) -> Result<u64, SpoolError> {
+    Ok(meta.get(name).ctx("read meta")?.map_or(1, |v| v.value()))
+}
+
+/// The last seq appended (0 when none yet).
+pub(super) fn head(meta: &impl ReadableTable<&'static str, u64>) -> Result<Seq, SpoolError> {
+    Ok(next_counter(meta, NEXT_SEQ)? - 1)
+}
+
+pub(super) fn all_cursors(
+    cursors: &impl ReadableTable<&'static str, u64>,
+) -> Result<Vec<(String, u64)>, SpoolError> {
+    cursors
+        .iter()
+        .ctx("list cursors")?
+        .map(|row| {
+            let (sink, cursor) = row.ctx("read a cursor")?;
+            Ok((sink.value().to_owned(), cursor.value()))
+        })
+        .collect()
+}
+
+/// Deletes the entries with seq ≤ `seq`: one range, however many.
+pub(super) fn delete_through(
+    table: &mut redb::Table<'_, u64, &'static [u8]>,
+    seq: Seq,
+) -> Result<(), SpoolError> {
+    table
+        .retain_in(..=seq, |_, _| false)
+        .ctx("delete delivered entries")
+}

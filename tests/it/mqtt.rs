@@ -1,0 +1,753 @@
+//! The MQTT link against a real mosquitto: topics and order, PUBACK-confirmed delivery, the
+//! retained status/state/QR, commands acked only once the bridge has them, relogin, the last
+//! will, and delivery across a broker that is down at start, restarted mid-batch, or cut off.
+//! The sink is driven by hand, as `run_delivery` would, with a hand-built `Control`; a small
+//! TCP gate between link and broker can hold the broker's answers or cut the connection.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use serde_json::{json, Value};
+use time::macros::datetime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wxbridge::config::MqttConfig;
+use wxbridge::event::{LoginQr, SessionState, SessionStatus};
+use wxbridge::retry::Retry;
+use wxbridge::sinks::mqtt::{self, MqttSink};
+use wxbridge::sinks::{Control, IncomingCommand, Intake, Origin, Sink};
+use wxbridge::spool::{Entry, Kind};
+
+use crate::brokers;
+
+const WAIT: Duration = Duration::from_secs(10);
+const BIG: usize = 16 * 1024 * 1024;
+
+/// The bridge's side of a hand-built [`Control`].
+struct Bridge {
+    status: watch::Sender<SessionStatus>,
+    qr: watch::Sender<Option<LoginQr>>,
+    commands: mpsc::Receiver<IncomingCommand>,
+    relogin: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Bridge {
+    async fn command(&mut self) -> IncomingCommand {
+        tokio::time::timeout(WAIT, self.commands.recv())
+            .await
+            .expect("a command in time")
+            .expect("intake open")
+    }
+}
+
+fn status(state: SessionState, reason: &str) -> SessionStatus {
+    SessionStatus {
+        state,
+        since: datetime!(2026-11-28 16:20:01 UTC),
+        reason: reason.to_owned(),
+    }
+}
+
+fn control() -> (Control, Bridge) {
+    let (status_tx, status_rx) = watch::channel(status(SessionState::Starting, ""));
+    let (qr_tx, qr_rx) = watch::channel(None);
+    let (intake, commands) = Intake::new(16);
+    let relogin = Arc::new(Notify::new());
+    let shutdown = CancellationToken::new();
+    let control = Control {
+        account: "home".to_owned(),
+        status: status_rx,
+        qr: qr_rx,
+        relogin: relogin.clone(),
+        intake,
+        retry: Retry {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+        },
+        shutdown: shutdown.clone(),
+    };
+    let bridge = Bridge {
+        status: status_tx,
+        qr: qr_tx,
+        commands,
+        relogin,
+        shutdown,
+    };
+    (control, bridge)
+}
+
+fn start(port: u16) -> (MqttSink, Bridge) {
+    let (control, bridge) = control();
+    let config = MqttConfig {
+        url: format!("mqtt://127.0.0.1:{port}").parse().unwrap(),
+        client_id: "wxbridge-home".to_owned(),
+        ..MqttConfig::default()
+    };
+    (mqtt::start(&config, control).unwrap(), bridge)
+}
+
+async fn until_connected(sink: &MqttSink) {
+    let mut link = sink.link();
+    tokio::time::timeout(WAIT, link.wait_for(|s| s.connected))
+        .await
+        .expect("connected in time")
+        .unwrap();
+}
+
+/// Waits until the link has said `online`: it subscribes to its command topics just before,
+/// on the same connection, so a command published now reaches it.
+async fn until_online(port: u16) {
+    static PROBES: AtomicUsize = AtomicUsize::new(0);
+    let id = format!("probe-{}", PROBES.fetch_add(1, Ordering::Relaxed));
+    let mut probe = Watcher::new(port, &id, "wechat/home/status").await;
+    while &probe.next().await.payload[..] != b"online" {}
+}
+
+fn entry(seq: u64, kind: Kind, id: &str) -> Entry {
+    Entry {
+        seq,
+        kind,
+        id: id.to_owned(),
+        payload: serde_json::to_vec(&json!({"kind": kind.as_str(), "id": id})).unwrap(),
+        reply_to: None,
+        appended_ms: 0,
+    }
+}
+
+fn messages(n: u64, pad: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| Entry {
+            payload: serde_json::to_vec(
+                &json!({"kind": "message", "id": i, "pad": "x".repeat(pad)}),
+            )
+            .unwrap(),
+            ..entry(i, Kind::Message, &i.to_string())
+        })
+        .collect()
+}
+
+/// Delivers `batch` as `run_delivery` would: what failed is tried again after a pause.
+async fn deliver_all(sink: &mut MqttSink, batch: &[Entry]) {
+    let mut next = 0;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while next < batch.len() {
+            match sink.deliver(&batch[next..]).await {
+                Ok(()) => next = batch.len(),
+                Err(e) => {
+                    next += e.delivered;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .await
+    .expect("delivered in time");
+}
+
+#[derive(Debug)]
+struct Msg {
+    topic: String,
+    payload: Bytes,
+    retain: bool,
+}
+
+/// A plain rumqttc client with a persistent session of its own, subscribed to `filter` on
+/// every connect; what it receives comes out of `rx`.
+struct Watcher {
+    client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Watcher {
+    async fn new(port: u16, id: &str, filter: &str) -> Watcher {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_clean_session(false)
+            .set_max_packet_size(BIG, BIG)
+            .set_keep_alive(Duration::from_secs(5));
+        let (client, mut eventloop) = AsyncClient::new(o, 64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
+        let sub = client.clone();
+        let filter = filter.to_owned();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        sub.try_subscribe(filter.clone(), QoS::AtLeastOnce).unwrap();
+                    }
+                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        let _ = tx.send(Msg {
+                            topic: p.topic,
+                            payload: p.payload,
+                            retain: p.retain,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, subscribed.recv())
+            .await
+            .expect("subscribed in time");
+        Watcher { client, rx, task }
+    }
+
+    async fn next(&mut self) -> Msg {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("a message in time")
+            .unwrap()
+    }
+
+    /// The next message on `topic`, skipping others.
+    async fn next_on(&mut self, topic: &str) -> Msg {
+        loop {
+            let m = self.next().await;
+            if m.topic == topic {
+                return m;
+            }
+        }
+    }
+
+    /// The payloads of the next message on each of these topics (under `wechat/home/`), in
+    /// whatever order they come.
+    async fn each_of(&mut self, leaves: &[&str]) -> HashMap<String, Bytes> {
+        let mut got = HashMap::new();
+        while leaves.iter().any(|l| !got.contains_key(*l)) {
+            let m = self.next().await;
+            if let Some(leaf) = m.topic.strip_prefix("wechat/home/") {
+                if leaves.contains(&leaf) {
+                    got.entry(leaf.to_owned()).or_insert(m.payload);
+                }
+            }
+        }
+        got
+    }
+
+    /// Whatever arrives within `d`.
+    async fn drain(&mut self, d: Duration) -> Vec<Msg> {
+        let mut got = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout(d, self.rx.recv()).await {
+            got.push(m);
+        }
+        got
+    }
+
+    async fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .unwrap();
+    }
+}
+
+/// The message ids the watcher has received so far (`{"id": n}` payloads), waiting until
+/// `want` are all there.
+async fn until_ids(w: &mut Watcher, seen: &mut BTreeSet<u64>, want: impl Iterator<Item = u64>) {
+    let want: BTreeSet<u64> = want.collect();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !want.is_subset(seen) {
+            let m = w.rx.recv().await.unwrap();
+            if !m.topic.ends_with("/message") {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            seen.insert(v["id"].as_u64().unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("missing {:?}", want.difference(seen).collect::<Vec<_>>()));
+}
+
+/// A TCP relay between the link and the broker that can hold the broker's answers (PUBACKs,
+/// PINGRESPs) or cut every connection without a DISCONNECT.
+struct Gate {
+    port: u16,
+    hold: watch::Sender<bool>,
+    cut: Arc<Mutex<CancellationToken>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut.lock().unwrap().cancel();
+    }
+}
+
+impl Gate {
+    async fn new(upstream: u16) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (hold, held) = watch::channel(false);
+        let cut = Arc::new(Mutex::new(CancellationToken::new()));
+        let cuts = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    continue;
+                };
+                let token = cuts.lock().unwrap().clone();
+                tokio::spawn(relay(down, up, held.clone(), token));
+            }
+        });
+        Gate {
+            port,
+            hold,
+            cut,
+            task,
+        }
+    }
+
+    fn hold(&self, on: bool) {
+        self.hold.send_replace(on);
+    }
+
+    fn cut(&self) {
+        let mut token = self.cut.lock().unwrap();
+        token.cancel();
+        *token = CancellationToken::new();
+        self.hold(false);
+    }
+}
+
+async fn relay(
+    down: TcpStream,
+    up: TcpStream,
+    mut held: watch::Receiver<bool>,
+    cut: CancellationToken,
+) {
+    let (mut down_r, mut down_w) = down.into_split();
+    let (mut up_r, mut up_w) = up.into_split();
+    let to_broker = tokio::io::copy(&mut down_r, &mut up_w);
+    let to_link = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = up_r.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            let _ = held.wait_for(|h| !*h).await;
+            down_w.write_all(&buf[..n]).await?;
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = cut.cancelled() => {}
+        _ = to_broker => {}
+        _ = to_link => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_land_on_their_kind_topics_in_order_and_count_only_once_acked() {
+    let broker = brokers::mosquitto();
+    let gate = Gate::new(broker.port).await;
+    let (mut sink, _bridge) = start(gate.port);
+    until_connected(&sink).await;
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/#").await;
+    // The retained announcements arrive first; they are another test's business.
+    w.drain(Duration::from_millis(300)).await;
+
+    let batch = [
+        entry(1, Kind::Message, "m1"),
+        entry(2, Kind::Login, "l1"),
+        entry(3, Kind::Logout, "o1"),
+        entry(4, Kind::Contacts, "c1"),
+        entry(5, Kind::Error, "e1"),
+        entry(6, Kind::Result, "r1"),
+        entry(7, Kind::Message, "m2"),
+    ];
+    gate.hold(true);
+    let delivery = tokio::spawn(async move {
+        let r = sink.deliver(&batch).await;
+        (r, sink)
+    });
+    let mut got = Vec::new();
+    while got.len() < 7 {
+        got.push(w.next().await);
+    }
+    // The broker has every entry, but its PUBACKs are held: not delivered yet.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !delivery.is_finished(),
+        "deliver returned before the PUBACKs"
+    );
+    gate.hold(false);
+    let (result, _sink) = tokio::time::timeout(WAIT, delivery).await.unwrap().unwrap();
+    result.unwrap();
+
+    let topics: Vec<_> = got.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "wechat/home/message",
+            "wechat/home/event",
+            "wechat/home/event",
+            "wechat/home/event",
+            "wechat/home/event",
+            "wechat/home/send/result",
+            "wechat/home/message",
+        ]
+    );
+    let ids: Vec<_> = got
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["id"].clone())
+        .collect();
+    assert_eq!(ids, ["m1", "l1", "o1", "c1", "e1", "r1", "m2"]);
+    assert!(got.iter().all(|m| !m.retain));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_state_and_qr_are_retained_and_the_qr_is_cleared_after_login() {
+    let broker = brokers::mosquitto();
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/#").await;
+    let (sink, bridge) = start(broker.port);
+    let stopped = sink.stopped();
+
+    // The announcement after the ConnAck: online, the state, and no QR yet.
+    let got = w.each_of(&["status", "state", "qr", "qr/png"]).await;
+    assert_eq!(&got["status"][..], b"online");
+    let v: Value = serde_json::from_slice(&got["state"]).unwrap();
+    assert_eq!(
+        v,
+        json!({"state": "starting", "since": "2026-11-28T16:20:01Z", "reason": ""})
+    );
+    assert!(got["qr"].is_empty() && got["qr/png"].is_empty());
+
+    let png = vec![0x89, b'P', b'N', b'G', 0, 1, 2, 255];
+    bridge.qr.send_replace(Some(LoginQr {
+        url: "https://login.weixin.qq.com/l/abc".into(),
+        png: png.clone(),
+        expires_at: datetime!(2026-11-28 16:25:01 UTC),
+    }));
+    bridge
+        .status
+        .send_replace(status(SessionState::LoginRequired, "scan the QR"));
+    let got = w.each_of(&["state", "qr", "qr/png"]).await;
+    let v: Value = serde_json::from_slice(&got["qr"]).unwrap();
+    assert_eq!(v["url"], "https://login.weixin.qq.com/l/abc");
+    assert_eq!(v["expires_at"], "2026-11-28T16:25:01Z");
+    assert_eq!(v["png_base64"], "iVBORwABAv8=");
+    assert_eq!(&got["qr/png"][..], &png[..], "the PNG bytes round-trip");
+    let v: Value = serde_json::from_slice(&got["state"]).unwrap();
+    assert_eq!(v["state"], "login_required");
+    assert_eq!(v["reason"], "scan the QR");
+
+    // A late subscriber gets all of it retained.
+    let mut late = Watcher::new(broker.port, "late", "wechat/home/#").await;
+    let retained = late.drain(Duration::from_millis(400)).await;
+    let mut topics: Vec<_> = retained
+        .iter()
+        .filter(|m| m.retain)
+        .map(|m| m.topic.as_str())
+        .collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        [
+            "wechat/home/qr",
+            "wechat/home/qr/png",
+            "wechat/home/state",
+            "wechat/home/status"
+        ]
+    );
+
+    bridge.qr.send_replace(None);
+    let got = w.each_of(&["qr", "qr/png"]).await;
+    assert!(got["qr"].is_empty() && got["qr/png"].is_empty());
+    let mut after = Watcher::new(broker.port, "after", "wechat/home/#").await;
+    let retained = after.drain(Duration::from_millis(400)).await;
+    assert!(
+        retained
+            .iter()
+            .all(|m| !m.topic.starts_with("wechat/home/qr")),
+        "the QR is no longer retained: {retained:?}"
+    );
+
+    // Shutdown says offline, retained, and the link stops.
+    bridge.shutdown.cancel();
+    tokio::time::timeout(WAIT, stopped)
+        .await
+        .expect("stopped in time");
+    let offline = w.next_on("wechat/home/status").await;
+    assert_eq!(&offline.payload[..], b"offline");
+    let mut last = Watcher::new(broker.port, "last", "wechat/home/status").await;
+    assert_eq!(&last.next().await.payload[..], b"offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_command_is_acked_only_once_the_bridge_has_it() {
+    let broker = brokers::mosquitto();
+    let w = Watcher::new(broker.port, "watcher", "wechat/home/send/result").await;
+    let command = br#"{"to":"Mom","text":"on my way","request_id":"r-17"}"#.to_vec();
+
+    // The first run gets the command but stops before the bridge takes it: no ack.
+    let (sink, mut bridge) = start(broker.port);
+    until_online(broker.port).await;
+    w.publish("wechat/home/send", false, command.clone()).await;
+    let first = bridge.command().await;
+    assert_eq!(first.payload, command);
+    assert_eq!(first.origin, Origin::Mqtt);
+    let stopped = sink.stopped();
+    bridge.shutdown.cancel();
+    tokio::time::timeout(WAIT, stopped).await.unwrap();
+    drop((sink, bridge, first));
+
+    // The broker hands it to the next run, which acks it once taken.
+    let (sink, mut bridge) = start(broker.port);
+    let mut again = bridge.command().await;
+    assert_eq!(again.payload, command);
+    again.accepted.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = sink.stopped();
+    bridge.shutdown.cancel();
+    tokio::time::timeout(WAIT, stopped).await.unwrap();
+    drop((sink, bridge));
+
+    // Acked: a third run does not see it.
+    let (sink, mut bridge) = start(broker.port);
+    until_connected(&sink).await;
+    let extra = tokio::time::timeout(Duration::from_millis(700), bridge.commands.recv()).await;
+    assert!(extra.is_err(), "an acked command came back: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relogin_notifies_the_bridge_but_a_retained_one_is_ignored() {
+    let broker = brokers::mosquitto();
+    let w = Watcher::new(broker.port, "watcher", "nothing/here").await;
+    // Retained, it would fire again at every reconnect: repeated logins get accounts banned.
+    w.publish("wechat/home/relogin", true, b"stale".to_vec())
+        .await;
+    let (_sink, bridge) = start(broker.port);
+    until_online(broker.port).await;
+    let stale = tokio::time::timeout(Duration::from_millis(500), bridge.relogin.notified()).await;
+    assert!(stale.is_err(), "a retained relogin fired");
+
+    let notified = bridge.relogin.notified();
+    w.publish("wechat/home/relogin", false, b"please".to_vec())
+        .await;
+    tokio::time::timeout(WAIT, notified)
+        .await
+        .expect("relogin notified");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
+    let broker = brokers::mosquitto();
+    let w = Watcher::new(broker.port, "watcher", "wechat/home/message").await;
+    let (mut sink, mut bridge) = start(broker.port);
+    until_online(broker.port).await;
+    let before = *sink.link().borrow();
+
+    let big = vec![b'x'; 1024 * 1024];
+    w.publish("wechat/home/send", false, big.clone()).await;
+    let mut cmd = bridge.command().await;
+    assert_eq!(cmd.payload.len(), big.len());
+    cmd.accepted.take().unwrap().send(()).unwrap();
+
+    let mut w = w;
+    deliver_all(&mut sink, &[entry(1, Kind::Message, "after")]).await;
+    assert_eq!(
+        &w.next().await.payload[..],
+        &entry(1, Kind::Message, "after").payload[..]
+    );
+    assert_eq!(*sink.link().borrow(), before, "no reconnect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_at_start_is_used_once_it_comes_up() {
+    let mut broker = brokers::mosquitto();
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/message").await;
+    broker.stop();
+    let (mut sink, _bridge) = start(broker.port);
+    let batch = messages(5, 0);
+    let delivery = tokio::spawn(async move {
+        deliver_all(&mut sink, &batch).await;
+        sink
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!delivery.is_finished());
+    broker.start();
+    let sink = tokio::time::timeout(WAIT, delivery).await.unwrap().unwrap();
+    assert!(sink.link().borrow().connected);
+    let mut seen = BTreeSet::new();
+    until_ids(&mut w, &mut seen, 0..5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_batch_leaves_no_gap() {
+    let mut broker = brokers::mosquitto();
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/message").await;
+    let (mut sink, _bridge) = start(broker.port);
+    until_connected(&sink).await;
+    let batch = messages(4000, 2048);
+
+    let first = {
+        let batch = batch.clone();
+        tokio::spawn(async move {
+            let r = sink.deliver(&batch).await;
+            (r, sink)
+        })
+    };
+    // Stop the broker once the batch is under way.
+    let mut seen = BTreeSet::new();
+    until_ids(&mut w, &mut seen, 0..50).await;
+    broker.stop();
+    let (result, mut sink) = tokio::time::timeout(WAIT, first).await.unwrap().unwrap();
+    let delivered = match result {
+        Ok(()) => batch.len(),
+        Err(e) => e.delivered,
+    };
+
+    broker.start();
+
+    // What the link counted as delivered, the broker had: the watcher gets all of it.
+    until_ids(&mut w, &mut seen, 0..delivered as u64).await;
+    // The rest, retried as the spool would, fills every gap.
+    deliver_all(&mut sink, &batch[delivered..]).await;
+    until_ids(&mut w, &mut seen, 0..batch.len() as u64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_fails_the_batch_fires_the_will_and_comes_back_online() {
+    let broker = brokers::mosquitto();
+    let gate = Gate::new(broker.port).await;
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/#").await;
+    let (mut sink, _bridge) = start(gate.port);
+    until_connected(&sink).await;
+    assert_eq!(
+        &w.next_on("wechat/home/status").await.payload[..],
+        b"online"
+    );
+
+    let batch = messages(5, 0);
+    gate.hold(true);
+    let first = {
+        let batch = batch.clone();
+        tokio::spawn(async move {
+            let r = sink.deliver(&batch).await;
+            (r, sink)
+        })
+    };
+    // The broker got the publishes, but no PUBACK reaches the link before the cut.
+    let mut seen = BTreeSet::new();
+    until_ids(&mut w, &mut seen, 0..5).await;
+    gate.cut();
+    let (result, mut sink) = tokio::time::timeout(WAIT, first).await.unwrap().unwrap();
+    let e = result.expect_err("nothing was confirmed");
+    assert_eq!(e.delivered, 0);
+
+    let will = w.next_on("wechat/home/status").await;
+    assert_eq!(&will.payload[..], b"offline", "the last will");
+    let back = w.next_on("wechat/home/status").await;
+    assert_eq!(&back.payload[..], b"online");
+    deliver_all(&mut sink, &batch).await;
+    assert!(sink.link().borrow().connects >= 2);
+}
+
+/// Runs `openssl` in `dir` with `args` (split at spaces).
+fn openssl(dir: &std::path::Path, args: &str) {
+    let out = std::process::Command::new("openssl")
+        .args(args.split(' '))
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "openssl {args}: {err}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA.
+fn certificates(dir: &std::path::Path) {
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    openssl(
+        dir,
+        &format!("req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=ca"),
+    );
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        openssl(
+            dir,
+            &format!("req {key} -keyout {who}.key -out {who}.csr -subj /CN={who}"),
+        );
+        openssl(
+            dir,
+            &format!(
+                "x509 -req -in {who}.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                 -out {who}.pem -days 2 -extfile {who}.ext"
+            ),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: the openssl command is needed to make test certificates");
+        return;
+    }
+    let mut broker = brokers::mosquitto();
+    let dir = broker.dir.path().to_path_buf();
+    certificates(&dir);
+    // The TLS listener on the harness's port, requiring a client certificate; a plain one for
+    // the watcher.
+    let plain = brokers::free_port();
+    let conf = format!(
+        "per_listener_settings false\nallow_anonymous true\nuser root\n\
+         persistence true\npersistence_location {d}/\n\
+         listener {tls} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
+         require_certificate true\n\
+         listener {plain} 127.0.0.1\n",
+        d = dir.display(),
+        tls = broker.port,
+    );
+    broker.stop();
+    std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
+    broker.start();
+
+    let mut w = Watcher::new(plain, "watcher", "wechat/home/message").await;
+    let (control, _bridge) = control();
+    let config = MqttConfig {
+        url: format!("mqtts://127.0.0.1:{}", broker.port)
+            .parse()
+            .unwrap(),
+        client_id: "wxbridge-home".to_owned(),
+        ca_file: Some(dir.join("ca.pem")),
+        cert_file: Some(dir.join("client.pem")),
+        key_file: Some(dir.join("client.key")),
+        ..MqttConfig::default()
+    };
+    let mut sink = mqtt::start(&config, control).unwrap();
+    deliver_all(&mut sink, &messages(3, 0)).await;
+    let mut seen = BTreeSet::new();
+    until_ids(&mut w, &mut seen, 0..3).await;
+}
