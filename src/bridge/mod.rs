@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -39,6 +39,7 @@ pub struct Bridge {
     sent: outbound::SentLog,
     relogin: Arc<Notify>,
     queue_changed: Notify,
+    results: broadcast::Sender<(u64, crate::event::SendResult)>,
     shutdown: CancellationToken,
 }
 
@@ -67,6 +68,7 @@ impl Bridge {
             sent: outbound::SentLog::default(),
             relogin: Arc::new(Notify::new()),
             queue_changed: Notify::new(),
+            results: broadcast::Sender::new(64),
             shutdown,
         }
     }
@@ -85,6 +87,7 @@ impl Bridge {
             qr: self.qr.subscribe(),
             relogin: self.relogin.clone(),
             intake,
+            results: self.results.clone(),
             retry: Retry::from_config(&self.config.retry),
             shutdown,
         }

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::Bridge;
 use crate::event::{parse_command, Command, ErrorCode, SendResult, SessionState};
 use crate::limiter::Limiter;
-use crate::sinks::{IncomingCommand, Origin};
+use crate::sinks::{Accepted, IncomingCommand, Origin};
 use crate::spool::{Kind, NewEntry};
 use crate::wechat::client::SendError;
 use crate::wechat::contacts::{clean_name, ResolveError};
@@ -52,7 +52,9 @@ impl Bridge {
             let handled = match parse_command(&incoming.payload, self.config.send.max_bytes) {
                 Err(e) => {
                     tracing::info!(code = %e.code, origin = ?incoming.origin, "rejected a command: {}", e.message);
-                    self.answer(None, SendResult::from(e), reply_to)
+                    let result = SendResult::from(e);
+                    self.answer(None, result.clone(), reply_to)
+                        .then_some(Accepted::Answered(result))
                 }
                 Ok(command) => {
                     let record = Record {
@@ -65,21 +67,20 @@ impl Bridge {
                         .map_err(|e| e.to_string())
                         .and_then(|r| self.spool.enqueue_command(r).map_err(|e| e.to_string()))
                     {
-                        Ok(_) => {
+                        Ok(id) => {
                             self.queue_changed.notify_one();
-                            true
+                            Some(Accepted::Queued(id))
                         }
                         Err(e) => {
                             tracing::error!(cause = %e, "cannot queue a command");
-                            false
+                            None
                         }
                     }
                 }
             };
-            if handled {
-                if let Some(done) = incoming.accepted {
-                    let _ = done.send(());
-                }
+            // Not handled: dropping `accepted` tells the source not to acknowledge it.
+            if let (Some(outcome), Some(done)) = (handled, incoming.accepted) {
+                let _ = done.send(outcome);
             }
         }
     }
@@ -103,7 +104,10 @@ impl Bridge {
             Some(id) => self
                 .spool
                 .complete_command(id, result.request_id.as_deref(), entry)
-                .map(|_| ()),
+                .map(|_| {
+                    // Nobody listening is fine: only synchronous sources wait here.
+                    let _ = self.results.send((id, result));
+                }),
             None => self
                 .spool
                 .append(vec![entry])

@@ -76,7 +76,16 @@ pub struct IncomingCommand {
     pub origin: Origin,
     /// Fires once the command is validated and written to the durable outbound queue, or
     /// answered with an error result (either way the source may acknowledge it to its broker).
-    pub accepted: Option<oneshot::Sender<()>>,
+    pub accepted: Option<oneshot::Sender<Accepted>>,
+}
+
+/// What became of a submitted command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Queued under this id; its result comes later (see [`Control::results`]).
+    Queued(u64),
+    /// Answered at once (it was invalid).
+    Answered(crate::event::SendResult),
 }
 
 /// The bridge's door for commands: sources hand payloads in here.
@@ -95,16 +104,19 @@ impl Intake {
     /// Hands a payload in and waits until it is durably queued or answered. False when the
     /// bridge is shutting down (the source should not acknowledge it then).
     pub async fn submit(&self, payload: Vec<u8>, origin: Origin) -> bool {
+        self.submit_for(payload, origin).await.is_some()
+    }
+
+    /// Like [`Intake::submit`], saying what became of the command; None at shutdown.
+    pub async fn submit_for(&self, payload: Vec<u8>, origin: Origin) -> Option<Accepted> {
         let (done, accepted) = oneshot::channel();
         let cmd = IncomingCommand {
             payload,
             origin,
             accepted: Some(done),
         };
-        if self.tx.send(cmd).await.is_err() {
-            return false;
-        }
-        accepted.await.is_ok()
+        self.tx.send(cmd).await.ok()?;
+        accepted.await.ok()
     }
 }
 
@@ -204,6 +216,9 @@ pub struct Control {
     pub relogin: Arc<Notify>,
     /// Where send commands go.
     pub intake: Intake,
+    /// Every result of a queued command, with the id [`Accepted::Queued`] gave it (for
+    /// sources that answer synchronously, such as `POST /send`).
+    pub results: tokio::sync::broadcast::Sender<(u64, crate::event::SendResult)>,
     /// `retry.*`: a fresh jittered reconnect schedule per call.
     pub retry: crate::retry::Retry,
     /// Cancelled at shutdown.

@@ -21,7 +21,7 @@ use wxbridge::config::MqttConfig;
 use wxbridge::event::{LoginQr, SessionState, SessionStatus};
 use wxbridge::retry::Retry;
 use wxbridge::sinks::mqtt::{self, MqttSink};
-use wxbridge::sinks::{Control, IncomingCommand, Intake, Origin, Sink};
+use wxbridge::sinks::{Accepted, Control, IncomingCommand, Intake, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers;
@@ -73,6 +73,7 @@ fn control() -> (Control, Bridge) {
         qr: qr_rx,
         relogin: relogin.clone(),
         intake,
+        results: tokio::sync::broadcast::Sender::new(8),
         retry: Retry {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(500),
@@ -522,7 +523,12 @@ async fn a_send_command_is_acked_only_once_the_bridge_has_it() {
     let (sink, mut bridge) = start(broker.port);
     let mut again = bridge.command().await;
     assert_eq!(again.payload, command);
-    again.accepted.take().unwrap().send(()).unwrap();
+    again
+        .accepted
+        .take()
+        .unwrap()
+        .send(Accepted::Queued(1))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stopped = sink.stopped();
     bridge.shutdown.cancel();
@@ -568,7 +574,11 @@ async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
     w.publish("wechat/home/send", false, big.clone()).await;
     let mut cmd = bridge.command().await;
     assert_eq!(cmd.payload.len(), big.len());
-    cmd.accepted.take().unwrap().send(()).unwrap();
+    cmd.accepted
+        .take()
+        .unwrap()
+        .send(Accepted::Queued(2))
+        .unwrap();
 
     let mut w = w;
     deliver_all(&mut sink, &[entry(1, Kind::Message, "after")]).await;

@@ -16,7 +16,7 @@ use wxbridge::config::NatsConfig;
 use wxbridge::event::{LoginQr, SessionState, SessionStatus};
 use wxbridge::retry::Retry;
 use wxbridge::sinks::nats::{self, NatsSink};
-use wxbridge::sinks::{Control, IncomingCommand, Intake, Origin, Sink};
+use wxbridge::sinks::{Accepted, Control, IncomingCommand, Intake, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers::{self, Broker};
@@ -58,6 +58,7 @@ fn control() -> (Control, Bridge) {
         qr: qr_rx,
         relogin: relogin.clone(),
         intake,
+        results: tokio::sync::broadcast::Sender::new(8),
         retry: Retry {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(300),
@@ -246,7 +247,7 @@ async fn a_send_request_is_answered_by_its_result_entry_and_on_send_result() {
     let Origin::Nats { reply: Some(reply) } = cmd.origin else {
         panic!("a request carries its reply subject: {:?}", cmd.origin);
     };
-    cmd.accepted.unwrap().send(()).unwrap();
+    cmd.accepted.unwrap().send(Accepted::Queued(1)).unwrap();
 
     let result = br#"{"kind":"result","request_id":"r-17","ok":true,"msg_id":"2038","to":{"id":"@a81","name":"Alice"}}"#;
     let entry = Entry {

@@ -18,7 +18,7 @@ use wxbridge::event::{
     Chat, LoginEvent, LoginKind, LoginUser, MessageEvent, MessageKind, MessageType, Origin, Sender,
 };
 use wxbridge::sinks::webhook::{self, WebhookError, WebhookSink};
-use wxbridge::sinks::{run_delivery, Intake, Origin as CommandOrigin, Sink};
+use wxbridge::sinks::{run_delivery, Accepted, Intake, Origin as CommandOrigin, Sink};
 use wxbridge::spool::{Entry, Kind, NewEntry, RedbSpool, Spool};
 
 use crate::schema::{assert_valid, assert_valid_command};
@@ -138,7 +138,7 @@ impl Commands {
                 let payload = serde_json::from_slice(&cmd.payload).unwrap();
                 seen.0.lock().unwrap().push((payload, cmd.origin.clone()));
                 if let Some(done) = cmd.accepted.take() {
-                    let _ = done.send(());
+                    let _ = done.send(Accepted::Queued(1));
                 }
             }
         });
