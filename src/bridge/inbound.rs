@@ -51,17 +51,28 @@ impl Bridge {
             self.set_state(SessionState::Online, "");
             let end = self.sync_loop(&session).await;
             self.session.send_replace(None);
-            let Some(code) = end else {
-                self.save_session(&session);
-                break;
+            let reason = match end {
+                SyncEnd::Shutdown => {
+                    self.save_session(&session);
+                    break;
+                }
+                SyncEnd::Expired(code) => format!("WeChat ended the session (code {code})"),
+                SyncEnd::LoggedOut => {
+                    self.log_out(&session).await;
+                    "logged out on request".to_owned()
+                }
             };
-            let reason = format!("WeChat ended the session (code {code})");
             self.publish(Event::from(LogoutEvent {
                 kind: LogoutKind,
                 account: self.config.account.clone(),
                 time: OffsetDateTime::now_utc(),
                 reason: reason.clone(),
             }));
+            if matches!(end, SyncEnd::LoggedOut) {
+                quick_deaths = 0;
+                self.set_state(SessionState::LoginRequired, reason);
+                continue;
+            }
             if session.started().elapsed() < QUICK_DEATH {
                 quick_deaths += 1;
             } else {
@@ -228,16 +239,31 @@ impl Bridge {
         }
     }
 
-    /// synccheck → webwxsync until the session ends (Some(code)) or shutdown (None).
+    /// Ends the session at WeChat and forgets it (the session file and the sync keys), so the
+    /// next login is a fresh one.
+    async fn log_out(&self, session: &Session) {
+        if let Err(e) = session.client().logout(&session.credentials()).await {
+            tracing::warn!(cause = %e, "WeChat did not confirm the logout; forgetting the session anyway");
+        }
+        if let Err(e) = self.session_file.remove() {
+            tracing::error!(cause = %e, "cannot remove the session file");
+        }
+        if let Err(e) = self.spool.clear_sync_keys() {
+            tracing::error!(cause = %e, "cannot forget the sync keys");
+        }
+    }
+
+    /// synccheck → webwxsync until the session ends, a logout is requested, or shutdown.
     /// Timeouts, connection errors and 5xx are retried with backoff on the same session.
-    async fn sync_loop(&self, session: &Session) -> Option<i64> {
+    async fn sync_loop(&self, session: &Session) -> SyncEnd {
         let mut backoff = self.retry().schedule();
         let mut counter = super::now_ms();
         loop {
             let creds = session.credentials();
             let keys = session.keys();
             let check = tokio::select! {
-                _ = self.shutdown.cancelled() => return None,
+                _ = self.shutdown.cancelled() => return SyncEnd::Shutdown,
+                _ = self.logout.notified() => return SyncEnd::LoggedOut,
                 c = session.client().synccheck(&creds, keys.for_synccheck(), counter) => c,
             };
             counter += 1;
@@ -248,12 +274,12 @@ impl Bridge {
             };
             match result {
                 Ok(()) => backoff = self.retry().schedule(),
-                Err(WxError::SessionExpired { code, .. }) => return Some(code),
+                Err(WxError::SessionExpired { code, .. }) => return SyncEnd::Expired(code),
                 Err(e) => {
                     tracing::warn!(cause = %e, "sync failed; retrying on the same session");
                     let d = backoff.next().unwrap_or(self.config.retry.max);
                     if !self.nap(d).await {
-                        return None;
+                        return SyncEnd::Shutdown;
                     }
                 }
             }
@@ -360,6 +386,16 @@ impl Bridge {
         }
         Ok(())
     }
+}
+
+/// Why a sync loop ended.
+enum SyncEnd {
+    /// The process is stopping; the session is kept.
+    Shutdown,
+    /// WeChat ended the session with this code.
+    Expired(i64),
+    /// A logout was requested.
+    LoggedOut,
 }
 
 /// Crash-recovery tests kill the process at a named point: `WXBRIDGE_FAILPOINT=<name>`.

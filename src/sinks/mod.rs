@@ -214,6 +214,9 @@ pub struct Control {
     pub qr: tokio::sync::watch::Receiver<Option<crate::event::LoginQr>>,
     /// Notify to request a new login (relogin topic/subject).
     pub relogin: Arc<Notify>,
+    /// Notify to log out: the session is ended at WeChat and forgotten, and a new login
+    /// follows (Home Assistant's logout button).
+    pub logout: Arc<Notify>,
     /// Where send commands go.
     pub intake: Intake,
     /// Every result of a queued command, with the id [`Accepted::Queued`] gave it (for

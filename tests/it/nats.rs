@@ -57,6 +57,7 @@ fn control() -> (Control, Bridge) {
         status: status_rx,
         qr: qr_rx,
         relogin: relogin.clone(),
+        logout: Arc::new(Notify::new()),
         intake,
         results: tokio::sync::broadcast::Sender::new(8),
         retry: Retry {
