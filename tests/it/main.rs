@@ -1,6 +1,7 @@
 //! Scenario tests: the real `wxbridge` binary against the fake WeChat server. One test crate
 //! with modules, so the suite links once.
 mod brokers;
+mod bus;
 mod cli;
 mod login;
 mod messages;
@@ -10,4 +11,5 @@ mod schema;
 mod send;
 mod session;
 mod support;
+mod watch;
 mod webhook;

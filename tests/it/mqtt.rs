@@ -3,13 +3,11 @@
 //! will, and delivery across a broker that is down at start, restarted mid-batch, or cut off.
 //! The sink is driven by hand, as `run_delivery` would, with a hand-built `Control`; a small
 //! TCP gate between link and broker can hold the broker's answers or cut the connection.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use serde_json::{json, Value};
 use time::macros::datetime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,9 +23,9 @@ use wxbridge::sinks::{Accepted, Control, IncomingCommand, Intake, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers;
+use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
-const BIG: usize = 16 * 1024 * 1024;
 
 /// The bridge's side of a hand-built [`Control`].
 struct Bridge {
@@ -159,121 +157,13 @@ async fn deliver_all(sink: &mut MqttSink, batch: &[Entry]) {
     .expect("delivered in time");
 }
 
-#[derive(Debug)]
-struct Msg {
-    topic: String,
-    payload: Bytes,
-    retain: bool,
-}
-
-/// A plain rumqttc client with a persistent session of its own, subscribed to `filter` on
-/// every connect; what it receives comes out of `rx`.
-struct Watcher {
-    client: AsyncClient,
-    rx: mpsc::UnboundedReceiver<Msg>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Watcher {
-    async fn new(port: u16, id: &str, filter: &str) -> Watcher {
-        let mut o = MqttOptions::new(id, "127.0.0.1", port);
-        o.set_clean_session(false)
-            .set_max_packet_size(BIG, BIG)
-            .set_keep_alive(Duration::from_secs(5));
-        let (client, mut eventloop) = AsyncClient::new(o, 64);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
-        let sub = client.clone();
-        let filter = filter.to_owned();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                        sub.try_subscribe(filter.clone(), QoS::AtLeastOnce).unwrap();
-                    }
-                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                        let _ = subscribed_tx.send(());
-                    }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        let _ = tx.send(Msg {
-                            topic: p.topic,
-                            payload: p.payload,
-                            retain: p.retain,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        tokio::time::timeout(WAIT, subscribed.recv())
-            .await
-            .expect("subscribed in time");
-        Watcher { client, rx, task }
-    }
-
-    async fn next(&mut self) -> Msg {
-        tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .expect("a message in time")
-            .unwrap()
-    }
-
-    /// The next message on `topic`, skipping others.
-    async fn next_on(&mut self, topic: &str) -> Msg {
-        loop {
-            let m = self.next().await;
-            if m.topic == topic {
-                return m;
-            }
-        }
-    }
-
-    /// The payloads of the next message on each of these topics (under `wechat/home/`), in
-    /// whatever order they come.
-    async fn each_of(&mut self, leaves: &[&str]) -> HashMap<String, Bytes> {
-        let mut got = HashMap::new();
-        while leaves.iter().any(|l| !got.contains_key(*l)) {
-            let m = self.next().await;
-            if let Some(leaf) = m.topic.strip_prefix("wechat/home/") {
-                if leaves.contains(&leaf) {
-                    got.entry(leaf.to_owned()).or_insert(m.payload);
-                }
-            }
-        }
-        got
-    }
-
-    /// Whatever arrives within `d`.
-    async fn drain(&mut self, d: Duration) -> Vec<Msg> {
-        let mut got = Vec::new();
-        while let Ok(Some(m)) = tokio::time::timeout(d, self.rx.recv()).await {
-            got.push(m);
-        }
-        got
-    }
-
-    async fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
-            .await
-            .unwrap();
-    }
-}
-
 /// The message ids the watcher has received so far (`{"id": n}` payloads), waiting until
 /// `want` are all there.
 async fn until_ids(w: &mut Watcher, seen: &mut BTreeSet<u64>, want: impl Iterator<Item = u64>) {
     let want: BTreeSet<u64> = want.collect();
     tokio::time::timeout(Duration::from_secs(20), async {
         while !want.is_subset(seen) {
-            let m = w.rx.recv().await.unwrap();
+            let m = w.next().await;
             if !m.topic.ends_with("/message") {
                 continue;
             }
@@ -432,7 +322,9 @@ async fn status_state_and_qr_are_retained_and_the_qr_is_cleared_after_login() {
     let stopped = sink.stopped();
 
     // The announcement after the ConnAck: online, the state, and no QR yet.
-    let got = w.each_of(&["status", "state", "qr", "qr/png"]).await;
+    let got = w
+        .each_of("wechat/home/", &["status", "state", "qr", "qr/png"])
+        .await;
     assert_eq!(&got["status"][..], b"online");
     let v: Value = serde_json::from_slice(&got["state"]).unwrap();
     assert_eq!(
@@ -450,7 +342,7 @@ async fn status_state_and_qr_are_retained_and_the_qr_is_cleared_after_login() {
     bridge
         .status
         .send_replace(status(SessionState::LoginRequired, "scan the QR"));
-    let got = w.each_of(&["state", "qr", "qr/png"]).await;
+    let got = w.each_of("wechat/home/", &["state", "qr", "qr/png"]).await;
     let v: Value = serde_json::from_slice(&got["qr"]).unwrap();
     assert_eq!(v["url"], "https://login.weixin.qq.com/l/abc");
     assert_eq!(v["expires_at"], "2026-11-28T16:25:01Z");
@@ -480,7 +372,7 @@ async fn status_state_and_qr_are_retained_and_the_qr_is_cleared_after_login() {
     );
 
     bridge.qr.send_replace(None);
-    let got = w.each_of(&["qr", "qr/png"]).await;
+    let got = w.each_of("wechat/home/", &["qr", "qr/png"]).await;
     assert!(got["qr"].is_empty() && got["qr/png"].is_empty());
     let mut after = Watcher::new(broker.port, "after", "wechat/home/#").await;
     let retained = after.drain(Duration::from_millis(400)).await;

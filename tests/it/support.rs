@@ -118,11 +118,17 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn spawn(config: &Path, args: &[&str]) -> Bridge {
+        Self::spawn_with_env(config, args, &[])
+    }
+
+    /// [`Bridge::spawn`] with extra environment variables.
+    pub fn spawn_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Bridge {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wxbridge"))
             .arg("--config")
             .arg(config)
             .args(args)
             .env("RUST_LOG", "wxbridge=debug,info")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
