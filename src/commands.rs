@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bridge::{show_login_progress, Bridge};
 use crate::config::Config;
+use crate::http::{HttpState, Probe, Recent, SinkHealth};
 use crate::lock::{LockError, StateLock};
 use crate::sinks::stdio::{self, StdoutSink};
 use crate::sinks::{mqtt, nats, run_delivery, webhook, Control, Intake, Sink};
@@ -69,29 +70,59 @@ pub async fn run(config: Config) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(e) => return failure(format!("cannot open the spool: {e}")),
     };
+    // Bound before anything starts, so a taken port fails at once.
+    let http = match &config.http {
+        Some(http) => match crate::http::bind(http.listen).await {
+            Ok(listener) => Some((listener, crate::metrics::install(), Recent::new())),
+            Err(e) => return failure(e),
+        },
+        None => None,
+    };
     // Two trees: the bridge stops first, at a safe point; the sinks then get a moment to
     // deliver what is spooled before they stop too.
     let shutdown = CancellationToken::new();
     let sinks_shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(crate::signal::stop_on_signal(shutdown.clone()));
+    // Not tracked: after the first signal it waits for a second one, for ever.
+    tokio::spawn(crate::signal::stop_on_signal(shutdown.clone()));
 
     let (intake, intake_rx) = Intake::new(1024);
     let bridge = Bridge::new(config.clone(), spool.clone(), shutdown.clone());
     let control = bridge.control(intake.clone(), sinks_shutdown.clone());
-    let names = match start_sinks(
+    let (names, health) = match start_sinks(
         &config,
         &control,
         &spool,
         bridge.wake(),
         &tracker,
         &shutdown,
+        http.as_ref().map(|(_, _, recent)| recent),
     )
     .await
     {
-        Ok(names) => names,
+        Ok(started) => started,
         Err(message) => return failure(message),
     };
+    if let (Some((listener, metrics, recent)), Some(http_config)) = (http, &config.http) {
+        tracker.spawn(crate::metrics::upkeep(
+            metrics.clone(),
+            sinks_shutdown.clone(),
+        ));
+        let state = HttpState {
+            control: control.clone(),
+            session: bridge.session(),
+            last_sync: bridge.last_sync(),
+            spool: spool.clone(),
+            sinks: health,
+            recent,
+            metrics,
+            token: http_config.token.clone(),
+            send_ttl: config.send.default_ttl,
+            max_bytes: config.send.max_bytes,
+        };
+        // Stops with the sinks, so it answers while they drain.
+        tracker.spawn(crate::http::serve(listener, state, sinks_shutdown.clone()));
+    }
 
     bridge.run(intake_rx).await;
     drain(&spool, &names, Duration::from_secs(5)).await;
@@ -103,7 +134,8 @@ pub async fn run(config: Config) -> ExitCode {
 }
 
 /// Starts every configured sink's delivery task, or the stdio default when none is
-/// configured. Answers the sinks' names.
+/// configured, and the status page's `recent` feed when given. Answers every sink's name and
+/// the health of each but `recent`.
 async fn start_sinks(
     config: &Config,
     control: &Control,
@@ -111,20 +143,24 @@ async fn start_sinks(
     wake: Arc<tokio::sync::Notify>,
     tracker: &TaskTracker,
     root: &CancellationToken,
-) -> Result<Vec<String>, String> {
+    recent: Option<&Recent>,
+) -> Result<(Vec<String>, Vec<SinkHealth>), String> {
     let mut sinks = Deliveries {
         spool: spool.clone(),
         wake,
         control,
         tracker,
         names: Vec::new(),
+        health: Vec::new(),
     };
     // The links' own tasks are tracked too, so shutdown waits for MQTT's `offline` and
     // DISCONNECT and for NATS's handlers.
     if let Some(mqtt_config) = &config.mqtt {
-        let sink = mqtt::start(mqtt_config, control.clone()).map_err(|e| e.to_string())?;
+        let sink = mqtt::start(mqtt_config, &config.homeassistant, control.clone())
+            .map_err(|e| e.to_string())?;
         tracker.spawn(sink.stopped());
-        sinks.start(sink)?;
+        let link = Probe::Mqtt(sink.link());
+        sinks.start(sink, link)?;
     }
     if let Some(nats_config) = &config.nats {
         let sink = nats::start(nats_config, control.clone())
@@ -132,12 +168,14 @@ async fn start_sinks(
             .map_err(|e| e.to_string())?;
         let tasks = sink.tasks();
         tracker.spawn(async move { tasks.wait().await });
-        sinks.start(sink)?;
+        let link = Probe::Nats(sink.client());
+        sinks.start(sink, link)?;
     }
     for (i, hook) in config.webhooks.iter().enumerate() {
         sinks.start(
             webhook::new(i, hook, &config.account, control.intake.clone())
                 .map_err(|e| e.to_string())?,
+            Probe::LastDelivery,
         )?;
     }
     if sinks.names.is_empty() {
@@ -154,9 +192,17 @@ async fn start_sinks(
             control.intake.clone(),
             root.clone(),
         ));
-        sinks.start(StdoutSink::new(out, root.clone()))?;
+        sinks.start(StdoutSink::new(out, root.clone()), Probe::LastDelivery)?;
     }
-    Ok(sinks.names)
+    if let Some(recent) = recent {
+        sinks.spawn(recent.sink())?;
+    }
+    // A sink no longer configured would pin its backlog in the spool for ever.
+    let keep: Vec<&str> = sinks.names.iter().map(String::as_str).collect();
+    spool
+        .retain_sinks(&keep)
+        .map_err(|e| format!("cannot tidy the spool: {e}"))?;
+    Ok((sinks.names, sinks.health))
 }
 
 /// Starts sinks' delivery loops on one spool.
@@ -166,10 +212,20 @@ struct Deliveries<'a> {
     control: &'a Control,
     tracker: &'a TaskTracker,
     names: Vec<String>,
+    health: Vec<SinkHealth>,
 }
 
 impl Deliveries<'_> {
-    fn start<S: Sink + Send + 'static>(&mut self, sink: S) -> Result<(), String> {
+    /// Starts a configured sink; `link` tells whether it is connected (`/readyz`, the page).
+    fn start<S: Sink + Send + 'static>(&mut self, sink: S, link: Probe) -> Result<(), String> {
+        let (sink, health) = crate::http::observe(sink, link);
+        self.spawn(sink)?;
+        self.health.push(health);
+        Ok(())
+    }
+
+    /// Starts a sink's delivery loop.
+    fn spawn<S: Sink + Send + 'static>(&mut self, sink: S) -> Result<(), String> {
         let name = sink.name().to_owned();
         // Registered before anything is spooled: a new sink starts at the spool's end.
         self.spool

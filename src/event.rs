@@ -31,9 +31,21 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-/// Parses any RFC 3339 time and converts it to UTC.
+/// Parses any RFC 3339 time and converts it to UTC with whole seconds, so that it reads back
+/// unchanged from what [`rfc3339`] writes (a queued command keeps its `expires_at`).
+///
+/// A time whose UTC year falls outside 0000–9999, which an offset can cause at either end
+/// (`9999-12-31T23:59:59-01:00`), is refused as a bad year: RFC 3339 cannot write it, and the
+/// conversion would panic.
 pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
-    OffsetDateTime::parse(s, &Rfc3339).map(|t| t.to_offset(UtcOffset::UTC))
+    let bad_year = time::error::Parse::ParseFromDescription(
+        time::error::ParseFromDescription::InvalidComponent("year"),
+    );
+    let t = OffsetDateTime::parse(s, &Rfc3339)?
+        .checked_to_offset(UtcOffset::UTC)
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .ok_or(bad_year)?;
+    Ok(t.replace_nanosecond(0).unwrap_or(t))
 }
 
 /// Serde adapter for a required [`OffsetDateTime`] in the [`rfc3339`] form.
@@ -1296,6 +1308,26 @@ mod tests {
     }
 
     #[test]
+    fn expires_at_beyond_the_years_rfc3339_can_write_is_invalid() {
+        // Both are valid RFC 3339, but in UTC they fall in year 10000 and year -1.
+        for t in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+            let e = command_err(&format!(r#"{{"to":"a","text":"b","expires_at":"{t}"}}"#));
+            assert_eq!(e.code, ErrorCode::InvalidCommand, "{t}");
+            assert!(e.message.contains("`expires_at`"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn expires_at_is_kept_to_the_second_as_the_queue_stores_it() {
+        for t in ["2026-11-28T18:00:00.999Z", "2016-12-31T23:59:60Z"] {
+            let payload = format!(r#"{{"to":"a","text":"b","expires_at":"{t}"}}"#);
+            let c = parse_command(payload.as_bytes(), MAX).unwrap();
+            let stored = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Command>(&stored).unwrap(), c, "{t}");
+        }
+    }
+
+    #[test]
     fn request_id_is_recovered_from_a_bad_command() {
         let e = command_err(r#"{"request_id":"r-18","to":"Mom","text":""}"#);
         assert_eq!(e.request_id.as_deref(), Some("r-18"));
@@ -1308,5 +1340,84 @@ mod tests {
             command_err(r#"{"request_id":5,"text":"x"}"#).request_id,
             None
         );
+    }
+}
+
+/// Properties of command parsing on generated payloads (proptest).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Payloads near the shape of a command: valid ones, broken ones and raw bytes.
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        let field = prop_oneof![
+            Just(Value::Null),
+            Just(json!("")),
+            "[a-zA-Z@ 😄]{1,12}".prop_map(Value::String),
+            any::<i64>().prop_map(Value::from),
+        ];
+        let key =
+            prop::sample::select(vec!["to", "to_id", "text", "request_id", "expires_at", "x"]);
+        prop_oneof![
+            prop::collection::btree_map(key, field, 0..5)
+                .prop_map(|m| serde_json::to_vec(&m).unwrap()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    /// A time RFC 3339 can write: years 1 to 9999, whole seconds.
+    fn time() -> impl Strategy<Value = OffsetDateTime> {
+        (-62_135_596_800i64..=253_402_300_799)
+            .prop_map(|s| OffsetDateTime::from_unix_timestamp(s).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn beyond_max_bytes_the_size_alone_decides(p in payload(), max in 0usize..96) {
+            let limited = parse_command(&p, max);
+            if p.len() > max {
+                let e = limited.unwrap_err();
+                prop_assert_eq!(e.code, ErrorCode::InvalidCommand);
+                prop_assert_eq!(e.request_id, None);
+                prop_assert!(e.message.contains("send.max_bytes"));
+            } else {
+                prop_assert_eq!(limited, parse_command(&p, usize::MAX));
+            }
+        }
+
+        #[test]
+        fn a_well_formed_command_is_read_as_written(
+            by_id in any::<bool>(),
+            to in "[^\u{0}]{1,20}",
+            text in "(?s).{1,40}",
+            request_id in proptest::option::of("[ -~]{1,20}"),
+            expires_at in proptest::option::of(time()),
+        ) {
+            let mut payload = json!({ "text": text });
+            payload[if by_id { "to_id" } else { "to" }] = json!(to);
+            if let Some(r) = &request_id {
+                payload["request_id"] = json!(r);
+            }
+            if let Some(t) = expires_at {
+                payload["expires_at"] = json!(rfc3339(t));
+            }
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let cmd = parse_command(&bytes, bytes.len()).unwrap();
+            prop_assert_eq!(cmd.to_id.clone(), by_id.then(|| to.clone()));
+            prop_assert_eq!(cmd.to.clone(), (!by_id).then(|| to.clone()));
+            prop_assert_eq!(&cmd.text, &text);
+            prop_assert_eq!(&cmd.request_id, &request_id);
+            prop_assert_eq!(cmd.expires_at, expires_at);
+            let stored = serde_json::to_string(&cmd).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Command>(&stored).unwrap(), cmd);
+        }
+
+        #[test]
+        fn rfc3339_times_read_back_exactly(t in time()) {
+            prop_assert_eq!(parse_rfc3339(&rfc3339(t)).unwrap(), t);
+        }
     }
 }

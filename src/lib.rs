@@ -5,6 +5,7 @@
 //! - [`bridge`] wires the two: login policy, the sync loop, the outbound queue and limiter.
 //! - [`sinks`] are where events go and commands come from (stdio is the embedded default).
 //! - [`config`] is the typed, strict configuration and its loader.
+//! - [`http`] is the HTTP API and the status page; [`metrics`] the Prometheus metrics it serves.
 //! - [`cli`], [`commands`] and [`signal`] make up the binary; [`lock`], [`qr`] and [`limiter`]
 //!   are small parts they share.
 #![forbid(unsafe_code)]
@@ -14,8 +15,10 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod event;
+pub mod http;
 pub mod limiter;
 pub mod lock;
+pub mod metrics;
 pub mod qr;
 pub mod retry;
 pub mod signal;

@@ -16,7 +16,7 @@ use crate::wechat::client::WxError;
 use crate::wechat::contacts::clean_name;
 use crate::wechat::login::{self, LoginError, LoginProgress};
 use crate::wechat::message;
-use crate::wechat::session::{Session, StoredSession};
+use crate::wechat::session::{write_private_atomically, Session, StoredSession};
 
 /// How many QR codes may expire in a row before `run` stops asking (DESIGN.md "Login policy").
 const RUN_QR_LIMIT: u32 = 3;
@@ -51,6 +51,9 @@ impl Bridge {
             self.set_state(SessionState::Online, "");
             let end = self.sync_loop(&session).await;
             self.session.send_replace(None);
+            // A relogin asked for while online meant nothing then; it must not cut short a
+            // later wait (login_forbidden, the pause after unscanned QR codes).
+            let _ = tokio::time::timeout(Duration::ZERO, self.relogin.notified()).await;
             let reason = match end {
                 SyncEnd::Shutdown => {
                     self.save_session(&session);
@@ -103,7 +106,10 @@ impl Bridge {
                 "confirm the login on your phone",
             );
             match login::push(&self.client, &stored, &|p| self.show_progress(p)).await {
-                Ok(s) => return Some(self.fresh(s)),
+                Ok(s) => {
+                    crate::metrics::login("push");
+                    return Some(self.fresh(s));
+                }
                 Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
                 Err(e) => {
                     tracing::info!(cause = %e, "push login did not work; falling back to a QR code")
@@ -123,7 +129,10 @@ impl Bridge {
                 r = login::qr(&self.client, RUN_QR_LIMIT, &progress) => r,
             };
             match attempt {
-                Ok(s) => return Some(self.fresh(s)),
+                Ok(s) => {
+                    crate::metrics::login("qr");
+                    return Some(self.fresh(s));
+                }
                 Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
                 Err(LoginError::QrExpired(n)) => {
                     self.set_state(
@@ -142,6 +151,7 @@ impl Bridge {
                 }
                 Err(e) => {
                     tracing::warn!(cause = %e, "login failed; retrying");
+                    crate::metrics::retry("login");
                     let d = backoff.next().unwrap_or(self.config.retry.max);
                     if !self.nap(d).await {
                         return None;
@@ -167,6 +177,7 @@ impl Bridge {
             match login::resume(&self.client, stored, keys.clone()).await {
                 Ok(s) => {
                     tracing::info!("resumed the stored session");
+                    crate::metrics::login("stored");
                     if keys.is_none() {
                         self.store_keys(&s);
                     }
@@ -174,6 +185,7 @@ impl Bridge {
                 }
                 Err(e) if is_transient(&e) => {
                     tracing::warn!(cause = %e, "cannot reach WeChat to resume the stored session; retrying");
+                    crate::metrics::retry("resume");
                     let d = backoff.next().unwrap_or(self.config.retry.max);
                     if !self.nap(d).await {
                         return None;
@@ -258,7 +270,28 @@ impl Bridge {
     async fn sync_loop(&self, session: &Session) -> SyncEnd {
         let mut backoff = self.retry().schedule();
         let mut counter = super::now_ms();
+        let mut last_ok = std::time::Instant::now();
+        let mut failing = false;
         loop {
+            if last_ok.elapsed() >= self.config.wechat.zombie_after {
+                // A session can go quiet without an error (PROTOCOL.md §10, wechat4u): ask
+                // webwxinit whether it still lives.
+                tracing::warn!(
+                    quiet_for = %humantime::format_duration(self.config.wechat.zombie_after),
+                    "no successful sync for wechat.zombie_after; re-validating the session"
+                );
+                match session.client().init(&session.credentials()).await {
+                    Ok(init) => {
+                        session.rotate_skey(&init.skey);
+                        last_ok = std::time::Instant::now();
+                    }
+                    Err(WxError::SessionExpired { code, .. }) => return SyncEnd::Expired(code),
+                    Err(e) => {
+                        tracing::debug!(cause = %e, "re-validation failed; retrying");
+                        last_ok = std::time::Instant::now();
+                    }
+                }
+            }
             let creds = session.credentials();
             let keys = session.keys();
             let check = tokio::select! {
@@ -273,10 +306,25 @@ impl Bridge {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => backoff = self.retry().schedule(),
+                Ok(()) => {
+                    if failing {
+                        tracing::info!("syncing again");
+                        failing = false;
+                    }
+                    last_ok = std::time::Instant::now();
+                    self.last_sync.send_replace(Some(last_ok));
+                    backoff = self.retry().schedule();
+                }
                 Err(WxError::SessionExpired { code, .. }) => return SyncEnd::Expired(code),
                 Err(e) => {
-                    tracing::warn!(cause = %e, "sync failed; retrying on the same session");
+                    crate::metrics::retry("sync");
+                    // Logged once per outage, not once per retry.
+                    if failing {
+                        tracing::debug!(cause = %e, "sync failed again");
+                    } else {
+                        tracing::warn!(cause = %e, "sync failed; retrying on the same session");
+                        failing = true;
+                    }
                     let d = backoff.next().unwrap_or(self.config.retry.max);
                     if !self.nap(d).await {
                         return SyncEnd::Shutdown;
@@ -312,13 +360,19 @@ impl Bridge {
             }));
         }
 
+        // WeChat counts this answer as delivered: whatever happens to the lookup, its messages
+        // are committed (with names falling back to ids), and only then does an expired
+        // session end the loop.
+        let mut ended = None;
         let missing = session.book().missing_for(&resp.add_msg_list);
         if !missing.is_empty() {
             match session.client().batch_get_contacts(&creds, &missing).await {
                 Ok(found) => session.with_book_mut(|b| b.apply_batch(&missing, found)),
-                Err(e) if e.is_session_expired() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(cause = %e, "cannot fetch unknown contacts; names fall back to ids")
+                    tracing::warn!(cause = %e, "cannot fetch unknown contacts; names fall back to ids");
+                    if e.is_session_expired() {
+                        ended = Some(e);
+                    }
                 }
             }
         }
@@ -335,6 +389,7 @@ impl Bridge {
         let self_name = session.user().user_name.clone();
         let mut in_batch = HashSet::new();
         let mut entries = Vec::new();
+        let mut types = Vec::new();
         for (msg, new) in resp.add_msg_list.iter().zip(unseen) {
             if !new || !in_batch.insert(msg.msg_id.as_str()) {
                 continue;
@@ -353,6 +408,7 @@ impl Bridge {
                 message::normalize(msg, &ctx)
             };
             let Some(event) = event else { continue };
+            types.push(event.message_type);
             match serde_json::to_vec(&event) {
                 Ok(payload) => entries.push(NewEntry {
                     kind: Kind::Message,
@@ -369,7 +425,7 @@ impl Bridge {
         let mut keys = session.keys();
         let keys_changed = keys.update(resp.sync_key, resp.sync_check_key);
         if entries.is_empty() && !keys_changed && ids.is_empty() {
-            return Ok(());
+            return ended.map_or(Ok(()), Err);
         }
         failpoint("after_sync_before_commit");
         let committed = self
@@ -380,11 +436,12 @@ impl Bridge {
                 detail: e.to_string(),
             })?;
         log_drops(&committed.dropped);
+        crate::metrics::messages_received(&types);
         session.update_keys(keys.sync_key, keys.sync_check_key);
         if !committed.seqs.is_empty() {
             self.wake.notify_waiters();
         }
-        Ok(())
+        ended.map_or(Ok(()), Err)
     }
 }
 
@@ -434,7 +491,7 @@ pub fn show_login_progress(p: &LoginProgress, qr_png: &Path) -> Option<Vec<u8>> 
                     if let Some(dir) = qr_png.parent().filter(|d| !d.as_os_str().is_empty()) {
                         let _ = std::fs::create_dir_all(dir);
                     }
-                    match std::fs::write(qr_png, &png) {
+                    match write_private_atomically(qr_png, &png) {
                         Ok(()) => written = format!(" (also saved as {})", qr_png.display()),
                         Err(e) => {
                             tracing::warn!(cause = %e, path = %qr_png.display(), "cannot write the QR code")

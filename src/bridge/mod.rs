@@ -36,6 +36,8 @@ pub struct Bridge {
     status: watch::Sender<SessionStatus>,
     qr: watch::Sender<Option<LoginQr>>,
     session: watch::Sender<Option<Session>>,
+    /// When a sync (synccheck, and webwxsync when it said so) last succeeded.
+    last_sync: watch::Sender<Option<std::time::Instant>>,
     sent: outbound::SentLog,
     relogin: Arc<Notify>,
     logout: Arc<Notify>,
@@ -66,6 +68,7 @@ impl Bridge {
             }),
             qr: watch::Sender::new(None),
             session: watch::Sender::new(None),
+            last_sync: watch::Sender::new(None),
             sent: outbound::SentLog::default(),
             relogin: Arc::new(Notify::new()),
             logout: Arc::new(Notify::new()),
@@ -78,6 +81,16 @@ impl Bridge {
     /// Notified whenever entries are appended to the spool (for [`crate::sinks::run_delivery`]).
     pub fn wake(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// The current session while logged in, `None` otherwise (for `GET /contacts`).
+    pub fn session(&self) -> watch::Receiver<Option<Session>> {
+        self.session.subscribe()
+    }
+
+    /// When a sync with WeChat last succeeded, `None` before the first (for `/metrics`).
+    pub fn last_sync(&self) -> watch::Receiver<Option<std::time::Instant>> {
+        self.last_sync.subscribe()
     }
 
     /// What the bus links need: the watches, the relogin request, the intake, `retry.*`.

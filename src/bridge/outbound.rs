@@ -87,6 +87,7 @@ impl Bridge {
 
     /// Spools a result (completing queued command `id` when given). False if the spool failed.
     fn answer(&self, id: Option<u64>, result: SendResult, reply_to: Option<String>) -> bool {
+        crate::metrics::send_result(&result);
         let payload = match serde_json::to_vec(&result) {
             Ok(p) => p,
             Err(e) => {
@@ -227,6 +228,7 @@ impl Bridge {
                 _ = self.shutdown.cancelled() => return None,
                 waited = limiter.acquire() => if !waited.is_zero() {
                     tracing::debug!(waited_ms = waited.as_millis() as u64, "send throttled");
+                    crate::metrics::throttled(waited);
                 },
             }
             let guard = self.sent.begin();
@@ -246,6 +248,7 @@ impl Bridge {
                 SendError::TooFrequent if too_frequent < TOO_FREQUENT_RETRIES => {
                     too_frequent += 1;
                     limiter.slow_down();
+                    crate::metrics::retry("send");
                     tracing::warn!(
                         attempt = too_frequent,
                         "WeChat says too frequent; slowing down"
@@ -325,8 +328,9 @@ impl Bridge {
                 clean_name(&found.nick_name),
                 found.user_name.clone(),
             ];
-            let asked = cmd.to.clone().unwrap_or_default();
-            if !allow.iter().any(|a| a == &asked || names.contains(a)) {
+            // Only the resolved contact's own names count: the text of `to` could match an
+            // entry while resolving (case-insensitively) to someone else.
+            if !allow.iter().any(|a| names.contains(a)) {
                 return Err(Box::new(SendResult::err(
                     rid,
                     ErrorCode::Forbidden,

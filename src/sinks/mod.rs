@@ -168,6 +168,7 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
         };
         match outcome {
             Ok(()) => {
+                crate::metrics::delivered(&name, wanted.len());
                 if failing {
                     tracing::info!(sink = %name, "delivering again");
                     failing = false;
@@ -178,6 +179,8 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
                 delays = backoff();
             }
             Err(e) => {
+                crate::metrics::delivered(&name, e.delivered);
+                crate::metrics::delivery_failed(&name);
                 // Everything before the first undelivered wanted entry is done.
                 let upto = match wanted.get(e.delivered) {
                     Some(first_failed) => first_failed.seq.checked_sub(1),

@@ -145,6 +145,10 @@ pub trait Spool: Send + Sync + 'static {
     /// end of the spool (it gets what is appended from now on); a known one keeps its cursor.
     fn register_sink(&self, sink: &str) -> Result<(), SpoolError>;
 
+    /// Forgets the cursors of sinks not in `keep` (no longer configured), so they pin no
+    /// entries; entries every remaining sink has delivered are deleted.
+    fn retain_sinks(&self, keep: &[&str]) -> Result<(), SpoolError>;
+
     /// Up to `limit` entries after `sink`'s cursor, in order.
     fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Entry>, SpoolError>;
 

@@ -70,6 +70,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The spool's page cache.
+const SPOOL_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 /// The redb-backed spool. `Send + Sync`; share it as `Arc<dyn Spool>`. Calls block on disk
 /// (a write commit waits for fsync), and write transactions run one at a time.
 #[derive(Debug)]
@@ -91,7 +94,13 @@ impl RedbSpool {
     /// kept per sink.
     pub fn open(path: &Path, max_events_per_sink: u64) -> Result<RedbSpool, SpoolError> {
         create_private_file(path)?;
-        let db = Database::create(path).ctx("open the spool file")?;
+        // redb's default page cache is about 1 GiB: a burst fills it with freshly written
+        // pages the allocator never hands back, and RSS stays up (BENCHMARKS.md). The spool
+        // is read once per sink, right after it is written, so a small cache loses nothing.
+        let db = redb::Builder::new()
+            .set_cache_size(SPOOL_CACHE_BYTES)
+            .create(path)
+            .ctx("open the spool file")?;
         let spool = RedbSpool {
             db,
             path: path.to_owned(),
@@ -373,6 +382,31 @@ impl Spool for RedbSpool {
                 .ctx("register the sink")?;
         }
         txn.commit().ctx("commit registering a sink")
+    }
+
+    fn retain_sinks(&self, keep: &[&str]) -> Result<(), SpoolError> {
+        let txn = self.write()?;
+        {
+            let mut cursors = txn.open_table(CURSORS).ctx("open cursors")?;
+            let gone: Vec<String> = all_cursors(&cursors)?
+                .into_iter()
+                .map(|(name, _)| name)
+                .filter(|name| !keep.contains(&name.as_str()))
+                .collect();
+            for name in &gone {
+                tracing::info!(sink = %name, "forgetting a sink that is no longer configured");
+                cursors.remove(name.as_str()).ctx("forget a cursor")?;
+            }
+            // With no sink left, nothing will ever read an entry.
+            let lowest = all_cursors(&cursors)?
+                .into_iter()
+                .map(|(_, c)| c)
+                .min()
+                .unwrap_or(u64::MAX);
+            let mut table = txn.open_table(ENTRIES).ctx("open entries")?;
+            delete_through(&mut table, lowest)?;
+        }
+        txn.commit().ctx("commit forgetting sinks")
     }
 
     fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Entry>, SpoolError> {

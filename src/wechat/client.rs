@@ -22,7 +22,8 @@ use super::protocol::{
 /// A failed exchange with WeChat.
 #[derive(Debug, Error)]
 pub enum WxError {
-    /// Connection refused, reset, timed out…
+    /// Connection refused, reset, timed out… The error holds no URL: the session's
+    /// credentials travel in query strings.
     #[error("{endpoint}: {source}")]
     Http {
         /// The endpoint name.
@@ -253,15 +254,14 @@ impl WxClient {
         endpoint: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<(u16, String), WxError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| WxError::Http { endpoint, source })?;
+        // Without the URL: its query carries skey, sid and pass_ticket, and this error is logged.
+        let http = |source: reqwest::Error| WxError::Http {
+            endpoint,
+            source: source.without_url(),
+        };
+        let resp = req.send().await.map_err(http)?;
         let status = resp.status().as_u16();
-        let body = resp
-            .text()
-            .await
-            .map_err(|source| WxError::Http { endpoint, source })?;
+        let body = resp.text().await.map_err(http)?;
         Ok((status, body))
     }
 

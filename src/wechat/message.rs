@@ -259,8 +259,7 @@ pub fn normalize(msg: &AddMsg, ctx: &Context<'_>) -> Option<MessageEvent> {
         kind: MessageKind,
         id: msg.msg_id.clone(),
         account: ctx.account.to_owned(),
-        time: OffsetDateTime::from_unix_timestamp(msg.create_time)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        time: create_time(msg.create_time),
         message_type: MessageType::Other,
         msg_type: msg.msg_type,
         origin,
@@ -284,6 +283,15 @@ pub fn normalize(msg: &AddMsg, ctx: &Context<'_>) -> Option<MessageEvent> {
         event.mentioned = mentions_self(book, group, text);
     }
     Some(event)
+}
+
+/// CreateTime as a time RFC 3339 can write (years 0000–9999); anything else is the epoch, as
+/// a CreateTime is never that far off and the event must stay readable.
+fn create_time(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn null_raw() -> Box<RawValue> {
@@ -1023,5 +1031,179 @@ mod tests {
             r#"{"MsgId":"22","FromUserName":"@a81","ToUserName":"@self","MsgType":1,"Content":"x","CreateTime":9223372036854775807}"#,
         );
         assert_eq!(e.time, OffsetDateTime::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn create_time_rfc3339_cannot_write_is_the_epoch() {
+        // Year -1 and year -9999: valid timestamps, but "-0001-…" is not RFC 3339.
+        for create_time in [-62_167_219_201_i64, -377_705_116_800] {
+            let e = one(&format!(
+                r#"{{"MsgId":"23","FromUserName":"@a81","ToUserName":"@self","MsgType":1,"Content":"x","CreateTime":{create_time}}}"#
+            ));
+            assert_eq!(e.time, OffsetDateTime::UNIX_EPOCH);
+        }
+    }
+}
+
+/// Properties of the text pipeline on generated input (proptest): what holds for any content,
+/// and what WeChat's own escaping (the fake server's `wx_escape`) must read back as.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use wxbridge_fake::wx_escape;
+
+    use super::*;
+    use crate::wechat::protocol::{Contact, Member};
+
+    fn span(code: &str) -> String {
+        format!("{SPAN_OPEN}{code}\"></span>")
+    }
+
+    /// Text built from the pieces the pipeline reacts to, glued with arbitrary characters.
+    fn content() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            any::<char>().prop_map(String::from),
+            "[0-9a-fA-F]{1,12}",
+            Just("<br/>".to_owned()),
+            Just("&amp;".to_owned()),
+            Just("&lt;".to_owned()),
+            Just("&#x1F604;".to_owned()),
+            Just(SPAN_OPEN.to_owned()),
+            Just(SPAN_CLOSE.to_owned()),
+            Just(">".to_owned()),
+            Just(":<br/>".to_owned()),
+            Just("@".to_owned()),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+    }
+
+    /// Characters a user types, weighted towards the ones WeChat escapes or turns into spans.
+    fn typed_text() -> impl Strategy<Value = String> {
+        let ch = prop_oneof![
+            any::<char>(),
+            prop::sample::select(vec![
+                '&', '<', '>', '"', '\n', '#', '1', '\u{FE0F}', '\u{20E3}'
+            ]),
+            prop::char::range('\u{1F000}', '\u{1FAFF}'),
+            prop::char::range('\u{2600}', '\u{27BF}'),
+            prop::char::range('\u{1F1E6}', '\u{1F1FF}'),
+        ];
+        prop::collection::vec(ch, 0..40).prop_map(|c| c.into_iter().collect())
+    }
+
+    fn is_cat_face(c: char) -> bool {
+        let code = format!("{:x}", u32::from(c));
+        CAT_FACE_FIXES.iter().any(|(wrong, _)| *wrong == code)
+    }
+
+    proptest! {
+        #[test]
+        fn every_line_break_tag_becomes_a_newline(s in content()) {
+            let out = clean_text(&s);
+            prop_assert!(replace_emoji_spans(&s).len() <= s.len());
+            if !s.contains('&') {
+                prop_assert!(!out.contains("<br/>"), "{out:?}");
+                prop_assert_eq!(
+                    out.matches('\n').count(),
+                    s.matches('\n').count() + s.matches("<br/>").count()
+                );
+            }
+        }
+
+        #[test]
+        fn text_escaped_by_the_server_reads_back_as_typed(s in typed_text()) {
+            // The server drops U+FE0F; the nine cat faces are remapped on purpose (§8.5); a
+            // typed literal span is read as an emoji, as itchat and openwechat do.
+            prop_assume!(
+                !s.chars().any(is_cat_face) && !s.replace('\u{FE0F}', "").contains(SPAN_OPEN)
+            );
+            prop_assert_eq!(clean_text(&wx_escape(&s)), s.replace('\u{FE0F}', ""));
+        }
+
+        #[test]
+        fn a_span_of_one_code_point_reads_back_as_that_char(
+            c in any::<char>(),
+            upper in any::<bool>(),
+            bracket in any::<bool>(),
+        ) {
+            // Six hex digits are two code points (2+4); only U+100000 and up have six.
+            prop_assume!(u32::from(c) < 0x10_0000 && !is_cat_face(c));
+            let code = format!("{:x}", u32::from(c));
+            let code = if upper { code.to_uppercase() } else { code };
+            let mut s = span(&code);
+            if !bracket {
+                s.pop();
+            }
+            prop_assert_eq!(replace_emoji_spans(&format!("a{s}b")), format!("a{c}b"));
+        }
+
+        #[test]
+        fn six_and_ten_digit_spans_are_two_code_points(
+            a in 0x10u32..=0xff,
+            b in 0x1000u32..=0xffff,
+            c in 0x1_0000u32..=0xf_ffff,
+            d in 0x1_0000u32..=0xf_ffff,
+        ) {
+            prop_assume!(!(0xd800..=0xdfff).contains(&b));
+            let want = |x: u32| char::from_u32(x).unwrap();
+            prop_assert_eq!(
+                replace_emoji_spans(&span(&format!("{a:02x}{b:04x}"))),
+                format!("{}{}", want(a), want(b))
+            );
+            prop_assert_eq!(
+                replace_emoji_spans(&span(&format!("{c:05x}{d:05x}"))),
+                format!("{}{}", want(c), want(d))
+            );
+        }
+
+        #[test]
+        fn group_prefix_split_then_rejoined_is_the_content(
+            id in prop_oneof!["@[a-zA-Z0-9]{1,40}", "[a-zA-Z0-9_-]{1,40}"],
+            body in content(),
+            other in content(),
+        ) {
+            let joined = format!("{id}:<br/>{body}");
+            prop_assert_eq!(split_group_prefix(&joined), Some((id.as_str(), body.as_str())));
+            if let Some((sender, rest)) = split_group_prefix(&other) {
+                prop_assert_eq!(format!("{sender}:<br/>{rest}"), other);
+            }
+        }
+
+        #[test]
+        fn group_text_is_the_cleaned_body_from_the_prefixed_member(
+            member in prop::sample::select(vec!["@a81", "@b22", "@zz9"]),
+            body in content(),
+        ) {
+            let mut book = ContactBook::new(Contact {
+                user_name: "@self".into(),
+                nick_name: "Sam".into(),
+                ..Contact::default()
+            });
+            book.upsert(Contact {
+                user_name: "@@9f3".into(),
+                nick_name: "Family".into(),
+                member_list: vec![Member {
+                    user_name: "@a81".into(),
+                    nick_name: "Alice".into(),
+                    ..Member::default()
+                }],
+                ..Contact::default()
+            });
+            let msg = AddMsg {
+                msg_id: "1".into(),
+                from_user_name: "@@9f3".into(),
+                to_user_name: "@self".into(),
+                msg_type: 1,
+                content: format!("{member}:<br/>{body}"),
+                ..AddMsg::default()
+            };
+            let ctx = Context { account: "home", book: &book, sent_by_bridge: None };
+            let event = normalize(&msg, &ctx).unwrap();
+            prop_assert_eq!(event.from.id.as_str(), member);
+            let cleaned = clean_text(&body);
+            prop_assert_eq!(event.text.as_deref(), Some(cleaned.as_str()));
+            prop_assert_eq!(event.chat.id.as_str(), "@@9f3");
+            prop_assert!(serde_json::to_string(&event).is_ok());
+        }
     }
 }

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wxbridge::config::MqttConfig;
+use wxbridge::config::{HomeAssistantConfig, MqttConfig};
 use wxbridge::event::{LoginQr, SessionState, SessionStatus};
 use wxbridge::retry::Retry;
 use wxbridge::sinks::mqtt::{self, MqttSink};
@@ -96,7 +96,10 @@ fn start(port: u16) -> (MqttSink, Bridge) {
         client_id: "wxbridge-home".to_owned(),
         ..MqttConfig::default()
     };
-    (mqtt::start(&config, control).unwrap(), bridge)
+    (
+        mqtt::start(&config, &HomeAssistantConfig::default(), control).unwrap(),
+        bridge,
+    )
 }
 
 async fn until_connected(sink: &MqttSink) {
@@ -649,7 +652,7 @@ async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
         key_file: Some(dir.join("client.key")),
         ..MqttConfig::default()
     };
-    let mut sink = mqtt::start(&config, control).unwrap();
+    let mut sink = mqtt::start(&config, &HomeAssistantConfig::default(), control).unwrap();
     deliver_all(&mut sink, &messages(3, 0)).await;
     let mut seen = BTreeSet::new();
     until_ids(&mut w, &mut seen, 0..3).await;

@@ -139,3 +139,34 @@ async fn a_rotated_skey_is_taken_and_the_session_goes_on() {
     assert!(stored.contains(&skey), "the new skey is stored");
     assert_eq!(world.fake.logins(), 1);
 }
+
+#[tokio::test]
+async fn a_session_quiet_for_zombie_after_is_revalidated_with_webwxinit() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let config = world.config("");
+    let yaml = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("wechat:\n", "wechat:\n  zombie_after: 1s\n");
+    std::fs::write(&config, yaml).unwrap();
+    let mut bridge = crate::support::Bridge::spawn(&config, &["run"]);
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    let inits = world.fake.requests("webwxinit").len();
+    // synccheck keeps failing: no successful sync for longer than zombie_after.
+    world
+        .fake
+        .fault("synccheck", wxbridge_fake::Fault::Status(500), 12);
+    world.fake.wait_requests("webwxinit", inits + 1, WAIT).await;
+    assert!(
+        world.fake.requests("webwxinit").len() > inits,
+        "re-validated"
+    );
+    // A re-validation that finds the session gone ends it like any expiry.
+    world.fake.expire_session(1101);
+    bridge.wait_state("login_required").await;
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    world.fake.queue(Msg::text(&alice, "alive"));
+    assert_eq!(text(&bridge.next_message().await), "alive");
+}

@@ -2,10 +2,11 @@
 //! - the **poller** owns rumqttc's event loop and does nothing but poll it: it never awaits a
 //!   channel it drains itself, and sleeps the `retry.*` schedule between failed connects;
 //! - the **link task** is the only publisher: on every ConnAck it subscribes and publishes the
-//!   retained status, state and QR; it republishes state and QR on change, and publishes the
-//!   delivery batches the sink hands it;
-//! - the **command task** hands `/send` payloads to the bridge and acks each to the broker only
-//!   once the bridge has it, and turns `/relogin` into a re-login request.
+//!   retained status, state, QR and Home Assistant discovery; it republishes state and QR on
+//!   change, discovery when HA's birth message arrives, empties retained configs of entities no
+//!   longer configured, and publishes the delivery batches the sink hands it;
+//! - the **command task** hands `/send` and notify payloads to the bridge and acks each to the
+//!   broker only once the bridge has it, and turns `/relogin` and `/logout` into requests.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::homeassistant::Discovery;
 use super::sink::{Batch, Confirmed, LinkState};
 use super::topics::Topics;
 use super::tracker::{Tag, Tracker, Unwritten};
@@ -24,8 +26,8 @@ const GOODBYE: Duration = Duration::from_secs(3);
 
 /// What the poller needs besides the event loop.
 pub(super) struct Poller {
-    /// Topics, to route incoming publishes.
-    pub topics: Arc<Topics>,
+    /// Home Assistant discovery, to route its incoming publishes.
+    pub discovery: Arc<Discovery>,
     /// The pairing of writes and acks.
     pub tracker: Tracker,
     /// Confirmed entries, to the sink.
@@ -35,6 +37,9 @@ pub(super) struct Poller {
     /// Incoming commands, to the command task. Unbounded so the poller never waits; QoS 1
     /// commands are bounded anyway by the broker's inflight window, as we ack them late.
     pub commands: mpsc::UnboundedSender<Publish>,
+    /// HA's birth messages and the retained discovery configs, to the link task (QoS 0: no
+    /// ack owed).
+    pub homeassistant: mpsc::UnboundedSender<Publish>,
     /// The reconnect schedule.
     pub retry: crate::retry::Retry,
     /// Shutdown has begun: stop reconnecting.
@@ -117,11 +122,14 @@ impl Poller {
             Event::Incoming(Incoming::PubAck(ack)) => self.tracker.acked(ack.pkid),
             Event::Incoming(Incoming::PubComp(comp)) => self.tracker.acked(comp.pkid),
             Event::Incoming(Incoming::Publish(p)) => {
-                if p.topic == self.topics.send || p.topic == self.topics.relogin {
-                    let _ = self.commands.send(p);
+                // HA's birth and our configs go to the link task; everything else to the
+                // command task, which acks what it does not know: an unacked QoS 1 publish
+                // would hold a slot of the broker's inflight window for good.
+                let _ = if self.discovery.concerns(&p.topic) {
+                    self.homeassistant.send(p)
                 } else {
-                    tracing::debug!(topic = %p.topic, "mqtt publish on a topic we did not ask for");
-                }
+                    self.commands.send(p)
+                };
                 None
             }
             _ => None,
@@ -138,6 +146,8 @@ pub(super) struct Publisher {
     pub client: AsyncClient,
     /// Topics.
     pub topics: Arc<Topics>,
+    /// Home Assistant discovery: what to announce and what to retract.
+    pub discovery: Arc<Discovery>,
     /// Tags of handed-over publishes, for the poller's pairing.
     pub unwritten: Unwritten,
     /// Status, QR, shutdown.
@@ -149,6 +159,7 @@ impl Publisher {
     pub async fn run(
         self,
         mut batches: mpsc::Receiver<Batch>,
+        mut homeassistant: mpsc::UnboundedReceiver<Publish>,
         mut link: watch::Receiver<LinkState>,
         poller: JoinHandle<()>,
         stop_poller: CancellationToken,
@@ -156,6 +167,7 @@ impl Publisher {
         let mut status = self.control.status.clone();
         let mut qr = self.control.qr.clone();
         let (mut status_open, mut qr_open, mut batches_open) = (true, true, true);
+        let mut homeassistant_open = true;
         let mut announced = 0;
         let shutdown = self.control.shutdown.clone();
         loop {
@@ -190,6 +202,11 @@ impl Publisher {
                     Some(batch) => self.publish_batch(batch).await,
                     None => batches_open = false,
                 },
+                p = homeassistant.recv(), if homeassistant_open => match p {
+                    Some(p) if link.borrow().connected => self.homeassistant(p).await,
+                    Some(_) => {}
+                    None => homeassistant_open = false,
+                },
             }
         }
         if link.borrow().connected {
@@ -203,15 +220,29 @@ impl Publisher {
     }
 
     /// After every ConnAck: subscriptions (a new session has none) and every retained topic.
+    /// HA's topics are subscribed with QoS 0: a missed birth only matters while we are away,
+    /// and every ConnAck announces anyway.
     async fn announce(
         &self,
         status: &mut watch::Receiver<crate::event::SessionStatus>,
         qr: &mut watch::Receiver<Option<crate::event::LoginQr>>,
     ) {
-        let filters = [
-            rumqttc::SubscribeFilter::new(self.topics.send.clone(), QoS::AtLeastOnce),
-            rumqttc::SubscribeFilter::new(self.topics.relogin.clone(), QoS::AtLeastOnce),
+        let command =
+            |topic: &str| rumqttc::SubscribeFilter::new(topic.to_owned(), QoS::AtLeastOnce);
+        let mut filters = vec![
+            command(&self.topics.send),
+            command(&self.topics.relogin),
+            command(&self.topics.logout),
+            command(&self.topics.notify_filter),
+            // Every config of ours left retained, so the ones no longer configured get emptied.
+            rumqttc::SubscribeFilter::new(self.discovery.configs_filter.clone(), QoS::AtMostOnce),
         ];
+        if !self.discovery.configs().is_empty() {
+            filters.push(rumqttc::SubscribeFilter::new(
+                self.discovery.birth.clone(),
+                QoS::AtMostOnce,
+            ));
+        }
         if let Err(e) = self.client.subscribe_many(filters).await {
             tracing::error!(cause = %e, "cannot subscribe to the mqtt command topics");
         }
@@ -220,6 +251,29 @@ impl Publisher {
         self.publish_state(&s).await;
         let q = qr.borrow_and_update().clone();
         self.publish_qr(q.as_ref()).await;
+        self.publish_discovery().await;
+    }
+
+    /// Every Home Assistant discovery config, retained.
+    async fn publish_discovery(&self) {
+        for (topic, payload) in self.discovery.configs() {
+            self.retained(topic, payload.clone()).await;
+        }
+    }
+
+    /// HA's birth message (`online`: announce again, HA forgot everything not retained), or a
+    /// config of ours the broker holds: one no longer configured is emptied, which makes HA
+    /// remove the entity.
+    async fn homeassistant(&self, p: Publish) {
+        if p.topic == self.discovery.birth {
+            if &p.payload[..] == b"online" {
+                tracing::info!("home assistant came online; announcing the entities again");
+                self.publish_discovery().await;
+            }
+        } else if !p.payload.is_empty() && self.discovery.is_stale(&p.topic) {
+            tracing::info!(topic = %p.topic, "removing a home assistant entity no longer configured");
+            self.retained(&p.topic, Vec::new()).await;
+        }
     }
 
     async fn publish_state(&self, status: &crate::event::SessionStatus) {
@@ -239,7 +293,8 @@ impl Publisher {
         self.retained(&self.topics.qr_png, png).await;
     }
 
-    /// A retained QoS 1 publish of ours (status, state, QR); nobody waits for its PUBACK.
+    /// A retained QoS 1 publish of ours (status, state, QR, discovery); nobody waits for its
+    /// PUBACK.
     async fn retained(&self, topic: &str, payload: Vec<u8>) {
         self.publish(Tag::Control, topic, QoS::AtLeastOnce, true, payload)
             .await;
@@ -298,11 +353,15 @@ impl Publisher {
 }
 
 /// Runs the command task: each `/send` payload goes to the intake and is acked once `submit`
-/// says the bridge has it; `/relogin` notifies. Retained commands are acked and ignored: we
-/// subscribe on every ConnAck, so the broker would repeat them at every reconnect.
+/// says the bridge has it, and so does a notify payload, as `{"to": <target>, "text": <the
+/// payload>}`; `/relogin` and `/logout` notify. Retained commands are acked and ignored: we
+/// subscribe on every ConnAck, so the broker would repeat them at every reconnect. Publishes on
+/// topics that are no command (a notify target since dropped from the config, say) are acked
+/// and ignored.
 pub(super) async fn run_commands(
     client: AsyncClient,
     topics: Arc<Topics>,
+    discovery: Arc<Discovery>,
     control: Control,
     mut commands: mpsc::UnboundedReceiver<Publish>,
 ) {
@@ -321,11 +380,18 @@ pub(super) async fn run_commands(
             tracing::info!("re-login requested over mqtt");
             control.relogin.notify_one();
             true
-        } else {
+        } else if p.topic == topics.logout {
+            tracing::info!("log-out requested over mqtt");
+            control.logout.notify_one();
+            true
+        } else if let Some(command) = command(&p, &topics, &discovery) {
             tokio::select! {
                 _ = control.shutdown.cancelled() => return,
-                taken = control.intake.submit(p.payload.to_vec(), Origin::Mqtt) => taken,
+                taken = control.intake.submit(command, Origin::Mqtt) => taken,
             }
+        } else {
+            tracing::warn!(topic = %p.topic, "ignoring an mqtt publish that is no command of ours");
+            true
         };
         // Not taken: the bridge is stopping; the broker keeps the command for the next run.
         if take {
@@ -334,4 +400,15 @@ pub(super) async fn run_commands(
             }
         }
     }
+}
+
+/// The send command a publish carries: a `/send` payload as it is, a notify payload (the
+/// message text, as Home Assistant's notify entity sends it) addressed to its target.
+fn command(p: &Publish, topics: &Topics, discovery: &Discovery) -> Option<Vec<u8>> {
+    if p.topic == topics.send {
+        return Some(p.payload.to_vec());
+    }
+    let target = discovery.notify_target(topics.notify_slug(&p.topic)?)?;
+    let text = String::from_utf8_lossy(&p.payload);
+    serde_json::to_vec(&serde_json::json!({"to": target, "text": text})).ok()
 }

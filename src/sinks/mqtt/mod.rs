@@ -1,11 +1,14 @@
 //! The MQTT link (DESIGN.md "Topics and subjects"): events out on `<base>/<account>/message`,
 //! `/event` and `/send/result`; the retained `/status`, `/state`, `/qr` and `/qr/png`; send
-//! commands and re-login requests in on `/send` and `/relogin`.
+//! commands, re-login and log-out requests in on `/send`, `/relogin` and `/logout`; and, unless
+//! `homeassistant.enabled` is false, Home Assistant discovery (`homeassistant.rs`) with its
+//! notify commands in on `/notify/<target>`.
 //!
 //! Shape: [`start`] builds the client from the `mqtt` section (`options.rs`) and spawns three
 //! tasks (`link.rs`): the poller, which alone drives rumqttc's event loop; the link task, which
-//! alone publishes; and the command task, which hands `/send` payloads to the bridge and acks
-//! them. The [`MqttSink`] it returns is what `run_delivery` drives.
+//! alone publishes (discovery included); and the command task, which hands `/send` and notify
+//! payloads to the bridge and acks them. The [`MqttSink`] it returns is what `run_delivery`
+//! drives.
 //!
 //! Delivery guarantee: an entry counts as delivered on its PUBACK (QoS 1), PUBCOMP (QoS 2), or
 //! once written to the socket (QoS 0, best effort). rumqttc does not say which PUBACK answers
@@ -19,6 +22,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+mod homeassistant;
 mod link;
 mod options;
 mod sink;

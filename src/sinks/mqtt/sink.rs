@@ -9,12 +9,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::homeassistant::Discovery;
 use super::link::{self, Poller, Publisher};
 use super::options::{self, MAX_PACKET};
 use super::topics::Topics;
 use super::tracker::{Tracker, Unwritten};
 use super::MqttError;
-use crate::config::MqttConfig;
+use crate::config::{HomeAssistantConfig, MqttConfig};
 use crate::sinks::{Control, DeliveryError, Sink};
 use crate::spool::{Entry, Kind};
 
@@ -71,11 +72,17 @@ pub struct MqttSink {
 /// and returns the sink. The connection is made in the background and retried on
 /// `control.retry`'s schedule for as long as it takes, so a broker that is down at start only
 /// delays delivery. The link runs until `control.shutdown`, then publishes `offline` and
-/// disconnects ([`MqttSink::stopped`] tells when that is done).
+/// disconnects ([`MqttSink::stopped`] tells when that is done). `homeassistant` says what to
+/// announce to Home Assistant (and what to retract).
 ///
 /// Fails only on configuration problems (URL scheme, QoS, client id, TLS files).
-pub fn start(config: &MqttConfig, control: Control) -> Result<MqttSink, MqttError> {
+pub fn start(
+    config: &MqttConfig,
+    homeassistant: &HomeAssistantConfig,
+    control: Control,
+) -> Result<MqttSink, MqttError> {
     let topics = Arc::new(Topics::new(&config.base_topic, &control.account));
+    let discovery = Arc::new(Discovery::new(homeassistant, &topics, &control.account));
     let qos = options::qos(config.qos)?;
     let options = options::build(config, &topics)?;
     let (client, eventloop) = AsyncClient::new(options, REQUESTS);
@@ -84,16 +91,18 @@ pub fn start(config: &MqttConfig, control: Control) -> Result<MqttSink, MqttErro
     let (state_tx, state_rx) = watch::channel(LinkState::default());
     let (confirmed_tx, confirmed_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (discovery_tx, discovery_rx) = mpsc::unbounded_channel();
     let (batches_tx, batches_rx) = mpsc::channel(1);
     let stop_poller = CancellationToken::new();
     let stopped = CancellationToken::new();
 
     let poller = Poller {
-        topics: topics.clone(),
+        discovery: discovery.clone(),
         tracker: Tracker::new(unwritten.clone()),
         confirmed: confirmed_tx,
         state: state_tx,
         commands: commands_tx,
+        homeassistant: discovery_tx,
         retry: control.retry,
         shutdown: control.shutdown.clone(),
         stop: stop_poller.clone(),
@@ -102,12 +111,14 @@ pub fn start(config: &MqttConfig, control: Control) -> Result<MqttSink, MqttErro
     tokio::spawn(link::run_commands(
         client.clone(),
         topics.clone(),
+        discovery.clone(),
         control.clone(),
         commands_rx,
     ));
     let publisher = Publisher {
         client,
         topics: topics.clone(),
+        discovery,
         unwritten,
         control,
     };
@@ -115,7 +126,7 @@ pub fn start(config: &MqttConfig, control: Control) -> Result<MqttSink, MqttErro
     let done = stopped.clone();
     tokio::spawn(async move {
         publisher
-            .run(batches_rx, link_state, poller, stop_poller)
+            .run(batches_rx, discovery_rx, link_state, poller, stop_poller)
             .await;
         done.cancel();
     });

@@ -22,6 +22,11 @@ pub(super) struct Topics {
     pub send_result: String,
     /// Re-login requests (subscribed).
     pub relogin: String,
+    /// Log-out requests (subscribed; Home Assistant's logout button).
+    pub logout: String,
+    /// `<base>/<account>/notify/+`: the command topics of Home Assistant's notify entities
+    /// (subscribed); see [`Topics::notify`].
+    pub notify_filter: String,
 }
 
 impl Topics {
@@ -38,7 +43,26 @@ impl Topics {
             send: t("send"),
             send_result: t("send/result"),
             relogin: t("relogin"),
+            logout: t("logout"),
+            notify_filter: t("notify/+"),
         }
+    }
+
+    /// The command topic of the notify target with this slug: `<base>/<account>/notify/<slug>`.
+    pub fn notify(&self, slug: &str) -> String {
+        format!("{}/{slug}", self.notify_prefix())
+    }
+
+    /// The slug of a notify command topic, if `topic` is one.
+    pub fn notify_slug<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic
+            .strip_prefix(self.notify_prefix())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|slug| !slug.is_empty() && !slug.contains('/'))
+    }
+
+    fn notify_prefix(&self) -> &str {
+        self.notify_filter.trim_end_matches("/+")
     }
 
     /// Where an entry of this kind is published.
@@ -64,6 +88,12 @@ mod tests {
         assert_eq!(t.qr_png, "wechat/home/qr/png");
         assert_eq!(t.send, "wechat/home/send");
         assert_eq!(t.relogin, "wechat/home/relogin");
+        assert_eq!(t.logout, "wechat/home/logout");
+        assert_eq!(t.notify("Mom"), "wechat/home/notify/Mom");
+        assert_eq!(t.notify_slug("wechat/home/notify/Mom"), Some("Mom"));
+        assert_eq!(t.notify_slug("wechat/home/notify/"), None);
+        assert_eq!(t.notify_slug("wechat/home/notifyX/Mom"), None);
+        assert_eq!(t.notify_slug("wechat/home/send"), None);
         assert_eq!(t.for_kind(Kind::Message), "wechat/home/message");
         for kind in [Kind::Login, Kind::Logout, Kind::Contacts, Kind::Error] {
             assert_eq!(t.for_kind(kind), "wechat/home/event");

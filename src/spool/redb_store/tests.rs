@@ -434,3 +434,26 @@ fn a_committed_sync_keeps_entries_marks_and_keys_together() {
     assert_eq!(spool.sync_keys().unwrap(), Some(keys(9)));
     assert_eq!(spool.unseen(&["m0", "m1", "m2"]).unwrap(), [false; 3]);
 }
+
+#[test]
+fn sinks_no_longer_configured_are_forgotten_and_free_their_backlog() {
+    let dir = TempDir::new().unwrap();
+    let spool = open(&dir, 100);
+    spool.register_sink("kept").unwrap();
+    spool.register_sink("gone").unwrap();
+    spool.append(messages(0..5)).unwrap();
+    let last = spool.pending("kept", 10).unwrap().last().unwrap().seq;
+    spool.ack("kept", last).unwrap();
+    assert_eq!(stored_entries(&spool), 5, "the lagging sink pins them");
+    spool.retain_sinks(&["kept"]).unwrap();
+    assert_eq!(stored_entries(&spool), 0);
+    assert!(spool.pending("gone", 10).is_err(), "its cursor is gone");
+    spool.append(messages(5..7)).unwrap();
+    assert_eq!(spool.pending("kept", 10).unwrap().len(), 2);
+    spool.retain_sinks(&[]).unwrap();
+    assert_eq!(
+        stored_entries(&spool),
+        0,
+        "with no sink left nothing is kept"
+    );
+}

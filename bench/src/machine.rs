@@ -1,0 +1,166 @@
+//! What the numbers were measured on (CPU model, cores, date) and what a process costs,
+//! read from Linux's `/proc`: resident memory (`VmRSS`, its peak `VmHWM`) and CPU time.
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times. `getconf CLK_TCK` is 100 on every
+/// Linux architecture the project builds for; reading it for real needs libc's `sysconf`.
+pub const CLOCK_TICKS: f64 = 100.0;
+
+/// The machine a report was measured on.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// `model name` from `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// The day of the run, `YYYY-MM-DD` (UTC).
+    pub date: String,
+}
+
+impl Machine {
+    /// Describes this machine.
+    pub fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                (key.trim() == "model name").then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".to_owned());
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let date = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!("[year]-[month]-[day]"))
+            .unwrap_or_default();
+        Machine { cpu, cores, date }
+    }
+}
+
+/// The 1-minute load average (`/proc/loadavg`): how busy the machine was, the benchmark
+/// included.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A process's memory and CPU at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Resident set size now, in KiB.
+    pub rss_kib: u64,
+    /// The highest resident set size so far (`VmHWM`), in KiB.
+    pub hwm_kib: u64,
+    /// User + system CPU time so far.
+    pub cpu: Duration,
+}
+
+/// Reads `pid`'s usage; `None` once the process is gone.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let kib = |key: &str| {
+        status.lines().find_map(|l| {
+            let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+    };
+    Some(Usage {
+        rss_kib: kib("VmRSS")?,
+        hwm_kib: kib("VmHWM")?,
+        cpu: cpu_time(&stat)?,
+    })
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces
+/// and parentheses, so fields are counted after its closing `)`: state is the first, utime
+/// the 12th and stime the 13th.
+fn cpu_time(stat: &str) -> Option<Duration> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / CLOCK_TICKS,
+    ))
+}
+
+/// Samples a process's RSS every 100 ms until stopped.
+pub struct RssSampler {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Vec<u64>>,
+}
+
+impl RssSampler {
+    /// Starts sampling `pid`.
+    pub fn start(pid: u32) -> RssSampler {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                match usage(pid) {
+                    Some(u) => samples.push(u.rss_kib),
+                    None => break,
+                }
+            }
+            samples
+        });
+        RssSampler { stop, task }
+    }
+
+    /// Stops and answers the samples in KiB, oldest first.
+    pub async fn finish(self) -> Vec<u64> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The size in bytes of a file, or of every file below a directory.
+pub fn disk_bytes(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return 0;
+    };
+    if meta.is_file() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| disk_bytes(&e.path()))
+                .sum::<u64>()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_counts_fields_after_the_command_name() {
+        let stat =
+            "4242 (wx (br) idge) S 1 4242 4242 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 9 0 1 1 1";
+        assert_eq!(cpu_time(stat), Some(Duration::from_millis(1750)));
+    }
+
+    #[test]
+    fn this_process_has_usage() {
+        let u = usage(std::process::id()).expect("our own /proc entry");
+        assert!(u.rss_kib > 0 && u.hwm_kib >= u.rss_kib);
+    }
+}

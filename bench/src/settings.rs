@@ -1,0 +1,234 @@
+//! What a benchmark run measures and how much of it: the command line, the counts as
+//! defaults, and the small `--quick` variant the test suite runs so the benchmark cannot rot.
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `wxbridge-bench`: starts the fake WeChat server, mosquitto, nats-server (JetStream on) and a
+/// webhook receiver on free loopback ports, runs the `wxbridge` binary against them as a
+/// separate process, and prints a Markdown report.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wxbridge-bench", version, about, long_about = None)]
+pub struct Cli {
+    /// The wxbridge binary to measure. Default: `wxbridge` beside this executable (build it
+    /// first with `cargo build --release --bin wxbridge`).
+    #[arg(long, value_name = "PATH")]
+    pub bridge: Option<PathBuf>,
+    /// Messages per throughput run and in the memory burst.
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: usize,
+    /// Repetitions of every throughput run; bridge and raw runs alternate.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Steady inbound rate of the latency phase, in messages per second.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Length of the steady inbound phase, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub latency_secs: u64,
+    /// Send commands timed in the outbound latency phase (one at a time).
+    #[arg(long, default_value_t = 200)]
+    pub sends: usize,
+    /// Restarts timed in the start-up phase.
+    #[arg(long, default_value_t = 5)]
+    pub startup_reps: usize,
+    /// Contacts in the large address book.
+    #[arg(long, default_value_t = 5_000)]
+    pub large_contacts: usize,
+    /// Groups in the large address book.
+    #[arg(long, default_value_t = 300)]
+    pub large_groups: usize,
+    /// Members of each group of the large address book (the account included).
+    #[arg(long, default_value_t = 200)]
+    pub large_group_size: usize,
+    /// Where to write the report (the part between the file's benchmark markers is replaced);
+    /// `-` writes nothing. Default: `BENCHMARKS.md`, or nothing with `--quick`.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A smoke run: a few hundred messages, one repetition, short phases, a smaller large
+    /// book. Overrides the counts above; a debug build of wxbridge is fine.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// An address book for the fake: `contacts` friends and `groups` saved groups of
+/// `group_size` members each (the account included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookSize {
+    /// Friends (people in the address book).
+    pub contacts: usize,
+    /// Saved groups.
+    pub groups: usize,
+    /// Members per group, the account included.
+    pub group_size: usize,
+}
+
+impl BookSize {
+    /// The small book: 200 contacts and 10 groups (of 30 members).
+    pub const SMALL: BookSize = BookSize {
+        contacts: 200,
+        groups: 10,
+        group_size: 30,
+    };
+}
+
+/// The resolved settings of one benchmark run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The wxbridge binary; `None`: look beside the current executable.
+    pub bridge: Option<PathBuf>,
+    /// Messages per throughput run and in the memory burst.
+    pub messages: usize,
+    /// Repetitions of every throughput run.
+    pub reps: usize,
+    /// Steady inbound rate (messages/s) of the latency phase.
+    pub rate: u32,
+    /// Length of the steady inbound phase in seconds.
+    pub latency_secs: u64,
+    /// Send commands timed one at a time.
+    pub sends: usize,
+    /// Restarts timed in the start-up phase.
+    pub startup_reps: usize,
+    /// The address book of every phase but the large-book memory measurement.
+    pub small_book: BookSize,
+    /// The large address book.
+    pub large_book: BookSize,
+    /// Whether this is the `--quick` smoke run.
+    pub quick: bool,
+}
+
+impl Settings {
+    /// The settings the command line asks for, plus where the report goes.
+    pub fn from_cli(cli: Cli) -> (Settings, Option<PathBuf>) {
+        let output = match (&cli.output, cli.quick) {
+            (Some(p), _) if p.as_os_str() == "-" => None,
+            (Some(p), _) => Some(p.clone()),
+            (None, true) => None,
+            (None, false) => Some(PathBuf::from("BENCHMARKS.md")),
+        };
+        if cli.quick {
+            return (Settings::quick(cli.bridge), output);
+        }
+        let settings = Settings {
+            bridge: cli.bridge,
+            messages: cli.messages.max(1),
+            reps: cli.reps.max(1),
+            rate: cli.rate.max(1),
+            latency_secs: cli.latency_secs.max(1),
+            sends: cli.sends.max(1),
+            startup_reps: cli.startup_reps.max(1),
+            small_book: BookSize::SMALL,
+            large_book: BookSize {
+                contacts: cli.large_contacts,
+                groups: cli.large_groups,
+                group_size: cli.large_group_size.max(2),
+            },
+            quick: false,
+        };
+        (settings, output)
+    }
+
+    /// The smoke run: every phase, small counts.
+    pub fn quick(bridge: Option<PathBuf>) -> Settings {
+        Settings {
+            bridge,
+            messages: 300,
+            reps: 1,
+            rate: 100,
+            latency_secs: 2,
+            sends: 10,
+            startup_reps: 1,
+            small_book: BookSize::SMALL,
+            large_book: BookSize {
+                contacts: 500,
+                groups: 20,
+                group_size: 50,
+            },
+            quick: true,
+        }
+    }
+
+    /// The command line that reproduces these settings, for the report.
+    pub fn command_line(&self) -> String {
+        let mut cmd = String::from("cargo run --release -p wxbridge-bench");
+        if self.quick {
+            cmd.push_str(" -- --quick");
+            return cmd;
+        }
+        let mut flags = String::new();
+        let defaults = Settings::from_cli(Cli::parse_from(["wxbridge-bench"])).0;
+        let mut flag = |name: &str, value: String, default: String| {
+            if value != default {
+                flags.push_str(&format!(" --{name} {value}"));
+            }
+        };
+        flag(
+            "messages",
+            self.messages.to_string(),
+            defaults.messages.to_string(),
+        );
+        flag("reps", self.reps.to_string(), defaults.reps.to_string());
+        flag("rate", self.rate.to_string(), defaults.rate.to_string());
+        flag(
+            "latency-secs",
+            self.latency_secs.to_string(),
+            defaults.latency_secs.to_string(),
+        );
+        flag("sends", self.sends.to_string(), defaults.sends.to_string());
+        flag(
+            "startup-reps",
+            self.startup_reps.to_string(),
+            defaults.startup_reps.to_string(),
+        );
+        flag(
+            "large-contacts",
+            self.large_book.contacts.to_string(),
+            defaults.large_book.contacts.to_string(),
+        );
+        flag(
+            "large-groups",
+            self.large_book.groups.to_string(),
+            defaults.large_book.groups.to_string(),
+        );
+        flag(
+            "large-group-size",
+            self.large_book.group_size.to_string(),
+            defaults.large_book.group_size.to_string(),
+        );
+        if !flags.is_empty() {
+            cmd.push_str(" --");
+            cmd.push_str(&flags);
+        }
+        cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_names_only_changed_counts() {
+        let parse = |args: &[&str]| Settings::from_cli(Cli::parse_from(args)).0.command_line();
+        assert_eq!(
+            parse(&["wxbridge-bench"]),
+            "cargo run --release -p wxbridge-bench"
+        );
+        assert_eq!(
+            parse(&["wxbridge-bench", "--messages", "500", "--reps", "3"]),
+            "cargo run --release -p wxbridge-bench -- --messages 500"
+        );
+        assert_eq!(
+            parse(&["wxbridge-bench", "--quick", "--messages", "5"]),
+            "cargo run --release -p wxbridge-bench -- --quick"
+        );
+    }
+
+    #[test]
+    fn quick_writes_no_file_unless_asked() {
+        let out = |args: &[&str]| Settings::from_cli(Cli::parse_from(args)).1;
+        assert_eq!(out(&["b"]), Some(PathBuf::from("BENCHMARKS.md")));
+        assert_eq!(out(&["b", "--quick"]), None);
+        assert_eq!(out(&["b", "--output", "-"]), None);
+    }
+}

@@ -1,0 +1,161 @@
+//! What the HTTP layer knows of each sink: whether its link is up (for `/readyz`, the page and
+//! `wxbridge_sink_connected`) and why its last delivery failed, if it did.
+//!
+//! "Connected" means: MQTT, a ConnAck and no failure since; NATS, the client's connection
+//! state; webhooks and stdout, which hold no standing connection, that their last delivery
+//! attempt did not fail (a sink that has delivered nothing yet counts as connected).
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+
+use crate::sinks::mqtt::LinkState;
+use crate::sinks::{DeliveryError, Sink};
+use crate::spool::{Entry, Kind};
+
+/// How a sink's link is checked.
+pub enum Probe {
+    /// The MQTT link's state ([`crate::sinks::mqtt::MqttSink::link`]).
+    Mqtt(watch::Receiver<LinkState>),
+    /// The NATS client ([`crate::sinks::nats::NatsSink::client`]).
+    Nats(async_nats::Client),
+    /// No standing connection: the last delivery tells.
+    LastDelivery,
+}
+
+/// One sink as the HTTP layer sees it.
+pub struct SinkHealth {
+    name: String,
+    probe: Probe,
+    last_error: LastError,
+}
+
+/// The cause of the last failed delivery; `None` once a delivery succeeds.
+type LastError = Arc<Mutex<Option<String>>>;
+
+impl SinkHealth {
+    /// The sink's name (`mqtt`, `nats`, `webhook:0`, `stdout`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the sink's link is up (see the module docs for what that means per sink).
+    pub fn connected(&self) -> bool {
+        match &self.probe {
+            Probe::Mqtt(link) => link.borrow().connected,
+            Probe::Nats(client) => {
+                client.connection_state() == async_nats::connection::State::Connected
+            }
+            Probe::LastDelivery => self.last_error().is_none(),
+        }
+    }
+
+    /// Why the last delivery failed, unless one succeeded since.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Wraps `sink` so its delivery outcomes are recorded; answers the wrapped sink (hand it to
+/// `run_delivery`) and its health (hand it to the HTTP state).
+pub fn observe<S: Sink>(sink: S, probe: Probe) -> (Watched<S>, SinkHealth) {
+    let last_error = LastError::default();
+    let health = SinkHealth {
+        name: sink.name().to_owned(),
+        probe,
+        last_error: last_error.clone(),
+    };
+    (
+        Watched {
+            inner: sink,
+            last_error,
+        },
+        health,
+    )
+}
+
+/// A sink whose delivery outcomes are recorded for [`SinkHealth`].
+pub struct Watched<S> {
+    inner: S,
+    last_error: LastError,
+}
+
+impl<S: Sink> Sink for Watched<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn accepts(&self, kind: Kind) -> bool {
+        self.inner.accepts(kind)
+    }
+
+    async fn deliver(&mut self, batch: &[Entry]) -> Result<(), DeliveryError> {
+        let outcome = self.inner.deliver(batch).await;
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            outcome.as_ref().err().map(|e| e.cause.clone());
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Flaky {
+        fail: bool,
+    }
+
+    impl Sink for Flaky {
+        fn name(&self) -> &str {
+            "webhook:0"
+        }
+
+        fn accepts(&self, _kind: Kind) -> bool {
+            true
+        }
+
+        async fn deliver(&mut self, _batch: &[Entry]) -> Result<(), DeliveryError> {
+            if self.fail {
+                Err(DeliveryError {
+                    delivered: 0,
+                    cause: "HTTP 500".into(),
+                })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_without_a_link_is_connected_until_a_delivery_fails_and_again_after_one_succeeds(
+    ) {
+        let (mut sink, health) = observe(Flaky { fail: false }, Probe::LastDelivery);
+        assert_eq!(health.name(), "webhook:0");
+        assert!(
+            health.connected(),
+            "nothing delivered yet counts as connected"
+        );
+        sink.inner.fail = true;
+        assert!(sink.deliver(&[]).await.is_err());
+        assert!(!health.connected());
+        assert_eq!(health.last_error().as_deref(), Some("HTTP 500"));
+        sink.inner.fail = false;
+        assert!(sink.deliver(&[]).await.is_ok());
+        assert!(health.connected());
+        assert_eq!(health.last_error(), None);
+    }
+
+    #[test]
+    fn an_mqtt_sink_is_connected_while_its_link_says_so() {
+        let (tx, rx) = watch::channel(LinkState::default());
+        let (_sink, health) = observe(Flaky { fail: false }, Probe::Mqtt(rx));
+        assert!(!health.connected());
+        tx.send_modify(|s| s.connected = true);
+        assert!(health.connected());
+    }
+}

@@ -1,0 +1,144 @@
+//! The HTTP API and the status page (DESIGN.md `http.*`), on axum.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | liveness: 200 while the process serves (never needs the token) |
+//! | `GET /readyz` | 200 when the session is `online` and every sink is connected, else 503 naming what is not |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`] lists the names) |
+//! | `POST /send` | a send command; answers its result (200 for every result, `ok` tells) |
+//! | `POST /relogin` | requests a new login |
+//! | `GET /contacts` | the contacts of the current login |
+//! | `GET /qr.png` | the login QR while a scan is awaited |
+//! | `GET /` | the status page; `GET /api/status` is what it polls |
+//!
+//! Access rules are in [`auth`]. The listener is bound before anything else starts, so a taken
+//! port fails `run` at once (exit 1, naming the address); it serves until the sinks stop,
+//! finishing the requests in flight.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Secret;
+use crate::sinks::Control;
+use crate::spool::Spool;
+use crate::wechat::session::Session;
+
+mod api;
+mod auth;
+mod health;
+mod page;
+mod recent;
+
+pub use health::{observe, Probe, SinkHealth, Watched};
+pub use recent::{Recent, RecentSink};
+
+/// The listener could not be set up.
+#[derive(Debug, Error)]
+#[error("http.listen: cannot listen on {addr}: {cause}")]
+pub struct HttpError {
+    /// The configured address.
+    pub addr: SocketAddr,
+    /// Why.
+    pub cause: std::io::Error,
+}
+
+/// Binds `http.listen`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|cause| HttpError { addr, cause })
+}
+
+/// Everything the handlers read: the bridge's watches and intake (through [`Control`]), the
+/// spool, the sinks' health, the recent events and the metrics recorder.
+pub struct HttpState {
+    /// The bridge's watches, relogin request, intake and results.
+    pub control: Control,
+    /// The current session while logged in ([`crate::bridge::Bridge::session`]).
+    pub session: watch::Receiver<Option<Session>>,
+    /// When the last sync succeeded ([`crate::bridge::Bridge::last_sync`]).
+    pub last_sync: watch::Receiver<Option<Instant>>,
+    /// The spool, for backlogs and the outbound queue depth.
+    pub spool: Arc<dyn Spool>,
+    /// Every configured sink (or the stdout default).
+    pub sinks: Vec<SinkHealth>,
+    /// The newest spooled events.
+    pub recent: Recent,
+    /// The metrics recorder.
+    pub metrics: PrometheusHandle,
+    /// `http.token`, if set.
+    pub token: Option<Secret>,
+    /// `send.default_ttl`: how long `POST /send` waits for a queued command's result, at least.
+    pub send_ttl: std::time::Duration,
+    /// `send.max_bytes`: commands up to this size are read (larger ones are answered
+    /// `invalid_command`; far larger ones are refused with 413).
+    pub max_bytes: usize,
+}
+
+/// What the handlers share.
+type Shared = Arc<Inner>;
+
+/// [`HttpState`] with the token prepared for checking.
+struct Inner {
+    state: HttpState,
+    auth: Option<auth::Token>,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = HttpState;
+
+    fn deref(&self) -> &HttpState {
+        &self.state
+    }
+}
+
+/// The routes, with the token guard on every one but `/healthz`.
+pub fn router(state: HttpState) -> Router {
+    let body_limit = state.max_bytes.saturating_mul(2).max(1024 * 1024);
+    let shared: Shared = Arc::new(Inner {
+        auth: state.token.as_ref().map(|t| auth::Token::new(t.expose())),
+        state,
+    });
+    let guarded = Router::new()
+        .route("/", get(page::index))
+        .route("/page.css", get(page::css))
+        .route("/page.js", get(page::js))
+        .route("/api/status", get(api::status))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route(
+            "/send",
+            post(api::send).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/relogin", post(api::relogin))
+        .route("/contacts", get(api::contacts))
+        .route("/qr.png", get(api::qr_png))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .merge(guarded)
+        .with_state(shared)
+}
+
+/// Serves on `listener` until `shutdown`, then finishes the requests in flight.
+pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
+    let addr = listener.local_addr().ok();
+    let app = router(state);
+    tracing::info!(addr = ?addr, "HTTP API listening");
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!(cause = %e, "the HTTP API stopped");
+    }
+}

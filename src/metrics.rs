@@ -1,0 +1,227 @@
+//! The Prometheus metrics behind `GET /metrics`: the recorder, its upkeep, the metric names and
+//! the helpers the bridge and the sinks call to count what happens.
+//!
+//! Counters are recorded where things happen (through the `metrics` facade, so they cost nothing
+//! when no recorder is installed: one-shot commands and `run` without `http`). Gauges that are
+//! cheap to compute (spool depth and age, queue depth, session state, sync age, sink links) are
+//! set just before each scrape by the HTTP layer.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `wxbridge_messages_received_total` | counter | `type` | inbound messages spooled |
+//! | `wxbridge_events_delivered_total` | counter | `sink` | spooled entries a sink confirmed |
+//! | `wxbridge_delivery_failures_total` | counter | `sink` | failed delivery attempts (each is retried) |
+//! | `wxbridge_spool_dropped_events_total` | counter | `sink` | dropped at `spool.max_events_per_sink` |
+//! | `wxbridge_spool_depth` | gauge | `sink` | entries waiting for the sink |
+//! | `wxbridge_spool_oldest_event_age_seconds` | gauge | `sink` | age of the oldest waiting entry (0 when none) |
+//! | `wxbridge_sink_connected` | gauge | `sink` | 1 when the sink's link is up |
+//! | `wxbridge_retries_total` | counter | `op` | WeChat calls retried: `sync`, `resume`, `login`, `send` |
+//! | `wxbridge_send_results_total` | counter | `result` | results: `ok` or the error code |
+//! | `wxbridge_send_throttle_wait_seconds` | histogram | – | sends that waited for the throttle (`_count`) and how long (`_sum`) |
+//! | `wxbridge_send_queue_depth` | gauge | – | commands in the outbound queue |
+//! | `wxbridge_session_state` | gauge | `state` | 1 for the current session state, 0 for the others |
+//! | `wxbridge_last_sync_age_seconds` | gauge | – | seconds since the last successful sync |
+//! | `wxbridge_logins_total` | counter | `kind` | logins: `stored`, `push`, `qr` |
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{MessageType, SendResult};
+
+/// How often the recorder's upkeep runs (CRATES.md §2.6: without the exporter's own listener,
+/// nobody else does it).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Buckets of the throttle wait histogram, in seconds: the throttle spaces sends by
+/// `1 / send.rate.per_second` (2 s by default) and halves the rate after a 1205.
+const THROTTLE_BUCKETS: [f64; 9] = [0.05, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0];
+
+/// The process-wide recorder's handle; installed on first use.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process) and answers its handle. Metrics
+/// recorded before this are lost; `run` calls it before it starts anything.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("wxbridge_send_throttle_wait_seconds".to_owned()),
+                    &THROTTLE_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if let Err(e) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(cause = %e, "a metrics recorder is already installed; /metrics stays empty");
+            }
+            describe();
+            preset();
+            handle
+        })
+        .clone()
+}
+
+/// Runs the recorder's upkeep every few seconds until `shutdown`.
+pub async fn upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(UPKEEP_EVERY) => handle.run_upkeep(),
+        }
+    }
+}
+
+fn describe() {
+    describe_counter!(
+        "wxbridge_messages_received_total",
+        "Inbound WeChat messages spooled, by message type"
+    );
+    describe_counter!(
+        "wxbridge_events_delivered_total",
+        "Spooled entries a sink confirmed"
+    );
+    describe_counter!(
+        "wxbridge_delivery_failures_total",
+        "Failed delivery attempts per sink; each is retried with backoff"
+    );
+    describe_counter!(
+        "wxbridge_spool_dropped_events_total",
+        "Entries dropped for a sink at spool.max_events_per_sink since the process started"
+    );
+    describe_gauge!(
+        "wxbridge_spool_depth",
+        "Spooled entries not yet delivered to the sink"
+    );
+    describe_gauge!(
+        "wxbridge_spool_oldest_event_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest entry waiting for the sink; 0 when none waits"
+    );
+    describe_gauge!(
+        "wxbridge_sink_connected",
+        "1 when the sink's link is up (webhooks and stdout: the last delivery did not fail)"
+    );
+    describe_counter!(
+        "wxbridge_retries_total",
+        "WeChat operations retried after a failure, by operation"
+    );
+    describe_counter!(
+        "wxbridge_send_results_total",
+        "Send results by outcome: ok or the error code"
+    );
+    describe_histogram!(
+        "wxbridge_send_throttle_wait_seconds",
+        Unit::Seconds,
+        "How long sends waited for the outbound throttle (only sends that waited)"
+    );
+    describe_gauge!(
+        "wxbridge_send_queue_depth",
+        "Send commands waiting in the outbound queue"
+    );
+    describe_gauge!(
+        "wxbridge_session_state",
+        "1 for the current WeChat session state, 0 for the others"
+    );
+    describe_gauge!(
+        "wxbridge_last_sync_age_seconds",
+        Unit::Seconds,
+        "Seconds since the last successful sync with WeChat"
+    );
+    describe_counter!(
+        "wxbridge_logins_total",
+        "Logins by kind: stored session, push (confirm on the phone), QR scan"
+    );
+}
+
+/// Counters that should read 0 rather than be absent before anything happened, so rates and
+/// alerts work from the first scrape.
+fn preset() {
+    for kind in ["stored", "push", "qr"] {
+        counter!("wxbridge_logins_total", "kind" => kind).absolute(0);
+    }
+    counter!("wxbridge_send_results_total", "result" => "ok").absolute(0);
+}
+
+/// Inbound messages of these types were spooled.
+pub fn messages_received(types: &[MessageType]) {
+    for &t in types {
+        counter!("wxbridge_messages_received_total", "type" => message_type(t)).increment(1);
+    }
+}
+
+/// A login succeeded: `stored`, `push` or `qr`.
+pub fn login(kind: &'static str) {
+    counter!("wxbridge_logins_total", "kind" => kind).increment(1);
+}
+
+/// A WeChat operation failed and is retried: `sync`, `resume`, `login`, `send`.
+pub fn retry(op: &'static str) {
+    counter!("wxbridge_retries_total", "op" => op).increment(1);
+}
+
+/// A send result was published.
+pub fn send_result(result: &SendResult) {
+    let outcome = match &result.error {
+        _ if result.ok => "ok",
+        Some(e) => e.code.as_str(),
+        None => "error",
+    };
+    counter!("wxbridge_send_results_total", "result" => outcome).increment(1);
+}
+
+/// A send waited `waited` for the throttle.
+pub fn throttled(waited: Duration) {
+    histogram!("wxbridge_send_throttle_wait_seconds").record(waited.as_secs_f64());
+}
+
+/// `sink` confirmed `n` entries.
+pub fn delivered(sink: &str, n: usize) {
+    counter!("wxbridge_events_delivered_total", "sink" => sink.to_owned()).increment(n as u64);
+}
+
+/// A delivery attempt to `sink` failed.
+pub fn delivery_failed(sink: &str) {
+    counter!("wxbridge_delivery_failures_total", "sink" => sink.to_owned()).increment(1);
+}
+
+/// The `type` label of a message event, as the event's JSON spells it.
+pub fn message_type(t: MessageType) -> &'static str {
+    match t {
+        MessageType::Text => "text",
+        MessageType::Location => "location",
+        MessageType::Image => "image",
+        MessageType::Voice => "voice",
+        MessageType::Video => "video",
+        MessageType::Emoticon => "emoticon",
+        MessageType::FriendRequest => "friend_request",
+        MessageType::Card => "card",
+        MessageType::Link => "link",
+        MessageType::File => "file",
+        MessageType::App => "app",
+        MessageType::System => "system",
+        MessageType::Revoke => "revoke",
+        MessageType::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_type_labels_match_the_event_json() {
+        for t in [
+            MessageType::Text,
+            MessageType::FriendRequest,
+            MessageType::Revoke,
+            MessageType::Other,
+        ] {
+            let json = serde_json::to_value(t).unwrap();
+            assert_eq!(json.as_str(), Some(message_type(t)));
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Home Assistant MQTT discovery (the `homeassistant` config section): the retained config
+//! payloads that make one HA device per account, "WeChat <account>", out of the topics the
+//! link already publishes. Pure: the link task publishes what [`Discovery`] builds, and asks it
+//! which incoming publishes concern discovery.
+//!
+//! Entities, each under `<prefix>/<component>/wxbridge_<account>/<object>/config` with the
+//! unique id `wxbridge_<account>_<object>`, all available while `<base>/<account>/status` says
+//! `online` (so the QR image and the re-login button work while the session needs a login):
+//!
+//! | component | object | reads / writes |
+//! |---|---|---|
+//! | `binary_sensor` (connectivity) | `connected` | on while `/state` says `online` |
+//! | `sensor` (enum) | `session` | the state word of `/state`; `since`, `reason` as attributes |
+//! | `sensor` | `last_message` | `sender: text` of `/message`; the event as attributes |
+//! | `event` | `message` | fires per `/message`, `event_type` = the message type |
+//! | `image` | `login_qr` | the raw PNG on `/qr/png` |
+//! | `button` | `relogin`, `logout` | publish to `/relogin`, `/logout` |
+//! | `notify` | `notify_<slug>` | publish the message text to `/notify/<slug>` |
+//!
+//! Removal: the link subscribes to `<prefix>/+/wxbridge_<account>/+/config`, so the broker
+//! hands it every config this account ever left retained; a non-empty one that is not in the
+//! current set (a notify target dropped from the config, or everything once discovery is
+//! disabled) is answered with an empty retained payload, which makes HA delete the entity. The
+//! broker's retained store is the record of what was published: nothing is kept locally, and
+//! a wiped state dir or a second machine changes nothing.
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use super::topics::Topics;
+use crate::config::HomeAssistantConfig;
+use crate::event::{MessageType, SessionState};
+
+/// Every message type, in the order of DESIGN.md's type table: the event entity's
+/// `event_types` (HA drops an event whose type is not listed).
+const MESSAGE_TYPES: [MessageType; 14] = [
+    MessageType::Text,
+    MessageType::Location,
+    MessageType::Image,
+    MessageType::Voice,
+    MessageType::Video,
+    MessageType::Emoticon,
+    MessageType::FriendRequest,
+    MessageType::Card,
+    MessageType::Link,
+    MessageType::File,
+    MessageType::App,
+    MessageType::System,
+    MessageType::Revoke,
+    MessageType::Other,
+];
+
+/// Every session state: the options of the enum sensor.
+const SESSION_STATES: [SessionState; 5] = [
+    SessionState::Starting,
+    SessionState::Online,
+    SessionState::LoginRequired,
+    SessionState::LoginForbidden,
+    SessionState::Offline,
+];
+
+/// The connectivity sensor: on exactly when the session is online.
+const CONNECTED_TEMPLATE: &str = "{{ 'ON' if value_json.state == 'online' else 'OFF' }}";
+
+/// The session sensor's state word.
+const SESSION_TEMPLATE: &str = "{{ value_json.state }}";
+
+/// The session sensor's attributes: the rest of the state JSON.
+const SESSION_ATTRIBUTES_TEMPLATE: &str =
+    "{{ {'since': value_json.since, 'reason': value_json.reason} | to_json }}";
+
+/// `sender: text` (the remark when there is one), `[type]` for types without text, cut to
+/// the 255 characters HA allows in a state.
+const LAST_MESSAGE_TEMPLATE: &str = "{{ ((value_json.from.remark or value_json.from.name) \
+     ~ ': ' ~ (value_json.text if value_json.text is not none else '[' ~ value_json.type ~ ']'))\
+     [:255] }}";
+
+/// The event without `raw`: the AddMsgList entry repeats what the normalized fields say, and
+/// can push the attributes past the 16 KiB HA's recorder stores.
+const EVENT_ATTRIBUTES_TEMPLATE: &str =
+    "{{ dict(value_json.items() | rejectattr(0, 'eq', 'raw')) | to_json }}";
+
+/// HA's MQTT event platform wants a JSON object with `event_type`; the message JSON has
+/// `type`, so the template adds `event_type` to the event (without `raw`, as above).
+const EVENT_TEMPLATE: &str = "{{ dict(value_json.items() | rejectattr(0, 'eq', 'raw'), \
+     event_type=value_json.type) | to_json }}";
+
+/// What the link needs to announce the account to Home Assistant.
+#[derive(Debug)]
+pub(super) struct Discovery {
+    /// `<prefix>/status`: HA's birth (`online`) and last will.
+    pub birth: String,
+    /// `<prefix>/+/<node_id>/+/config`: every config of this account, retained or not.
+    pub configs_filter: String,
+    /// `<prefix>/`.
+    prefix: String,
+    /// `wxbridge_<account>`.
+    node_id: String,
+    /// Retained config payloads, `(topic, JSON)`; none when discovery is off.
+    configs: Vec<(String, Vec<u8>)>,
+    /// The topics of `configs`.
+    current: HashSet<String>,
+    /// Notify targets by slug.
+    targets: HashMap<String, String>,
+}
+
+impl Discovery {
+    /// The discovery of `account`, whose link publishes on `topics`.
+    pub fn new(config: &HomeAssistantConfig, topics: &Topics, account: &str) -> Discovery {
+        let prefix = config.prefix.trim_end_matches('/');
+        let node_id = format!("wxbridge_{account}");
+        let mut discovery = Discovery {
+            birth: format!("{prefix}/status"),
+            configs_filter: format!("{prefix}/+/{node_id}/+/config"),
+            prefix: format!("{prefix}/"),
+            node_id,
+            configs: Vec::new(),
+            current: HashSet::new(),
+            targets: HashMap::new(),
+        };
+        if config.enabled {
+            for target in config.notify_targets.iter().filter(|t| !t.is_empty()) {
+                discovery
+                    .targets
+                    .entry(slug(target))
+                    .or_insert_with(|| target.clone());
+            }
+            let entities = Entities {
+                prefix,
+                topics,
+                account,
+            };
+            discovery.configs = entities.configs(&discovery.targets);
+            discovery.current = discovery.configs.iter().map(|(t, _)| t.clone()).collect();
+        }
+        discovery
+    }
+
+    /// The retained config payloads to publish, `(topic, JSON)`.
+    pub fn configs(&self) -> &[(String, Vec<u8>)] {
+        &self.configs
+    }
+
+    /// Whether the publish on `topic` is for the link task (HA's birth, or a config of ours)
+    /// rather than a command.
+    pub fn concerns(&self, topic: &str) -> bool {
+        topic == self.birth || self.is_ours(topic)
+    }
+
+    /// A config topic of this account's that is not in the current set: one to empty.
+    pub fn is_stale(&self, topic: &str) -> bool {
+        self.is_ours(topic) && !self.current.contains(topic)
+    }
+
+    /// The notify target whose command topic ends in `slug`.
+    pub fn notify_target(&self, slug: &str) -> Option<&str> {
+        self.targets.get(slug).map(String::as_str)
+    }
+
+    /// `<prefix>/<component>/<node_id>/<object>/config`.
+    fn is_ours(&self, topic: &str) -> bool {
+        let Some(rest) = topic.strip_prefix(&self.prefix) else {
+            return false;
+        };
+        let levels: Vec<&str> = rest.split('/').collect();
+        matches!(levels[..], [_, node, _, "config"] if node == self.node_id)
+    }
+}
+
+/// The entity payloads of one account.
+struct Entities<'a> {
+    /// The discovery prefix, without a trailing `/`.
+    prefix: &'a str,
+    topics: &'a Topics,
+    account: &'a str,
+}
+
+impl Entities<'_> {
+    fn configs(&self, targets: &HashMap<String, String>) -> Vec<(String, Vec<u8>)> {
+        let t = self.topics;
+        let states: Vec<&str> = SESSION_STATES.iter().map(|s| s.as_str()).collect();
+        let mut entities = vec![
+            self.entity(
+                "binary_sensor",
+                "connected",
+                "Connected",
+                json!({
+                    "device_class": "connectivity",
+                    "state_topic": t.state,
+                    "value_template": CONNECTED_TEMPLATE,
+                    "qos": 1,
+                }),
+            ),
+            self.entity(
+                "sensor",
+                "session",
+                "Session",
+                json!({
+                    "device_class": "enum",
+                    "options": states,
+                    "icon": "mdi:wechat",
+                    "state_topic": t.state,
+                    "value_template": SESSION_TEMPLATE,
+                    "json_attributes_topic": t.state,
+                    "json_attributes_template": SESSION_ATTRIBUTES_TEMPLATE,
+                    "qos": 1,
+                }),
+            ),
+            self.entity(
+                "sensor",
+                "last_message",
+                "Last message",
+                json!({
+                    "icon": "mdi:message-text",
+                    "state_topic": t.message,
+                    "value_template": LAST_MESSAGE_TEMPLATE,
+                    "json_attributes_topic": t.message,
+                    "json_attributes_template": EVENT_ATTRIBUTES_TEMPLATE,
+                    "qos": 1,
+                }),
+            ),
+            self.entity(
+                "event",
+                "message",
+                "Message",
+                json!({
+                    "icon": "mdi:message-text",
+                    "state_topic": t.message,
+                    "event_types": MESSAGE_TYPES.map(type_name),
+                    "value_template": EVENT_TEMPLATE,
+                    "qos": 1,
+                }),
+            ),
+            self.entity(
+                "image",
+                "login_qr",
+                "Login QR",
+                json!({
+                    "icon": "mdi:qrcode",
+                    "image_topic": t.qr_png,
+                    "content_type": "image/png",
+                }),
+            ),
+            self.entity(
+                "button",
+                "relogin",
+                "Log in again",
+                json!({"icon": "mdi:login", "command_topic": t.relogin, "qos": 1}),
+            ),
+            self.entity(
+                "button",
+                "logout",
+                "Log out",
+                json!({"icon": "mdi:logout", "command_topic": t.logout, "qos": 1}),
+            ),
+        ];
+        let mut slugs: Vec<&String> = targets.keys().collect();
+        slugs.sort();
+        for slug in slugs {
+            entities.push(self.entity(
+                "notify",
+                &format!("notify_{slug}"),
+                &targets[slug],
+                json!({"icon": "mdi:send", "command_topic": t.notify(slug), "qos": 1}),
+            ));
+        }
+        entities
+    }
+
+    /// One retained config: what every entity shares (name, ids, device, origin,
+    /// availability) plus `specific`.
+    fn entity(
+        &self,
+        component: &str,
+        object: &str,
+        name: &str,
+        specific: Value,
+    ) -> (String, Vec<u8>) {
+        let account = self.account;
+        let version = env!("CARGO_PKG_VERSION");
+        let mut payload: Map<String, Value> = json!({
+            "name": name,
+            "unique_id": format!("wxbridge_{account}_{object}"),
+            "device": {
+                "identifiers": [format!("wxbridge_{account}")],
+                "name": format!("WeChat {account}"),
+                "manufacturer": "wxbridge",
+                "model": "WeChat web bridge",
+                "sw_version": version,
+            },
+            "origin": {"name": "wxbridge", "sw_version": version},
+            "availability": [{
+                "topic": self.topics.status,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }],
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        if let Value::Object(specific) = specific {
+            payload.extend(specific);
+        }
+        let topic = format!(
+            "{prefix}/{component}/wxbridge_{account}/{object}/config",
+            prefix = self.prefix
+        );
+        (topic, serde_json::to_vec(&payload).unwrap_or_default())
+    }
+}
+
+/// The wire name of a message type (`friend_request`).
+fn type_name(t: MessageType) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A notify target's name as a topic level and object id, which HA restricts to
+/// `[a-zA-Z0-9_-]`: ASCII letters, digits and `-` stay, every other byte becomes `_` and its
+/// two hex digits. Reversible, so two targets never share a slug, and stable across versions,
+/// because HA keys the entity by it (`Family Group` → `Family_20Group`, `妈妈` →
+/// `_e5_a6_88_e5_a6_88`).
+pub(super) fn slug(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn discovery(targets: &[&str]) -> Discovery {
+        let config = HomeAssistantConfig {
+            notify_targets: targets.iter().map(|t| t.to_string()).collect(),
+            ..HomeAssistantConfig::default()
+        };
+        Discovery::new(&config, &Topics::new("wechat", "home"), "home")
+    }
+
+    #[test]
+    fn every_message_type_is_an_event_type() {
+        // A new variant fails to compile here until it is listed in MESSAGE_TYPES too.
+        let position = |t: MessageType| match t {
+            MessageType::Text => 0,
+            MessageType::Location => 1,
+            MessageType::Image => 2,
+            MessageType::Voice => 3,
+            MessageType::Video => 4,
+            MessageType::Emoticon => 5,
+            MessageType::FriendRequest => 6,
+            MessageType::Card => 7,
+            MessageType::Link => 8,
+            MessageType::File => 9,
+            MessageType::App => 10,
+            MessageType::System => 11,
+            MessageType::Revoke => 12,
+            MessageType::Other => 13,
+        };
+        for (i, t) in MESSAGE_TYPES.iter().enumerate() {
+            assert_eq!(position(*t), i);
+        }
+        assert_eq!(type_name(MessageType::FriendRequest), "friend_request");
+        let state = |s: SessionState| match s {
+            SessionState::Starting
+            | SessionState::Online
+            | SessionState::LoginRequired
+            | SessionState::LoginForbidden
+            | SessionState::Offline => SESSION_STATES.contains(&s),
+        };
+        assert!(SESSION_STATES.iter().all(|s| state(*s)));
+    }
+
+    #[test]
+    fn slugs_keep_plain_names_and_never_collide() {
+        assert_eq!(slug("Mom"), "Mom");
+        assert_eq!(slug("big-sis"), "big-sis");
+        assert_eq!(slug("Family Group"), "Family_20Group");
+        assert_eq!(slug("A_B"), "A_5fB");
+        assert_eq!(slug("妈妈"), "_e5_a6_88_e5_a6_88");
+        assert_ne!(slug("A B"), slug("A_B"));
+        assert_ne!(slug("Mom"), slug("mom"));
+    }
+
+    #[test]
+    fn configs_are_under_the_node_and_stale_ones_are_recognized() {
+        let d = discovery(&["Mom", "Family Group", "Mom", ""]);
+        let topics: Vec<&str> = d.configs().iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(topics.len(), 9, "{topics:?}");
+        assert!(topics.contains(&"homeassistant/notify/wxbridge_home/notify_Mom/config"));
+        assert!(topics.contains(&"homeassistant/image/wxbridge_home/login_qr/config"));
+        assert_eq!(d.notify_target("Family_20Group"), Some("Family Group"));
+        assert_eq!(d.notify_target("Dad"), None);
+
+        assert!(d.concerns("homeassistant/status"));
+        assert!(d.concerns("homeassistant/notify/wxbridge_home/notify_Dad/config"));
+        assert!(!d.concerns("homeassistant/notify/wxbridge_other/notify_Dad/config"));
+        assert!(!d.concerns("wechat/home/send"));
+        assert!(d.is_stale("homeassistant/notify/wxbridge_home/notify_Dad/config"));
+        assert!(!d.is_stale("homeassistant/notify/wxbridge_home/notify_Mom/config"));
+        assert!(!d.is_stale("homeassistant/status"));
+    }
+
+    #[test]
+    fn disabled_discovery_publishes_nothing_and_retracts_everything() {
+        let config = HomeAssistantConfig {
+            enabled: false,
+            notify_targets: vec!["Mom".into()],
+            ..HomeAssistantConfig::default()
+        };
+        let d = Discovery::new(&config, &Topics::new("wechat", "home"), "home");
+        assert!(d.configs().is_empty());
+        assert_eq!(d.notify_target("Mom"), None);
+        assert!(d.is_stale("homeassistant/sensor/wxbridge_home/session/config"));
+    }
+}
