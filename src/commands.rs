@@ -324,6 +324,12 @@ async fn stored_session(config: &Config) -> Result<Session, ExitCode> {
     }
 }
 
+/// The state lock and the stored session resumed, for a one-shot command.
+async fn locked_session(config: &Config) -> Result<(StateLock, Session), ExitCode> {
+    let lock = take_state(config, WHILE_RUNNING)?;
+    Ok((lock, stored_session(config).await?))
+}
+
 /// `logout`: webwxlogout, then forget the session.
 pub async fn logout(config: Config) -> ExitCode {
     let _lock = match take_state(&config, WHILE_RUNNING) {
@@ -353,40 +359,28 @@ pub async fn logout(config: Config) -> ExitCode {
 
 /// `contacts [--json]`.
 pub async fn contacts(config: Config, json: bool) -> ExitCode {
-    let _lock = match take_state(&config, WHILE_RUNNING) {
-        Ok(l) => l,
+    let (_lock, session) = match locked_session(&config).await {
+        Ok(held) => held,
         Err(code) => return code,
     };
-    let session = match stored_session(&config).await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let book = session.book();
-    let mut all: Vec<_> = book
-        .iter()
-        .filter(|c| !book.is_self(&c.user_name))
-        .collect();
-    all.sort_by_key(|c| (!c.is_group(), clean_name(&c.nick_name).to_lowercase()));
-    for c in all {
-        let name = clean_name(&c.nick_name);
-        let remark = clean_name(&c.remark_name);
+    for c in session.book().listing() {
         if json {
-            let line = serde_json::json!({
-                "id": c.user_name,
-                "name": name,
-                "remark": (!remark.is_empty()).then_some(remark),
-                "group": c.is_group(),
-                "members": c.is_group().then_some(c.member_list.len()),
-            });
-            println!("{line}");
+            println!("{c}");
         } else {
-            let kind = if c.is_group() { "group" } else { "contact" };
-            let remark = if remark.is_empty() {
-                String::new()
+            let kind = if c["group"] == true {
+                "group"
             } else {
-                format!(" ({remark})")
+                "contact"
             };
-            println!("{kind:<8} {name}{remark}  {}", c.user_name);
+            let remark = c["remark"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            println!(
+                "{kind:<8} {}{remark}  {}",
+                c["name"].as_str().unwrap_or_default(),
+                c["id"].as_str().unwrap_or_default()
+            );
         }
     }
     ExitCode::SUCCESS
@@ -394,12 +388,8 @@ pub async fn contacts(config: Config, json: bool) -> ExitCode {
 
 /// `send --to WHO TEXT`.
 pub async fn send(config: Config, to: String, text: String) -> ExitCode {
-    let _lock = match take_state(&config, WHILE_RUNNING) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let session = match stored_session(&config).await {
-        Ok(s) => s,
+    let (_lock, session) = match locked_session(&config).await {
+        Ok(held) => held,
         Err(code) => return code,
     };
     let recipient = {

@@ -18,7 +18,6 @@ use super::auth::refuse;
 use super::Shared;
 use crate::event::{parse_rfc3339, rfc3339, ErrorCode, SendResult, SessionState};
 use crate::sinks::{Accepted, Origin};
-use crate::wechat::contacts::clean_name;
 
 /// How much longer than the command's own deadline `POST /send` waits for its result: the
 /// sender answers `expired` at the deadline, so this only covers a send in progress.
@@ -203,25 +202,7 @@ pub async fn contacts(State(state): State<Shared>) -> Response {
     let Some(session) = state.session.borrow().clone() else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "not logged in");
     };
-    let book = session.book();
-    let mut all: Vec<_> = book
-        .iter()
-        .filter(|c| !book.is_self(&c.user_name))
-        .collect();
-    all.sort_by_key(|c| (!c.is_group(), clean_name(&c.nick_name).to_lowercase()));
-    let list: Vec<Value> = all
-        .into_iter()
-        .map(|c| {
-            let remark = clean_name(&c.remark_name);
-            json!({
-                "id": c.user_name,
-                "name": clean_name(&c.nick_name),
-                "remark": (!remark.is_empty()).then_some(remark),
-                "group": c.is_group(),
-                "members": c.is_group().then_some(c.member_list.len()),
-            })
-        })
-        .collect();
+    let list = session.book().listing();
     Json(list).into_response()
 }
 

@@ -412,11 +412,7 @@ impl Spool for RedbSpool {
     fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Entry>, SpoolError> {
         let txn = self.read()?;
         let cursors = txn.open_table(CURSORS).ctx("open cursors")?;
-        let cursor = cursors
-            .get(sink)
-            .ctx("read a cursor")?
-            .ok_or_else(|| unknown_sink(sink))?
-            .value();
+        let cursor = cursor_of(&cursors, sink)?;
         let table = txn.open_table(ENTRIES).ctx("open entries")?;
         table
             .range(cursor + 1..)
@@ -434,11 +430,7 @@ impl Spool for RedbSpool {
         {
             let meta = txn.open_table(META).ctx("open meta")?;
             let mut cursors = txn.open_table(CURSORS).ctx("open cursors")?;
-            let cursor = cursors
-                .get(sink)
-                .ctx("read a cursor")?
-                .ok_or_else(|| unknown_sink(sink))?
-                .value();
+            let cursor = cursor_of(&cursors, sink)?;
             // Past the head would make the sink skip entries not yet appended.
             let seq = seq.min(head(&meta)?);
             if seq <= cursor {
@@ -460,11 +452,7 @@ impl Spool for RedbSpool {
         let txn = self.read()?;
         let meta = txn.open_table(META).ctx("open meta")?;
         let cursors = txn.open_table(CURSORS).ctx("open cursors")?;
-        let cursor = cursors
-            .get(sink)
-            .ctx("read a cursor")?
-            .ok_or_else(|| unknown_sink(sink))?
-            .value();
+        let cursor = cursor_of(&cursors, sink)?;
         let table = txn.open_table(ENTRIES).ctx("open entries")?;
         let oldest_ms = match table
             .range(cursor + 1..)
@@ -553,4 +541,16 @@ impl Spool for RedbSpool {
             .ctx("stat the spool file")?
             .len())
     }
+}
+
+/// `sink`'s cursor; an unknown sink is an error.
+fn cursor_of(
+    cursors: &impl redb::ReadableTable<&'static str, u64>,
+    sink: &str,
+) -> Result<Seq, SpoolError> {
+    Ok(cursors
+        .get(sink)
+        .ctx("read a cursor")?
+        .ok_or_else(|| unknown_sink(sink))?
+        .value())
 }

@@ -229,6 +229,14 @@ impl ContactBook {
         self.contacts.values()
     }
 
+    /// The contacts as `wxbridge contacts` and `GET /contacts` list them: groups first, then
+    /// by name ignoring case, each as [`listing_json`] describes it.
+    pub fn listing(&self) -> Vec<serde_json::Value> {
+        let mut all: Vec<&Contact> = self.iter().collect();
+        all.sort_by_cached_key(|c| (!c.is_group(), clean_name(&c.nick_name).to_lowercase()));
+        all.into_iter().map(listing_json).collect()
+    }
+
     /// The cleaned display name of a UserName (remark, else nickname), falling back to the id
     /// itself when the contact is unknown or nameless. `filehelper` is "File Transfer" when
     /// WeChat did not list it.
@@ -479,6 +487,19 @@ fn merge(old: &Contact, mut new: Contact) -> Contact {
         new.encry_chat_room_id.clone_from(&old.encry_chat_room_id);
     }
     new
+}
+
+/// A contact in a listing: `{"id","name","remark","group","members"}` with cleaned names,
+/// `remark` null when unset and `members` null for a person.
+pub fn listing_json(c: &Contact) -> serde_json::Value {
+    let remark = clean_name(&c.remark_name);
+    serde_json::json!({
+        "id": c.user_name,
+        "name": clean_name(&c.nick_name),
+        "remark": (!remark.is_empty()).then_some(remark),
+        "group": c.is_group(),
+        "members": c.is_group().then_some(c.member_list.len()),
+    })
 }
 
 #[cfg(test)]

@@ -67,13 +67,18 @@ pub async fn resume(
     stored: &StoredSession,
     keys: Option<SyncKeys>,
 ) -> Result<Session, WxError> {
+    restore_cookies(client, stored)?;
+    establish(client, stored.credentials.clone(), keys).await
+}
+
+/// Puts the stored session's cookies (with their domains) into the client's jar.
+fn restore_cookies(client: &WxClient, stored: &StoredSession) -> Result<(), WxError> {
     client
         .restore_cookies(&stored.cookies)
         .map_err(|detail| WxError::Garbage {
             endpoint: "session.json",
             detail,
-        })?;
-    establish(client, stored.credentials.clone(), keys).await
+        })
 }
 
 /// Push login: the phone is asked to confirm, no scan (PROTOCOL.md §1.6). Needs the stored
@@ -83,12 +88,7 @@ pub async fn push(
     stored: &StoredSession,
     progress: &(dyn Fn(LoginProgress) + Send + Sync),
 ) -> Result<Session, LoginError> {
-    client
-        .restore_cookies(&stored.cookies)
-        .map_err(|detail| WxError::Garbage {
-            endpoint: "session.json",
-            detail,
-        })?;
+    restore_cookies(client, stored)?;
     let hosts = &stored.credentials.hosts;
     let Some(uuid) = client
         .push_login(hosts, stored.credentials.ticket.wxuin)
