@@ -170,3 +170,81 @@ async fn a_session_quiet_for_zombie_after_is_revalidated_with_webwxinit() {
     world.fake.queue(Msg::text(&alice, "alive"));
     assert_eq!(text(&bridge.next_message().await), "alive");
 }
+
+#[tokio::test]
+async fn two_quick_deaths_stop_logins_until_a_relogin_is_requested() {
+    let world = World::new().await;
+    let port = crate::brokers::free_port();
+    let config = world.config(&format!("http:\n  listen: 127.0.0.1:{port}\n"));
+    let mut bridge = crate::support::Bridge::spawn(&config, &["run"]);
+    for _ in 0..2 {
+        world.scan_and_confirm().await;
+        bridge.wait_state("online").await;
+        world.fake.expire_session(1101);
+        bridge.next_where("logout", |v| v["kind"] == "logout").await;
+    }
+    let forbidden = bridge.wait_state("login_forbidden").await;
+    assert!(
+        forbidden["reason"]
+            .as_str()
+            .unwrap()
+            .contains("twice in a row"),
+        "{forbidden}"
+    );
+    let logins = world.fake.logins();
+    let jslogins = world.fake.requests("jslogin").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        world.fake.requests("jslogin").len(),
+        jslogins,
+        "no login on its own"
+    );
+
+    // A command now is answered at once: waiting for its TTL would help nobody.
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/send"))
+        .body(r#"{"to":"filehelper","text":"anyone?","request_id":"f-1"}"#)
+        .send()
+        .await
+        .unwrap();
+    let result: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(result["error"]["code"], "not_logged_in", "{result}");
+
+    let relogin = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/relogin"))
+        .send()
+        .await
+        .unwrap();
+    assert!(relogin.status().is_success());
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    assert_eq!(world.fake.logins(), logins + 1);
+}
+
+#[tokio::test]
+async fn commands_wait_for_a_login_and_then_go_out_in_order() {
+    let world = World::new().await;
+    let mut bridge = world.start(&["run"]);
+    bridge.wait_state("login_required").await;
+    for i in 0..3 {
+        bridge
+            .send_line(
+                format!(r#"{{"to":"filehelper","text":"queued {i}","request_id":"q-{i}"}}"#)
+                    .as_bytes(),
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        world.fake.sent().is_empty(),
+        "nothing goes out before a login"
+    );
+    world.scan_and_confirm().await;
+    for i in 0..3 {
+        let r = bridge.next_result().await;
+        assert_eq!(r["request_id"], format!("q-{i}").as_str());
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let texts: Vec<String> = world.fake.sent().into_iter().map(|s| s.content).collect();
+    assert_eq!(texts, ["queued 0", "queued 1", "queued 2"]);
+}
