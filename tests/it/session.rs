@@ -177,13 +177,20 @@ async fn two_quick_deaths_stop_logins_until_a_relogin_is_requested() {
     let port = crate::brokers::free_port();
     let config = world.config(&format!("http:\n  listen: 127.0.0.1:{port}\n"));
     let mut bridge = crate::support::Bridge::spawn(&config, &["run"]);
-    for _ in 0..2 {
-        world.scan_and_confirm().await;
-        bridge.wait_state("online").await;
-        world.fake.expire_session(1101);
-        bridge.next_where("logout", |v| v["kind"] == "logout").await;
+    // State lines and spooled events travel separately on stdout and may overtake each
+    // other, so lines are counted, not taken in order.
+    fn state(s: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+        move |v| v["kind"] == "state" && v["state"] == s
     }
-    let forbidden = bridge.wait_state("login_forbidden").await;
+    for n in 1..=2 {
+        world.scan_and_confirm().await;
+        bridge.nth("online", n, state("online")).await;
+        world.fake.expire_session(1101);
+        bridge.nth("logout", n, |v| v["kind"] == "logout").await;
+    }
+    let forbidden = bridge
+        .nth("login_forbidden", 1, state("login_forbidden"))
+        .await;
     assert!(
         forbidden["reason"]
             .as_str()

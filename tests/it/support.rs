@@ -214,8 +214,27 @@ impl Bridge {
         self.next_where(what, pred).await
     }
 
+    /// The `n`-th line (from 1) ever seen that matches `pred`, waiting for it if need be.
+    /// Robust to state lines and spooled events overtaking each other on stdout.
+    pub async fn nth(&mut self, what: &str, n: usize, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            if let Some(v) = self.seen.iter().filter(|v| pred(v)).nth(n - 1) {
+                return v.clone();
+            }
+            self.next_where(what, &pred).await;
+        }
+    }
+
     /// Waits for a `state` line with this state.
+    ///
+    /// State lines are written as the state changes, while events go through the spool: a
+    /// state line can overtake an event that a test waited for first. So when the latest
+    /// state line already seen is this state, that one counts.
     pub async fn wait_state(&mut self, state: &str) -> Value {
+        let latest = self.seen.iter().rev().find(|v| v["kind"] == "state");
+        if let Some(v) = latest.filter(|v| v["state"] == state) {
+            return v.clone();
+        }
         self.next_where(&format!("state {state}"), |v| {
             v["kind"] == "state" && v["state"] == state
         })
