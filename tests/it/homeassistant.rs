@@ -4,20 +4,17 @@
 //! the bridge, the QR image, the templates as Jinja renders them; one notify end to end through
 //! the real binary to the fake WeChat; and the Node-RED example flow.
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use time::macros::datetime;
-use tokio::sync::{mpsc, watch, Notify};
-use tokio_util::sync::CancellationToken;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig};
-use wxbridge::event::{LoginQr, SessionState, SessionStatus};
-use wxbridge::retry::Retry;
+use wxbridge::event::{LoginQr, SessionState};
 use wxbridge::sinks::mqtt::{self, MqttSink};
-use wxbridge::sinks::{Accepted, Control, IncomingCommand, Intake, Origin};
+use wxbridge::sinks::{Accepted, Origin};
 
 use crate::brokers::{self, Broker};
+use crate::control::{control, Side};
 use crate::support::{Bridge, World};
 use crate::watch::Watcher;
 
@@ -219,61 +216,9 @@ const FIXED: &[(&str, &str)] = &[
     ("button", "logout"),
 ];
 
-/// The bridge's side of a hand-built [`Control`].
-struct Side {
-    qr: watch::Sender<Option<LoginQr>>,
-    commands: mpsc::Receiver<IncomingCommand>,
-    relogin: Arc<Notify>,
-    logout: Arc<Notify>,
-    shutdown: CancellationToken,
-    _status: watch::Sender<SessionStatus>,
-}
-
-impl Drop for Side {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-fn control() -> (Control, Side) {
-    let status = SessionStatus {
-        state: SessionState::LoginRequired,
-        since: datetime!(2026-11-28 16:20:01 UTC),
-        reason: String::new(),
-    };
-    let (status_tx, status_rx) = watch::channel(status);
-    let (qr_tx, qr_rx) = watch::channel(None);
-    let (intake, commands) = Intake::new(16);
-    let (relogin, logout) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let shutdown = CancellationToken::new();
-    let control = Control {
-        account: "home".to_owned(),
-        status: status_rx,
-        qr: qr_rx,
-        relogin: relogin.clone(),
-        logout: logout.clone(),
-        intake,
-        results: tokio::sync::broadcast::Sender::new(8),
-        retry: Retry {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-        },
-        shutdown: shutdown.clone(),
-    };
-    let side = Side {
-        qr: qr_tx,
-        commands,
-        relogin,
-        logout,
-        shutdown,
-        _status: status_tx,
-    };
-    (control, side)
-}
-
 /// Starts the link of account `home` with discovery as `homeassistant` says.
 fn start(broker: &Broker, homeassistant: &HomeAssistantConfig) -> (MqttSink, Side) {
-    let (control, side) = control();
+    let (control, side) = control(SessionState::LoginRequired, Duration::from_millis(500));
     let config = MqttConfig {
         url: format!("mqtt://127.0.0.1:{}", broker.port).parse().unwrap(),
         client_id: "wxbridge-home".to_owned(),

@@ -3,6 +3,7 @@
 mod brokers;
 mod bus;
 mod cli;
+mod control;
 mod faults;
 mod homeassistant;
 mod hostile;

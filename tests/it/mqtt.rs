@@ -12,85 +12,23 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig};
-use wxbridge::event::{LoginQr, SessionState, SessionStatus};
-use wxbridge::retry::Retry;
+use wxbridge::event::{LoginQr, SessionState};
 use wxbridge::sinks::mqtt::{self, MqttSink};
-use wxbridge::sinks::{Accepted, Control, IncomingCommand, Intake, Origin, Sink};
+use wxbridge::sinks::{Accepted, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers;
+use crate::control::{control, status, Side as Bridge};
 use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The bridge's side of a hand-built [`Control`].
-struct Bridge {
-    status: watch::Sender<SessionStatus>,
-    qr: watch::Sender<Option<LoginQr>>,
-    commands: mpsc::Receiver<IncomingCommand>,
-    relogin: Arc<Notify>,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl Bridge {
-    async fn command(&mut self) -> IncomingCommand {
-        tokio::time::timeout(WAIT, self.commands.recv())
-            .await
-            .expect("a command in time")
-            .expect("intake open")
-    }
-}
-
-fn status(state: SessionState, reason: &str) -> SessionStatus {
-    SessionStatus {
-        state,
-        since: datetime!(2026-11-28 16:20:01 UTC),
-        reason: reason.to_owned(),
-    }
-}
-
-fn control() -> (Control, Bridge) {
-    let (status_tx, status_rx) = watch::channel(status(SessionState::Starting, ""));
-    let (qr_tx, qr_rx) = watch::channel(None);
-    let (intake, commands) = Intake::new(16);
-    let relogin = Arc::new(Notify::new());
-    let shutdown = CancellationToken::new();
-    let control = Control {
-        account: "home".to_owned(),
-        status: status_rx,
-        qr: qr_rx,
-        relogin: relogin.clone(),
-        logout: Arc::new(Notify::new()),
-        intake,
-        results: tokio::sync::broadcast::Sender::new(8),
-        retry: Retry {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-        },
-        shutdown: shutdown.clone(),
-    };
-    let bridge = Bridge {
-        status: status_tx,
-        qr: qr_tx,
-        commands,
-        relogin,
-        shutdown,
-    };
-    (control, bridge)
-}
-
 fn start(port: u16) -> (MqttSink, Bridge) {
-    let (control, bridge) = control();
+    let (control, bridge) = control(SessionState::Starting, Duration::from_millis(500));
     let config = MqttConfig {
         url: format!("mqtt://127.0.0.1:{port}").parse().unwrap(),
         client_id: "wxbridge-home".to_owned(),
@@ -641,7 +579,7 @@ async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
     broker.start();
 
     let mut w = Watcher::new(plain, "watcher", "wechat/home/message").await;
-    let (control, _bridge) = control();
+    let (control, _bridge) = control(SessionState::Starting, Duration::from_millis(500));
     let config = MqttConfig {
         url: format!("mqtts://127.0.0.1:{}", broker.port)
             .parse()

@@ -2,7 +2,6 @@
 //! request-reply for send commands, state and QR requests, relogin, and delivery across a
 //! server that is down at start or restarted mid-stream. The sink is driven by hand, as
 //! `run_delivery` would, with a hand-built `Control`.
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -10,71 +9,16 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
 use time::macros::datetime;
-use tokio::sync::{mpsc, watch, Notify};
-use tokio_util::sync::CancellationToken;
 use wxbridge::config::NatsConfig;
-use wxbridge::event::{LoginQr, SessionState, SessionStatus};
-use wxbridge::retry::Retry;
+use wxbridge::event::{LoginQr, SessionState};
 use wxbridge::sinks::nats::{self, NatsSink};
-use wxbridge::sinks::{Accepted, Control, IncomingCommand, Intake, Origin, Sink};
+use wxbridge::sinks::{Accepted, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers::{self, Broker};
+use crate::control::{control, status, Side as Bridge};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The bridge's side of a hand-built [`Control`].
-struct Bridge {
-    status: watch::Sender<SessionStatus>,
-    qr: watch::Sender<Option<LoginQr>>,
-    commands: mpsc::Receiver<IncomingCommand>,
-    relogin: Arc<Notify>,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-fn status(state: SessionState, reason: &str) -> SessionStatus {
-    SessionStatus {
-        state,
-        since: datetime!(2026-11-28 16:20:01 UTC),
-        reason: reason.to_owned(),
-    }
-}
-
-fn control() -> (Control, Bridge) {
-    let (status_tx, status_rx) = watch::channel(status(SessionState::Starting, ""));
-    let (qr_tx, qr_rx) = watch::channel(None);
-    let (intake, commands) = Intake::new(16);
-    let relogin = Arc::new(Notify::new());
-    let shutdown = CancellationToken::new();
-    let control = Control {
-        account: "home".to_owned(),
-        status: status_rx,
-        qr: qr_rx,
-        relogin: relogin.clone(),
-        logout: Arc::new(Notify::new()),
-        intake,
-        results: tokio::sync::broadcast::Sender::new(8),
-        retry: Retry {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(300),
-        },
-        shutdown: shutdown.clone(),
-    };
-    let bridge = Bridge {
-        status: status_tx,
-        qr: qr_tx,
-        commands,
-        relogin,
-        shutdown,
-    };
-    (control, bridge)
-}
 
 fn config(port: u16, jetstream: bool) -> NatsConfig {
     NatsConfig {
@@ -85,7 +29,7 @@ fn config(port: u16, jetstream: bool) -> NatsConfig {
 }
 
 async fn start(port: u16, jetstream: bool) -> (NatsSink, Bridge) {
-    let (control, bridge) = control();
+    let (control, bridge) = control(SessionState::Starting, Duration::from_millis(300));
     let sink = nats::start(&config(port, jetstream), control)
         .await
         .unwrap();
@@ -539,7 +483,7 @@ impl Drop for TlsServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_url_with_a_ca_file_connects_and_delivers() {
     let server = TlsServer::start();
-    let (trusting, _bridge) = control();
+    let (trusting, _bridge) = control(SessionState::Starting, Duration::from_millis(300));
     let config = NatsConfig {
         url: format!("tls://127.0.0.1:{}", server.port).parse().unwrap(),
         ca_file: Some(server.dir.path().join("ca.pem")),
@@ -549,7 +493,7 @@ async fn a_tls_url_with_a_ca_file_connects_and_delivers() {
     deliver_all(&mut sink, &[entry(1, Kind::Message, "m1")]).await;
 
     // Without the CA the server's certificate is not trusted: the link never comes up.
-    let (distrusting, _other) = control();
+    let (distrusting, _other) = control(SessionState::Starting, Duration::from_millis(300));
     let untrusted = NatsConfig {
         ca_file: None,
         ..config
@@ -592,7 +536,7 @@ async fn start_names_the_key_of_an_unusable_file_or_stream_name() {
         ),
     ];
     for (config, key) in cases {
-        let (control, _bridge) = control();
+        let (control, _bridge) = control(SessionState::Starting, Duration::from_millis(300));
         let Err(e) = nats::start(&config, control).await else {
             panic!("{key}: refused");
         };

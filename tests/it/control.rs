@@ -1,0 +1,78 @@
+//! A hand-built [`Control`] for the in-process link tests (MQTT, NATS, Home Assistant), and
+//! the bridge's side of it: the watches to set, the commands the link hands in, the requests.
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::macros::datetime;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use wxbridge::event::{LoginQr, SessionState, SessionStatus};
+use wxbridge::retry::Retry;
+use wxbridge::sinks::{Control, IncomingCommand, Intake};
+
+/// The bridge's side of a hand-built [`Control`]; dropping it stops the link.
+pub struct Side {
+    pub status: watch::Sender<SessionStatus>,
+    pub qr: watch::Sender<Option<LoginQr>>,
+    pub commands: mpsc::Receiver<IncomingCommand>,
+    pub relogin: Arc<Notify>,
+    pub logout: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Side {
+    /// The next command the link handed in.
+    pub async fn command(&mut self) -> IncomingCommand {
+        tokio::time::timeout(Duration::from_secs(10), self.commands.recv())
+            .await
+            .expect("a command in time")
+            .expect("intake open")
+    }
+}
+
+/// A session status at a fixed time.
+pub fn status(state: SessionState, reason: &str) -> SessionStatus {
+    SessionStatus {
+        state,
+        since: datetime!(2026-11-28 16:20:01 UTC),
+        reason: reason.to_owned(),
+    }
+}
+
+/// A control for account `home` starting in `state`, reconnecting from 50 ms up to `retry_max`.
+pub fn control(state: SessionState, retry_max: Duration) -> (Control, Side) {
+    let (status_tx, status_rx) = watch::channel(status(state, ""));
+    let (qr_tx, qr_rx) = watch::channel(None);
+    let (intake, commands) = Intake::new(16);
+    let (relogin, logout) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let shutdown = CancellationToken::new();
+    let control = Control {
+        account: "home".to_owned(),
+        status: status_rx,
+        qr: qr_rx,
+        relogin: relogin.clone(),
+        logout: logout.clone(),
+        intake,
+        results: tokio::sync::broadcast::Sender::new(8),
+        retry: Retry {
+            initial: Duration::from_millis(50),
+            max: retry_max,
+        },
+        shutdown: shutdown.clone(),
+    };
+    let side = Side {
+        status: status_tx,
+        qr: qr_tx,
+        commands,
+        relogin,
+        logout,
+        shutdown,
+    };
+    (control, side)
+}
