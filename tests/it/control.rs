@@ -1,5 +1,6 @@
 //! A hand-built [`Control`] for the in-process link tests (MQTT, NATS, Home Assistant), and
-//! the bridge's side of it: the watches to set, the commands the link hands in, the requests.
+//! the bridge's side of it: the watches to set, the commands the link hands in, the requests;
+//! and delivery with retries, as the spool's delivery loop does it.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use wxbridge::event::{LoginQr, SessionState, SessionStatus};
 use wxbridge::retry::Retry;
-use wxbridge::sinks::{Control, IncomingCommand, Intake};
+use wxbridge::sinks::{Control, IncomingCommand, Intake, Sink};
+use wxbridge::spool::Entry;
 
 /// The bridge's side of a hand-built [`Control`]; dropping it stops the link.
 pub struct Side {
@@ -75,4 +77,23 @@ pub fn control(state: SessionState, retry_max: Duration) -> (Control, Side) {
         shutdown,
     };
     (control, side)
+}
+
+/// Delivers `batch` as `run_delivery` would: what failed is tried again after a pause,
+/// all of it `within` the given time.
+pub async fn deliver_all(sink: &mut impl Sink, batch: &[Entry], within: Duration) {
+    let mut next = 0;
+    tokio::time::timeout(within, async {
+        while next < batch.len() {
+            match sink.deliver(&batch[next..]).await {
+                Ok(()) => next = batch.len(),
+                Err(e) => {
+                    next += e.delivered;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .await
+    .expect("delivered in time");
 }

@@ -22,7 +22,7 @@ use wxbridge::sinks::{Accepted, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers;
-use crate::control::{control, status, Side as Bridge};
+use crate::control::{control, deliver_all, status, Side as Bridge};
 use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -78,24 +78,6 @@ fn messages(n: u64, pad: usize) -> Vec<Entry> {
             ..entry(i, Kind::Message, &i.to_string())
         })
         .collect()
-}
-
-/// Delivers `batch` as `run_delivery` would: what failed is tried again after a pause.
-async fn deliver_all(sink: &mut MqttSink, batch: &[Entry]) {
-    let mut next = 0;
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while next < batch.len() {
-            match sink.deliver(&batch[next..]).await {
-                Ok(()) => next = batch.len(),
-                Err(e) => {
-                    next += e.delivered;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    })
-    .await
-    .expect("delivered in time");
 }
 
 /// The message ids the watcher has received so far (`{"id": n}` payloads), waiting until
@@ -415,7 +397,12 @@ async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
         .unwrap();
 
     let mut w = w;
-    deliver_all(&mut sink, &[entry(1, Kind::Message, "after")]).await;
+    deliver_all(
+        &mut sink,
+        &[entry(1, Kind::Message, "after")],
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(
         &w.next().await.payload[..],
         &entry(1, Kind::Message, "after").payload[..]
@@ -431,7 +418,7 @@ async fn a_broker_down_at_start_is_used_once_it_comes_up() {
     let (mut sink, _bridge) = start(broker.port);
     let batch = messages(5, 0);
     let delivery = tokio::spawn(async move {
-        deliver_all(&mut sink, &batch).await;
+        deliver_all(&mut sink, &batch, Duration::from_secs(20)).await;
         sink
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -473,7 +460,7 @@ async fn a_broker_restart_mid_batch_leaves_no_gap() {
     // What the link counted as delivered, the broker had: the watcher gets all of it.
     until_ids(&mut w, &mut seen, 0..delivered as u64).await;
     // The rest, retried as the spool would, fills every gap.
-    deliver_all(&mut sink, &batch[delivered..]).await;
+    deliver_all(&mut sink, &batch[delivered..], Duration::from_secs(20)).await;
     until_ids(&mut w, &mut seen, 0..batch.len() as u64).await;
 }
 
@@ -510,7 +497,7 @@ async fn a_cut_connection_fails_the_batch_fires_the_will_and_comes_back_online()
     assert_eq!(&will.payload[..], b"offline", "the last will");
     let back = w.next_on("wechat/home/status").await;
     assert_eq!(&back.payload[..], b"online");
-    deliver_all(&mut sink, &batch).await;
+    deliver_all(&mut sink, &batch, Duration::from_secs(20)).await;
     assert!(sink.link().borrow().connects >= 2);
 }
 
@@ -591,7 +578,7 @@ async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
         ..MqttConfig::default()
     };
     let mut sink = mqtt::start(&config, &HomeAssistantConfig::default(), control).unwrap();
-    deliver_all(&mut sink, &messages(3, 0)).await;
+    deliver_all(&mut sink, &messages(3, 0), Duration::from_secs(20)).await;
     let mut seen = BTreeSet::new();
     until_ids(&mut w, &mut seen, 0..3).await;
 }

@@ -16,7 +16,7 @@ use wxbridge::sinks::{Accepted, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers::{self, Broker};
-use crate::control::{control, status, Side as Bridge};
+use crate::control::{control, deliver_all, status, Side as Bridge};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -51,24 +51,6 @@ async fn client(broker: &Broker) -> async_nats::Client {
     async_nats::connect(format!("127.0.0.1:{}", broker.port))
         .await
         .unwrap()
-}
-
-/// Delivers `batch` as `run_delivery` would: what failed is tried again after a pause.
-async fn deliver_all(sink: &mut NatsSink, batch: &[Entry]) {
-    let mut next = 0;
-    tokio::time::timeout(WAIT, async {
-        while next < batch.len() {
-            match sink.deliver(&batch[next..]).await {
-                Ok(()) => next = batch.len(),
-                Err(e) => {
-                    next += e.delivered;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    })
-    .await
-    .expect("delivered in time");
 }
 
 /// Waits until the link answers `.state.get`: its subscriptions are then in place.
@@ -107,7 +89,7 @@ async fn core_events_arrive_on_their_subjects_after_the_flush() {
         entry(3, Kind::Contacts, "c1"),
         entry(4, Kind::Result, "r1"),
     ];
-    deliver_all(&mut sink, &batch).await;
+    deliver_all(&mut sink, &batch, WAIT).await;
 
     let mut got = Vec::new();
     while got.len() < batch.len() {
@@ -138,7 +120,7 @@ async fn jetstream_stream_has_exactly_the_event_subjects_and_drops_redelivered_i
         entry(3, Kind::Result, "r-1"),
         entry(4, Kind::Message, "4839201934822"),
     ];
-    deliver_all(&mut sink, &batch).await;
+    deliver_all(&mut sink, &batch, WAIT).await;
 
     let js = jetstream::new(client(&broker).await);
     let mut stream = js.get_stream("WECHAT").await.unwrap();
@@ -149,7 +131,7 @@ async fn jetstream_stream_has_exactly_the_event_subjects_and_drops_redelivered_i
     assert_eq!(info.state.messages, 3, "the result is not in the stream");
 
     // A crash replay delivers the same ids again: the duplicate window drops them.
-    deliver_all(&mut sink, &batch).await;
+    deliver_all(&mut sink, &batch, WAIT).await;
     let info = stream.info().await.unwrap();
     assert_eq!(info.state.messages, 3);
 
@@ -200,7 +182,7 @@ async fn a_send_request_is_answered_by_its_result_entry_and_on_send_result() {
         payload: result.to_vec(),
         ..entry(7, Kind::Result, "res-1")
     };
-    deliver_all(&mut sink, &[entry]).await;
+    deliver_all(&mut sink, &[entry], WAIT).await;
 
     let answer = request.await.unwrap().expect("the request is answered");
     assert_eq!(answer.payload.as_ref(), result);
@@ -323,7 +305,7 @@ async fn a_server_down_at_start_is_used_once_it_comes_up() {
     watcher.flush().await.unwrap();
     until_subscribed(&watcher).await;
 
-    deliver_all(&mut sink, &batch).await;
+    deliver_all(&mut sink, &batch, WAIT).await;
     assert_eq!(
         next(&mut sub).await.payload.as_ref(),
         batch[0].payload.as_slice()
@@ -490,7 +472,7 @@ async fn a_tls_url_with_a_ca_file_connects_and_delivers() {
         ..NatsConfig::default()
     };
     let mut sink = nats::start(&config, trusting).await.unwrap();
-    deliver_all(&mut sink, &[entry(1, Kind::Message, "m1")]).await;
+    deliver_all(&mut sink, &[entry(1, Kind::Message, "m1")], WAIT).await;
 
     // Without the CA the server's certificate is not trusted: the link never comes up.
     let (distrusting, _other) = control(SessionState::Starting, Duration::from_millis(300));
