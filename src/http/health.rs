@@ -93,12 +93,29 @@ impl<S: Sink> Sink for Watched<S> {
 
     async fn deliver(&mut self, batch: &[Entry]) -> Result<(), DeliveryError> {
         let outcome = self.inner.deliver(batch).await;
+        self.record(outcome.as_ref().err());
+        outcome
+    }
+
+    async fn submit(&mut self, batch: Vec<Entry>) -> Result<usize, DeliveryError> {
+        let outcome = self.inner.submit(batch).await;
+        self.record(outcome.as_ref().err());
+        outcome
+    }
+
+    async fn confirmed(&mut self) -> Result<usize, DeliveryError> {
+        let outcome = self.inner.confirmed().await;
+        self.record(outcome.as_ref().err());
+        outcome
+    }
+}
+
+impl<S> Watched<S> {
+    fn record(&self, failure: Option<&DeliveryError>) {
         *self
             .last_error
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            outcome.as_ref().err().map(|e| e.cause.clone());
-        outcome
+            .unwrap_or_else(PoisonError::into_inner) = failure.map(|e| e.cause.clone());
     }
 }
 

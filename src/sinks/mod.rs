@@ -14,7 +14,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::spool::{Entry, Kind, Spool};
+use crate::spool::{Entry, Kind, Seq, Spool};
 
 pub mod mqtt;
 pub mod nats;
@@ -32,6 +32,10 @@ pub struct DeliveryError {
 }
 
 /// A destination for spooled entries.
+///
+/// A sink either delivers batch by batch ([`Sink::deliver`], stop and wait), or pipelines:
+/// it overrides [`Sink::submit`] and [`Sink::confirmed`], and `run_delivery` hands it the next
+/// batch while earlier ones still await their confirmations (up to [`WINDOW`] entries).
 pub trait Sink: Send {
     /// A stable name: it keys the sink's cursor in the spool (`mqtt`, `nats`, `webhook:0`…).
     fn name(&self) -> &str;
@@ -42,11 +46,33 @@ pub trait Sink: Send {
 
     /// Delivers `batch` in order and returns once every entry is confirmed, or fails saying
     /// how many leading entries were. (Implement it as an `async fn`; the future must be
-    /// `Send` so the delivery loop can run on any worker.)
+    /// `Send` so the delivery loop can run on any worker.) Call it with nothing in flight.
     fn deliver(
         &mut self,
         batch: &[Entry],
     ) -> impl std::future::Future<Output = Result<(), DeliveryError>> + Send;
+
+    /// Hands `batch` over behind the entries in flight (handed over, not yet confirmed) and
+    /// answers how many of those in flight, oldest first and this batch's included, are
+    /// confirmed by the time it returns. On failure, `delivered` counts the entries in flight
+    /// confirmed before it, and the sink forgets the rest: they are handed over again.
+    ///
+    /// The default delivers the batch whole, so nothing stays in flight.
+    fn submit(
+        &mut self,
+        batch: Vec<Entry>,
+    ) -> impl std::future::Future<Output = Result<usize, DeliveryError>> + Send {
+        async move { self.deliver(&batch).await.map(|()| batch.len()) }
+    }
+
+    /// Waits until more of the entries in flight are confirmed and answers how many, oldest
+    /// first; fails as [`Sink::submit`] does. Cancel-safe: the delivery loop races it against
+    /// new entries. The default, for sinks that keep nothing in flight, never resolves.
+    fn confirmed(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<usize, DeliveryError>> + Send {
+        std::future::pending()
+    }
 }
 
 /// Where a command came from; decides where its result goes besides the result topics.
@@ -121,11 +147,52 @@ impl Intake {
 }
 
 /// How many entries a sink is handed at once.
-const BATCH: usize = 256;
+pub const BATCH: usize = 256;
+
+/// The most entries a pipelining sink has in flight (handed over, not yet confirmed): two
+/// batches. It bounds what a crash or a lost connection can make a sink repeat.
+pub const WINDOW: usize = 2 * BATCH;
+
+/// The spool positions of what a sink has in flight.
+#[derive(Debug, Default)]
+struct Flight {
+    /// Seqs of the entries handed over and not yet confirmed, oldest first.
+    seqs: std::collections::VecDeque<Seq>,
+    /// The last spool seq handed over (entries the sink skips included); None: read on from
+    /// the cursor.
+    handed: Option<Seq>,
+}
+
+impl Flight {
+    fn hand(&mut self, wanted: &[Entry], last: Seq) {
+        self.seqs.extend(wanted.iter().map(|e| e.seq));
+        self.handed = Some(last);
+    }
+
+    /// `n` more entries are confirmed: where the cursor may go now.
+    fn confirm(&mut self, n: usize) -> Option<Seq> {
+        self.seqs.drain(..n.min(self.seqs.len()));
+        match self.seqs.front() {
+            Some(first) => first.checked_sub(1),
+            None => self.handed,
+        }
+    }
+
+    /// The sink forgot what is in flight: read on from the cursor.
+    fn abandon(&mut self) {
+        self.seqs.clear();
+        self.handed = None;
+    }
+
+    fn has_room(&self) -> bool {
+        self.seqs.len() + BATCH <= WINDOW
+    }
+}
 
 /// Moves entries from the spool to `sink` until shutdown: in order, cursor advanced only past
 /// confirmed entries, failures retried on `backoff` (a fresh jittered schedule after each
-/// success). `wake` is notified whenever entries are appended.
+/// success). `wake` is notified whenever entries are appended. A pipelining sink gets the next
+/// batch while earlier ones await confirmation, up to [`WINDOW`] entries in flight.
 pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
     mut sink: S,
     spool: Arc<dyn Spool>,
@@ -140,60 +207,82 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
     }
     let mut delays = backoff();
     let mut failing = false;
+    let mut flight = Flight::default();
+    let mut acked: Option<Seq> = None;
     loop {
         // Register interest before reading, so an append between the read and the wait wakes us.
         let notified = wake.notified();
-        let batch = match spool.pending(&name, BATCH) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(sink = %name, cause = %e, "cannot read the spool");
-                Vec::new()
+        let room = flight.has_room();
+        let batch = if room {
+            match spool.pending_after(&name, flight.handed.unwrap_or(0), BATCH) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(sink = %name, cause = %e, "cannot read the spool");
+                    Vec::new()
+                }
             }
+        } else {
+            Vec::new()
         };
-        if batch.is_empty() {
+        let outcome = if let Some(last) = batch.last().map(|e| e.seq) {
+            let wanted: Vec<Entry> = batch.into_iter().filter(|e| sink.accepts(e.kind)).collect();
+            flight.hand(&wanted, last);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = sink.submit(wanted) => r,
+            }
+        } else if flight.seqs.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = notified => continue,
             }
-        }
-        let wanted: Vec<Entry> = batch
-            .iter()
-            .filter(|e| sink.accepts(e.kind))
-            .cloned()
-            .collect();
-        let last = batch.last().map(|e| e.seq).unwrap_or_default();
-        let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = sink.deliver(&wanted) => r,
-        };
-        match outcome {
-            Ok(()) => {
-                crate::metrics::delivered(&name, wanted.len());
-                if failing {
-                    tracing::info!(sink = %name, "delivering again");
-                    failing = false;
-                }
-                if let Err(e) = spool.ack(&name, last) {
-                    tracing::error!(sink = %name, cause = %e, "cannot advance the cursor");
-                }
-                delays = backoff();
+        } else if room {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = notified => continue,
+                r = sink.confirmed() => r,
             }
-            Err(e) => {
-                crate::metrics::delivered(&name, e.delivered);
-                crate::metrics::delivery_failed(&name);
-                // Everything before the first undelivered wanted entry is done.
-                let upto = match wanted.get(e.delivered) {
-                    Some(first_failed) => first_failed.seq.checked_sub(1),
-                    None => Some(last),
-                };
-                if let Some(seq) = upto {
-                    let _ = spool.ack(&name, seq);
+        } else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = sink.confirmed() => r,
+            }
+        };
+        let (confirmed, failure) = match outcome {
+            Ok(n) => (n, None),
+            Err(e) => (e.delivered, Some(e.cause)),
+        };
+        crate::metrics::delivered(&name, confirmed);
+        let upto = flight.confirm(confirmed);
+        if let Some(seq) = upto.filter(|s| Some(*s) > acked) {
+            match spool.ack(&name, seq) {
+                Ok(()) => acked = Some(seq),
+                Err(e) => tracing::error!(sink = %name, cause = %e, "cannot advance the cursor"),
+            }
+        }
+        if flight.seqs.is_empty() && failure.is_none() {
+            // Nothing in flight: the next read starts at the cursor (which a full spool may
+            // have moved on).
+            flight.handed = None;
+        }
+        match failure {
+            None => {
+                if confirmed > 0 {
+                    if failing {
+                        tracing::info!(sink = %name, "delivering again");
+                        failing = false;
+                    }
+                    delays = backoff();
                 }
+            }
+            Some(cause) => {
+                crate::metrics::delivery_failed(&name);
+                flight.abandon();
                 if !failing {
-                    tracing::warn!(sink = %name, cause = %e.cause, "delivery failed; retrying with backoff");
+                    tracing::warn!(sink = %name, cause = %cause, "delivery failed; retrying with backoff");
                     failing = true;
                 } else {
-                    tracing::debug!(sink = %name, cause = %e.cause, "delivery failed again");
+                    tracing::debug!(sink = %name, cause = %cause, "delivery failed again");
                 }
                 let d = delays.next().unwrap_or(Duration::from_secs(60));
                 tokio::select! {
@@ -230,3 +319,6 @@ pub struct Control {
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,15 +20,18 @@ pub fn shared(out: impl AsyncWrite + Send + Unpin + 'static) -> SharedOut {
     Arc::new(Mutex::new(Box::new(out)))
 }
 
+/// Writes the lines in one write (stdout's every write is a trip to a blocking thread).
 async fn write_lines<'a>(
     out: &SharedOut,
-    lines: impl Iterator<Item = &'a [u8]>,
+    lines: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> std::io::Result<()> {
-    let mut out = out.lock().await;
+    let mut text = Vec::with_capacity(lines.clone().map(|l| l.len() + 1).sum());
     for line in lines {
-        out.write_all(line).await?;
-        out.write_all(b"\n").await?;
+        text.extend_from_slice(line);
+        text.push(b'\n');
     }
+    let mut out = out.lock().await;
+    out.write_all(&text).await?;
     out.flush().await
 }
 

@@ -150,7 +150,14 @@ pub trait Spool: Send + Sync + 'static {
     fn retain_sinks(&self, keep: &[&str]) -> Result<(), SpoolError>;
 
     /// Up to `limit` entries after `sink`'s cursor, in order.
-    fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Entry>, SpoolError>;
+    fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Entry>, SpoolError> {
+        self.pending_after(sink, 0, limit)
+    }
+
+    /// Up to `limit` entries after both `sink`'s cursor and `after`, in order (a pipelining
+    /// sink reads on past what it has in flight).
+    fn pending_after(&self, sink: &str, after: Seq, limit: usize)
+        -> Result<Vec<Entry>, SpoolError>;
 
     /// `sink` has delivered everything up to and including `seq`. Entries every sink has
     /// delivered are deleted.

@@ -409,13 +409,18 @@ impl Spool for RedbSpool {
         txn.commit().ctx("commit forgetting sinks")
     }
 
-    fn pending(&self, sink: &str, limit: usize) -> Result<Vec<Entry>, SpoolError> {
+    fn pending_after(
+        &self,
+        sink: &str,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Entry>, SpoolError> {
         let txn = self.read()?;
         let cursors = txn.open_table(CURSORS).ctx("open cursors")?;
         let cursor = cursor_of(&cursors, sink)?;
         let table = txn.open_table(ENTRIES).ctx("open entries")?;
         table
-            .range(cursor + 1..)
+            .range(cursor.max(after) + 1..)
             .ctx("read pending entries")?
             .take(limit)
             .map(|row| {

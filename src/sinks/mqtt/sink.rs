@@ -1,5 +1,6 @@
 //! [`start`] and the [`MqttSink`] it returns: delivery of spooled entries, each confirmed by
 //! its PUBACK (see the module docs for the guarantee).
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::homeassistant::Discovery;
 use super::link::{self, Poller, Publisher};
@@ -57,7 +58,19 @@ pub(super) struct Confirmed {
     pub index: usize,
 }
 
-/// The MQTT sink: hand it to [`crate::sinks::run_delivery`].
+/// A batch handed to the link whose entries are not all confirmed yet.
+struct InFlight {
+    id: u64,
+    /// Which entries the broker confirmed (or that were never to be published).
+    done: Vec<bool>,
+    /// How many leading entries were already reported confirmed.
+    reported: usize,
+    /// Dropping it tells the link task to skip what it has not sent yet.
+    _abandon: DropGuard,
+}
+
+/// The MQTT sink: hand it to [`crate::sinks::run_delivery`]. It pipelines: the next batch is
+/// published while the PUBACKs of earlier ones are still on their way.
 pub struct MqttSink {
     topics: Arc<Topics>,
     qos: QoS,
@@ -66,6 +79,12 @@ pub struct MqttSink {
     link: watch::Receiver<LinkState>,
     next_batch: u64,
     stopped: CancellationToken,
+    /// Batches in flight, oldest first.
+    flight: VecDeque<InFlight>,
+    /// The connection (its ConnAck count) the batches in flight went out on.
+    connects: u64,
+    /// When the batches in flight fail for want of any confirmation.
+    deadline: Instant,
 }
 
 /// Starts the MQTT link for `config` (must be called inside a Tokio runtime): spawns its tasks
@@ -139,6 +158,9 @@ pub fn start(
         link: state_rx,
         next_batch: 0,
         stopped,
+        flight: VecDeque::new(),
+        connects: 0,
+        deadline: Instant::now(),
     })
 }
 
@@ -166,6 +188,52 @@ fn leading(done: &[bool], from: usize) -> usize {
     from + done[from..].iter().take_while(|d| **d).count()
 }
 
+impl MqttSink {
+    /// Files a confirmation under its batch (stale ones, of batches given up on, are dropped).
+    fn mark(&mut self, c: Confirmed) {
+        if let Some(batch) = self.flight.iter_mut().find(|b| b.id == c.batch) {
+            batch.done[c.index] = true;
+        }
+    }
+
+    /// Files every confirmation already received.
+    fn absorb(&mut self) {
+        while let Ok(c) = self.confirmed.try_recv() {
+            self.mark(c);
+        }
+    }
+
+    /// How many more entries in flight are confirmed, oldest first; batches wholly
+    /// confirmed leave the flight.
+    fn take_confirmed(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(front) = self.flight.front_mut() {
+            let lead = leading(&front.done, front.reported);
+            n += lead - front.reported;
+            front.reported = lead;
+            if lead < front.done.len() {
+                break;
+            }
+            self.flight.pop_front();
+        }
+        if n > 0 {
+            self.deadline = Instant::now() + PROGRESS;
+        }
+        n
+    }
+
+    /// Gives up on everything in flight, reporting what was confirmed before.
+    fn fail(&mut self, cause: &str) -> DeliveryError {
+        self.absorb();
+        let delivered = self.take_confirmed();
+        self.flight.clear();
+        DeliveryError {
+            delivered,
+            cause: cause.to_owned(),
+        }
+    }
+}
+
 impl Sink for MqttSink {
     fn name(&self) -> &str {
         "mqtt"
@@ -176,27 +244,44 @@ impl Sink for MqttSink {
     }
 
     async fn deliver(&mut self, batch: &[Entry]) -> Result<(), DeliveryError> {
-        let fail = |delivered, cause: &str| DeliveryError {
-            delivered,
-            cause: cause.to_owned(),
-        };
-        if batch.is_empty() {
-            return Ok(());
+        let total = batch.len();
+        let mut delivered = self.submit(batch.to_vec()).await?;
+        while delivered < total {
+            delivered += self.confirmed().await.map_err(|e| DeliveryError {
+                delivered: delivered + e.delivered,
+                cause: e.cause,
+            })?;
         }
-        let connects =
-            match tokio::time::timeout(PROGRESS, self.link.wait_for(|s| s.connected)).await {
-                Ok(Ok(state)) => state.connects,
-                Ok(Err(_)) => return Err(fail(0, "the mqtt link has stopped")),
-                Err(_) => return Err(fail(0, "not connected to the mqtt broker")),
-            };
-        // Confirmations of batches that failed earlier are of no use now.
-        while self.confirmed.try_recv().is_ok() {}
+        Ok(())
+    }
+
+    async fn submit(&mut self, batch: Vec<Entry>) -> Result<usize, DeliveryError> {
+        if batch.is_empty() {
+            self.absorb();
+            return Ok(self.take_confirmed());
+        }
+        let waited = tokio::time::timeout(PROGRESS, self.link.wait_for(|s| s.connected))
+            .await
+            .map(|r| r.map(|state| *state));
+        let state = match waited {
+            Ok(Ok(state)) => state,
+            Ok(Err(_)) => return Err(self.fail("the mqtt link has stopped")),
+            Err(_) => return Err(self.fail("not connected to the mqtt broker")),
+        };
+        if self.flight.is_empty() {
+            // Confirmations of batches that failed earlier are of no use now.
+            while self.confirmed.try_recv().is_ok() {}
+            self.connects = state.connects;
+            self.deadline = Instant::now() + PROGRESS;
+        } else if state.connects != self.connects {
+            return Err(self.fail("the mqtt connection was lost mid-batch"));
+        }
         self.next_batch += 1;
         let id = self.next_batch;
 
         let mut done = vec![false; batch.len()];
         let mut publishes = Vec::with_capacity(batch.len());
-        for (index, entry) in batch.iter().enumerate() {
+        for (index, entry) in batch.into_iter().enumerate() {
             let topic = self.topics.for_kind(entry.kind);
             if packet_size(topic, entry.payload.len()) > MAX_PACKET {
                 // It could never be delivered and would block every entry behind it.
@@ -210,57 +295,58 @@ impl Sink for MqttSink {
                 done[index] = true;
                 continue;
             }
-            publishes.push((index, topic.to_owned(), entry.payload.clone()));
+            publishes.push((index, topic.to_owned(), entry.payload));
         }
         let abandoned = CancellationToken::new();
-        let _abandon = abandoned.clone().drop_guard();
-        let mut deadline = Instant::now() + PROGRESS;
+        self.flight.push_back(InFlight {
+            id,
+            done,
+            reported: 0,
+            _abandon: abandoned.clone().drop_guard(),
+        });
         let handed = Batch {
             id,
             qos: self.qos,
             publishes,
             abandoned,
         };
-        match tokio::time::timeout_at(deadline, self.batches.send(handed)).await {
+        match tokio::time::timeout_at(self.deadline, self.batches.send(handed)).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(fail(0, "the mqtt link has stopped")),
-            Err(_) => return Err(fail(0, "the mqtt link is busy")),
+            Ok(Err(_)) => return Err(self.fail("the mqtt link has stopped")),
+            Err(_) => return Err(self.fail("the mqtt link is busy")),
         }
+        self.absorb();
+        Ok(self.take_confirmed())
+    }
 
-        let mut delivered = leading(&done, 0);
-        while delivered < batch.len() {
+    async fn confirmed(&mut self) -> Result<usize, DeliveryError> {
+        loop {
+            self.absorb();
+            let n = self.take_confirmed();
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.flight.is_empty() {
+                return std::future::pending().await;
+            }
             tokio::select! {
                 confirmed = self.confirmed.recv() => match confirmed {
-                    Some(c) if c.batch == id => {
-                        done[c.index] = true;
-                        delivered = leading(&done, delivered);
-                        deadline = Instant::now() + PROGRESS;
-                    }
-                    Some(_) => {}
-                    None => return Err(fail(delivered, "the mqtt link has stopped")),
+                    Some(c) => self.mark(c),
+                    None => return Err(self.fail("the mqtt link has stopped")),
                 },
                 changed = self.link.changed() => {
                     let state = *self.link.borrow_and_update();
-                    if changed.is_err() || !state.connected || state.connects != connects {
-                        // The poller reports acks read before the loss ahead of the loss itself.
-                        while let Ok(c) = self.confirmed.try_recv() {
-                            if c.batch == id {
-                                done[c.index] = true;
-                            }
-                        }
-                        delivered = leading(&done, delivered);
-                        if delivered == batch.len() {
-                            break;
-                        }
-                        return Err(fail(delivered, "the mqtt connection was lost mid-batch"));
+                    if changed.is_err() || !state.connected || state.connects != self.connects {
+                        // The poller reports acks read before the loss ahead of the loss
+                        // itself: `fail` counts them.
+                        return Err(self.fail("the mqtt connection was lost mid-batch"));
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(fail(delivered, "the mqtt broker confirmed nothing for 30 s"));
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    return Err(self.fail("the mqtt broker confirmed nothing for 30 s"));
                 }
             }
         }
-        Ok(())
     }
 }
 
