@@ -60,6 +60,11 @@ pub struct Usage {
     pub rss_kib: u64,
     /// The highest resident set size so far (`VmHWM`), in KiB.
     pub hwm_kib: u64,
+    /// Of the resident set, anonymous memory (heap, stacks: `RssAnon`), in KiB.
+    pub anon_kib: u64,
+    /// Of the resident set, file-backed pages (the binary's code as it gets run: `RssFile`),
+    /// in KiB.
+    pub file_kib: u64,
     /// User + system CPU time so far.
     pub cpu: Duration,
 }
@@ -77,6 +82,8 @@ pub fn usage(pid: u32) -> Option<Usage> {
     Some(Usage {
         rss_kib: kib("VmRSS")?,
         hwm_kib: kib("VmHWM")?,
+        anon_kib: kib("RssAnon").unwrap_or_default(),
+        file_kib: kib("RssFile").unwrap_or_default(),
         cpu: cpu_time(&stat)?,
     })
 }

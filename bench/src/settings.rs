@@ -14,7 +14,7 @@ pub struct Cli {
     /// first with `cargo build --release --bin wxbridge`).
     #[arg(long, value_name = "PATH")]
     pub bridge: Option<PathBuf>,
-    /// Messages per throughput run and in the memory burst.
+    /// Messages per throughput run and in each memory burst.
     #[arg(long, default_value_t = 10_000)]
     pub messages: usize,
     /// Repetitions of every throughput run; bridge and raw runs alternate.
@@ -77,7 +77,7 @@ impl BookSize {
 pub struct Settings {
     /// The wxbridge binary; `None`: look beside the current executable.
     pub bridge: Option<PathBuf>,
-    /// Messages per throughput run and in the memory burst.
+    /// Messages per throughput run and in each memory burst.
     pub messages: usize,
     /// Repetitions of every throughput run.
     pub reps: usize,

@@ -141,9 +141,13 @@ impl Tally {
 
     /// Waits until every expected message arrived or `limit` passed.
     pub async fn wait(&self, limit: Duration) -> Outcome {
+        self.wait_for(self.expected, limit).await
+    }
+
+    /// Waits until `count` distinct messages arrived or `limit` passed.
+    pub async fn wait_for(&self, count: usize, limit: Duration) -> Outcome {
         let mut rx = self.count.subscribe();
-        let expected = self.expected;
-        let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n >= expected)).await;
+        let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n >= count)).await;
         self.outcome()
     }
 

@@ -40,6 +40,8 @@ pub struct Run {
     pub rss_after_kib: Option<u64>,
     /// The bridge's peak resident memory since it started (`VmHWM`) at the end, in KiB.
     pub hwm_kib: Option<u64>,
+    /// The bridge's usage at the end (bridge runs).
+    pub after: Option<Usage>,
 }
 
 impl Run {
@@ -65,17 +67,20 @@ impl Run {
 /// Measures from the first queueing to the last arrival, and the bridge's CPU and memory.
 pub async fn burst(stage: &Stage, pid: u32, msgs: Vec<Msg>, tallies: &[Arc<Tally>]) -> Run {
     let expected = msgs.len();
+    // Tallies may count an earlier burst already.
+    let bases: Vec<usize> = tallies.iter().map(|t| t.outcome().received).collect();
     let t0 = Instant::now();
     let before = machine::usage(pid);
     let sampler = RssSampler::start(pid);
     for m in msgs {
         stage.fake.queue(m);
     }
-    measure(t0, pid, before, sampler, expected, tallies).await
+    measure(t0, pid, before, sampler, expected, tallies, &bases).await
 }
 
 /// The bridge `pid` was found relaying at `t0` with `before` used so far: waits until every
-/// tally has `expected` messages, then reads what the run took.
+/// tally has `expected` messages more than its `bases` entry (what it had counted before),
+/// then reads what the run took.
 pub async fn measure(
     t0: Instant,
     pid: u32,
@@ -83,15 +88,19 @@ pub async fn measure(
     sampler: RssSampler,
     expected: usize,
     tallies: &[Arc<Tally>],
+    bases: &[usize],
 ) -> Run {
     let deadline = t0 + wait_limit(expected);
     let mut received = expected;
     let mut last = t0;
-    for t in tallies {
+    for (t, base) in tallies.iter().zip(bases) {
         let o = t
-            .wait(deadline.saturating_duration_since(Instant::now()))
+            .wait_for(
+                base + expected,
+                deadline.saturating_duration_since(Instant::now()),
+            )
             .await;
-        received = received.min(o.received);
+        received = received.min(o.received.saturating_sub(*base));
         last = last.max(o.last.unwrap_or(t0));
     }
     let after = machine::usage(pid);
@@ -110,5 +119,6 @@ pub async fn measure(
         rss_peak_kib: samples.iter().copied().max(),
         rss_after_kib: after.map(|u| u.rss_kib),
         hwm_kib: after.map(|u| u.hwm_kib),
+        after,
     }
 }

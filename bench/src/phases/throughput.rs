@@ -189,7 +189,16 @@ async fn bridge_run(
     let pid = bridge.pid();
     progress!("  bridge pid {pid} relaying");
     let (before, sampler) = (machine::usage(pid), RssSampler::start(pid));
-    let run = measure(t0, pid, before, sampler, n, std::slice::from_ref(&tally)).await;
+    let run = measure(
+        t0,
+        pid,
+        before,
+        sampler,
+        n,
+        std::slice::from_ref(&tally),
+        &[0],
+    )
+    .await;
     bridge.stop().await.with_context(|| stage.log())?;
     env.hook.set(None);
     if target == Some(Target::JetStream) {
