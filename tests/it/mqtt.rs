@@ -238,6 +238,53 @@ async fn entries_land_on_their_kind_topics_in_order_and_count_only_once_acked() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_batch_goes_out_before_the_first_is_acked_and_both_are_confirmed_in_order() {
+    let broker = brokers::mosquitto();
+    let gate = Gate::new(broker.port).await;
+    let (mut sink, _bridge) = start(gate.port);
+    until_connected(&sink).await;
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/message").await;
+
+    gate.hold(true);
+    let first: Vec<Entry> = (1..=3)
+        .map(|i| entry(i, Kind::Message, &format!("m{i}")))
+        .collect();
+    let second: Vec<Entry> = (4..=5)
+        .map(|i| entry(i, Kind::Message, &format!("m{i}")))
+        .collect();
+    // Neither submit waits for acks: the second goes out while the first's are held.
+    for batch in [first, second] {
+        let acked = tokio::time::timeout(WAIT, sink.submit(batch))
+            .await
+            .expect("submit does not wait for the acks");
+        assert_eq!(acked.unwrap(), 0, "nothing acked yet");
+    }
+    let mut ids = Vec::new();
+    while ids.len() < 5 {
+        let m = w.next().await;
+        ids.push(serde_json::from_slice::<Value>(&m.payload).unwrap()["id"].clone());
+    }
+    assert_eq!(
+        ids,
+        ["m1", "m2", "m3", "m4", "m5"],
+        "both batches published, in order"
+    );
+
+    gate.hold(false);
+    let mut confirmed = 0;
+    while confirmed < 5 {
+        confirmed += tokio::time::timeout(WAIT, sink.confirmed())
+            .await
+            .expect("the acks arrive")
+            .unwrap();
+    }
+    assert_eq!(
+        confirmed, 5,
+        "every entry of both batches confirmed, none twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_state_and_qr_are_retained_and_the_qr_is_cleared_after_login() {
     let broker = brokers::mosquitto();
     let mut w = Watcher::new(broker.port, "watcher", "wechat/home/#").await;
