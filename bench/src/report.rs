@@ -379,8 +379,8 @@ impl Report {
             .sinks
             .iter()
             .filter_map(|sink| {
-                let raw = median(&rates(&sink.raw))?;
-                Some(format!("{:.2} × on {}", served / raw, sink.target.label()))
+                let bound = served / median(&rates(&sink.raw))?;
+                (bound < 1.0).then(|| format!("{bound:.2} × on {}", sink.target.label()))
             })
             .collect();
         if served > 0.0 && !bounds.is_empty() {

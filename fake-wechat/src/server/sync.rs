@@ -7,9 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Query, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{base_response, cookies, js, json_call, json_text, refused, session_cookies};
+use super::{base_response, cookies, js, json_call, refused, session_cookies, text};
 use super::{set_cookie, Ctx, Params};
 use crate::ids;
 use crate::state::{unix_now, Refusal, State, SyncEntry};
@@ -167,8 +168,8 @@ pub(crate) async fn sync(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
         let (mut msgs, mut mods, mut dels) = (Vec::new(), Vec::new(), Vec::new());
         for e in taken {
             match e {
-                SyncEntry::Msg(m) => msgs.push(m.clone()),
-                SyncEntry::ModContact(c) => mods.push(c.clone()),
+                SyncEntry::Msg(m) => msgs.push(m),
+                SyncEntry::ModContact(c) => mods.push(c),
                 SyncEntry::DelContact(u) => dels.push(json!({"UserName": u, "ContactFlag": 0})),
             }
         }
@@ -192,28 +193,50 @@ pub(crate) async fn sync(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
         let now = unix_now();
         set_cookie(&mut cookies, "wxloadtime", &format!("{now}_expired"), None);
         set_cookie(&mut cookies, "wxpluginkey", &now.to_string(), None);
-        let body = json!({
-            "BaseResponse": base_response(0, ""),
-            "AddMsgCount": msgs.len(),
-            "AddMsgList": msgs,
-            "ModContactCount": mods.len(),
-            "ModContactList": mods,
-            "DelContactCount": dels.len(),
-            "DelContactList": dels,
-            "ModChatRoomMemberCount": 0,
-            "ModChatRoomMemberList": [],
-            "Profile": profile(),
-            "ContinueFlag": u8::from(more),
-            "SyncKey": sync_key(last),
-            "SKey": new_skey,
-            "SyncCheckKey": sync_key(last),
-        });
+        // Serialized under the lock, straight from the stream: no copy of the messages.
+        let body = serde_json::to_string(&SyncAnswer {
+            base_response: base_response(0, ""),
+            add_msg_count: msgs.len(),
+            add_msg_list: msgs,
+            mod_contact_count: mods.len(),
+            mod_contact_list: mods,
+            del_contact_count: dels.len(),
+            del_contact_list: dels,
+            mod_chat_room_member_count: 0,
+            mod_chat_room_member_list: [],
+            profile: profile(),
+            continue_flag: u8::from(more),
+            sync_key: sync_key(last),
+            s_key: new_skey,
+            sync_check_key: sync_key(last),
+        })
+        .map_err(|e| Refusal::new(-1, e.to_string()))?;
         Ok((cookies, body))
     });
     match outcome {
-        Ok((cookies, body)) => (cookies, json_text(&body)).into_response(),
+        Ok((cookies, body)) => (cookies, text(body)).into_response(),
         Err(r) => refused(&r, json!({"AddMsgCount": 0, "AddMsgList": []})),
     }
+}
+
+/// A webwxsync answer, in the order of PROTOCOL.md §7.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SyncAnswer<'a> {
+    base_response: Value,
+    add_msg_count: usize,
+    add_msg_list: Vec<&'a Value>,
+    mod_contact_count: usize,
+    mod_contact_list: Vec<&'a Value>,
+    del_contact_count: usize,
+    del_contact_list: Vec<Value>,
+    mod_chat_room_member_count: u32,
+    mod_chat_room_member_list: [Value; 0],
+    profile: Value,
+    continue_flag: u8,
+    sync_key: Value,
+    s_key: String,
+    sync_check_key: Value,
 }
 
 fn profile() -> Value {
