@@ -12,9 +12,11 @@
 //!
 //! Delivery guarantee: an entry counts as delivered on its PUBACK (QoS 1), PUBCOMP (QoS 2), or
 //! once written to the socket (QoS 0, best effort). rumqttc does not say which PUBACK answers
-//! which publish, so `tracker.rs` pairs them. Any connection loss fails the batch at the first
-//! unconfirmed entry and the spool retries from there: a duplicate after a reconnect is
-//! possible, a gap is not. A `/send` command is acknowledged to the broker only once the bridge
+//! which publish, so `tracker.rs` pairs them. The sink pipelines: the next batch goes out while
+//! the PUBACKs of up to one earlier batch are outstanding (`WINDOW` entries in flight), so the
+//! link never idles waiting for the last acks of a batch. Any connection loss fails everything
+//! in flight from the first unconfirmed entry and the spool retries from there: a duplicate
+//! after a reconnect is possible, a gap is not. A `/send` command is acknowledged to the broker only once the bridge
 //! has validated and durably queued it, or answered it; the persistent session
 //! (`clean_session` false, stable client id) makes the broker redeliver anything unacknowledged
 //! after a restart.

@@ -193,6 +193,7 @@ impl MqttSink {
     fn mark(&mut self, c: Confirmed) {
         if let Some(batch) = self.flight.iter_mut().find(|b| b.id == c.batch) {
             batch.done[c.index] = true;
+            self.deadline = Instant::now() + PROGRESS;
         }
     }
 
@@ -203,21 +204,22 @@ impl MqttSink {
         }
     }
 
-    /// How many more entries in flight are confirmed, oldest first; batches wholly
-    /// confirmed leave the flight.
-    fn take_confirmed(&mut self) -> usize {
+    /// How many more entries in flight are confirmed, oldest first, counting only batches
+    /// wholly confirmed unless `partial` (so the spool's cursor moves, and pays its commit,
+    /// once per batch and not once per PUBACK); those batches leave the flight.
+    fn take_confirmed(&mut self, partial: bool) -> usize {
         let mut n = 0;
         while let Some(front) = self.flight.front_mut() {
             let lead = leading(&front.done, front.reported);
-            n += lead - front.reported;
-            front.reported = lead;
             if lead < front.done.len() {
+                if partial {
+                    n += lead - front.reported;
+                    front.reported = lead;
+                }
                 break;
             }
+            n += lead - front.reported;
             self.flight.pop_front();
-        }
-        if n > 0 {
-            self.deadline = Instant::now() + PROGRESS;
         }
         n
     }
@@ -225,7 +227,7 @@ impl MqttSink {
     /// Gives up on everything in flight, reporting what was confirmed before.
     fn fail(&mut self, cause: &str) -> DeliveryError {
         self.absorb();
-        let delivered = self.take_confirmed();
+        let delivered = self.take_confirmed(true);
         self.flight.clear();
         DeliveryError {
             delivered,
@@ -258,7 +260,7 @@ impl Sink for MqttSink {
     async fn submit(&mut self, batch: Vec<Entry>) -> Result<usize, DeliveryError> {
         if batch.is_empty() {
             self.absorb();
-            return Ok(self.take_confirmed());
+            return Ok(self.take_confirmed(false));
         }
         let waited = tokio::time::timeout(PROGRESS, self.link.wait_for(|s| s.connected))
             .await
@@ -316,13 +318,13 @@ impl Sink for MqttSink {
             Err(_) => return Err(self.fail("the mqtt link is busy")),
         }
         self.absorb();
-        Ok(self.take_confirmed())
+        Ok(self.take_confirmed(false))
     }
 
     async fn confirmed(&mut self) -> Result<usize, DeliveryError> {
         loop {
             self.absorb();
-            let n = self.take_confirmed();
+            let n = self.take_confirmed(false);
             if n > 0 {
                 return Ok(n);
             }
