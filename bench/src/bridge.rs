@@ -187,10 +187,9 @@ impl BridgeProcess {
     }
 
     /// Stops the bridge as a service manager would: SIGTERM, then a second SIGTERM if it has
-    /// not exited after [`GRACE`] (the bridge documents that a second signal exits at once;
-    /// it lingers after its graceful stop while its signal task waits for that second
-    /// signal), then SIGKILL. Stdin is closed first: a stdin read cannot be cancelled, so the
-    /// stdio bridge would wait out its grace period for it.
+    /// not exited after [`GRACE`] (the bridge documents that a second signal exits at once),
+    /// then SIGKILL. Stdin is closed first: a stdin read cannot be cancelled, so the stdio
+    /// bridge would wait out its grace period for it.
     pub async fn stop(mut self) -> Result<()> {
         drop(self._stdin.take());
         for wait in [GRACE, Duration::from_secs(5)] {
