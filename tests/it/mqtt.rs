@@ -3,7 +3,7 @@
 //! will, and delivery across a broker that is down at start, restarted mid-batch, or cut off.
 //! The sink is driven by hand, as `run_delivery` would, with a hand-built `Control`; a small
 //! TCP gate between link and broker can hold the broker's answers or cut the connection.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -477,8 +477,12 @@ async fn a_broker_down_at_start_is_used_once_it_comes_up() {
     until_ids(&mut w, &mut seen, 0..5).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_restart_mid_batch_leaves_no_gap() {
+/// Restarts the broker in the middle of a 4,000-entry batch (`forget`: with its persistence
+/// deleted in between, so it no longer knows the bridge's session), then retries what failed
+/// as the spool would. Answers what the batch's delivery said. Unless `forget`, checks that
+/// every entry arrived (wiping the broker's state also wipes the watcher's session and what
+/// was queued for it, so then only the bridge's side can be checked).
+async fn restart_mid_batch(forget: bool) -> Result<(), wxbridge::sinks::DeliveryError> {
     let mut broker = brokers::mosquitto();
     let mut w = Watcher::new(broker.port, "watcher", "wechat/home/message").await;
     let (mut sink, _bridge) = start(broker.port);
@@ -496,26 +500,58 @@ async fn a_broker_restart_mid_batch_leaves_no_gap() {
     let mut seen = BTreeSet::new();
     until_ids(&mut w, &mut seen, 0..50).await;
     broker.stop();
+    assert!(
+        !first.is_finished(),
+        "the batch was still in flight at the stop"
+    );
+    if forget {
+        std::fs::remove_file(broker.dir.path().join("mosquitto.db")).unwrap();
+    }
+    broker.start();
     let (result, mut sink) = tokio::time::timeout(WAIT, first).await.unwrap().unwrap();
-    let delivered = match result {
+    let delivered = match &result {
         Ok(()) => batch.len(),
         Err(e) => e.delivered,
     };
 
-    broker.start();
-
+    if forget {
+        deliver_all(&mut sink, &batch[delivered..], Duration::from_secs(20)).await;
+        return result;
+    }
     // What the link counted as delivered, the broker had: the watcher gets all of it.
     until_ids(&mut w, &mut seen, 0..delivered as u64).await;
     // The rest, retried as the spool would, fills every gap.
     deliver_all(&mut sink, &batch[delivered..], Duration::from_secs(20)).await;
     until_ids(&mut w, &mut seen, 0..batch.len() as u64).await;
+    result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_connection_fails_the_batch_fires_the_will_and_comes_back_online() {
+async fn a_broker_restart_that_keeps_the_session_finishes_the_batch_without_publishing_again() {
+    // rumqttc sends the unacked publishes again on the resumed session; the sink waits for
+    // their PUBACKs instead of failing the batch.
+    restart_mid_batch(false)
+        .await
+        .expect("the resumed session finishes the batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_that_loses_the_session_fails_the_batch_at_once_and_a_retry_completes() {
+    // Waiting for resends that will never come would take the sink's 30 s progress limit;
+    // the delivery is awaited for 10 s.
+    let e = restart_mid_batch(true)
+        .await
+        .expect_err("the unacked publishes died with the session");
+    assert!(e.delivered < 4000);
+    assert!(e.cause.contains("new session"), "{}", e.cause);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_fires_the_will_and_the_resumed_session_finishes_the_batch() {
     let broker = brokers::mosquitto();
     let gate = Gate::new(broker.port).await;
-    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/#").await;
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/status").await;
+    let mut on_message = Watcher::new(broker.port, "counter", "wechat/home/message").await;
     let (mut sink, _bridge) = start(gate.port);
     until_connected(&sink).await;
     assert_eq!(
@@ -525,27 +561,34 @@ async fn a_cut_connection_fails_the_batch_fires_the_will_and_comes_back_online()
 
     let batch = messages(5, 0);
     gate.hold(true);
-    let first = {
-        let batch = batch.clone();
-        tokio::spawn(async move {
-            let r = sink.deliver(&batch).await;
-            (r, sink)
-        })
-    };
+    let first = tokio::spawn(async move {
+        let r = sink.deliver(&batch).await;
+        (r, sink)
+    });
     // The broker got the publishes, but no PUBACK reaches the link before the cut.
     let mut seen = BTreeSet::new();
-    until_ids(&mut w, &mut seen, 0..5).await;
+    until_ids(&mut on_message, &mut seen, 0..5).await;
     gate.cut();
-    let (result, mut sink) = tokio::time::timeout(WAIT, first).await.unwrap().unwrap();
-    let e = result.expect_err("nothing was confirmed");
-    assert_eq!(e.delivered, 0);
 
     let will = w.next_on("wechat/home/status").await;
     assert_eq!(&will.payload[..], b"offline", "the last will");
     let back = w.next_on("wechat/home/status").await;
     assert_eq!(&back.payload[..], b"online");
-    deliver_all(&mut sink, &batch, Duration::from_secs(20)).await;
+    let (result, sink) = tokio::time::timeout(WAIT, first).await.unwrap().unwrap();
+    result.expect("rumqttc's resends on the resumed session are acked");
     assert!(sink.link().borrow().connects >= 2);
+
+    // Each entry came once before the cut and at most once more (rumqttc's resend, which the
+    // broker passes on at QoS 1); the sink did not publish it a third time.
+    let mut copies: HashMap<u64, usize> = (0..5).map(|i| (i, 1)).collect();
+    for m in on_message.drain(Duration::from_millis(500)).await {
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        *copies.entry(v["id"].as_u64().unwrap()).or_default() += 1;
+    }
+    assert!(
+        copies.values().all(|&n| n <= 2),
+        "copies per entry: {copies:?}"
+    );
 }
 
 /// Runs `openssl` in `dir` with `args` (split at spaces).

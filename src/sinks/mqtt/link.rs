@@ -71,6 +71,7 @@ impl Poller {
                     self.state.send_modify(|s| {
                         s.connected = true;
                         s.connects += 1;
+                        s.fresh_sessions += u64::from(!ack.session_present);
                     });
                 }
                 Ok(event) => {

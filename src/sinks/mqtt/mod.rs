@@ -14,9 +14,12 @@
 //! once written to the socket (QoS 0, best effort). rumqttc does not say which PUBACK answers
 //! which publish, so `tracker.rs` pairs them. The sink pipelines: the next batch goes out while
 //! the PUBACKs of up to one earlier batch are outstanding (`WINDOW` entries in flight), so the
-//! link never idles waiting for the last acks of a batch. Any connection loss fails everything
-//! in flight from the first unconfirmed entry and the spool retries from there: a duplicate
-//! after a reconnect is possible, a gap is not. A `/send` command is acknowledged to the broker only once the bridge
+//! link never idles waiting for the last acks of a batch. A lost connection fails nothing by
+//! itself: when the broker resumes the session, rumqttc sends the unacked publishes again and
+//! their PUBACKs complete the batch. When the broker starts a new session (it lost ours),
+//! rumqttc has dropped them, so everything in flight fails from the first unconfirmed entry
+//! and the spool retries from there; so does anything unconfirmed for 30 s. A duplicate after
+//! a reconnect is possible, a gap is not. A `/send` command is acknowledged to the broker only once the bridge
 //! has validated and durably queued it, or answered it; the persistent session
 //! (`clean_session` false, stable client id) makes the broker redeliver anything unacknowledged
 //! after a restart.

@@ -20,9 +20,13 @@ use crate::config::{HomeAssistantConfig, MqttConfig};
 use crate::sinks::{Control, DeliveryError, Sink};
 use crate::spool::{Entry, Kind};
 
-/// A batch fails when no entry of it is confirmed for this long (or when there is no
-/// connection for this long before it starts), so `deliver` never hangs.
+/// What is in flight fails when no entry of it is confirmed for this long (or when there is no
+/// connection for this long before a batch starts), so delivery never hangs, also not through
+/// a long outage of the broker.
 const PROGRESS: Duration = Duration::from_secs(30);
+
+/// Why the entries in flight are published again.
+const SESSION_LOST: &str = "the mqtt broker started a new session; unconfirmed publishes were lost";
 
 /// Capacity of rumqttc's request channel. While the broker is away it fills up and the link
 /// task waits; nothing is lost, because the spool holds every entry until it is confirmed.
@@ -35,6 +39,9 @@ pub struct LinkState {
     pub connected: bool,
     /// How many ConnAcks so far (a reconnect makes it grow).
     pub connects: u64,
+    /// How many of them started a new session (the broker held none for us): rumqttc drops
+    /// its unacked publishes then. A resumed session gets them again from rumqttc itself.
+    pub fresh_sessions: u64,
 }
 
 /// Publishes of one delivery batch, handed to the link task.
@@ -81,8 +88,8 @@ pub struct MqttSink {
     stopped: CancellationToken,
     /// Batches in flight, oldest first.
     flight: VecDeque<InFlight>,
-    /// The connection (its ConnAck count) the batches in flight went out on.
-    connects: u64,
+    /// The broker session (its count of fresh sessions) the batches in flight went out on.
+    session: u64,
     /// When the batches in flight fail for want of any confirmation.
     deadline: Instant,
 }
@@ -159,7 +166,7 @@ pub fn start(
         next_batch: 0,
         stopped,
         flight: VecDeque::new(),
-        connects: 0,
+        session: 0,
         deadline: Instant::now(),
     })
 }
@@ -273,10 +280,10 @@ impl Sink for MqttSink {
         if self.flight.is_empty() {
             // Confirmations of batches that failed earlier are of no use now.
             while self.confirmed.try_recv().is_ok() {}
-            self.connects = state.connects;
+            self.session = state.fresh_sessions;
             self.deadline = Instant::now() + PROGRESS;
-        } else if state.connects != self.connects {
-            return Err(self.fail("the mqtt connection was lost mid-batch"));
+        } else if state.fresh_sessions != self.session {
+            return Err(self.fail(SESSION_LOST));
         }
         self.next_batch += 1;
         let id = self.next_batch;
@@ -337,11 +344,16 @@ impl Sink for MqttSink {
                     None => return Err(self.fail("the mqtt link has stopped")),
                 },
                 changed = self.link.changed() => {
-                    let state = *self.link.borrow_and_update();
-                    if changed.is_err() || !state.connected || state.connects != self.connects {
-                        // The poller reports acks read before the loss ahead of the loss
-                        // itself: `fail` counts them.
-                        return Err(self.fail("the mqtt connection was lost mid-batch"));
+                    if changed.is_err() {
+                        return Err(self.fail("the mqtt link has stopped"));
+                    }
+                    // A lost connection alone fails nothing: rumqttc sends the unacked
+                    // publishes again on the resumed session, and publishing them from here
+                    // too would only repeat them. A new session lost them: publish again
+                    // from the first unconfirmed entry. (The poller reports acks read before
+                    // a loss ahead of the loss itself: `fail` counts them.)
+                    if self.link.borrow_and_update().fresh_sessions != self.session {
+                        return Err(self.fail(SESSION_LOST));
                     }
                 }
                 _ = tokio::time::sleep_until(self.deadline) => {
