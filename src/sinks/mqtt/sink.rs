@@ -70,8 +70,8 @@ struct InFlight {
     id: u64,
     /// Which entries the broker confirmed (or that were never to be published).
     done: Vec<bool>,
-    /// How many leading entries were already reported confirmed.
-    reported: usize,
+    /// How many are not.
+    left: usize,
     /// Dropping it tells the link task to skip what it has not sent yet.
     _abandon: DropGuard,
 }
@@ -199,7 +199,9 @@ impl MqttSink {
     /// Files a confirmation under its batch (stale ones, of batches given up on, are dropped).
     fn mark(&mut self, c: Confirmed) {
         if let Some(batch) = self.flight.iter_mut().find(|b| b.id == c.batch) {
-            batch.done[c.index] = true;
+            if !std::mem::replace(&mut batch.done[c.index], true) {
+                batch.left -= 1;
+            }
             self.deadline = Instant::now() + PROGRESS;
         }
     }
@@ -211,30 +213,27 @@ impl MqttSink {
         }
     }
 
-    /// How many more entries in flight are confirmed, oldest first, counting only batches
-    /// wholly confirmed unless `partial` (so the spool's cursor moves, and pays its commit,
-    /// once per batch and not once per PUBACK); those batches leave the flight.
-    fn take_confirmed(&mut self, partial: bool) -> usize {
+    /// How many entries of the batches wholly confirmed, oldest first, which leave the flight.
+    /// Only whole batches count, so the spool's cursor moves, and pays its commit, once per
+    /// batch and not once per PUBACK.
+    fn take_confirmed(&mut self) -> usize {
         let mut n = 0;
-        while let Some(front) = self.flight.front_mut() {
-            let lead = leading(&front.done, front.reported);
-            if lead < front.done.len() {
-                if partial {
-                    n += lead - front.reported;
-                    front.reported = lead;
-                }
+        while let Some(front) = self.flight.front() {
+            if front.left > 0 {
                 break;
             }
-            n += lead - front.reported;
+            n += front.done.len();
             self.flight.pop_front();
         }
         n
     }
 
-    /// Gives up on everything in flight, reporting what was confirmed before.
+    /// Gives up on everything in flight, reporting what was confirmed before: the whole
+    /// batches and the confirmed start of the first one that is not.
     fn fail(&mut self, cause: &str) -> DeliveryError {
         self.absorb();
-        let delivered = self.take_confirmed(true);
+        let whole = self.take_confirmed();
+        let delivered = whole + self.flight.front().map_or(0, |b| leading(&b.done, 0));
         self.flight.clear();
         DeliveryError {
             delivered,
@@ -267,7 +266,7 @@ impl Sink for MqttSink {
     async fn submit(&mut self, batch: Vec<Entry>) -> Result<usize, DeliveryError> {
         if batch.is_empty() {
             self.absorb();
-            return Ok(self.take_confirmed(false));
+            return Ok(self.take_confirmed());
         }
         let waited = tokio::time::timeout(PROGRESS, self.link.wait_for(|s| s.connected))
             .await
@@ -309,8 +308,8 @@ impl Sink for MqttSink {
         let abandoned = CancellationToken::new();
         self.flight.push_back(InFlight {
             id,
+            left: done.iter().filter(|d| !**d).count(),
             done,
-            reported: 0,
             _abandon: abandoned.clone().drop_guard(),
         });
         let handed = Batch {
@@ -325,13 +324,13 @@ impl Sink for MqttSink {
             Err(_) => return Err(self.fail("the mqtt link is busy")),
         }
         self.absorb();
-        Ok(self.take_confirmed(false))
+        Ok(self.take_confirmed())
     }
 
     async fn confirmed(&mut self) -> Result<usize, DeliveryError> {
         loop {
             self.absorb();
-            let n = self.take_confirmed(false);
+            let n = self.take_confirmed();
             if n > 0 {
                 return Ok(n);
             }
