@@ -317,6 +317,10 @@ async fn a_broker_down_at_start_gets_every_event_once_it_is_up() {
     let world = World::new().await;
     let alice = world.fake.add_contact("Alice", "");
     let mut mqtt = brokers::mosquitto();
+    // Subscribed before the broker goes down: the broker keeps the watcher's persistent
+    // session across the restart, so it gets what the bridge publishes the moment the broker
+    // is back, however fast the bridge is.
+    let mut w = Watcher::new(mqtt.port, "observer", "wechat/test/message").await;
     mqtt.stop();
     let config = world.config(&format!(
         "mqtt:\n  url: mqtt://127.0.0.1:{}\n  client_id: wxbridge-test\n",
@@ -329,7 +333,6 @@ async fn a_broker_down_at_start_gets_every_event_once_it_is_up() {
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     mqtt.start();
-    let mut w = Watcher::new(mqtt.port, "observer", "wechat/test/message").await;
     for id in &ids {
         let v = next_json(&mut w, "wechat/test/message").await;
         assert_eq!(&v["id"], id.as_str(), "in spool order");
