@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use wxbridge::event::{LoginQr, SessionState, SessionStatus};
 use wxbridge::retry::Retry;
 use wxbridge::sinks::{Control, IncomingCommand, Intake, Sink};
-use wxbridge::spool::Entry;
+use wxbridge::spool::{Entry, Kind};
 
 /// The bridge's side of a hand-built [`Control`]; dropping it stops the link.
 pub struct Side {
@@ -77,6 +77,18 @@ pub fn control(state: SessionState, retry_max: Duration) -> (Control, Side) {
         shutdown,
     };
     (control, side)
+}
+
+/// A spool entry of `kind` whose payload is `{"kind", "id"}`.
+pub fn entry(seq: u64, kind: Kind, id: &str) -> Entry {
+    Entry {
+        seq,
+        kind,
+        id: id.to_owned(),
+        payload: serde_json::to_vec(&serde_json::json!({"kind": kind.as_str(), "id": id})).unwrap(),
+        reply_to: None,
+        appended_ms: 0,
+    }
 }
 
 /// Delivers `batch` as `run_delivery` would: what failed is tried again after a pause,

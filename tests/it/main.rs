@@ -18,5 +18,6 @@ mod send;
 mod session;
 mod status_page;
 mod support;
+mod tls;
 mod watch;
 mod webhook;

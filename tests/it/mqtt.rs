@@ -22,7 +22,8 @@ use wxbridge::sinks::{Accepted, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers;
-use crate::control::{control, deliver_all, status, Side as Bridge};
+use crate::control::{control, deliver_all, entry, status, Side as Bridge};
+use crate::tls;
 use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -55,17 +56,6 @@ async fn until_online(port: u16) {
     let id = format!("probe-{}", PROBES.fetch_add(1, Ordering::Relaxed));
     let mut probe = Watcher::new(port, &id, "wechat/home/status").await;
     while &probe.next().await.payload[..] != b"online" {}
-}
-
-fn entry(seq: u64, kind: Kind, id: &str) -> Entry {
-    Entry {
-        seq,
-        kind,
-        id: id.to_owned(),
-        payload: serde_json::to_vec(&json!({"kind": kind.as_str(), "id": id})).unwrap(),
-        reply_to: None,
-        appended_ms: 0,
-    }
 }
 
 fn messages(n: u64, pad: usize) -> Vec<Entry> {
@@ -591,54 +581,14 @@ async fn a_cut_connection_fires_the_will_and_the_resumed_session_finishes_the_ba
     );
 }
 
-/// Runs `openssl` in `dir` with `args` (split at spaces).
-fn openssl(dir: &std::path::Path, args: &str) {
-    let out = std::process::Command::new("openssl")
-        .args(args.split(' '))
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "openssl {args}: {err}");
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA.
-fn certificates(dir: &std::path::Path) {
-    let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    openssl(
-        dir,
-        &format!("req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=ca"),
-    );
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for who in ["server", "client"] {
-        openssl(
-            dir,
-            &format!("req {key} -keyout {who}.key -out {who}.csr -subj /CN={who}"),
-        );
-        openssl(
-            dir,
-            &format!(
-                "x509 -req -in {who}.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-                 -out {who}.pem -days 2 -extfile {who}.ext"
-            ),
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
-    if std::process::Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: the openssl command is needed to make test certificates");
+    if !tls::have_openssl() {
         return;
     }
     let mut broker = brokers::mosquitto();
     let dir = broker.dir.path().to_path_buf();
-    certificates(&dir);
+    tls::certificates(&dir);
     // The TLS listener on the harness's port, requiring a client certificate; a plain one for
     // the watcher.
     let plain = brokers::free_port();

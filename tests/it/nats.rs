@@ -16,7 +16,7 @@ use wxbridge::sinks::{Accepted, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers::{self, Broker};
-use crate::control::{control, deliver_all, status, Side as Bridge};
+use crate::control::{control, deliver_all, entry, status, Side as Bridge};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -34,17 +34,6 @@ async fn start(port: u16, jetstream: bool) -> (NatsSink, Bridge) {
         .await
         .unwrap();
     (sink, bridge)
-}
-
-fn entry(seq: u64, kind: Kind, id: &str) -> Entry {
-    Entry {
-        seq,
-        kind,
-        id: id.to_owned(),
-        payload: serde_json::to_vec(&json!({"kind": kind.as_str(), "id": id})).unwrap(),
-        reply_to: None,
-        appended_ms: 0,
-    }
 }
 
 async fn client(broker: &Broker) -> async_nats::Client {

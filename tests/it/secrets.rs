@@ -22,6 +22,7 @@ use wxbridge_fake::Msg;
 
 use crate::brokers::{self, Broker};
 use crate::support::{Bridge, World, WAIT};
+use crate::tls;
 
 const MQTT_PASSWORD: &str = "mqtt-pw-7Hd92kLqZ";
 const NATS_TOKEN: &str = "nats-token-Wq83nZp1X";
@@ -456,37 +457,6 @@ async fn send_allow_refuses_everyone_else_as_forbidden() {
     assert_eq!(world.fake.sent().len(), 2);
 }
 
-/// Runs `openssl` in `dir` with `args` (split at spaces).
-fn openssl(dir: &Path, args: &str) {
-    let out = std::process::Command::new("openssl")
-        .args(args.split(' '))
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "openssl {args}: {err}");
-}
-
-/// A CA made here (`ca.pem`) and a certificate it signed for 127.0.0.1 (`server.pem`,
-/// `server.key`).
-fn certificates(dir: &Path) {
-    let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    openssl(
-        dir,
-        &format!("req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca"),
-    );
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        dir,
-        &format!("req {key} -keyout server.key -out server.csr -subj /CN=server"),
-    );
-    openssl(
-        dir,
-        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-         -days 2 -extfile server.ext",
-    );
-}
-
 /// An HTTPS webhook receiver on rustls, a thread per connection: answers 200 to every request
 /// (one per connection) and keeps the JSON bodies.
 fn https_receiver(dir: &Path) -> (Arc<Mutex<Vec<Value>>>, u16) {
@@ -551,19 +521,14 @@ fn https_receiver(dir: &Path) -> (Arc<Mutex<Vec<Value>>>, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_webhooks_reach_only_a_receiver_whose_certificate_is_trusted() {
-    if std::process::Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: the openssl command is needed to make test certificates");
+    if !tls::have_openssl() {
         return;
     }
     let world = World::new().await;
     let alice = world.fake.add_contact("Alice", "Mom");
     let tls = world.dir.path().join("tls");
     std::fs::create_dir(&tls).unwrap();
-    certificates(&tls);
+    tls::certificates(&tls);
     let (bodies, port) = https_receiver(&tls);
     let config = world.config(&format!(
         "webhooks:\n  - url: https://127.0.0.1:{port}/hook\n    secret: {WEBHOOK_SECRET}\n"
