@@ -47,6 +47,7 @@ impl Bridge {
                     uin: user.uin,
                 },
             }));
+            self.warn_about_allow(&session.book());
             self.session.send_replace(Some(session.clone()));
             self.set_state(SessionState::Online, "");
             let end = self.sync_loop(&session).await;

@@ -21,6 +21,7 @@ use crate::spool::{Kind, NewEntry, Spool};
 use crate::wechat::client::{Timeouts, WxClient};
 use crate::wechat::session::{Session, SessionFile};
 
+mod allow;
 mod inbound;
 mod outbound;
 
@@ -39,6 +40,7 @@ pub struct Bridge {
     /// When a sync (synccheck, and webwxsync when it said so) last succeeded.
     last_sync: watch::Sender<Option<std::time::Instant>>,
     sent: outbound::SentLog,
+    allow_warned: allow::Warned,
     relogin: Arc<Notify>,
     logout: Arc<Notify>,
     queue_changed: Notify,
@@ -70,6 +72,7 @@ impl Bridge {
             session: watch::Sender::new(None),
             last_sync: watch::Sender::new(None),
             sent: outbound::SentLog::default(),
+            allow_warned: allow::Warned::default(),
             relogin: Arc::new(Notify::new()),
             logout: Arc::new(Notify::new()),
             queue_changed: Notify::new(),

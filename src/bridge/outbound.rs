@@ -322,21 +322,19 @@ impl Bridge {
         }
         .map_err(Box::new)?;
         let allow = &self.config.send.allow;
-        if !allow.is_empty() {
-            let names = [
-                clean_name(&found.remark_name),
-                clean_name(&found.nick_name),
-                found.user_name.clone(),
-            ];
-            // Only the resolved contact's own names count: the text of `to` could match an
-            // entry while resolving (case-insensitively) to someone else.
-            if !allow.iter().any(|a| names.contains(a)) {
-                return Err(Box::new(SendResult::err(
-                    rid,
-                    ErrorCode::Forbidden,
-                    format!("{} is not in send.allow", display(&found)),
-                )));
-            }
+        // Only the resolved contact counts, never the text of `to` (it could match an entry
+        // while resolving, case-insensitively, to someone else), and only by what the owner
+        // controls (see `allow`).
+        if !allow.is_empty() && !super::allow::allows(allow, &found) {
+            return Err(Box::new(SendResult::err(
+                rid,
+                ErrorCode::Forbidden,
+                format!(
+                    "{} is not in send.allow (entries match remarks and ids, and groups as \
+                     `group:<name>`; never nicknames)",
+                    display(&found)
+                ),
+            )));
         }
         Ok(found)
     }
