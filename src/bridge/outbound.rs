@@ -165,7 +165,10 @@ impl Bridge {
             if let Some(rid) = &request_id {
                 match self.spool.recent_result(rid, REQUEST_ID_WINDOW) {
                     Ok(Some(previous)) => {
-                        if let Ok(previous) = serde_json::from_slice::<SendResult>(&previous) {
+                        if let Ok(mut previous) = serde_json::from_slice::<SendResult>(&previous) {
+                            // Marked, so a caller that changed the recipient or the text can
+                            // tell that this command was not sent.
+                            previous.duplicate = true;
                             tracing::info!(request_id = %rid, "repeated request_id; repeating its result");
                             self.answer(Some(queued.id), previous, record.reply_to);
                             continue;

@@ -104,17 +104,38 @@ async fn bad_lines_get_error_results_and_the_bridge_keeps_running() {
 }
 
 #[tokio::test]
-async fn a_repeated_request_id_is_sent_once_and_answered_twice() {
+async fn a_repeated_request_id_is_sent_once_and_its_repeats_are_marked_duplicate() {
     let world = World::new().await;
+    let bob = world.fake.add_contact("Bob", "Bob");
     let mut bridge = world.run_logged_in().await;
     let line = br#"{"to":"filehelper","text":"once","request_id":"dup-1"}"#;
     bridge.send_line(line).await;
     let first = bridge.next_result().await;
+    assert_eq!(first["ok"], true, "{first}");
+    assert!(first.get("duplicate").is_none(), "{first}");
     bridge.send_line(line).await;
     let second = bridge.next_result().await;
-    assert_eq!(first, second);
+    assert_eq!(second["duplicate"], true, "{second}");
+    let mut unmarked = second.clone();
+    unmarked.as_object_mut().unwrap().remove("duplicate");
+    assert_eq!(
+        unmarked, first,
+        "an identical repeat answers the first result"
+    );
+
+    // Another recipient and text under the same request_id: still the first result, marked,
+    // so the caller can tell this command was not sent.
+    bridge
+        .send_line(br#"{"to":"Bob","text":"something else","request_id":"dup-1"}"#)
+        .await;
+    let third = bridge.next_result().await;
+    assert_eq!(third["duplicate"], true, "{third}");
+    assert_eq!(third["msg_id"], first["msg_id"]);
+    assert_eq!(third["to"]["id"], "filehelper");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(world.fake.sent().len(), 1);
+    let sent = world.fake.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent.iter().all(|m| m.to != bob));
 }
 
 #[tokio::test]
