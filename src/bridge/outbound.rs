@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::Bridge;
-use crate::event::{parse_command, Command, ErrorCode, SendResult, SessionState};
+use crate::event::{parse_command, Command, CommandError, ErrorCode, SendResult, SessionState};
 use crate::limiter::Limiter;
+use crate::sinks::webhook::REPLY_PREFIX;
 use crate::sinks::{Accepted, IncomingCommand, Origin};
 use crate::spool::{Kind, NewEntry};
 use crate::wechat::client::SendError;
@@ -49,7 +50,9 @@ impl Bridge {
                 Origin::Nats { reply } => reply.clone(),
                 _ => None,
             };
-            let handled = match parse_command(&incoming.payload, self.config.send.max_bytes) {
+            let parsed = parse_command(&incoming.payload, self.config.send.max_bytes)
+                .and_then(|c| reserved_request_id(c, &incoming.origin));
+            let handled = match parsed {
                 Err(e) => {
                     tracing::info!(code = %e.code, origin = ?incoming.origin, "rejected a command: {}", e.message);
                     let result = SendResult::from(e);
@@ -343,6 +346,25 @@ impl Bridge {
     }
 }
 
+/// Refuses a command whose request_id is a webhook reply's, unless it is one: a command that
+/// took a reply's request_id first would be sent in the reply's place, and the reply itself
+/// would be answered as a repeat.
+fn reserved_request_id(command: Command, origin: &Origin) -> Result<Command, CommandError> {
+    match &command.request_id {
+        Some(rid) if rid.starts_with(REPLY_PREFIX) && *origin != Origin::Webhook => {
+            Err(CommandError {
+                code: ErrorCode::InvalidCommand,
+                message: format!(
+                    "`request_id` must not start with `{REPLY_PREFIX}`: that prefix is reserved \
+                     for webhook replies"
+                ),
+                request_id: command.request_id.clone(),
+            })
+        }
+        _ => Ok(command),
+    }
+}
+
 fn display(c: &Contact) -> String {
     let name = if c.remark_name.is_empty() {
         &c.nick_name
@@ -409,6 +431,30 @@ impl SendGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_webhook_replies_may_use_the_reply_prefix() {
+        let command = |rid: &str| {
+            parse_command(
+                format!(r#"{{"to":"filehelper","text":"hi","request_id":"{rid}"}}"#).as_bytes(),
+                1024,
+            )
+            .unwrap()
+        };
+        for origin in [
+            Origin::Stdin,
+            Origin::Mqtt,
+            Origin::Nats { reply: None },
+            Origin::Http,
+        ] {
+            let err = reserved_request_id(command("reply:home:42"), &origin).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidCommand);
+            assert_eq!(err.request_id.as_deref(), Some("reply:home:42"));
+            assert!(err.message.contains("reserved"), "{}", err.message);
+            assert!(reserved_request_id(command("r-reply:1"), &origin).is_ok());
+        }
+        assert!(reserved_request_id(command("reply:home:42"), &Origin::Webhook).is_ok());
+    }
 
     #[tokio::test]
     async fn a_sent_msg_id_is_remembered_with_its_request_id() {

@@ -139,6 +139,33 @@ async fn a_repeated_request_id_is_sent_once_and_its_repeats_are_marked_duplicate
 }
 
 #[tokio::test]
+async fn a_request_id_with_the_reply_prefix_is_refused_from_commands() {
+    let world = World::new().await;
+    let mut bridge = world.run_logged_in().await;
+    bridge
+        .send_line(br#"{"to":"filehelper","text":"sneaky","request_id":"reply:test:4242"}"#)
+        .await;
+    let r = bridge.next_result().await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"]["code"], "invalid_command", "{r}");
+    assert_eq!(r["request_id"], "reply:test:4242");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reserved for webhook replies"),
+        "{r}"
+    );
+    bridge
+        .send_line(br#"{"to":"filehelper","text":"fine","request_id":"replyish"}"#)
+        .await;
+    assert_eq!(bridge.next_result().await["ok"], true);
+    let sent = world.fake.wait_sent(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].content, "fine");
+}
+
+#[tokio::test]
 async fn too_frequent_is_retried_then_reported_rate_limited() {
     let world = World::new().await;
     let mut bridge = world.run_logged_in().await;

@@ -18,6 +18,10 @@ mod sink;
 pub use sign::{sign, SigningKey};
 pub use sink::{new, WebhookSink};
 
+/// The `request_id` prefix of webhook replies (`reply:<webhook-id>`). Reserved: the bridge
+/// refuses it from every other source of commands.
+pub const REPLY_PREFIX: &str = "reply:";
+
 /// A webhook's configuration cannot be used; the message names the key and the fix.
 #[derive(Debug, Error)]
 pub enum WebhookError {

@@ -5,7 +5,7 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use serde::Deserialize;
 use url::Url;
 
-use super::{sign, SigningKey, WebhookError};
+use super::{sign, SigningKey, WebhookError, REPLY_PREFIX};
 use crate::config::{EventKind, WebhookConfig};
 use crate::sinks::{DeliveryError, Intake, Origin, Sink};
 use crate::spool::{Entry, Kind};
@@ -142,7 +142,7 @@ impl WebhookSink {
         let command = serde_json::json!({
             "to_id": chat_id,
             "text": text,
-            "request_id": format!("reply:{webhook_id}"),
+            "request_id": format!("{REPLY_PREFIX}{webhook_id}"),
         });
         let payload = serde_json::to_vec(&command).unwrap_or_default();
         tracing::debug!(sink = %self.name, webhook_id = %webhook_id, "queueing the webhook's reply");
