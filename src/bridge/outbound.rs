@@ -1,13 +1,11 @@
 //! The outbound side: commands from every source are validated and written to the durable
 //! queue (then acknowledged to their source), and the sender takes them in order, resolves the
 //! recipient, waits for the limiter and a live session, sends, and spools exactly one result.
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::Bridge;
 use crate::event::{parse_command, Command, CommandError, ErrorCode, SendResult, SessionState};
@@ -24,8 +22,6 @@ use crate::wechat::session::Session;
 const REQUEST_ID_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// How often a 1205 answer is retried before the command is answered `rate_limited`.
 const TOO_FREQUENT_RETRIES: u32 = 3;
-/// How many sent MsgIds are remembered to mark their echo `origin: bridge`.
-const SENT_MEMORY: usize = 10_000;
 
 /// A command as the outbound queue stores it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,16 +233,24 @@ impl Bridge {
                     crate::metrics::throttled(waited);
                 },
             }
-            let guard = self.sent.begin();
+            let guard = self
+                .sent
+                .begin(&recipient.user_name, &cmd.text, rid.as_deref());
             let sent = session.send_text(&recipient.user_name, &cmd.text).await;
             let name = display(&recipient);
             let e = match sent {
                 Ok(msg_id) => {
-                    guard.finish(Some((msg_id.clone(), rid.clone())));
+                    guard.finish(Some(&msg_id));
                     return Some(SendResult::ok(rid, msg_id, recipient.user_name, name));
                 }
                 Err(e) => {
-                    guard.finish(None);
+                    // Without an answer the message may have gone out: its echo must still
+                    // be recognised. A refusal sent nothing.
+                    if matches!(e, SendError::Transport(_)) {
+                        guard.finish(None);
+                    } else {
+                        guard.forget();
+                    }
                     e
                 }
             };
@@ -374,60 +378,6 @@ fn display(c: &Contact) -> String {
     clean_name(name)
 }
 
-/// The MsgIds of messages this bridge sent, so their echo is marked `origin: bridge`, and the
-/// sends still waiting for WeChat's answer: an echo can come back before the answer does.
-#[derive(Default)]
-pub(super) struct SentLog {
-    ids: Mutex<SentIds>,
-    in_flight: watch::Sender<usize>,
-}
-
-#[derive(Default)]
-struct SentIds {
-    by_msg_id: HashMap<String, Option<String>>,
-    order: VecDeque<String>,
-}
-
-/// One send in flight; call [`SendGuard::finish`].
-pub(super) struct SendGuard<'a> {
-    log: &'a SentLog,
-}
-
-impl SentLog {
-    fn begin(&self) -> SendGuard<'_> {
-        self.in_flight.send_modify(|n| *n += 1);
-        SendGuard { log: self }
-    }
-
-    /// The request_id (possibly none) of a message this bridge sent.
-    pub(super) fn lookup(&self, msg_id: &str) -> Option<Option<String>> {
-        self.ids.lock().ok()?.by_msg_id.get(msg_id).cloned()
-    }
-
-    /// Waits (briefly) until no send is waiting for its answer.
-    pub(super) async fn settle(&self) {
-        let mut rx = self.in_flight.subscribe();
-        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n == 0)).await;
-    }
-}
-
-impl SendGuard<'_> {
-    fn finish(self, sent: Option<(String, Option<String>)>) {
-        if let Some((msg_id, request_id)) = sent {
-            if let Ok(mut ids) = self.log.ids.lock() {
-                ids.by_msg_id.insert(msg_id.clone(), request_id);
-                ids.order.push_back(msg_id);
-                while ids.order.len() > SENT_MEMORY {
-                    if let Some(old) = ids.order.pop_front() {
-                        ids.by_msg_id.remove(&old);
-                    }
-                }
-            }
-        }
-        self.log.in_flight.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,22 +404,5 @@ mod tests {
             assert!(reserved_request_id(command("r-reply:1"), &origin).is_ok());
         }
         assert!(reserved_request_id(command("reply:home:42"), &Origin::Webhook).is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_sent_msg_id_is_remembered_with_its_request_id() {
-        let log = SentLog::default();
-        let g = log.begin();
-        assert_eq!(*log.in_flight.borrow(), 1);
-        g.finish(Some(("42".into(), Some("r-1".into()))));
-        log.settle().await;
-        assert_eq!(log.lookup("42"), Some(Some("r-1".into())));
-        assert_eq!(log.lookup("43"), None);
-        log.begin().finish(Some(("44".into(), None)));
-        assert_eq!(
-            log.lookup("44"),
-            Some(None),
-            "sent without a request_id is still ours"
-        );
     }
 }
