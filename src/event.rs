@@ -898,6 +898,10 @@ pub struct SendResult {
     /// Why not, on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResultError>,
+    /// True when this answers a repeated `request_id`: nothing was sent for this command, and
+    /// the other fields are the first command's result. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 impl SendResult {
@@ -918,6 +922,7 @@ impl SendResult {
                 name: to_name.into(),
             }),
             error: None,
+            duplicate: false,
         }
     }
 
@@ -934,6 +939,7 @@ impl SendResult {
                 message: message.into(),
                 ret: None,
             }),
+            duplicate: false,
         }
     }
 

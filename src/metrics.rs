@@ -11,6 +11,7 @@
 //! | `wxbridge_messages_received_total` | counter | `type` | inbound messages spooled |
 //! | `wxbridge_events_delivered_total` | counter | `sink` | spooled entries a sink confirmed |
 //! | `wxbridge_delivery_failures_total` | counter | `sink` | failed delivery attempts (each is retried) |
+//! | `wxbridge_webhook_replies_dropped_total` | counter | `sink` | replies over `max_replies_per_minute` |
 //! | `wxbridge_spool_dropped_events_total` | counter | `sink` | dropped at `spool.max_events_per_sink` |
 //! | `wxbridge_spool_depth` | gauge | `sink` | entries waiting for the sink |
 //! | `wxbridge_spool_oldest_event_age_seconds` | gauge | `sink` | age of the oldest waiting entry (0 when none) |
@@ -87,6 +88,10 @@ fn describe() {
     describe_counter!(
         "wxbridge_delivery_failures_total",
         "Failed delivery attempts per sink; each is retried with backoff"
+    );
+    describe_counter!(
+        "wxbridge_webhook_replies_dropped_total",
+        "Webhook replies dropped over webhooks[].max_replies_per_minute for their chat"
     );
     describe_counter!(
         "wxbridge_spool_dropped_events_total",
@@ -186,6 +191,11 @@ pub fn delivered(sink: &str, n: usize) {
 /// A delivery attempt to `sink` failed.
 pub fn delivery_failed(sink: &str) {
     counter!("wxbridge_delivery_failures_total", "sink" => sink.to_owned()).increment(1);
+}
+
+/// A reply from webhook `sink` was dropped: its chat had used up its replies for the minute.
+pub fn webhook_reply_dropped(sink: &str) {
+    counter!("wxbridge_webhook_replies_dropped_total", "sink" => sink.to_owned()).increment(1);
 }
 
 /// The `type` label of a message event, as the event's JSON spells it.

@@ -338,6 +338,20 @@ impl FakeWeChat {
         self.shared.update(|st| st.echo_sent = on);
     }
 
+    // ---- echoes with their own MsgIds ----
+
+    /// While on, every accepted send is echoed as [`FakeWeChat::echo_sent`] describes, but the
+    /// echo carries a new MsgId of its own instead of the send's MsgID, so a client can only
+    /// recognise it by chat and text. Off: echoes (if on) carry the send's MsgID again.
+    pub fn echo_sent_with_new_ids(&self, on: bool) {
+        self.shared.update(|st| {
+            st.echo_new_ids = on;
+            st.echo_sent |= on;
+        });
+    }
+
+    // ---- sends ----
+
     /// After `after` more accepted sends, webwxsendmsg answers Ret `ret` (e.g. 1205) until
     /// called again; `ret` 0 turns this off.
     pub fn fail_sends(&self, ret: i64, after: usize) {

@@ -167,6 +167,8 @@ pub(crate) struct State {
     pub rotate_skey: bool,
     pub sent: Vec<SentMsg>,
     pub echo_sent: bool,
+    /// Echoes carry a MsgId of their own rather than the send's MsgID.
+    pub echo_new_ids: bool,
     /// `(ret, sends still accepted)` once fail_sends was called.
     pub send_failure: Option<(i64, usize)>,
     pub faults: HashMap<String, VecDeque<Fault>>,
@@ -196,6 +198,7 @@ impl State {
             rotate_skey: false,
             sent: Vec::new(),
             echo_sent: false,
+            echo_new_ids: false,
             send_failure: None,
             faults: HashMap::new(),
             requests: Vec::new(),

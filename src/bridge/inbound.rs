@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{log_drops, Bridge};
 use crate::event::{
     ContactsEvent, ContactsKind, Event, LoginEvent, LoginKind, LoginQr, LoginUser, LogoutEvent,
-    LogoutKind, SessionState,
+    LogoutKind, Origin, SessionState,
 };
 use crate::spool::{Kind, NewEntry};
 use crate::wechat::client::WxError;
@@ -47,6 +47,7 @@ impl Bridge {
                     uin: user.uin,
                 },
             }));
+            self.warn_about_allow(&session.book());
             self.session.send_replace(Some(session.clone()));
             self.set_state(SessionState::Online, "");
             let end = self.sync_loop(&session).await;
@@ -407,7 +408,18 @@ impl Bridge {
                 };
                 message::normalize(msg, &ctx)
             };
-            let Some(event) = event else { continue };
+            let Some(mut event) = event else { continue };
+            if event.origin == Origin::Phone {
+                // An echo that carries a MsgId of its own: recognised by chat and text.
+                let echo = event
+                    .text
+                    .as_deref()
+                    .and_then(|text| self.sent.claim_echo(&event.chat.id, text));
+                if let Some(request_id) = echo {
+                    event.origin = Origin::Bridge;
+                    event.request_id = Some(request_id);
+                }
+            }
             types.push(event.message_type);
             match serde_json::to_vec(&event) {
                 Ok(payload) => entries.push(NewEntry {

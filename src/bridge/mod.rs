@@ -21,8 +21,10 @@ use crate::spool::{Kind, NewEntry, Spool};
 use crate::wechat::client::{Timeouts, WxClient};
 use crate::wechat::session::{Session, SessionFile};
 
+mod allow;
 mod inbound;
 mod outbound;
+mod sent;
 
 pub use inbound::show_login_progress;
 
@@ -38,7 +40,8 @@ pub struct Bridge {
     session: watch::Sender<Option<Session>>,
     /// When a sync (synccheck, and webwxsync when it said so) last succeeded.
     last_sync: watch::Sender<Option<std::time::Instant>>,
-    sent: outbound::SentLog,
+    sent: sent::SentLog,
+    allow_warned: allow::Warned,
     relogin: Arc<Notify>,
     logout: Arc<Notify>,
     queue_changed: Notify,
@@ -69,7 +72,8 @@ impl Bridge {
             qr: watch::Sender::new(None),
             session: watch::Sender::new(None),
             last_sync: watch::Sender::new(None),
-            sent: outbound::SentLog::default(),
+            sent: sent::SentLog::default(),
+            allow_warned: allow::Warned::default(),
             relogin: Arc::new(Notify::new()),
             logout: Arc::new(Notify::new()),
             queue_changed: Notify::new(),

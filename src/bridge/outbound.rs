@@ -1,17 +1,16 @@
 //! The outbound side: commands from every source are validated and written to the durable
 //! queue (then acknowledged to their source), and the sender takes them in order, resolves the
 //! recipient, waits for the limiter and a live session, sends, and spools exactly one result.
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::Bridge;
-use crate::event::{parse_command, Command, ErrorCode, SendResult, SessionState};
+use crate::event::{parse_command, Command, CommandError, ErrorCode, SendResult, SessionState};
 use crate::limiter::Limiter;
+use crate::sinks::webhook::REPLY_PREFIX;
 use crate::sinks::{Accepted, IncomingCommand, Origin};
 use crate::spool::{Kind, NewEntry};
 use crate::wechat::client::SendError;
@@ -23,8 +22,6 @@ use crate::wechat::session::Session;
 const REQUEST_ID_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// How often a 1205 answer is retried before the command is answered `rate_limited`.
 const TOO_FREQUENT_RETRIES: u32 = 3;
-/// How many sent MsgIds are remembered to mark their echo `origin: bridge`.
-const SENT_MEMORY: usize = 10_000;
 
 /// A command as the outbound queue stores it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,7 +46,9 @@ impl Bridge {
                 Origin::Nats { reply } => reply.clone(),
                 _ => None,
             };
-            let handled = match parse_command(&incoming.payload, self.config.send.max_bytes) {
+            let parsed = parse_command(&incoming.payload, self.config.send.max_bytes)
+                .and_then(|c| reserved_request_id(c, &incoming.origin));
+            let handled = match parsed {
                 Err(e) => {
                     tracing::info!(code = %e.code, origin = ?incoming.origin, "rejected a command: {}", e.message);
                     let result = SendResult::from(e);
@@ -165,7 +164,10 @@ impl Bridge {
             if let Some(rid) = &request_id {
                 match self.spool.recent_result(rid, REQUEST_ID_WINDOW) {
                     Ok(Some(previous)) => {
-                        if let Ok(previous) = serde_json::from_slice::<SendResult>(&previous) {
+                        if let Ok(mut previous) = serde_json::from_slice::<SendResult>(&previous) {
+                            // Marked, so a caller that changed the recipient or the text can
+                            // tell that this command was not sent.
+                            previous.duplicate = true;
                             tracing::info!(request_id = %rid, "repeated request_id; repeating its result");
                             self.answer(Some(queued.id), previous, record.reply_to);
                             continue;
@@ -231,16 +233,24 @@ impl Bridge {
                     crate::metrics::throttled(waited);
                 },
             }
-            let guard = self.sent.begin();
+            let guard = self
+                .sent
+                .begin(&recipient.user_name, &cmd.text, rid.as_deref());
             let sent = session.send_text(&recipient.user_name, &cmd.text).await;
             let name = display(&recipient);
             let e = match sent {
                 Ok(msg_id) => {
-                    guard.finish(Some((msg_id.clone(), rid.clone())));
+                    guard.finish(Some(&msg_id));
                     return Some(SendResult::ok(rid, msg_id, recipient.user_name, name));
                 }
                 Err(e) => {
-                    guard.finish(None);
+                    // Without an answer the message may have gone out: its echo must still
+                    // be recognised. A refusal sent nothing.
+                    if matches!(e, SendError::Transport(_)) {
+                        guard.finish(None);
+                    } else {
+                        guard.forget();
+                    }
                     e
                 }
             };
@@ -322,23 +332,40 @@ impl Bridge {
         }
         .map_err(Box::new)?;
         let allow = &self.config.send.allow;
-        if !allow.is_empty() {
-            let names = [
-                clean_name(&found.remark_name),
-                clean_name(&found.nick_name),
-                found.user_name.clone(),
-            ];
-            // Only the resolved contact's own names count: the text of `to` could match an
-            // entry while resolving (case-insensitively) to someone else.
-            if !allow.iter().any(|a| names.contains(a)) {
-                return Err(Box::new(SendResult::err(
-                    rid,
-                    ErrorCode::Forbidden,
-                    format!("{} is not in send.allow", display(&found)),
-                )));
-            }
+        // Only the resolved contact counts, never the text of `to` (it could match an entry
+        // while resolving, case-insensitively, to someone else), and only by what the owner
+        // controls (see `allow`).
+        if !allow.is_empty() && !super::allow::allows(allow, &found) {
+            return Err(Box::new(SendResult::err(
+                rid,
+                ErrorCode::Forbidden,
+                format!(
+                    "{} is not in send.allow (entries match remarks and ids, and groups as \
+                     `group:<name>`; never nicknames)",
+                    display(&found)
+                ),
+            )));
         }
         Ok(found)
+    }
+}
+
+/// Refuses a command whose request_id is a webhook reply's, unless it is one: a command that
+/// took a reply's request_id first would be sent in the reply's place, and the reply itself
+/// would be answered as a repeat.
+fn reserved_request_id(command: Command, origin: &Origin) -> Result<Command, CommandError> {
+    match &command.request_id {
+        Some(rid) if rid.starts_with(REPLY_PREFIX) && *origin != Origin::Webhook => {
+            Err(CommandError {
+                code: ErrorCode::InvalidCommand,
+                message: format!(
+                    "`request_id` must not start with `{REPLY_PREFIX}`: that prefix is reserved \
+                     for webhook replies"
+                ),
+                request_id: command.request_id.clone(),
+            })
+        }
+        _ => Ok(command),
     }
 }
 
@@ -351,78 +378,31 @@ fn display(c: &Contact) -> String {
     clean_name(name)
 }
 
-/// The MsgIds of messages this bridge sent, so their echo is marked `origin: bridge`, and the
-/// sends still waiting for WeChat's answer: an echo can come back before the answer does.
-#[derive(Default)]
-pub(super) struct SentLog {
-    ids: Mutex<SentIds>,
-    in_flight: watch::Sender<usize>,
-}
-
-#[derive(Default)]
-struct SentIds {
-    by_msg_id: HashMap<String, Option<String>>,
-    order: VecDeque<String>,
-}
-
-/// One send in flight; call [`SendGuard::finish`].
-pub(super) struct SendGuard<'a> {
-    log: &'a SentLog,
-}
-
-impl SentLog {
-    fn begin(&self) -> SendGuard<'_> {
-        self.in_flight.send_modify(|n| *n += 1);
-        SendGuard { log: self }
-    }
-
-    /// The request_id (possibly none) of a message this bridge sent.
-    pub(super) fn lookup(&self, msg_id: &str) -> Option<Option<String>> {
-        self.ids.lock().ok()?.by_msg_id.get(msg_id).cloned()
-    }
-
-    /// Waits (briefly) until no send is waiting for its answer.
-    pub(super) async fn settle(&self) {
-        let mut rx = self.in_flight.subscribe();
-        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n == 0)).await;
-    }
-}
-
-impl SendGuard<'_> {
-    fn finish(self, sent: Option<(String, Option<String>)>) {
-        if let Some((msg_id, request_id)) = sent {
-            if let Ok(mut ids) = self.log.ids.lock() {
-                ids.by_msg_id.insert(msg_id.clone(), request_id);
-                ids.order.push_back(msg_id);
-                while ids.order.len() > SENT_MEMORY {
-                    if let Some(old) = ids.order.pop_front() {
-                        ids.by_msg_id.remove(&old);
-                    }
-                }
-            }
-        }
-        self.log.in_flight.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_sent_msg_id_is_remembered_with_its_request_id() {
-        let log = SentLog::default();
-        let g = log.begin();
-        assert_eq!(*log.in_flight.borrow(), 1);
-        g.finish(Some(("42".into(), Some("r-1".into()))));
-        log.settle().await;
-        assert_eq!(log.lookup("42"), Some(Some("r-1".into())));
-        assert_eq!(log.lookup("43"), None);
-        log.begin().finish(Some(("44".into(), None)));
-        assert_eq!(
-            log.lookup("44"),
-            Some(None),
-            "sent without a request_id is still ours"
-        );
+    #[test]
+    fn only_webhook_replies_may_use_the_reply_prefix() {
+        let command = |rid: &str| {
+            parse_command(
+                format!(r#"{{"to":"filehelper","text":"hi","request_id":"{rid}"}}"#).as_bytes(),
+                1024,
+            )
+            .unwrap()
+        };
+        for origin in [
+            Origin::Stdin,
+            Origin::Mqtt,
+            Origin::Nats { reply: None },
+            Origin::Http,
+        ] {
+            let err = reserved_request_id(command("reply:home:42"), &origin).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidCommand);
+            assert_eq!(err.request_id.as_deref(), Some("reply:home:42"));
+            assert!(err.message.contains("reserved"), "{}", err.message);
+            assert!(reserved_request_id(command("r-reply:1"), &origin).is_ok());
+        }
+        assert!(reserved_request_id(command("reply:home:42"), &Origin::Webhook).is_ok());
     }
 }

@@ -306,6 +306,10 @@ pub struct WebhookConfig {
     /// Deadline for one request; a timeout is retried like a failure.
     #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// The most `{"reply":…}` answers sent to one chat in any minute; past it a reply is
+    /// dropped, logged and counted, so no reply loop can burn the account. 0: no replies.
+    #[serde(default = "default_max_replies_per_minute")]
+    pub max_replies_per_minute: u32,
 }
 
 impl WebhookConfig {
@@ -316,6 +320,7 @@ impl WebhookConfig {
             secret: None,
             events: default_webhook_events(),
             timeout: default_webhook_timeout(),
+            max_replies_per_minute: default_max_replies_per_minute(),
         }
     }
 }
@@ -326,6 +331,10 @@ fn default_webhook_events() -> Vec<EventKind> {
 
 fn default_webhook_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+fn default_max_replies_per_minute() -> u32 {
+    5
 }
 
 /// The kinds of event a webhook can subscribe to (DESIGN.md "Inbound event").

@@ -498,6 +498,10 @@ fn each_validation_rule_names_its_key() {
             "send.max_bytes: must be more than 0",
         ),
         (
+            "send: {allow: [Mom, \"group:\"]}",
+            "send.allow[1]: must name a remark, an id or `group:<name>`",
+        ),
+        (
             "retry: {initial: 0s}",
             "retry.initial: must be longer than 0s",
         ),

@@ -61,6 +61,17 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
     if send.max_bytes == 0 {
         return Err(problem("send.max_bytes", "must be more than 0 (got 0)"));
     }
+    for (i, entry) in send.allow.iter().enumerate() {
+        if entry.is_empty() || entry == "group:" {
+            return Err(problem(
+                format!("send.allow[{i}]"),
+                format!(
+                    "must name a remark, an id or `group:<name>` (got {entry:?}); an empty name \
+                     allows no one"
+                ),
+            ));
+        }
+    }
 
     positive("retry.initial", config.retry.initial)?;
     if config.retry.initial > config.retry.max {

@@ -262,17 +262,22 @@ impl ContactBook {
         }
     }
 
-    /// Resolves a `to` name. Tiers, in order, each on cleaned names and exact (case-sensitive):
-    /// 1. RemarkName; 2. NickName of a person; 3. NickName of a group; 4. the literal
-    ///    `filehelper`, even when WeChat did not list it;
-    /// 5. only when no exact tier matched: any of those names (and `filehelper`) compared
-    ///    case-insensitively.
+    /// Resolves a `to` name. `filehelper` (in any case) is always WeChat's File Transfer
+    /// helper, its fixed UserName, even when WeChat did not list it: a contact can name itself
+    /// `filehelper`, and a note to self must never reach it. Any other name goes through
+    /// tiers, in order, each on cleaned names and exact (case-sensitive):
+    /// 1. RemarkName; 2. NickName of a person; 3. NickName of a group;
+    /// 4. only when no exact tier matched: any of those names compared case-insensitively.
     ///
     /// The first tier with a match decides: one match is the answer, several are
     /// [`ResolveError::Ambiguous`] (so a unique remark beats a clashing nickname, but two
     /// contacts sharing a remark are never guessed between). No match at all is
     /// [`ResolveError::Unknown`] with up to five names containing `to` case-insensitively.
     pub fn resolve(&self, to: &str) -> Result<&Contact, ResolveError> {
+        let lower = to.to_lowercase();
+        if lower == FILEHELPER {
+            return Ok(self.filehelper_or_listed());
+        }
         let named: Vec<Named<'_>> = self
             .contacts
             .values()
@@ -288,13 +293,6 @@ impl ContactBook {
             if !hits.is_empty() {
                 return decide(to, hits);
             }
-        }
-        if to == FILEHELPER {
-            return Ok(self.filehelper_or_listed());
-        }
-        let lower = to.to_lowercase();
-        if lower == FILEHELPER {
-            return Ok(self.filehelper_or_listed());
         }
         let same = |name: &str| !name.is_empty() && name.to_lowercase() == lower;
         let hits: Vec<&Contact> = named
@@ -597,6 +595,20 @@ mod tests {
     }
 
     #[test]
+    fn filehelper_is_never_a_contact_that_took_the_name() {
+        let mut b = book();
+        b.upsert(person("@stranger", "filehelper", ""));
+        b.upsert(person("@other", "FileHelper", ""));
+        b.upsert(group("@@fh", "filehelper", &[]));
+        for to in ["filehelper", "FileHelper", "FILEHELPER"] {
+            assert_eq!(b.resolve(to).unwrap().user_name, FILEHELPER, "{to}");
+        }
+        // Even a remark the owner set does not take the name away from the helper.
+        b.upsert(person("@remarked", "X", "filehelper"));
+        assert_eq!(b.resolve("filehelper").unwrap().user_name, FILEHELPER);
+    }
+
+    #[test]
     fn case_insensitive_match_is_a_last_resort_and_must_be_unique() {
         let b = book();
         assert_eq!(b.resolve("family").unwrap().user_name, "@@fam");
@@ -796,12 +808,15 @@ mod properties {
                     let named = names(c)
                         .iter()
                         .any(|n| !n.is_empty() && (*n == to || n.to_lowercase() == lower));
-                    prop_assert!(
-                        named || (c.user_name == FILEHELPER && lower == FILEHELPER),
-                        "{to:?} resolved to {c:?}"
+                    prop_assert!(named || lower == FILEHELPER, "{to:?} resolved to {c:?}");
+                    prop_assert_eq!(
+                        c.user_name == FILEHELPER,
+                        lower == FILEHELPER,
+                        "{:?} resolved to {:?}", to, c
                     );
                 }
                 Err(ResolveError::Ambiguous { candidates, .. }) => {
+                    prop_assert!(lower != FILEHELPER);
                     prop_assert!(candidates.len() >= 2);
                 }
                 Err(ResolveError::Unknown { suggestions, .. }) => {
@@ -821,7 +836,8 @@ mod properties {
             for c in book.iter() {
                 let remark = clean_name(&c.remark_name);
                 let same = book.iter().filter(|o| clean_name(&o.remark_name) == remark).count();
-                if !remark.is_empty() && same == 1 {
+                // `filehelper` is the helper's name whoever bears it as a remark.
+                if !remark.is_empty() && same == 1 && remark.to_lowercase() != FILEHELPER {
                     prop_assert_eq!(&book.resolve(&remark).unwrap().user_name, &c.user_name);
                 }
             }

@@ -368,6 +368,14 @@ fn results_ok_and_err_match_the_result_schema() {
     ];
     for result in &results {
         assert_valid(&serde_json::to_value(result).unwrap());
+        let mut repeated = result.clone();
+        repeated.duplicate = true;
+        let repeated = serde_json::to_value(&repeated).unwrap();
+        assert_eq!(repeated["duplicate"], true);
+        assert_valid(&repeated);
+        let mut not_a_repeat = repeated;
+        not_a_repeat["duplicate"] = json!(false);
+        assert_invalid(&not_a_repeat);
     }
 }
 

@@ -472,6 +472,46 @@ async fn replies_to_the_bridges_own_messages_are_ignored() {
 }
 
 #[tokio::test]
+async fn replies_past_the_per_chat_budget_are_dropped() {
+    let (receiver, url) = Receiver::start().await;
+    receiver.script(std::iter::repeat_n(Answer::body(r#"{"reply":"again"}"#), 6));
+    let mut c = config(&url, None, &[EventKind::Message]);
+    c.max_replies_per_minute = 2;
+    let (mut sink, commands) = sink(&c);
+    let mut other_chat = message(5, "105", Origin::Contact, "elsewhere");
+    let mut event: Value = serde_json::from_slice(&other_chat.payload).unwrap();
+    event["chat"]["id"] = json!("@b52");
+    other_chat.payload = serde_json::to_vec(&event).unwrap();
+    let mut batch = messages(1..=4);
+    batch.push(other_chat);
+    sink.deliver(&batch).await.unwrap();
+
+    assert_eq!(
+        receiver.requests().len(),
+        5,
+        "every event is still delivered"
+    );
+    let taken: Vec<(String, String)> = commands
+        .taken()
+        .iter()
+        .map(|(c, _)| {
+            (
+                c["to_id"].as_str().unwrap().to_owned(),
+                c["request_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        taken,
+        [
+            ("@@9f3".to_owned(), "reply:home:101".to_owned()),
+            ("@@9f3".to_owned(), "reply:home:102".to_owned()),
+            ("@b52".to_owned(), "reply:home:105".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_whsec_secret_that_is_not_base64_is_a_config_error() {
     let url = Url::parse("http://127.0.0.1:9/hook").unwrap();
     let (intake, _rx) = Intake::new(1);

@@ -219,7 +219,8 @@ pub(crate) async fn send_msg(AxState(shared): Ctx, Query(q): Params, body: Bytes
         if st.echo_sent {
             // The server's copy of what we sent, as it reaches other devices (§8.1).
             let echo = Msg::phone_text(to, "").content(&wx_escape(content));
-            let entry = echo.finish(&st.book.me.user_name, id, unix_now());
+            let echo_id = if st.echo_new_ids { st.next_id() } else { id };
+            let entry = echo.finish(&st.book.me.user_name, echo_id, unix_now());
             st.stream.push(crate::state::SyncEntry::Msg(entry));
         }
         Ok((msg_id, local))

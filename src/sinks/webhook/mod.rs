@@ -9,13 +9,22 @@
 //! drop duplicates, and a reply to it carries the same `request_id`, which the bridge sends
 //! only once.
 //!
+//! Replies never answer the bridge's own messages (`origin: bridge`), and each chat gets at
+//! most `max_replies_per_minute` of them: a receiver that answers everything meeting a chat
+//! that does too would otherwise send as fast as the throttle allows.
+//!
 //! [`Intake`]: crate::sinks::Intake
 use thiserror::Error;
 
+mod budget;
 mod sign;
 mod sink;
 
 pub use sign::{sign, SigningKey};
+
+/// The `request_id` prefix of webhook replies (`reply:<webhook-id>`). Reserved: the bridge
+/// refuses it from every other source of commands.
+pub const REPLY_PREFIX: &str = "reply:";
 pub use sink::{new, WebhookSink};
 
 /// A webhook's configuration cannot be used; the message names the key and the fix.

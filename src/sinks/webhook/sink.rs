@@ -1,11 +1,12 @@
 //! One webhook: its HTTP client, the POST of one spooled entry, and the reply path.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use serde::Deserialize;
 use url::Url;
 
-use super::{sign, SigningKey, WebhookError};
+use super::budget::ReplyBudget;
+use super::{sign, SigningKey, WebhookError, REPLY_PREFIX};
 use crate::config::{EventKind, WebhookConfig};
 use crate::sinks::{DeliveryError, Intake, Origin, Sink};
 use crate::spool::{Entry, Kind};
@@ -31,6 +32,7 @@ pub struct WebhookSink {
     account: String,
     client: reqwest::Client,
     intake: Intake,
+    replies: ReplyBudget,
 }
 
 /// Builds the sink for `webhooks[index]`: checks the secret and builds its HTTP client (no
@@ -69,6 +71,7 @@ pub fn new(
         account: account.to_owned(),
         client,
         intake,
+        replies: ReplyBudget::new(config.max_replies_per_minute),
     })
 }
 
@@ -96,7 +99,7 @@ impl Sink for WebhookSink {
 
 impl WebhookSink {
     /// POSTs one entry; `Ok` once it is answered 2xx and any reply is queued.
-    async fn post(&self, entry: &Entry) -> Result<(), String> {
+    async fn post(&mut self, entry: &Entry) -> Result<(), String> {
         let webhook_id = format!("{}:{}", self.account, entry.id);
         let mut request = self
             .client
@@ -139,10 +142,21 @@ impl WebhookSink {
         let Some(text) = reply_text(&answer) else {
             return Ok(());
         };
+        if !self.replies.take(&chat_id, Instant::now()) {
+            tracing::warn!(
+                sink = %self.name,
+                webhook_id = %webhook_id,
+                chat = %chat_id,
+                limit = self.replies.per_minute(),
+                "reply dropped: the chat has had max_replies_per_minute replies in the last minute"
+            );
+            crate::metrics::webhook_reply_dropped(&self.name);
+            return Ok(());
+        }
         let command = serde_json::json!({
             "to_id": chat_id,
             "text": text,
-            "request_id": format!("reply:{webhook_id}"),
+            "request_id": format!("{REPLY_PREFIX}{webhook_id}"),
         });
         let payload = serde_json::to_vec(&command).unwrap_or_default();
         tracing::debug!(sink = %self.name, webhook_id = %webhook_id, "queueing the webhook's reply");

@@ -1,0 +1,248 @@
+//! What this bridge sent, so that WeChat's echo of it is marked `origin: bridge` with its
+//! `request_id` and no automation answers the bridge's own messages.
+//!
+//! WeChat echoes a sent message back in the sync as a message from self (PROTOCOL.md §8.1).
+//! The echo may carry the send's MsgID, or a MsgId of its own, and may arrive before or after
+//! the send's answer. So a send is remembered twice: by the MsgID its answer gave, and by chat
+//! and text from the moment it starts until [`ECHO_WINDOW`] later, so an echo with a new MsgId
+//! is still recognised. Each send claims at most one echo by content, so a message the owner
+//! types on the phone with the same text is only mistaken for the bridge's when it comes
+//! within that window of an unclaimed send with the same text to the same chat.
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// How many sent MsgIds (and recent sends) are remembered.
+const SENT_MEMORY: usize = 10_000;
+/// How long after a send an echo with a MsgId of its own is still taken for the send's.
+pub(super) const ECHO_WINDOW: Duration = Duration::from_secs(60);
+
+/// The bridge's sends: by MsgID, recent ones by chat and text, and how many are still
+/// waiting for WeChat's answer (an echo can come back before the answer does).
+#[derive(Default)]
+pub(super) struct SentLog {
+    sends: Mutex<Sends>,
+    in_flight: watch::Sender<usize>,
+}
+
+#[derive(Default)]
+struct Sends {
+    /// MsgID → request_id.
+    by_msg_id: HashMap<String, Option<String>>,
+    /// The MsgIDs in `by_msg_id`, oldest first.
+    order: VecDeque<String>,
+    /// Sends whose echo was not seen yet, oldest first.
+    recent: VecDeque<Recent>,
+    next_key: u64,
+}
+
+/// A send whose echo may still come.
+struct Recent {
+    key: u64,
+    chat: String,
+    text: String,
+    request_id: Option<String>,
+    at: Instant,
+    msg_id: Option<String>,
+}
+
+/// One send in flight: call [`SendGuard::finish`] or [`SendGuard::forget`].
+pub(super) struct SendGuard<'a> {
+    log: &'a SentLog,
+    key: u64,
+    request_id: Option<String>,
+}
+
+/// Text as the echo and the command may spell it differently: line ends and outer blanks.
+fn comparable(text: &str) -> String {
+    text.replace("\r\n", "\n").trim().to_owned()
+}
+
+impl SentLog {
+    /// A send of `text` to `chat` starts.
+    pub(super) fn begin(&self, chat: &str, text: &str, request_id: Option<&str>) -> SendGuard<'_> {
+        self.begin_at(chat, text, request_id, Instant::now())
+    }
+
+    fn begin_at(
+        &self,
+        chat: &str,
+        text: &str,
+        request_id: Option<&str>,
+        now: Instant,
+    ) -> SendGuard<'_> {
+        let mut key = 0;
+        if let Ok(mut sends) = self.sends.lock() {
+            sends.next_key += 1;
+            key = sends.next_key;
+            while sends.recent.front().is_some_and(|r| {
+                now.duration_since(r.at) > ECHO_WINDOW || sends.recent.len() >= SENT_MEMORY
+            }) {
+                sends.recent.pop_front();
+            }
+            sends.recent.push_back(Recent {
+                key,
+                chat: chat.to_owned(),
+                text: comparable(text),
+                request_id: request_id.map(str::to_owned),
+                at: now,
+                msg_id: None,
+            });
+        }
+        self.in_flight.send_modify(|n| *n += 1);
+        SendGuard {
+            log: self,
+            key,
+            request_id: request_id.map(str::to_owned),
+        }
+    }
+
+    /// The request_id (possibly none) of a message this bridge sent, by its MsgID. A hit also
+    /// uses up the send's claim by content.
+    pub(super) fn lookup(&self, msg_id: &str) -> Option<Option<String>> {
+        let mut sends = self.sends.lock().ok()?;
+        let found = sends.by_msg_id.get(msg_id).cloned()?;
+        sends.recent.retain(|r| r.msg_id.as_deref() != Some(msg_id));
+        Some(found)
+    }
+
+    /// The request_id (possibly none) of the oldest recent send of `text` to `chat` whose echo
+    /// was not seen yet, which this message from self then is; it is claimed.
+    pub(super) fn claim_echo(&self, chat: &str, text: &str) -> Option<Option<String>> {
+        self.claim_echo_at(chat, text, Instant::now())
+    }
+
+    fn claim_echo_at(&self, chat: &str, text: &str, now: Instant) -> Option<Option<String>> {
+        let text = comparable(text);
+        let mut sends = self.sends.lock().ok()?;
+        let at = sends.recent.iter().position(|r| {
+            r.chat == chat && r.text == text && now.duration_since(r.at) <= ECHO_WINDOW
+        })?;
+        sends.recent.remove(at).map(|r| r.request_id)
+    }
+
+    /// Waits (briefly) until no send is waiting for its answer.
+    pub(super) async fn settle(&self) {
+        let mut rx = self.in_flight.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n == 0)).await;
+    }
+}
+
+impl SendGuard<'_> {
+    /// The send was answered with `msg_id`, or not answered at all (`None`: it may have gone
+    /// out); either way its echo is expected.
+    pub(super) fn finish(self, msg_id: Option<&str>) {
+        if let (Some(msg_id), Ok(mut sends)) = (msg_id, self.log.sends.lock()) {
+            // Not found when an echo claimed it by content before the answer came.
+            if let Some(recent) = sends.recent.iter_mut().find(|r| r.key == self.key) {
+                recent.msg_id = Some(msg_id.to_owned());
+            }
+            sends
+                .by_msg_id
+                .insert(msg_id.to_owned(), self.request_id.clone());
+            sends.order.push_back(msg_id.to_owned());
+            while sends.order.len() > SENT_MEMORY {
+                if let Some(old) = sends.order.pop_front() {
+                    sends.by_msg_id.remove(&old);
+                }
+            }
+        }
+        self.done();
+    }
+
+    /// WeChat refused the send: nothing will be echoed.
+    pub(super) fn forget(self) {
+        if let Ok(mut sends) = self.log.sends.lock() {
+            sends.recent.retain(|r| r.key != self.key);
+        }
+        self.done();
+    }
+
+    fn done(self) {
+        self.log.in_flight.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sent_msg_id_is_remembered_with_its_request_id() {
+        let log = SentLog::default();
+        let g = log.begin("@a", "hi", Some("r-1"));
+        assert_eq!(*log.in_flight.borrow(), 1);
+        g.finish(Some("42"));
+        log.settle().await;
+        assert_eq!(log.lookup("42"), Some(Some("r-1".into())));
+        assert_eq!(log.lookup("43"), None);
+        log.begin("@a", "x", None).finish(Some("44"));
+        assert_eq!(
+            log.lookup("44"),
+            Some(None),
+            "sent without a request_id is still ours"
+        );
+    }
+
+    #[test]
+    fn an_echo_with_a_new_msg_id_is_claimed_by_chat_and_text_once() {
+        let log = SentLog::default();
+        log.begin("@a", "on my way\r\nsee you ", Some("r-1"))
+            .finish(Some("100"));
+        assert_eq!(
+            log.claim_echo("@b", "on my way\nsee you"),
+            None,
+            "other chat"
+        );
+        assert_eq!(log.claim_echo("@a", "on my way"), None, "other text");
+        assert_eq!(
+            log.claim_echo("@a", "on my way\nsee you"),
+            Some(Some("r-1".into()))
+        );
+        assert_eq!(
+            log.claim_echo("@a", "on my way\nsee you"),
+            None,
+            "a second message with the same text is not the bridge's"
+        );
+        assert_eq!(log.lookup("100"), Some(Some("r-1".into())));
+    }
+
+    #[test]
+    fn an_echo_before_the_answer_is_claimed_and_the_answer_keeps_the_request_id() {
+        let log = SentLog::default();
+        let g = log.begin("@@g", "ping", Some("reply:home:7"));
+        assert_eq!(
+            log.claim_echo("@@g", "ping"),
+            Some(Some("reply:home:7".into()))
+        );
+        g.finish(Some("200"));
+        assert_eq!(log.lookup("200"), Some(Some("reply:home:7".into())));
+    }
+
+    #[test]
+    fn an_echo_by_msg_id_uses_up_the_claim_by_content() {
+        let log = SentLog::default();
+        log.begin("@a", "same", None).finish(Some("300"));
+        assert_eq!(log.lookup("300"), Some(None));
+        assert_eq!(log.claim_echo("@a", "same"), None);
+    }
+
+    #[test]
+    fn refused_sends_and_old_sends_claim_nothing() {
+        let log = SentLog::default();
+        log.begin("@a", "refused", None).forget();
+        assert_eq!(log.claim_echo("@a", "refused"), None);
+        log.begin("@a", "unanswered", Some("r-2")).finish(None);
+        assert_eq!(
+            log.claim_echo("@a", "unanswered"),
+            Some(Some("r-2".into())),
+            "a send without an answer may have gone out"
+        );
+        let start = Instant::now();
+        log.begin_at("@a", "old", None, start).finish(Some("400"));
+        let later = start + ECHO_WINDOW + Duration::from_secs(1);
+        assert_eq!(log.claim_echo_at("@a", "old", later), None);
+    }
+}
