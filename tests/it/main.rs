@@ -4,6 +4,7 @@ mod brokers;
 mod bus;
 mod cli;
 mod control;
+mod deploy;
 mod faults;
 mod homeassistant;
 mod hostile;
