@@ -42,7 +42,7 @@ fn client(config: &Config) -> WxClient {
 fn take_state(config: &Config, running_hint: &str) -> Result<StateLock, ExitCode> {
     if let Err(e) = ensure_private_dir(&config.state_dir) {
         return Err(failure(format!(
-            "cannot create the state directory {}: {e}",
+            "cannot use the state directory {}: {e}",
             config.state_dir.display()
         )));
     }

@@ -76,3 +76,22 @@ async fn the_shipped_configs_are_valid() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_state_dir_that_another_user_owns_stops_every_command() {
+    let world = World::new().await;
+    let state = world.state_dir();
+    std::fs::create_dir_all(&state).unwrap();
+    // Only root can give a directory away; elsewhere the unit tests cover the rule.
+    if std::os::unix::fs::chown(&state, Some(65534), None).is_err() {
+        return;
+    }
+    for command in ["run", "contacts"] {
+        let (code, _, stderr) = world.command(&[command]).await;
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains("cannot use the state directory") && stderr.contains("uid 65534"),
+            "{command}: {stderr}"
+        );
+    }
+}
