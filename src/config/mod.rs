@@ -14,6 +14,8 @@ mod overrides;
 mod validate;
 
 #[cfg(test)]
+mod http_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
@@ -370,8 +372,11 @@ pub struct HttpConfig {
     /// Socket address to listen on, as `IP:port` (host names are not resolved).
     #[serde(with = "socket_addr")]
     pub listen: SocketAddr,
-    /// When set, a `Bearer` token is required on every path except `/healthz`.
+    /// When set, a `Bearer` token is required on every path except `/healthz`. Required when
+    /// `listen` is not a loopback address, unless `insecure_no_auth` says otherwise.
     pub token: Option<Secret>,
+    /// Serve a non-loopback `listen` address without a token, on purpose.
+    pub insecure_no_auth: bool,
 }
 
 impl Default for HttpConfig {
@@ -379,6 +384,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             token: None,
+            insecure_no_auth: false,
         }
     }
 }
