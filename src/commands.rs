@@ -116,7 +116,7 @@ pub async fn run(config: Config) -> ExitCode {
             sinks: health,
             recent,
             metrics,
-            token: http_config.token.clone(),
+            config: http_config.clone(),
             send_ttl: config.send.default_ttl,
             max_bytes: config.send.max_bytes,
         };

@@ -89,3 +89,20 @@ fn a_token_that_expands_to_nothing_is_an_error_not_authentication_off() {
     .unwrap();
     assert_eq!(config.http.unwrap().token.unwrap().expose(), "t0k");
 }
+
+#[test]
+fn allowed_hosts_are_host_names_with_an_optional_port() {
+    let err = load("http: {allowed_hosts: [bridge.lan, 'http://x/']}", &[]).unwrap_err();
+    assert!(
+        err.starts_with("bridge.yaml: http.allowed_hosts[1]: must be a host name"),
+        "{err}"
+    );
+    let http = load(
+        "http: {allowed_hosts: ['bridge.lan', 'bridge.lan:8443']}",
+        &[],
+    )
+    .unwrap()
+    .http
+    .unwrap();
+    assert_eq!(http.allowed_hosts, ["bridge.lan", "bridge.lan:8443"]);
+}

@@ -377,6 +377,9 @@ pub struct HttpConfig {
     pub token: Option<Secret>,
     /// Serve a non-loopback `listen` address without a token, on purpose.
     pub insecure_no_auth: bool,
+    /// Host names (`name` or `name:port`) requests may carry in `Host` besides IP addresses and
+    /// `localhost`: the names a reverse proxy or the LAN uses for this bridge.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -385,6 +388,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             token: None,
             insecure_no_auth: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }

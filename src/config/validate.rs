@@ -162,6 +162,20 @@ fn validate_http(http: &HttpConfig) -> Result<(), Problem> {
             ),
         ));
     }
+    for (index, host) in http.allowed_hosts.iter().enumerate() {
+        let valid = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c));
+        if !valid {
+            return Err(problem(
+                format!("http.allowed_hosts[{index}]"),
+                format!(
+                    "must be a host name, optionally with :port, such as bridge.lan (got {host:?})"
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 

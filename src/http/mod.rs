@@ -11,9 +11,9 @@
 //! | `GET /qr.png` | the login QR while a scan is awaited |
 //! | `GET /` | the status page; `GET /api/status` is what it polls |
 //!
-//! Access rules are in [`auth`]. The listener is bound before anything else starts, so a taken
-//! port fails `run` at once (exit 1, naming the address); it serves until the sinks stop,
-//! finishing the requests in flight.
+//! Access rules are in [`auth`] and [`hosts`]. The listener is bound before anything else
+//! starts, so a taken port fails `run` at once (exit 1, naming the address); it serves until
+//! the sinks stop, finishing the requests in flight.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
+use crate::config::HttpConfig;
 use crate::sinks::Control;
 use crate::spool::Spool;
 use crate::wechat::session::Session;
@@ -36,6 +36,7 @@ use crate::wechat::session::Session;
 mod api;
 mod auth;
 mod health;
+mod hosts;
 mod page;
 mod recent;
 
@@ -76,8 +77,8 @@ pub struct HttpState {
     pub recent: Recent,
     /// The metrics recorder.
     pub metrics: PrometheusHandle,
-    /// `http.token`, if set.
-    pub token: Option<Secret>,
+    /// The `http` section: token, allowed hosts.
+    pub config: HttpConfig,
     /// `send.default_ttl`: how long `POST /send` waits for a queued command's result, at least.
     pub send_ttl: std::time::Duration,
     /// `send.max_bytes`: commands up to this size are read (larger ones are answered
@@ -88,10 +89,11 @@ pub struct HttpState {
 /// What the handlers share.
 type Shared = Arc<Inner>;
 
-/// [`HttpState`] with the token prepared for checking.
+/// [`HttpState`] with the token prepared for checking and the accepted host names.
 struct Inner {
     state: HttpState,
     auth: Option<auth::Token>,
+    hosts: hosts::AllowedHosts,
 }
 
 impl std::ops::Deref for Inner {
@@ -102,11 +104,16 @@ impl std::ops::Deref for Inner {
     }
 }
 
-/// The routes, with the token guard on every one but `/healthz`.
+/// The routes, with the host and token guards on every one but `/healthz`.
 pub fn router(state: HttpState) -> Router {
     let body_limit = state.max_bytes.saturating_mul(2).max(1024 * 1024);
     let shared: Shared = Arc::new(Inner {
-        auth: state.token.as_ref().map(|t| auth::Token::new(t.expose())),
+        auth: state
+            .config
+            .token
+            .as_ref()
+            .map(|t| auth::Token::new(t.expose())),
+        hosts: hosts::AllowedHosts::new(&state.config.allowed_hosts),
         state,
     });
     let guarded = Router::new()
@@ -123,7 +130,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/relogin", post(api::relogin))
         .route("/contacts", get(api::contacts))
         .route("/qr.png", get(api::qr_png))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard));
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
+        // Outermost, so a foreign Host is refused before anything else looks at the request.
+        .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard));
     Router::new()
         .route("/healthz", get(api::healthz))
         .merge(guarded)

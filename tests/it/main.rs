@@ -9,6 +9,7 @@ mod faults;
 mod homeassistant;
 mod hostile;
 mod http;
+mod http_access;
 mod login;
 mod messages;
 mod mqtt;
