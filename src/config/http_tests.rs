@@ -106,3 +106,17 @@ fn allowed_hosts_are_host_names_with_an_optional_port() {
     .unwrap();
     assert_eq!(http.allowed_hosts, ["bridge.lan", "bridge.lan:8443"]);
 }
+
+#[test]
+fn the_public_url_is_http_or_https() {
+    let err = load("http: {public_url: 'ftp://x/'}", &[]).unwrap_err();
+    assert!(
+        err.starts_with("bridge.yaml: http.public_url: must start with http:// or https://"),
+        "{err}"
+    );
+    let http = load("http: {public_url: 'https://bridge.example/'}", &[])
+        .unwrap()
+        .http
+        .unwrap();
+    assert_eq!(http.public_url.unwrap().scheme(), "https");
+}

@@ -380,6 +380,8 @@ pub struct HttpConfig {
     /// Host names (`name` or `name:port`) requests may carry in `Host` besides IP addresses and
     /// `localhost`: the names a reverse proxy or the LAN uses for this bridge.
     pub allowed_hosts: Vec<String>,
+    /// The base URL others reach the HTTP API at; `https://` marks the page cookie `Secure`.
+    pub public_url: Option<Url>,
 }
 
 impl Default for HttpConfig {
@@ -389,6 +391,7 @@ impl Default for HttpConfig {
             token: None,
             insecure_no_auth: false,
             allowed_hosts: Vec::new(),
+            public_url: None,
         }
     }
 }

@@ -176,6 +176,9 @@ fn validate_http(http: &HttpConfig) -> Result<(), Problem> {
             ));
         }
     }
+    if let Some(url) = &http.public_url {
+        check_url("http.public_url", url, &["http", "https"])?;
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`] lists the names) |
 //! | `POST /send` | a send command; answers its result (200 for every result, `ok` tells) |
 //! | `POST /relogin` | requests a new login |
+//! | `POST /signout` | ends the page's session with the bridge (not the WeChat session) |
 //! | `GET /contacts` | the contacts of the current login |
 //! | `GET /qr.png` | the login QR while a scan is awaited |
 //! | `GET /` | the status page; `GET /api/status` is what it polls |
@@ -77,7 +78,7 @@ pub struct HttpState {
     pub recent: Recent,
     /// The metrics recorder.
     pub metrics: PrometheusHandle,
-    /// The `http` section: token, allowed hosts.
+    /// The `http` section: token, allowed hosts, public URL.
     pub config: HttpConfig,
     /// `send.default_ttl`: how long `POST /send` waits for a queued command's result, at least.
     pub send_ttl: std::time::Duration,
@@ -89,10 +90,12 @@ pub struct HttpState {
 /// What the handlers share.
 type Shared = Arc<Inner>;
 
-/// [`HttpState`] with the token prepared for checking and the accepted host names.
+/// [`HttpState`] with the token prepared for checking, the page sessions and the accepted
+/// host names.
 struct Inner {
     state: HttpState,
     auth: Option<auth::Token>,
+    sessions: auth::Sessions,
     hosts: hosts::AllowedHosts,
 }
 
@@ -107,12 +110,18 @@ impl std::ops::Deref for Inner {
 /// The routes, with the host and token guards on every one but `/healthz`.
 pub fn router(state: HttpState) -> Router {
     let body_limit = state.max_bytes.saturating_mul(2).max(1024 * 1024);
+    let secure = state
+        .config
+        .public_url
+        .as_ref()
+        .is_some_and(|u| u.scheme() == "https");
     let shared: Shared = Arc::new(Inner {
         auth: state
             .config
             .token
             .as_ref()
             .map(|t| auth::Token::new(t.expose())),
+        sessions: auth::Sessions::new(auth::SESSION_LIFETIME, secure),
         hosts: hosts::AllowedHosts::new(&state.config.allowed_hosts),
         state,
     });
@@ -130,6 +139,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/relogin", post(api::relogin))
         .route("/contacts", get(api::contacts))
         .route("/qr.png", get(api::qr_png))
+        .route("/signout", post(auth::sign_out))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
         // Outermost, so a foreign Host is refused before anything else looks at the request.
         .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard));

@@ -1,13 +1,14 @@
 //! Who the HTTP API answers, against the real binary: a `Host` that names a foreign domain
-//! (DNS rebinding) is refused.
-use reqwest::header::HOST;
+//! (DNS rebinding) is refused, page sessions are fresh per login and end on sign-out or
+//! restart, and private answers are never cached.
+use reqwest::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 
-use crate::http::{start, Api};
+use crate::http::{eventually, start, Api};
 use crate::support::World;
 
 /// Every route behind the guards, as (method, path).
-const GUARDED: [(&str, &str); 10] = [
+const GUARDED: [(&str, &str); 11] = [
     ("GET", "/"),
     ("GET", "/page.js"),
     ("GET", "/api/status"),
@@ -17,6 +18,7 @@ const GUARDED: [(&str, &str); 10] = [
     ("GET", "/qr.png"),
     ("POST", "/send"),
     ("POST", "/relogin"),
+    ("POST", "/signout"),
     ("GET", "/?token=x"),
 ];
 
@@ -78,5 +80,94 @@ async fn a_foreign_host_name_is_refused_everywhere_but_healthz() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{host}");
     }
+    assert_eq!(bridge.stop().await, 0);
+}
+
+/// Opens the page with the token; answers the session cookie (`name=value`) and its
+/// `Set-Cookie` line.
+async fn page_login(api: &Api, token: &str) -> (String, String) {
+    let login = api.get(&format!("/?token={token}")).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let set = login.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    (set.split(';').next().unwrap().to_owned(), set)
+}
+
+async fn status_with(api: &Api, cookie: &str) -> StatusCode {
+    api.request(Method::GET, "/api/status")
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn page_sessions_are_fresh_per_login_and_end_on_sign_out_or_restart() {
+    let world = World::new().await;
+    let (bridge, api) = start(&world, "  token: first-t0ken\n", &[]).await;
+
+    let (a, set) = page_login(&api, "first-t0ken").await;
+    let (b, _) = page_login(&api, "first-t0ken").await;
+    assert_ne!(a, b, "each login gets its own value");
+    assert!(set.contains("Max-Age=43200"), "12 hours: {set}");
+    assert!(!set.contains("Secure"), "plain http: {set}");
+    assert_eq!(status_with(&api, &a).await, StatusCode::OK);
+    assert_eq!(status_with(&api, &b).await, StatusCode::OK);
+
+    let out = api
+        .request(Method::POST, "/signout")
+        .header(COOKIE, &a)
+        .header(ORIGIN, api.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    let cleared = out.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(status_with(&api, &a).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_with(&api, &b).await, StatusCode::OK, "only a ended");
+    assert_eq!(bridge.stop().await, 0);
+
+    // A new token means a restart, which ends every session.
+    let (bridge, api) = start(
+        &world,
+        "  token: second-t0ken\n  public_url: https://bridge.example/\n",
+        &[],
+    )
+    .await;
+    assert_eq!(status_with(&api, &b).await, StatusCode::UNAUTHORIZED);
+    let (c, set) = page_login(&api, "second-t0ken").await;
+    assert!(set.contains("; Secure"), "behind https: {set}");
+    assert_eq!(status_with(&api, &c).await, StatusCode::OK);
+    assert_eq!(bridge.stop().await, 0);
+}
+
+#[tokio::test]
+async fn answers_that_carry_private_data_are_never_cached() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "Mom");
+    let (mut bridge, api) = start(&world, "", &[]).await;
+    eventually("the QR at /qr.png", || async {
+        api.get("/qr.png").await.status() == StatusCode::OK
+    })
+    .await;
+    let no_store = |r: &reqwest::Response| {
+        r.headers()
+            .get(CACHE_CONTROL)
+            .is_some_and(|v| v == "no-store")
+    };
+    assert!(no_store(&api.get("/qr.png").await), "/qr.png");
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    for path in ["/", "/contacts", "/api/status", "/readyz", "/metrics"] {
+        let r = api.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(no_store(&r), "{path}: {:?}", r.headers().get(CACHE_CONTROL));
+    }
+    let sent = api
+        .post("/send", r#"{"to":"Mom","text":"cache me not"}"#)
+        .await;
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert!(no_store(&sent), "/send");
     assert_eq!(bridge.stop().await, 0);
 }
