@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wxbridge::cli::{Cli, Command};
-use wxbridge::{commands, config, logging};
+use wxbridge::{commands, config, http, logging};
 
 fn main() -> ExitCode {
     // One rustls provider for reqwest and, later, the broker clients (CRATES.md §1.9).
@@ -28,6 +28,10 @@ fn main() -> ExitCode {
     if let Command::CheckConfig = command {
         return commands::check_config(&loaded.config, loaded.source.as_deref());
     }
+    // Every connection to WeChat, the brokers and HTTP clients costs a descriptor: take all
+    // the system allows rather than the default soft limit (often 1024).
+    let nofile = http::raise_nofile_limit();
+    tracing::debug!(open_file_limit = ?nofile, "open-file limit");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

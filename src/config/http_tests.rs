@@ -120,3 +120,21 @@ fn the_public_url_is_http_or_https() {
         .unwrap();
     assert_eq!(http.public_url.unwrap().scheme(), "https");
 }
+
+#[test]
+fn max_connections_is_at_least_one() {
+    let err = load("http: {max_connections: 0}", &[]).unwrap_err();
+    assert!(
+        err.starts_with("bridge.yaml: http.max_connections: must be at least 1"),
+        "{err}"
+    );
+    let http = load("http: {max_connections: 10}", &[])
+        .unwrap()
+        .http
+        .unwrap();
+    assert_eq!(http.max_connections, 10);
+    assert_eq!(
+        HttpConfig::default().max_connections,
+        HttpConfig::DEFAULT_MAX_CONNECTIONS
+    );
+}

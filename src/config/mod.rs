@@ -380,8 +380,15 @@ pub struct HttpConfig {
     /// Host names (`name` or `name:port`) requests may carry in `Host` besides IP addresses and
     /// `localhost`: the names a reverse proxy or the LAN uses for this bridge.
     pub allowed_hosts: Vec<String>,
+    /// At most this many HTTP connections at once (fewer when the descriptor limit is low).
+    pub max_connections: usize,
     /// The base URL others reach the HTTP API at; `https://` marks the page cookie `Secure`.
     pub public_url: Option<Url>,
+}
+
+impl HttpConfig {
+    /// The default `max_connections`.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 }
 
 impl Default for HttpConfig {
@@ -391,6 +398,7 @@ impl Default for HttpConfig {
             token: None,
             insecure_no_auth: false,
             allowed_hosts: Vec::new(),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             public_url: None,
         }
     }

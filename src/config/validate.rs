@@ -162,6 +162,12 @@ fn validate_http(http: &HttpConfig) -> Result<(), Problem> {
             ),
         ));
     }
+    if http.max_connections == 0 {
+        return Err(problem(
+            "http.max_connections",
+            "must be at least 1 (got 0)",
+        ));
+    }
     for (index, host) in http.allowed_hosts.iter().enumerate() {
         let valid = !host.is_empty()
             && host

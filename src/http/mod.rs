@@ -12,9 +12,10 @@
 //! | `GET /qr.png` | the login QR while a scan is awaited |
 //! | `GET /` | the status page; `GET /api/status` is what it polls |
 //!
-//! Access rules are in [`auth`] and [`hosts`]. The listener is bound before anything else
-//! starts, so a taken port fails `run` at once (exit 1, naming the address); it serves until
-//! the sinks stop, finishing the requests in flight.
+//! Access rules are in [`auth`] and [`hosts`]; how connections are accepted and bounded is in
+//! [`listener`]. The listener is bound before anything else starts, so a taken port fails
+//! `run` at once (exit 1, naming the address); it serves until the sinks stop, finishing the
+//! requests in flight.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,10 +39,12 @@ mod api;
 mod auth;
 mod health;
 mod hosts;
+mod listener;
 mod page;
 mod recent;
 
 pub use health::{observe, Probe, SinkHealth, Watched};
+pub use listener::{connection_cap, nofile_limit, raise_nofile_limit, HEADER_TIMEOUT};
 pub use recent::{Recent, RecentSink};
 
 /// The listener could not be set up.
@@ -78,7 +81,7 @@ pub struct HttpState {
     pub recent: Recent,
     /// The metrics recorder.
     pub metrics: PrometheusHandle,
-    /// The `http` section: token, allowed hosts, public URL.
+    /// The `http` section: token, allowed hosts, connection cap, public URL.
     pub config: HttpConfig,
     /// `send.default_ttl`: how long `POST /send` waits for a queued command's result, at least.
     pub send_ttl: std::time::Duration,
@@ -149,15 +152,23 @@ pub fn router(state: HttpState) -> Router {
         .with_state(shared)
 }
 
-/// Serves on `listener` until `shutdown`, then finishes the requests in flight.
+/// Serves on `listener` until `shutdown`, then finishes the requests in flight. At most
+/// `http.max_connections` connections are served at once, fewer when the open-file limit
+/// leaves too little room ([`listener`]).
 pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
     let addr = listener.local_addr().ok();
-    let app = router(state);
-    tracing::info!(addr = ?addr, "HTTP API listening");
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        tracing::error!(cause = %e, "the HTTP API stopped");
+    let configured = state.config.max_connections;
+    let nofile = nofile_limit();
+    let cap = connection_cap(configured, nofile);
+    if cap < configured {
+        tracing::warn!(
+            max_connections = cap,
+            configured,
+            open_file_limit = nofile,
+            "http.max_connections lowered to leave descriptors for the rest of the bridge"
+        );
     }
+    let app = router(state);
+    tracing::info!(addr = ?addr, max_connections = cap, "HTTP API listening");
+    listener::serve(listener, app, cap, shutdown).await;
 }

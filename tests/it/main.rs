@@ -10,6 +10,7 @@ mod homeassistant;
 mod hostile;
 mod http;
 mod http_access;
+mod http_limits;
 mod login;
 mod messages;
 mod mqtt;
