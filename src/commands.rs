@@ -42,7 +42,7 @@ fn client(config: &Config) -> WxClient {
 fn take_state(config: &Config, running_hint: &str) -> Result<StateLock, ExitCode> {
     if let Err(e) = ensure_private_dir(&config.state_dir) {
         return Err(failure(format!(
-            "cannot create the state directory {}: {e}",
+            "cannot use the state directory {}: {e}",
             config.state_dir.display()
         )));
     }
@@ -116,7 +116,7 @@ pub async fn run(config: Config) -> ExitCode {
             sinks: health,
             recent,
             metrics,
-            token: http_config.token.clone(),
+            config: http_config.clone(),
             send_ttl: config.send.default_ttl,
             max_bytes: config.send.max_bytes,
         };

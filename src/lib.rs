@@ -6,8 +6,8 @@
 //! - [`sinks`] are where events go and commands come from (stdio is the embedded default).
 //! - [`config`] is the typed, strict configuration and its loader.
 //! - [`http`] is the HTTP API and the status page; [`metrics`] the Prometheus metrics it serves.
-//! - [`cli`], [`commands`] and [`signal`] make up the binary; [`lock`], [`qr`] and [`limiter`]
-//!   are small parts they share.
+//! - [`cli`], [`commands`], [`logging`] and [`signal`] make up the binary; [`lock`], [`qr`] and
+//!   [`limiter`] are small parts they share.
 #![forbid(unsafe_code)]
 
 pub mod bridge;
@@ -18,6 +18,7 @@ pub mod event;
 pub mod http;
 pub mod limiter;
 pub mod lock;
+pub mod logging;
 pub mod metrics;
 pub mod qr;
 pub mod retry;

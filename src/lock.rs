@@ -47,7 +47,10 @@ impl StateLock {
         // The state dir's files are 0600 (DESIGN.md "Configuration"), this one included.
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(io)?;
+        // A planted link would have us truncate whatever it points at.
+        let mut file = crate::wechat::session::no_follow(&mut options)
+            .open(&path)
+            .map_err(|e| io(crate::wechat::session::explain_link(&path, e)))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -87,6 +90,20 @@ mod tests {
         }
         drop(first);
         StateLock::acquire(dir.path()).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_planted_as_a_link_is_refused_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::os::unix::fs::symlink(&victim, state.join("lock")).unwrap();
+        let err = StateLock::acquire(&state).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     #[cfg(unix)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wxbridge::cli::{Cli, Command};
-use wxbridge::{commands, config};
+use wxbridge::{commands, config, http, logging};
 
 fn main() -> ExitCode {
     // One rustls provider for reqwest and, later, the broker clients (CRATES.md §1.9).
@@ -14,11 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cli.log_filter()));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init(filter);
 
     let env: HashMap<String, String> = std::env::vars().collect();
     let loaded = match config::load(cli.config.as_deref(), &env) {
@@ -32,6 +28,10 @@ fn main() -> ExitCode {
     if let Command::CheckConfig = command {
         return commands::check_config(&loaded.config, loaded.source.as_deref());
     }
+    // Every connection to WeChat, the brokers and HTTP clients costs a descriptor: take all
+    // the system allows rather than the default soft limit (often 1024).
+    let nofile = http::raise_nofile_limit();
+    tracing::debug!(open_file_limit = ?nofile, "open-file limit");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

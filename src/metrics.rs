@@ -23,6 +23,7 @@
 //! | `wxbridge_session_state` | gauge | `state` | 1 for the current session state, 0 for the others |
 //! | `wxbridge_last_sync_age_seconds` | gauge | – | seconds since the last successful sync |
 //! | `wxbridge_logins_total` | counter | `kind` | logins: `stored`, `push`, `qr` |
+//! | `wxbridge_http_accept_errors_total` | counter | – | connections the HTTP API failed to accept (out of descriptors…) |
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -140,6 +141,10 @@ fn describe() {
         "wxbridge_logins_total",
         "Logins by kind: stored session, push (confirm on the phone), QR scan"
     );
+    describe_counter!(
+        "wxbridge_http_accept_errors_total",
+        "Connections the HTTP API failed to accept, such as for want of file descriptors"
+    );
 }
 
 /// Counters that should read 0 rather than be absent before anything happened, so rates and
@@ -149,6 +154,7 @@ fn preset() {
         counter!("wxbridge_logins_total", "kind" => kind).absolute(0);
     }
     counter!("wxbridge_send_results_total", "result" => "ok").absolute(0);
+    counter!("wxbridge_http_accept_errors_total").absolute(0);
 }
 
 /// Inbound messages of these types were spooled.

@@ -112,6 +112,7 @@ fn build(
                 })?;
             tree.apply_merge()
                 .map_err(|err| invalid(TOP_LEVEL, err.to_string()))?;
+            refuse_empty_token_var(&tree, env, origin)?;
             expand(&mut tree, "", env, origin)?;
             tree
         }
@@ -126,6 +127,7 @@ fn build(
             "expected a mapping of keys such as `account:`".to_owned(),
         ));
     };
+    refuse_empty_token_override(env)?;
     let sources = apply_overrides(root, env)?;
     fill_derived_defaults(root);
 
@@ -148,6 +150,60 @@ fn build(
         message: problem.message,
     })?;
     Ok(config)
+}
+
+/// `http.token: ${VAR}` with `VAR` set to the empty string. An empty expansion otherwise
+/// means "not set", which for the token would quietly turn authentication off; `${VAR:-}`
+/// stays the way to make the token optional on purpose.
+fn refuse_empty_token_var(
+    tree: &Value,
+    env: &HashMap<String, String>,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    let Some(text) = tree
+        .get("http")
+        .and_then(|http| http.get("token"))
+        .and_then(Value::as_str)
+    else {
+        return Ok(());
+    };
+    let var = text
+        .trim()
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .filter(|var| var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    match var {
+        Some(var) if env.get(var).is_some_and(|value| value.is_empty()) => {
+            Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: "http.token".to_owned(),
+                message: format!(
+                    "environment variable {var} is empty, which would turn authentication off; \
+                     set it, or write ${{{var}:-}} to make the token optional"
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `WXBRIDGE__HTTP__TOKEN=` (empty): for any other key an empty override unsets it, but an
+/// unset token turns authentication off, so that takes an explicit `null`.
+fn refuse_empty_token_override(env: &HashMap<String, String>) -> Result<(), ConfigError> {
+    let empty = env.iter().find(|(var, value)| {
+        var.strip_prefix("WXBRIDGE__")
+            .is_some_and(|rest| rest.eq_ignore_ascii_case("http__token"))
+            && value.trim().is_empty()
+    });
+    match empty {
+        Some((var, _)) => Err(ConfigError::Override {
+            var: var.clone(),
+            message: "is empty, which would turn authentication off; \
+                      set it to null to run without a token"
+                .to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// How an error about the whole document names its key.

@@ -14,6 +14,8 @@ mod overrides;
 mod validate;
 
 #[cfg(test)]
+mod http_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
@@ -379,8 +381,23 @@ pub struct HttpConfig {
     /// Socket address to listen on, as `IP:port` (host names are not resolved).
     #[serde(with = "socket_addr")]
     pub listen: SocketAddr,
-    /// When set, a `Bearer` token is required on every path except `/healthz`.
+    /// When set, a `Bearer` token is required on every path except `/healthz`. Required when
+    /// `listen` is not a loopback address, unless `insecure_no_auth` says otherwise.
     pub token: Option<Secret>,
+    /// Serve a non-loopback `listen` address without a token, on purpose.
+    pub insecure_no_auth: bool,
+    /// Host names (`name` or `name:port`) requests may carry in `Host` besides IP addresses and
+    /// `localhost`: the names a reverse proxy or the LAN uses for this bridge.
+    pub allowed_hosts: Vec<String>,
+    /// At most this many HTTP connections at once (fewer when the descriptor limit is low).
+    pub max_connections: usize,
+    /// The base URL others reach the HTTP API at; `https://` marks the page cookie `Secure`.
+    pub public_url: Option<Url>,
+}
+
+impl HttpConfig {
+    /// The default `max_connections`.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 }
 
 impl Default for HttpConfig {
@@ -388,6 +405,10 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             token: None,
+            insecure_no_auth: false,
+            allowed_hosts: Vec::new(),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            public_url: None,
         }
     }
 }

@@ -199,11 +199,8 @@ fn fallback_applies_when_variable_is_unset_or_empty() {
 fn a_reference_that_expands_to_nothing_leaves_the_key_unset() {
     let config = parse_ok("http:\n  token: ${WXBRIDGE_TOKEN:-}\n", &[]);
     assert_eq!(config.http.unwrap().token, None);
-    let config = parse_ok(
-        "http:\n  token: ${WXBRIDGE_TOKEN}\n",
-        &[("WXBRIDGE_TOKEN", "")],
-    );
-    assert_eq!(config.http.unwrap().token, None);
+    let config = parse_ok("mqtt:\n  password: ${MQTT_PW}\n", &[("MQTT_PW", "")]);
+    assert_eq!(config.mqtt.unwrap().password, None);
 }
 
 #[test]

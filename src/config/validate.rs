@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::Config;
+use super::{Config, HttpConfig};
 
 /// The first rule a configuration breaks.
 #[derive(Debug)]
@@ -146,16 +146,56 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
         positive(&key("timeout"), webhook.timeout)?;
     }
 
-    if let Some(token) = config.http.as_ref().and_then(|http| http.token.as_ref()) {
-        if token.expose().is_empty() {
-            return Err(problem(
-                "http.token",
-                "is empty; leave it unset (null) to turn authentication off",
-            ));
-        }
+    if let Some(http) = &config.http {
+        validate_http(http)?;
     }
 
     not_empty("homeassistant.prefix", &config.homeassistant.prefix)?;
+    Ok(())
+}
+
+/// The `http` section: a listener others can reach needs a token (or an explicit
+/// `insecure_no_auth`), and a token is never empty.
+fn validate_http(http: &HttpConfig) -> Result<(), Problem> {
+    if http.token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+        return Err(problem(
+            "http.token",
+            "is empty, which would turn authentication off; leave the key out (or null) for no token",
+        ));
+    }
+    if !http.listen.ip().is_loopback() && http.token.is_none() && !http.insecure_no_auth {
+        return Err(problem(
+            "http.listen",
+            format!(
+                "{} is reachable from other machines, so http.token must be set \
+                 (or set http.insecure_no_auth: true to serve the API to anyone who can reach it)",
+                http.listen
+            ),
+        ));
+    }
+    if http.max_connections == 0 {
+        return Err(problem(
+            "http.max_connections",
+            "must be at least 1 (got 0)",
+        ));
+    }
+    for (index, host) in http.allowed_hosts.iter().enumerate() {
+        let valid = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c));
+        if !valid {
+            return Err(problem(
+                format!("http.allowed_hosts[{index}]"),
+                format!(
+                    "must be a host name, optionally with :port, such as bridge.lan (got {host:?})"
+                ),
+            ));
+        }
+    }
+    if let Some(url) = &http.public_url {
+        check_url("http.public_url", url, &["http", "https"])?;
+    }
     Ok(())
 }
 

@@ -244,6 +244,8 @@ pub async fn status(State(state): State<Shared>) -> Response {
     let last_sync = state.last_sync.borrow().map(|t| t.elapsed().as_secs_f64());
     let body = json!({
         "account": state.control.account,
+        // The page offers to sign out only when there is a page session to end.
+        "token_required": state.auth.is_some(),
         "state": status.state,
         "reason": status.reason,
         "since": rfc3339(status.since),

@@ -7,13 +7,15 @@
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`] lists the names) |
 //! | `POST /send` | a send command; answers its result (200 for every result, `ok` tells) |
 //! | `POST /relogin` | requests a new login |
+//! | `POST /signout` | ends the page's session with the bridge (not the WeChat session) |
 //! | `GET /contacts` | the contacts of the current login |
 //! | `GET /qr.png` | the login QR while a scan is awaited |
 //! | `GET /` | the status page; `GET /api/status` is what it polls |
 //!
-//! Access rules are in [`auth`]. The listener is bound before anything else starts, so a taken
-//! port fails `run` at once (exit 1, naming the address); it serves until the sinks stop,
-//! finishing the requests in flight.
+//! Access rules are in [`auth`] and [`hosts`]; how connections are accepted and bounded is in
+//! [`listener`]. The listener is bound before anything else starts, so a taken port fails
+//! `run` at once (exit 1, naming the address); it serves until the sinks stop, finishing the
+//! requests in flight.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
+use crate::config::HttpConfig;
 use crate::sinks::Control;
 use crate::spool::Spool;
 use crate::wechat::session::Session;
@@ -36,10 +38,13 @@ use crate::wechat::session::Session;
 mod api;
 mod auth;
 mod health;
+mod hosts;
+mod listener;
 mod page;
 mod recent;
 
 pub use health::{observe, Probe, SinkHealth, Watched};
+pub use listener::{connection_cap, nofile_limit, raise_nofile_limit, HEADER_TIMEOUT};
 pub use recent::{Recent, RecentSink};
 
 /// The listener could not be set up.
@@ -76,8 +81,8 @@ pub struct HttpState {
     pub recent: Recent,
     /// The metrics recorder.
     pub metrics: PrometheusHandle,
-    /// `http.token`, if set.
-    pub token: Option<Secret>,
+    /// The `http` section: token, allowed hosts, connection cap, public URL.
+    pub config: HttpConfig,
     /// `send.default_ttl`: how long `POST /send` waits for a queued command's result, at least.
     pub send_ttl: std::time::Duration,
     /// `send.max_bytes`: commands up to this size are read (larger ones are answered
@@ -88,10 +93,13 @@ pub struct HttpState {
 /// What the handlers share.
 type Shared = Arc<Inner>;
 
-/// [`HttpState`] with the token prepared for checking.
+/// [`HttpState`] with the token prepared for checking, the page sessions and the accepted
+/// host names.
 struct Inner {
     state: HttpState,
     auth: Option<auth::Token>,
+    sessions: auth::Sessions,
+    hosts: hosts::AllowedHosts,
 }
 
 impl std::ops::Deref for Inner {
@@ -102,11 +110,22 @@ impl std::ops::Deref for Inner {
     }
 }
 
-/// The routes, with the token guard on every one but `/healthz`.
+/// The routes, with the host and token guards on every one but `/healthz`.
 pub fn router(state: HttpState) -> Router {
     let body_limit = state.max_bytes.saturating_mul(2).max(1024 * 1024);
+    let secure = state
+        .config
+        .public_url
+        .as_ref()
+        .is_some_and(|u| u.scheme() == "https");
     let shared: Shared = Arc::new(Inner {
-        auth: state.token.as_ref().map(|t| auth::Token::new(t.expose())),
+        auth: state
+            .config
+            .token
+            .as_ref()
+            .map(|t| auth::Token::new(t.expose())),
+        sessions: auth::Sessions::new(auth::SESSION_LIFETIME, secure),
+        hosts: hosts::AllowedHosts::new(&state.config.allowed_hosts),
         state,
     });
     let guarded = Router::new()
@@ -123,22 +142,33 @@ pub fn router(state: HttpState) -> Router {
         .route("/relogin", post(api::relogin))
         .route("/contacts", get(api::contacts))
         .route("/qr.png", get(api::qr_png))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard));
+        .route("/signout", post(auth::sign_out))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
+        // Outermost, so a foreign Host is refused before anything else looks at the request.
+        .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard));
     Router::new()
         .route("/healthz", get(api::healthz))
         .merge(guarded)
         .with_state(shared)
 }
 
-/// Serves on `listener` until `shutdown`, then finishes the requests in flight.
+/// Serves on `listener` until `shutdown`, then finishes the requests in flight. At most
+/// `http.max_connections` connections are served at once, fewer when the open-file limit
+/// leaves too little room ([`listener`]).
 pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
     let addr = listener.local_addr().ok();
-    let app = router(state);
-    tracing::info!(addr = ?addr, "HTTP API listening");
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        tracing::error!(cause = %e, "the HTTP API stopped");
+    let configured = state.config.max_connections;
+    let nofile = nofile_limit();
+    let cap = connection_cap(configured, nofile);
+    if cap < configured {
+        tracing::warn!(
+            max_connections = cap,
+            configured,
+            open_file_limit = nofile,
+            "http.max_connections lowered to leave descriptors for the rest of the bridge"
+        );
     }
+    let app = router(state);
+    tracing::info!(addr = ?addr, max_connections = cap, "HTTP API listening");
+    listener::serve(listener, app, cap, shutdown).await;
 }

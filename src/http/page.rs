@@ -13,11 +13,11 @@ const JS: &str = include_str!("page/page.js");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+fn asset(content_type: &'static str, cache: &'static str, body: &'static str) -> Response {
     (
         [
             (CONTENT_TYPE, content_type),
-            (CACHE_CONTROL, "no-cache"),
+            (CACHE_CONTROL, cache),
             (CONTENT_SECURITY_POLICY, CSP),
             (HeaderName::from_static("x-content-type-options"), "nosniff"),
         ],
@@ -26,17 +26,17 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// `GET /`.
+/// `GET /`: never stored, as it is only served to whoever holds the token.
 pub async fn index() -> Response {
-    asset("text/html; charset=utf-8", INDEX)
+    asset("text/html; charset=utf-8", "no-store", INDEX)
 }
 
 /// `GET /page.css`.
 pub async fn css() -> Response {
-    asset("text/css; charset=utf-8", CSS)
+    asset("text/css; charset=utf-8", "no-cache", CSS)
 }
 
 /// `GET /page.js`.
 pub async fn js() -> Response {
-    asset("text/javascript; charset=utf-8", JS)
+    asset("text/javascript; charset=utf-8", "no-cache", JS)
 }

@@ -48,13 +48,18 @@ impl SessionFile {
         &self.path
     }
 
-    /// The stored session, if there is a readable one of this format.
+    /// The stored session, if there is a readable one of this format. A symbolic link in its
+    /// place is refused (an error), not followed.
     pub fn load(&self) -> io::Result<Option<StoredSession>> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
+        let mut bytes = Vec::new();
+        let read = no_follow(fs::OpenOptions::new().read(true))
+            .open(&self.path)
+            .and_then(|mut f| io::Read::read_to_end(&mut f, &mut bytes));
+        match read {
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
+            Err(e) => return Err(explain_link(&self.path, e)),
+        }
         match serde_json::from_slice::<StoredSession>(&bytes) {
             Ok(s) if s.version == FORMAT_VERSION => Ok(Some(s)),
             Ok(s) => {
@@ -87,13 +92,74 @@ impl SessionFile {
     }
 }
 
-/// Creates `dir` with mode 0700 (and tightens an existing one).
+/// Creates `dir` with mode 0700 (and tightens an existing one), once it is known to belong to
+/// this process's user.
+///
+/// A directory (or a link to one) that another user owns is refused: its owner could plant
+/// symbolic links in it, or swap files, under the bridge's feet.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ours = rustix::process::geteuid().as_raw();
+        for meta in [fs::symlink_metadata(dir)?, fs::metadata(dir)?] {
+            if let Some(problem) = foreign_owner(meta.uid(), meta.mode(), ours) {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, problem));
+            }
+        }
+    }
     set_mode(dir, 0o700)
 }
 
-/// Writes `bytes` to `path` through a 0600 temp file and a rename.
+/// Why a state dir (or the link to it) with this owner and mode must not be used by `us`.
+fn foreign_owner(owner: u32, mode: u32, us: u32) -> Option<String> {
+    if owner == us {
+        return None;
+    }
+    let writable = if mode & 0o022 != 0 {
+        " and others can write to it"
+    } else {
+        ""
+    };
+    Some(format!(
+        "it belongs to uid {owner}{writable}, but the bridge runs as uid {us}: whoever controls \
+         the state directory can redirect the bridge's writes; give it to the bridge's user \
+         (chown) or choose another state_dir"
+    ))
+}
+
+/// Makes `options` refuse a symbolic link at the path instead of following it (`O_NOFOLLOW`):
+/// one planted in the state dir would otherwise redirect a write, or a truncation, to any file
+/// the bridge's user may write.
+pub fn no_follow(options: &mut fs::OpenOptions) -> &mut fs::OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        options,
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+    );
+    options
+}
+
+/// The error of an open through [`no_follow`], saying so when a link was the reason.
+pub fn explain_link(path: &Path, e: io::Error) -> io::Error {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return io::Error::new(
+            e.kind(),
+            format!(
+                "{} is a symbolic link, which the bridge does not follow in its state directory; \
+                 remove it",
+                path.display()
+            ),
+        );
+    }
+    let _ = path;
+    e
+}
+
+/// Writes `bytes` to `path` through a 0600 temp file and a rename. The rename replaces
+/// whatever is at `path`, a symbolic link included, without following it.
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -105,11 +171,19 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         std::process::id()
     ));
     {
+        // A leftover temp file, or a link planted in its place: remove the entry itself, then
+        // create a new file there or fail.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
+        let mut f = no_follow(&mut opts)
+            .open(&tmp)
+            .map_err(|e| explain_link(&tmp, e))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -356,5 +430,83 @@ mod tests {
         assert!(file.load().unwrap().is_none(), "another version is ignored");
         let leftovers: Vec<_> = fs::read_dir(&state).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+
+    /// A file outside the state dir that planted links point at; it must stay as it is.
+    #[cfg(unix)]
+    fn victim(dir: &Path) -> PathBuf {
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        victim
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_session_file_planted_as_a_link_is_refused_on_load_and_replaced_on_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_private_dir(&state).unwrap();
+        let victim = victim(dir.path());
+        let file = SessionFile::in_dir(&state);
+        std::os::unix::fs::symlink(&victim, file.path()).unwrap();
+        let err = file.load().unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        write_private_atomically(file.path(), b"{}").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!fs::symlink_metadata(file.path()).unwrap().is_symlink());
+        assert_eq!(fs::read(file.path()).unwrap(), b"{}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_as_the_temp_file_or_the_qr_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_private_dir(&state).unwrap();
+        let victim = victim(dir.path());
+        let qr = state.join("qr.png");
+        let tmp = state.join(format!(".qr.png.tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        std::os::unix::fs::symlink(&victim, &qr).unwrap();
+        write_private_atomically(&qr, b"png").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(fs::read(&qr).unwrap(), b"png");
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn a_state_dir_of_another_user_is_refused() {
+        assert_eq!(foreign_owner(1000, 0o700, 1000), None);
+        assert_eq!(
+            foreign_owner(1000, 0o777, 1000),
+            None,
+            "ours: tightened instead"
+        );
+        let other = foreign_owner(0, 0o1777, 1000).unwrap();
+        assert!(
+            other.contains("uid 0 and others can write to it"),
+            "{other}"
+        );
+        assert!(foreign_owner(1001, 0o700, 1000).is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn ensure_private_dir_refuses_a_directory_someone_else_owns() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        // Only root can give a directory away; elsewhere the pure rule above is the test.
+        if std::os::unix::fs::chown(&state, Some(65534), None).is_err() {
+            return;
+        }
+        let err = ensure_private_dir(&state).unwrap_err();
+        assert!(err.to_string().contains("belongs to uid 65534"), "{err}");
+        let link = dir.path().join("link");
+        fs::create_dir(dir.path().join("mine")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("mine"), &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+        let err = ensure_private_dir(&link).unwrap_err();
+        assert!(err.to_string().contains("belongs to uid 65534"), "{err}");
     }
 }

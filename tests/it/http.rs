@@ -40,7 +40,7 @@ impl Api {
         }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let r = self.client.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(t) => r.header(AUTHORIZATION, format!("Bearer {t}")),
@@ -64,7 +64,7 @@ impl Api {
             .unwrap()
     }
 
-    async fn json(&self, path: &str) -> (StatusCode, Value) {
+    pub async fn json(&self, path: &str) -> (StatusCode, Value) {
         let r = self.get(path).await;
         let status = r.status();
         (status, r.json().await.unwrap())

@@ -1,7 +1,7 @@
 //! Secrets and message contents stay out of the logs, and the state stays private: a full run
 //! (QR login, messages, a send, MQTT, NATS, a webhook and the HTTP listener, each with a
-//! credential) has its stderr searched for every secret at trace level, and for message texts
-//! at info level; `check-config` masks the secrets; the state dir is 0700 and its files 0600.
+//! credential) has its stderr searched for every secret at trace level for every target (and
+//! for lines of the crates known to log cookies), and for message texts at info level; `check-config` masks the secrets; the state dir is 0700 and its files 0600.
 //! `send.allow` refuses every other recipient with `forbidden`, and an `https://` webhook is
 //! delivered only to a certificate a trusted CA signed (a CA made here with `openssl`).
 use std::os::unix::fs::PermissionsExt;
@@ -313,6 +313,16 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
         "the run logged at trace level:\n{log}"
     );
     assert_absent("a trace-level run", &log, &secrets);
+    // The crates that write cookie values into their lines (cookie_store logs each Set-Cookie
+    // it stores) stay silent even when RUST_LOG asks for everything.
+    for target in [
+        "cookie_store",
+        "reqwest_cookie_store",
+        "reqwest::connect::verbose",
+    ] {
+        let line = log.lines().find(|l| l.contains(&format!("{target}:")));
+        assert!(line.is_none(), "{target} logged: {}", line.unwrap());
+    }
 
     let state = world.state_dir();
     assert_eq!(mode(&state), 0o700, "the state dir");

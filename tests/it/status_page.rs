@@ -101,6 +101,10 @@ async fn the_page_shows_the_qr_until_the_scan_then_online_and_the_new_message() 
         !tag(&dom, "qr").contains("hidden"),
         "the QR is shown: {dom}"
     );
+    assert!(
+        !tag(&dom, "signout").contains("hidden"),
+        "a page behind the token can sign out: {dom}"
+    );
     let img = tag(&dom, "qr-img");
     assert!(img.contains("src=\"/qr.png?v="), "{img}");
     assert!(

@@ -123,7 +123,27 @@ impl Bridge {
 
     /// [`Bridge::spawn`] with extra environment variables.
     pub fn spawn_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Bridge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wxbridge"))
+        Self::spawn_under(&[], config, args, env)
+    }
+
+    /// [`Bridge::spawn_with_env`], the binary started through `wrapper`: a command that execs
+    /// its arguments in the same process, such as `prlimit --nofile=256:256 --`.
+    pub fn spawn_under(
+        wrapper: &[&str],
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Bridge {
+        let bin = env!("CARGO_BIN_EXE_wxbridge");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("--config")
             .arg(config)
             .args(args)

@@ -79,6 +79,7 @@ function renderEvents(s) {
 
 function render(s) {
   $("account").textContent = s.account;
+  $("signout").hidden = !s.token_required;
   const state = $("state");
   state.textContent = s.state;
   state.className = "badge state-" + s.state;
@@ -113,7 +114,18 @@ async function relogin() {
   refresh();
 }
 
+// Ends this page's session with the bridge (not the WeChat session); the page then asks for
+// the token again.
+async function signOut() {
+  try {
+    await fetch("/signout", { method: "POST" });
+  } finally {
+    location.assign("/");
+  }
+}
+
 $("qr-img").addEventListener("load", (ev) => { ev.target.dataset.loaded = "1"; });
 $("relogin").addEventListener("click", relogin);
+$("signout").addEventListener("click", signOut);
 refresh();
 setInterval(refresh, POLL_MS);

@@ -52,20 +52,28 @@ pub(super) fn unknown_sink(sink: &str) -> SpoolError {
     SpoolError(format!("unknown sink {sink:?}; register it first"))
 }
 
-/// Creates the file owner-only (it holds message contents), and tightens an existing one.
+/// Creates the file owner-only (it holds message contents), and tightens an existing one. A
+/// symbolic link in its place is refused: redb would write through it.
 pub(super) fn create_private_file(path: &Path) -> Result<(), SpoolError> {
+    use crate::wechat::session::{explain_link, no_follow};
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(false);
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
-        let file = options.open(path).ctx("create the spool file")?;
+        let file = no_follow(&mut options)
+            .open(path)
+            .map_err(|e| explain_link(path, e))
+            .ctx("create the spool file")?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .ctx("restrict the spool file")?;
     }
     #[cfg(not(unix))]
-    options.open(path).ctx("create the spool file")?;
+    no_follow(&mut options)
+        .open(path)
+        .map_err(|e| explain_link(path, e))
+        .ctx("create the spool file")?;
     Ok(())
 }
 

@@ -86,6 +86,21 @@ fn spool_file_is_private_to_its_owner() {
     assert!(spool.disk_size().unwrap() > 0);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_spool_file_planted_as_a_link_is_refused_and_its_target_left_alone() {
+    let dir = TempDir::new().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let path = dir.path().join("spool.redb");
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let Err(err) = RedbSpool::open(&path, 10) else {
+        panic!("a link is refused");
+    };
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
 #[test]
 fn sinks_read_in_order_with_independent_cursors() {
     let dir = TempDir::new().unwrap();
