@@ -12,6 +12,7 @@ mod login;
 mod messages;
 mod mqtt;
 mod nats;
+mod readme;
 mod schema;
 mod secrets;
 mod send;
