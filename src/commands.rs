@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::BufReader;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -128,7 +127,7 @@ pub async fn run(config: Config) -> ExitCode {
     drain(&spool, &names, Duration::from_secs(5)).await;
     sinks_shutdown.cancel();
     tracker.close();
-    // A blocked stdin read cannot be cancelled; don't wait on it for long.
+    // Bounded so a stuck link cannot keep the process from exiting.
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     ExitCode::SUCCESS
 }
@@ -187,7 +186,6 @@ async fn start_sinks(
             control.shutdown.clone(),
         ));
         tracker.spawn(stdio::read_commands(
-            BufReader::new(tokio::io::stdin()),
             config.send.max_bytes,
             control.intake.clone(),
             root.clone(),
