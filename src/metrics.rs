@@ -22,6 +22,7 @@
 //! | `wxbridge_session_state` | gauge | `state` | 1 for the current session state, 0 for the others |
 //! | `wxbridge_last_sync_age_seconds` | gauge | – | seconds since the last successful sync |
 //! | `wxbridge_logins_total` | counter | `kind` | logins: `stored`, `push`, `qr` |
+//! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge, Home Assistant publishes dropped) |
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -135,6 +136,10 @@ fn describe() {
         "wxbridge_logins_total",
         "Logins by kind: stored session, push (confirm on the phone), QR scan"
     );
+    describe_counter!(
+        "wxbridge_mqtt_refused_total",
+        "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped)"
+    );
 }
 
 /// Counters that should read 0 rather than be absent before anything happened, so rates and
@@ -171,6 +176,11 @@ pub fn send_result(result: &SendResult) {
         None => "error",
     };
     counter!("wxbridge_send_results_total", "result" => outcome).increment(1);
+}
+
+/// The MQTT link refused an incoming publish: `queue_full`.
+pub fn mqtt_refused(reason: &'static str) {
+    counter!("wxbridge_mqtt_refused_total", "reason" => reason).increment(1);
 }
 
 /// A send waited `waited` for the throttle.

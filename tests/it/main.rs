@@ -11,6 +11,7 @@ mod http;
 mod login;
 mod messages;
 mod mqtt;
+mod mqtt_intake;
 mod nats;
 mod readme;
 mod schema;

@@ -28,7 +28,8 @@ use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn start(port: u16) -> (MqttSink, Bridge) {
+/// A link for account `home` on the broker at `port`, with Home Assistant discovery on.
+pub fn start(port: u16) -> (MqttSink, Bridge) {
     let (control, bridge) = control(SessionState::Starting, Duration::from_millis(500));
     let config = MqttConfig {
         url: format!("mqtt://127.0.0.1:{port}").parse().unwrap(),
@@ -41,7 +42,7 @@ fn start(port: u16) -> (MqttSink, Bridge) {
     )
 }
 
-async fn until_connected(sink: &MqttSink) {
+pub async fn until_connected(sink: &MqttSink) {
     let mut link = sink.link();
     tokio::time::timeout(WAIT, link.wait_for(|s| s.connected))
         .await
@@ -51,7 +52,7 @@ async fn until_connected(sink: &MqttSink) {
 
 /// Waits until the link has said `online`: it subscribes to its command topics just before,
 /// on the same connection, so a command published now reaches it.
-async fn until_online(port: u16) {
+pub async fn until_online(port: u16) {
     static PROBES: AtomicUsize = AtomicUsize::new(0);
     let id = format!("probe-{}", PROBES.fetch_add(1, Ordering::Relaxed));
     let mut probe = Watcher::new(port, &id, "wechat/home/status").await;

@@ -118,8 +118,13 @@ impl Watcher {
     }
 
     pub async fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
+        self.publish_qos(topic, QoS::AtLeastOnce, retain, payload)
+            .await;
+    }
+
+    pub async fn publish_qos(&self, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) {
         self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .publish(topic, qos, retain, payload)
             .await
             .unwrap();
     }
