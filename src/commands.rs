@@ -155,8 +155,13 @@ async fn start_sinks(
     // The links' own tasks are tracked too, so shutdown waits for MQTT's `offline` and
     // DISCONNECT and for NATS's handlers.
     if let Some(mqtt_config) = &config.mqtt {
-        let sink = mqtt::start(mqtt_config, &config.homeassistant, control.clone())
-            .map_err(|e| e.to_string())?;
+        let sink = mqtt::start(
+            mqtt_config,
+            &config.homeassistant,
+            control.clone(),
+            config.send.max_bytes,
+        )
+        .map_err(|e| e.to_string())?;
         tracker.spawn(sink.stopped());
         let link = Probe::Mqtt(sink.link());
         sinks.start(sink, link)?;

@@ -22,7 +22,7 @@
 //! | `wxbridge_session_state` | gauge | `state` | 1 for the current session state, 0 for the others |
 //! | `wxbridge_last_sync_age_seconds` | gauge | – | seconds since the last successful sync |
 //! | `wxbridge_logins_total` | counter | `kind` | logins: `stored`, `push`, `qr` |
-//! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge, Home Assistant publishes dropped) |
+//! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge), `too_large` (over `send.max_bytes`, answered `invalid_command`; oversized Home Assistant publishes, ignored) |
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -138,7 +138,7 @@ fn describe() {
     );
     describe_counter!(
         "wxbridge_mqtt_refused_total",
-        "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped)"
+        "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped), too_large"
     );
 }
 
@@ -178,7 +178,7 @@ pub fn send_result(result: &SendResult) {
     counter!("wxbridge_send_results_total", "result" => outcome).increment(1);
 }
 
-/// The MQTT link refused an incoming publish: `queue_full`.
+/// The MQTT link refused an incoming publish: `queue_full` or `too_large`.
 pub fn mqtt_refused(reason: &'static str) {
     counter!("wxbridge_mqtt_refused_total", "reason" => reason).increment(1);
 }

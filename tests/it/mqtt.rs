@@ -28,6 +28,9 @@ use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// `send.max_bytes` of the links these tests start.
+pub const MAX_BYTES: usize = 65536;
+
 /// A link for account `home` on the broker at `port`, with Home Assistant discovery on.
 pub fn start(port: u16) -> (MqttSink, Bridge) {
     let (control, bridge) = control(SessionState::Starting, Duration::from_millis(500));
@@ -37,7 +40,7 @@ pub fn start(port: u16) -> (MqttSink, Bridge) {
         ..MqttConfig::default()
     };
     (
-        mqtt::start(&config, &HomeAssistantConfig::default(), control).unwrap(),
+        mqtt::start(&config, &HomeAssistantConfig::default(), control, MAX_BYTES).unwrap(),
         bridge,
     )
 }
@@ -417,7 +420,7 @@ async fn relogin_notifies_the_bridge_but_a_retained_one_is_ignored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
+async fn a_one_megabyte_command_arrives_cut_to_max_bytes_and_the_connection_stays_up() {
     let broker = brokers::mosquitto();
     let w = Watcher::new(broker.port, "watcher", "wechat/home/message").await;
     let (mut sink, mut bridge) = start(broker.port);
@@ -427,7 +430,8 @@ async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
     let big = vec![b'x'; 1024 * 1024];
     w.publish("wechat/home/send", false, big.clone()).await;
     let mut cmd = bridge.command().await;
-    assert_eq!(cmd.payload.len(), big.len());
+    // One byte past `send.max_bytes` is all the size check needs.
+    assert_eq!(cmd.payload, big[..MAX_BYTES + 1]);
     cmd.accepted
         .take()
         .unwrap()
@@ -445,7 +449,10 @@ async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
         &w.next().await.payload[..],
         &entry(1, Kind::Message, "after").payload[..]
     );
-    assert_eq!(*sink.link().borrow(), before, "no reconnect");
+    let after = *sink.link().borrow();
+    assert_eq!(after.connects, before.connects, "no reconnect");
+    assert!(after.connected);
+    assert_eq!(after.too_large, before.too_large + 1, "counted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -618,7 +625,8 @@ async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
         key_file: Some(dir.join("client.key")),
         ..MqttConfig::default()
     };
-    let mut sink = mqtt::start(&config, &HomeAssistantConfig::default(), control).unwrap();
+    let mut sink =
+        mqtt::start(&config, &HomeAssistantConfig::default(), control, MAX_BYTES).unwrap();
     deliver_all(&mut sink, &messages(3, 0), Duration::from_secs(20)).await;
     let mut seen = BTreeSet::new();
     until_ids(&mut w, &mut seen, 0..3).await;

@@ -1,5 +1,7 @@
 //! What comes in over the MQTT link, under pressure, against a real mosquitto: a QoS 0 flood
-//! behind a slow bridge stays bounded while QoS 1 commands all arrive.
+//! behind a slow bridge stays bounded while QoS 1 commands all arrive, and publishes past the
+//! bridge's own packet limit (a 17 MB command, a 17 MB retained `homeassistant/status`) are
+//! consumed without ever breaking the connection, also across a restart of the link.
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -9,10 +11,13 @@ use wxbridge::event::{ErrorCode, SendResult};
 use wxbridge::sinks::Accepted;
 
 use crate::brokers;
-use crate::mqtt::{start, until_connected, until_online};
+use crate::mqtt::{start, until_connected, until_online, MAX_BYTES};
 use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Past the bridge's outbound packet limit (16 MiB), as in the reported wedge.
+const HUGE: usize = 17 * 1000 * 1000;
 
 /// Answers a command as the bridge does when it refuses one.
 fn refuse(cmd: &mut wxbridge::sinks::IncomingCommand) {
@@ -98,4 +103,77 @@ async fn a_qos0_flood_behind_a_slow_bridge_stays_bounded_and_every_qos1_command_
         "each one taken or counted"
     );
     assert_eq!(state.connects, 1, "the link stayed up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_command_and_a_huge_retained_birth_topic_never_break_the_link() {
+    let broker = brokers::mosquitto();
+    let publisher = Watcher::new(broker.port, "publisher", "nothing/here").await;
+    // Retained on a topic the link subscribes at every connect (Home Assistant's birth).
+    publisher
+        .publish("homeassistant/status", true, vec![b'x'; HUGE])
+        .await;
+
+    let (sink, mut bridge) = start(broker.port);
+    until_connected(&sink).await;
+    until_online(broker.port).await;
+    let mut huge = br#"{"request_id":"huge-1","to":"Mom","text":""#.to_vec();
+    huge.resize(HUGE, b'x');
+    huge.extend_from_slice(br#""}"#);
+    publisher
+        .publish("wechat/home/send", false, huge.clone())
+        .await;
+    let mut cmd = tokio::time::timeout(WAIT, bridge.commands.recv())
+        .await
+        .expect("the huge command is handed over")
+        .unwrap();
+    // Cut to what the bridge's size check needs, its head (and request_id) intact.
+    assert_eq!(cmd.payload, huge[..MAX_BYTES + 1]);
+    refuse(&mut cmd);
+
+    // The link is still the first connection, and still takes commands.
+    publisher
+        .publish("wechat/home/send", false, br#"{"after":1}"#.to_vec())
+        .await;
+    let mut after = tokio::time::timeout(WAIT, bridge.commands.recv())
+        .await
+        .expect("a command after the huge one")
+        .unwrap();
+    assert_eq!(after.payload, br#"{"after":1}"#);
+    refuse(&mut after);
+    let state = *sink.link().borrow();
+    assert_eq!(state.connects, 1, "no reconnect");
+    assert!(state.connected);
+    assert_eq!(
+        state.too_large, 2,
+        "the command and the retained birth, counted"
+    );
+
+    // A restart of the link (same client id, persistent session): the retained birth topic
+    // comes again and is ignored again; the commands were acked and do not.
+    tokio::time::sleep(Duration::from_millis(300)).await; // the acks go out
+    let stopped = sink.stopped();
+    bridge.shutdown.cancel();
+    tokio::time::timeout(WAIT, stopped).await.unwrap();
+    drop((sink, bridge));
+    let (sink, mut bridge) = start(broker.port);
+    until_connected(&sink).await;
+    until_online(broker.port).await;
+    let again = tokio::time::timeout(Duration::from_millis(700), bridge.commands.recv()).await;
+    if let Ok(Some(cmd)) = again {
+        let head = String::from_utf8_lossy(&cmd.payload[..cmd.payload.len().min(40)]).into_owned();
+        panic!("an acked command came back: {head}");
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sink.link().borrow().too_large == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retained birth topic arrives"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state = *sink.link().borrow();
+    assert_eq!(state.connects, 1, "no reconnect after the restart either");
+    assert!(state.connected);
 }

@@ -8,8 +8,9 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Large enough for the biggest command the tests publish.
-const BIG: usize = 16 * 1024 * 1024;
+/// Large enough for the biggest command the tests publish (17 MB, past the bridge's own
+/// 16 MiB packet limit).
+const BIG: usize = 32 * 1024 * 1024;
 /// How long a watcher waits for one message.
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -30,6 +30,10 @@ const GOODBYE: Duration = Duration::from_secs(3);
 /// these are what may pile up behind a slow bridge.
 pub(super) const QUEUE: usize = 64;
 
+/// A publish on one of Home Assistant's topics larger than this is no birth message and no
+/// discovery config of ours (those are a few hundred bytes): it is ignored, and counted.
+const HOMEASSISTANT_MAX: usize = 64 * 1024;
+
 /// What the poller needs besides the event loop.
 pub(super) struct Poller {
     /// Home Assistant discovery, to route its incoming publishes.
@@ -51,8 +55,13 @@ pub(super) struct Poller {
     /// HA's birth messages and the retained discovery configs, to the link task (QoS 0: no
     /// ack owed); dropped, counted, when it is full.
     pub homeassistant: mpsc::Sender<Publish>,
+    /// `send.max_bytes`: a command payload is cut to one byte more than this before it is
+    /// queued (the bridge then answers it `invalid_command` by its size alone).
+    pub max_bytes: usize,
     /// A burst of dropped QoS 0 commands is in progress (logged at its start and end).
     pub dropping: u64,
+    /// An oversized publish was logged already (later ones only at debug level).
+    pub warned_large: bool,
     /// The reconnect schedule.
     pub retry: crate::retry::Retry,
     /// Shutdown has begun: stop reconnecting.
@@ -156,8 +165,12 @@ impl Poller {
     /// HA's birth and our configs go to the link task; everything else to the command task,
     /// which acks what it does not know: an unacked QoS 1 publish would hold a slot of the
     /// broker's inflight window for good. Never waits (see the module docs on backpressure).
-    fn route(&mut self, p: Publish) {
+    fn route(&mut self, mut p: Publish) {
         if self.discovery.concerns(&p.topic) {
+            if p.payload.len() > HOMEASSISTANT_MAX {
+                self.too_large(&p, "ignored");
+                return;
+            }
             if self.homeassistant.try_send(p).is_err() {
                 self.count(Refused::QueueFull);
                 tracing::debug!(
@@ -165,6 +178,11 @@ impl Poller {
                 );
             }
             return;
+        }
+        if p.payload.len() > self.max_bytes {
+            self.too_large(&p, "cut to send.max_bytes + 1 bytes; the bridge refuses it");
+            // A copy of the head only: a slice would keep the whole payload alive.
+            p.payload = bytes::Bytes::copy_from_slice(&p.payload[..self.max_bytes + 1]);
         }
         if p.qos == QoS::AtMostOnce {
             match self.best_effort.try_send(p) {
@@ -210,17 +228,29 @@ impl Poller {
         }
     }
 
+    /// A publish over its bound: logged once (then at debug level), counted.
+    fn too_large(&mut self, p: &Publish, what: &str) {
+        self.count(Refused::TooLarge);
+        if std::mem::replace(&mut self.warned_large, true) {
+            tracing::debug!(topic = %p.topic, bytes = p.payload.len(), "oversized mqtt publish {what}");
+        } else {
+            tracing::warn!(topic = %p.topic, bytes = p.payload.len(), "oversized mqtt publish {what}; later ones are logged at debug level");
+        }
+    }
+
     /// Counts a refused publish, in `/metrics` and in the link state (without waking anyone:
     /// it is read on demand).
     fn count(&self, why: Refused) {
         self.state.send_if_modified(|s| {
             match why {
                 Refused::QueueFull => s.dropped += 1,
+                Refused::TooLarge => s.too_large += 1,
             }
             false
         });
         crate::metrics::mqtt_refused(match why {
             Refused::QueueFull => "queue_full",
+            Refused::TooLarge => "too_large",
         });
     }
 }
@@ -230,6 +260,8 @@ impl Poller {
 enum Refused {
     /// Its queue was full (a QoS 0 command, or Home Assistant's).
     QueueFull,
+    /// It was over its bound.
+    TooLarge,
 }
 
 /// The only publisher.

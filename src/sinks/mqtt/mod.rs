@@ -39,7 +39,15 @@
 //!   stall the PUBACKs of our events, the pings, and every QoS 1 command. The command task
 //!   takes QoS 1 and 2 commands first.
 //! - Home Assistant's publishes (QoS 0) are dropped the same way when their channel is full.
-
+//!
+//! Size: no incoming packet can break the connection by its size (`options::MAX_INCOMING` is
+//! MQTT's own maximum, why in `options.rs`): an oversized command (a 17 MB `/send`, say) is
+//! read, cut to `send.max_bytes + 1` bytes, handed over and answered `invalid_command` (with
+//! the `request_id` its head carries), and acked; an oversized publish on Home Assistant's
+//! topics (a huge retained `homeassistant/status`) is ignored. Both are logged once and
+//! counted (`reason="too_large"`, [`LinkState::too_large`]), and the link stays up. Had the
+//! packet been refused by rumqttc's size check instead, the broker would hand it over again
+//! after every reconnect, for ever.
 use std::path::PathBuf;
 
 use thiserror::Error;

@@ -45,6 +45,10 @@ pub struct LinkState {
     /// Incoming publishes dropped because their queue was full: QoS 0 commands behind a slow
     /// bridge, Home Assistant publishes (also `wxbridge_mqtt_refused_total{reason="queue_full"}`).
     pub dropped: u64,
+    /// Incoming publishes over their bound: commands over `send.max_bytes` (answered
+    /// `invalid_command`) and oversized ones on Home Assistant's topics (ignored); also
+    /// `wxbridge_mqtt_refused_total{reason="too_large"}`.
+    pub too_large: u64,
 }
 
 /// Publishes of one delivery batch, handed to the link task.
@@ -104,11 +108,15 @@ pub struct MqttSink {
 /// disconnects ([`MqttSink::stopped`] tells when that is done). `homeassistant` says what to
 /// announce to Home Assistant (and what to retract).
 ///
+/// `max_bytes` is `send.max_bytes`: a command is kept only up to one byte past it (see the
+/// module docs).
+///
 /// Fails only on configuration problems (URL scheme, QoS, client id, TLS files).
 pub fn start(
     config: &MqttConfig,
     homeassistant: &HomeAssistantConfig,
     control: Control,
+    max_bytes: usize,
 ) -> Result<MqttSink, MqttError> {
     let topics = Arc::new(Topics::new(&config.base_topic, &control.account));
     let discovery = Arc::new(Discovery::new(homeassistant, &topics, &control.account));
@@ -136,7 +144,9 @@ pub fn start(
         held: Default::default(),
         best_effort: best_effort_tx,
         homeassistant: discovery_tx,
+        max_bytes,
         dropping: 0,
+        warned_large: false,
         retry: control.retry,
         shutdown: control.shutdown.clone(),
         stop: stop_poller.clone(),
