@@ -261,6 +261,22 @@ async fn commands_over_mqtt_and_nats_requests_reach_wechat_with_their_results() 
         "the result is also published on MQTT"
     );
 
+    // Over send.max_bytes (64 KiB) but under NATS's 1 MB: refused unread, its request_id kept.
+    let big = format!(
+        r#"{{"request_id":"n-big","to":"Mom","text":"{}"}}"#,
+        "x".repeat(100_000)
+    );
+    let reply = nc
+        .request("wechat.test.send", Bytes::from(big))
+        .await
+        .expect("the oversized request is answered");
+    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_valid(&reply);
+    assert_eq!(reply["error"]["code"], "invalid_command", "{reply}");
+    assert_eq!(reply["request_id"], "n-big", "{reply}");
+    let also = next_json(&mut w, "wechat/test/send/result").await;
+    assert_eq!(also["request_id"], "n-big");
+
     let sent = world.fake.wait_sent(2, WAIT).await;
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|s| s.to == alice));
