@@ -402,10 +402,13 @@ async fn a_send_command_is_acked_only_once_the_bridge_has_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relogin_notifies_the_bridge_but_a_retained_one_is_ignored() {
     let broker = brokers::mosquitto();
-    let w = Watcher::new(broker.port, "watcher", "nothing/here").await;
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/relogin").await;
     // Retained, it would fire again at every reconnect: repeated logins get accounts banned.
     w.publish("wechat/home/relogin", true, b"stale".to_vec())
         .await;
+    // Stored at the broker before the link subscribes: published later, it would reach the
+    // link as a live (not retained) request.
+    assert_eq!(&w.next().await.payload[..], b"stale");
     let (_sink, bridge) = start(broker.port);
     until_online(broker.port).await;
     let stale = tokio::time::timeout(Duration::from_millis(500), bridge.relogin.notified()).await;
