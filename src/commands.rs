@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::BufReader;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -128,7 +127,7 @@ pub async fn run(config: Config) -> ExitCode {
     drain(&spool, &names, Duration::from_secs(5)).await;
     sinks_shutdown.cancel();
     tracker.close();
-    // A blocked stdin read cannot be cancelled; don't wait on it for long.
+    // Bounded so a stuck link cannot keep the process from exiting.
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     ExitCode::SUCCESS
 }
@@ -156,8 +155,13 @@ async fn start_sinks(
     // The links' own tasks are tracked too, so shutdown waits for MQTT's `offline` and
     // DISCONNECT and for NATS's handlers.
     if let Some(mqtt_config) = &config.mqtt {
-        let sink = mqtt::start(mqtt_config, &config.homeassistant, control.clone())
-            .map_err(|e| e.to_string())?;
+        let sink = mqtt::start(
+            mqtt_config,
+            &config.homeassistant,
+            control.clone(),
+            config.send.max_bytes,
+        )
+        .map_err(|e| e.to_string())?;
         tracker.spawn(sink.stopped());
         let link = Probe::Mqtt(sink.link());
         sinks.start(sink, link)?;
@@ -187,7 +191,6 @@ async fn start_sinks(
             control.shutdown.clone(),
         ));
         tracker.spawn(stdio::read_commands(
-            BufReader::new(tokio::io::stdin()),
             config.send.max_bytes,
             control.intake.clone(),
             root.clone(),

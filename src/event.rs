@@ -20,6 +20,8 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
+mod head;
+
 /// Formats a time as RFC 3339 in UTC with whole seconds: `2026-11-28T16:20:01Z`.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
@@ -761,7 +763,9 @@ const COMMAND_FIELDS: [&str; 5] = ["to", "to_id", "text", "request_id", "expires
 
 /// Validates a send command payload.
 ///
-/// - Over `max_bytes`: `invalid_command`, decided before anything is parsed (no request_id).
+/// - Over `max_bytes`: `invalid_command`, decided before anything is parsed. Its request_id is
+///   recovered when the first `max_bytes` bytes prove it (a top-level `"request_id"` string
+///   whole inside them, see `head.rs`); else the result's `request_id` is null.
 /// - Not UTF-8 or not JSON: `invalid_json` (no request_id).
 /// - Otherwise every problem is `invalid_command` naming the field: not an object, an unknown
 ///   field, `text` missing, not a string or empty, neither or both of `to` / `to_id`, an empty
@@ -775,7 +779,9 @@ pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<Command, Comman
         return Err(CommandError {
             code: ErrorCode::InvalidCommand,
             message: format!("command is larger than send.max_bytes ({max_bytes} bytes)"),
-            request_id: None,
+            // Only the head: a source may hand over no more than `max_bytes + 1` bytes (stdin
+            // does), and a bound keeps a huge payload from costing more than a valid one.
+            request_id: head::request_id(&payload[..max_bytes]),
         });
     }
     let json_error = |message: String| CommandError {
@@ -1271,6 +1277,28 @@ mod tests {
     }
 
     #[test]
+    fn an_oversized_command_keeps_the_request_id_its_head_proves() {
+        let big = format!(
+            r#"{{"request_id":"r-big","to":"Mom","text":"{}"}}"#,
+            "x".repeat(100_000)
+        );
+        let e = parse_command(big.as_bytes(), MAX).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidCommand);
+        assert!(e.message.contains("send.max_bytes"), "{}", e.message);
+        assert_eq!(e.request_id.as_deref(), Some("r-big"));
+        assert_eq!(SendResult::from(e).request_id.as_deref(), Some("r-big"));
+        // Past the head it cannot be seen: null, as for a command without one.
+        let late = format!(
+            r#"{{"to":"Mom","text":"{}","request_id":"r-late"}}"#,
+            "x".repeat(100_000)
+        );
+        assert_eq!(
+            parse_command(late.as_bytes(), MAX).unwrap_err().request_id,
+            None
+        );
+    }
+
+    #[test]
     fn non_json_payloads_are_invalid_json() {
         assert_eq!(
             parse_command(b"\xff\xfe{}", MAX).unwrap_err().code,
@@ -1387,8 +1415,15 @@ mod properties {
             if p.len() > max {
                 let e = limited.unwrap_err();
                 prop_assert_eq!(e.code, ErrorCode::InvalidCommand);
-                prop_assert_eq!(e.request_id, None);
                 prop_assert!(e.message.contains("send.max_bytes"));
+                // A request_id read from the head is the one the whole payload carries.
+                if e.request_id.is_some() {
+                    let whole = match parse_command(&p, usize::MAX) {
+                        Ok(c) => c.request_id,
+                        Err(e) => e.request_id,
+                    };
+                    prop_assert_eq!(e.request_id, whole);
+                }
             } else {
                 prop_assert_eq!(limited, parse_command(&p, usize::MAX));
             }

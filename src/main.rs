@@ -53,7 +53,8 @@ fn main() -> ExitCode {
             Command::CheckConfig => unreachable!("handled above"),
         }
     });
-    // Blocked stdin reads must not keep the process alive.
+    // A blocking task still running (a stdout write to a reader that stopped reading) must
+    // not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
 }

@@ -24,6 +24,7 @@
 //! | `wxbridge_last_sync_age_seconds` | gauge | – | seconds since the last successful sync |
 //! | `wxbridge_logins_total` | counter | `kind` | logins: `stored`, `push`, `qr` |
 //! | `wxbridge_http_accept_errors_total` | counter | – | connections the HTTP API failed to accept (out of descriptors…) |
+//! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge), `too_large` (over `send.max_bytes`, answered `invalid_command`; oversized Home Assistant publishes, ignored) |
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -145,6 +146,10 @@ fn describe() {
         "wxbridge_http_accept_errors_total",
         "Connections the HTTP API failed to accept, such as for want of file descriptors"
     );
+    describe_counter!(
+        "wxbridge_mqtt_refused_total",
+        "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped), too_large"
+    );
 }
 
 /// Counters that should read 0 rather than be absent before anything happened, so rates and
@@ -182,6 +187,11 @@ pub fn send_result(result: &SendResult) {
         None => "error",
     };
     counter!("wxbridge_send_results_total", "result" => outcome).increment(1);
+}
+
+/// The MQTT link refused an incoming publish: `queue_full` or `too_large`.
+pub fn mqtt_refused(reason: &'static str) {
+    counter!("wxbridge_mqtt_refused_total", "reason" => reason).increment(1);
 }
 
 /// A send waited `waited` for the throttle.

@@ -102,10 +102,6 @@ impl Bridge {
             if let Some(s) = self.resume_stored(&stored).await? {
                 return Some(s);
             }
-            self.set_state(
-                SessionState::LoginRequired,
-                "confirm the login on your phone",
-            );
             match login::push(&self.client, &stored, &|p| self.show_progress(p)).await {
                 Ok(s) => {
                     crate::metrics::login("push");
@@ -123,7 +119,8 @@ impl Bridge {
             if self.shutdown.is_cancelled() {
                 return None;
             }
-            self.set_state(SessionState::LoginRequired, "scan the QR code with WeChat");
+            // The state says `login_required` once there is a QR code to scan
+            // (`show_progress`), not while it is still being asked for.
             let progress = |p| self.show_progress(p);
             let attempt = tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
@@ -152,6 +149,9 @@ impl Bridge {
                 }
                 Err(e) => {
                     tracing::warn!(cause = %e, "login failed; retrying");
+                    if let Some(reason) = e.unreachable() {
+                        self.set_state(SessionState::Offline, format!("{reason}; retrying"));
+                    }
                     crate::metrics::retry("login");
                     let d = backoff.next().unwrap_or(self.config.retry.max);
                     if !self.nap(d).await {
@@ -186,6 +186,9 @@ impl Bridge {
                 }
                 Err(e) if is_transient(&e) => {
                     tracing::warn!(cause = %e, "cannot reach WeChat to resume the stored session; retrying");
+                    if let Some(reason) = e.unreachable() {
+                        self.set_state(SessionState::Offline, format!("{reason}; retrying"));
+                    }
                     crate::metrics::retry("resume");
                     let d = backoff.next().unwrap_or(self.config.retry.max);
                     if !self.nap(d).await {
@@ -241,14 +244,28 @@ impl Bridge {
         }
     }
 
+    /// Shows a login step on stderr, and in the state once the person has something to do:
+    /// a QR code to scan (published with it), a push login to confirm.
     fn show_progress(&self, p: LoginProgress) {
         let png = show_login_progress(&p, &self.config.wechat.qr_png);
-        if let (LoginProgress::Qr { content, .. }, Some(png)) = (&p, png) {
-            self.qr.send_replace(Some(LoginQr {
-                url: content.clone(),
-                png,
-                expires_at: OffsetDateTime::now_utc() + QR_LIFETIME,
-            }));
+        match (&p, png) {
+            (LoginProgress::Qr { content, .. }, Some(png)) => {
+                self.set_state(SessionState::LoginRequired, "scan the QR code with WeChat");
+                self.qr.send_replace(Some(LoginQr {
+                    url: content.clone(),
+                    png,
+                    expires_at: OffsetDateTime::now_utc() + QR_LIFETIME,
+                }));
+            }
+            (LoginProgress::Qr { .. }, None) => self.set_state(
+                SessionState::LoginRequired,
+                "scan the QR code with WeChat (shown on stderr)",
+            ),
+            (LoginProgress::PushSent, _) => self.set_state(
+                SessionState::LoginRequired,
+                "confirm the login on your phone",
+            ),
+            _ => {}
         }
     }
 

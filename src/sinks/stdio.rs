@@ -4,8 +4,10 @@
 //! delivered once it is written and flushed.
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{watch, Mutex};
+use std::io::BufRead;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::{DeliveryError, Intake, Origin, Sink};
@@ -104,14 +106,15 @@ pub async fn write_states(
 
 /// A line as read: its bytes, or for a line over the cap only its first `cap + 1` bytes (the
 /// rest is skipped without being kept, so a 10 MB line costs no 10 MB).
-async fn read_capped_line(
-    r: &mut (impl AsyncBufRead + Unpin),
-    cap: usize,
-) -> std::io::Result<Option<Vec<u8>>> {
+fn read_capped_line(r: &mut impl BufRead, cap: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     let mut any = false;
     loop {
-        let chunk = r.fill_buf().await?;
+        let chunk = match r.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if chunk.is_empty() {
             return Ok(any.then(|| trim_cr(buf)));
         }
@@ -137,22 +140,17 @@ fn trim_cr(mut buf: Vec<u8>) -> Vec<u8> {
     buf
 }
 
-/// Reads send commands, one per line, into the intake; the bridge answers each with a result
-/// line. End of input leaves the bridge running.
-pub async fn read_commands(
-    input: impl AsyncBufRead + Unpin,
-    max_bytes: usize,
-    intake: Intake,
-    shutdown: CancellationToken,
-) {
-    let mut input = input;
+/// Reads lines from `input` (capped as [`read_capped_line`] says) into `lines` until the
+/// input ends or nobody listens. Blocking: runs on its own thread.
+fn read_lines(mut input: impl BufRead, max_bytes: usize, lines: mpsc::Sender<Vec<u8>>) {
     loop {
-        let line = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            l = read_capped_line(&mut input, max_bytes) => l,
-        };
-        let bytes = match line {
-            Ok(Some(b)) => b,
+        match read_capped_line(&mut input, max_bytes) {
+            Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => {}
+            Ok(Some(line)) => {
+                if lines.blocking_send(line).is_err() {
+                    return;
+                }
+            }
             Ok(None) => {
                 tracing::debug!("stdin closed; no more commands from it");
                 return;
@@ -161,10 +159,42 @@ pub async fn read_commands(
                 tracing::warn!(cause = %e, "cannot read stdin");
                 return;
             }
-        };
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
         }
+    }
+}
+
+/// Reads send commands from standard input, one per line, into the intake; the bridge answers
+/// each with a result line. End of input leaves the bridge running.
+///
+/// The reads happen on a thread of their own that is never joined. Tokio's stdin reads on its
+/// blocking pool, and a read blocked on a terminal or an idle pipe cannot be cancelled, so the
+/// runtime's shutdown waited for it (about a second and a half after SIGTERM); a plain thread
+/// blocked in `read` keeps nothing from exiting. One line is read ahead at most: the channel
+/// holds one, so the bridge's pace still holds the reader back.
+pub async fn read_commands(max_bytes: usize, intake: Intake, shutdown: CancellationToken) {
+    let (tx, rx) = mpsc::channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("stdin".to_owned())
+        .spawn(move || read_lines(std::io::stdin().lock(), max_bytes, tx));
+    if let Err(e) = spawned {
+        tracing::error!(cause = %e, "cannot start the stdin reader; no commands from stdin");
+        return;
+    }
+    submit_lines(rx, intake, shutdown).await;
+}
+
+/// Hands each line to the intake, one at a time, until the lines end or shutdown.
+async fn submit_lines(
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    intake: Intake,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let line = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            l = lines.recv() => l,
+        };
+        let Some(bytes) = line else { return };
         if !intake.submit(bytes, Origin::Stdin).await {
             return;
         }
@@ -175,21 +205,26 @@ pub async fn read_commands(
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn long_lines_keep_only_what_the_size_check_needs() {
+    #[test]
+    fn long_lines_keep_only_what_the_size_check_needs() {
         let mut data = vec![b'x'; 100_000];
         data.extend_from_slice(b"\n{\"a\":1}\r\nlast");
-        let mut r = tokio::io::BufReader::with_capacity(64, &data[..]);
-        let long = read_capped_line(&mut r, 1000).await.unwrap().unwrap();
+        let mut r = std::io::BufReader::with_capacity(64, &data[..]);
+        let long = read_capped_line(&mut r, 1000).unwrap().unwrap();
         assert_eq!(long.len(), 1001, "one byte over the cap is kept, no more");
         assert_eq!(
-            read_capped_line(&mut r, 1000).await.unwrap().unwrap(),
+            read_capped_line(&mut r, 1000).unwrap().unwrap(),
             b"{\"a\":1}"
         );
-        assert_eq!(
-            read_capped_line(&mut r, 1000).await.unwrap().unwrap(),
-            b"last"
-        );
-        assert!(read_capped_line(&mut r, 1000).await.unwrap().is_none());
+        assert_eq!(read_capped_line(&mut r, 1000).unwrap().unwrap(), b"last");
+        assert!(read_capped_line(&mut r, 1000).unwrap().is_none());
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_the_end_of_input_ends_the_reader() {
+        let (tx, mut rx) = mpsc::channel(8);
+        read_lines(&b"\n  \r\n{\"a\":1}\n\n"[..], 100, tx);
+        assert_eq!(rx.try_recv().unwrap(), b"{\"a\":1}");
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -22,12 +22,15 @@ use super::protocol::{
 /// A failed exchange with WeChat.
 #[derive(Debug, Error)]
 pub enum WxError {
-    /// Connection refused, reset, timed out… The error holds no URL: the session's
+    /// Connection refused, reset, timed out, a DNS or TLS failure… Told with its whole chain
+    /// of causes, where the reason is. The error holds no URL, only the host: the session's
     /// credentials travel in query strings.
-    #[error("{endpoint}: {source}")]
+    #[error("{endpoint} ({host}): {}", super::cause::chain(source))]
     Http {
         /// The endpoint name.
         endpoint: &'static str,
+        /// The host (and port) the request went to.
+        host: String,
         /// The transport error.
         #[source]
         source: reqwest::Error,
@@ -75,6 +78,22 @@ impl WxError {
     /// True when only a new login can help.
     pub fn is_session_expired(&self) -> bool {
         matches!(self, WxError::SessionExpired { .. })
+    }
+
+    /// For the session state while WeChat cannot be reached: "cannot reach login.wx.qq.com:
+    /// Connection refused (os error 111)"; None when WeChat was reached.
+    pub fn unreachable(&self) -> Option<String> {
+        match self {
+            WxError::Http { host, source, .. } => Some(format!(
+                "cannot reach {host}: {}",
+                super::cause::root(source)
+            )),
+            WxError::Status {
+                endpoint: _,
+                status: status @ 500..,
+            } => Some(format!("WeChat answers HTTP {status}")),
+            _ => None,
+        }
     }
 }
 
@@ -175,6 +194,15 @@ impl std::fmt::Debug for WxClient {
     }
 }
 
+/// `host[:port]` of a URL: what a transport error may name.
+fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => String::new(),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -257,6 +285,7 @@ impl WxClient {
         // Without the URL: its query carries skey, sid and pass_ticket, and this error is logged.
         let http = |source: reqwest::Error| WxError::Http {
             endpoint,
+            host: source.url().map(host_of).unwrap_or_default(),
             source: source.without_url(),
         };
         let resp = req.send().await.map_err(http)?;

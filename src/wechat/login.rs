@@ -56,6 +56,17 @@ impl From<WxError> for LoginError {
     }
 }
 
+impl LoginError {
+    /// Why WeChat cannot be reached, when that is why the login failed (see
+    /// [`WxError::unreachable`]).
+    pub fn unreachable(&self) -> Option<String> {
+        match self {
+            LoginError::Wx(e) => e.unreachable(),
+            _ => None,
+        }
+    }
+}
+
 /// How many 408 answers a push login waits for before it gives up (about two minutes).
 const PUSH_POLLS: u32 = 5;
 

@@ -1,6 +1,8 @@
 //! The WeChat web protocol: pure parsing in [`protocol`], [`hosts`], [`message`] and
 //! [`contacts`]; HTTP I/O in [`client`]; the login flows in [`login`]; the live session and its
-//! persistence in [`session`]. Nothing here knows of MQTT, NATS or webhooks.
+//! persistence in [`session`]; [`cause`] tells a failed request's causes with secrets masked.
+//! Nothing here knows of MQTT, NATS or webhooks.
+pub mod cause;
 pub mod client;
 pub mod contacts;
 pub mod hosts;

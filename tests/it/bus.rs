@@ -261,6 +261,22 @@ async fn commands_over_mqtt_and_nats_requests_reach_wechat_with_their_results() 
         "the result is also published on MQTT"
     );
 
+    // Over send.max_bytes (64 KiB) but under NATS's 1 MB: refused unread, its request_id kept.
+    let big = format!(
+        r#"{{"request_id":"n-big","to":"Mom","text":"{}"}}"#,
+        "x".repeat(100_000)
+    );
+    let reply = nc
+        .request("wechat.test.send", Bytes::from(big))
+        .await
+        .expect("the oversized request is answered");
+    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_valid(&reply);
+    assert_eq!(reply["error"]["code"], "invalid_command", "{reply}");
+    assert_eq!(reply["request_id"], "n-big", "{reply}");
+    let also = next_json(&mut w, "wechat/test/send/result").await;
+    assert_eq!(also["request_id"], "n-big");
+
     let sent = world.fake.wait_sent(2, WAIT).await;
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|s| s.to == alice));
@@ -427,4 +443,54 @@ async fn killed_between_a_sync_and_its_commit_then_restarted_delivers_every_mess
         more.iter().all(|v| v["kind"] != "message"),
         "none twice: {more:?}"
     );
+}
+
+#[tokio::test]
+async fn a_17_mb_command_is_answered_with_its_request_id_and_a_17_mb_retained_birth_never_drops_the_link(
+) {
+    const HUGE: usize = 17 * 1000 * 1000;
+    let world = World::new().await;
+    let mqtt = brokers::mosquitto();
+    let config = world.config(&format!(
+        "mqtt:\n  url: mqtt://127.0.0.1:{}\n  client_id: wxbridge-test\n",
+        mqtt.port
+    ));
+    let mut w = Watcher::new(mqtt.port, "observer", "wechat/test/#").await;
+    // Retained where the bridge subscribes at every connect; past its own 16 MiB packet limit.
+    w.publish("homeassistant/status", true, vec![b'x'; HUGE])
+        .await;
+    // Twice: the second run meets the retained publish again, as a restart would.
+    for run in 0..2 {
+        let bridge = Bridge::spawn(&config, &["run"]);
+        // Bounded: a wedged link reconnects for ever, and each reconnect publishes again.
+        tokio::time::timeout(WAIT, async {
+            while &w.next_on("wechat/test/status").await.payload[..] != b"online" {}
+        })
+        .await
+        .expect("the bridge is online");
+        let mut huge = format!(r#"{{"request_id":"huge-{run}","to":"Mom","text":""#).into_bytes();
+        huge.resize(HUGE, b'x');
+        huge.extend_from_slice(br#""}"#);
+        w.publish("wechat/test/send", false, huge).await;
+        let r = tokio::time::timeout(WAIT, next_json(&mut w, "wechat/test/send/result"))
+            .await
+            .expect("the huge command is answered");
+        assert_eq!(r["error"]["code"], "invalid_command", "{r}");
+        assert_eq!(r["request_id"], format!("huge-{run}"), "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("send.max_bytes"),
+            "{r}"
+        );
+        let after = format!(r#"{{"request_id":"after-{run}","text":"x"}}"#).into_bytes();
+        w.publish("wechat/test/send", false, after).await;
+        let r = next_json(&mut w, "wechat/test/send/result").await;
+        assert_eq!(r["request_id"], format!("after-{run}"), "{r}");
+        let stderr = bridge.stderr();
+        assert!(stderr.contains("oversized mqtt publish"), "{stderr}");
+        assert!(!stderr.contains("mqtt connection lost"), "{stderr}");
+        assert_eq!(bridge.stop().await, 0);
+    }
 }

@@ -1,4 +1,4 @@
-//! The one-shot commands: check-config, logout, and what they say.
+//! The commands as a process: check-config, logout, what they say, and how fast `run` stops.
 use crate::support::World;
 
 #[tokio::test]
@@ -166,4 +166,18 @@ async fn a_state_dir_that_another_user_owns_stops_every_command() {
             "{command}: {stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn sigterm_stops_run_promptly_while_stdin_stays_open() {
+    let world = World::new().await;
+    // The stdio default: stdin is read for commands and stays open (the harness holds it).
+    let mut bridge = world.start(&["run"]);
+    bridge.wait_state("login_required").await;
+    let started = std::time::Instant::now();
+    assert_eq!(bridge.stop().await, 0);
+    let took = started.elapsed();
+    // A stdin read on tokio's blocking pool held the runtime's shutdown for over a second.
+    eprintln!("run stopped {took:?} after SIGTERM");
+    assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
 }

@@ -224,7 +224,10 @@ fn start(broker: &Broker, homeassistant: &HomeAssistantConfig) -> (MqttSink, Sid
         client_id: "wxbridge-home".to_owned(),
         ..MqttConfig::default()
     };
-    (mqtt::start(&config, homeassistant, control).unwrap(), side)
+    (
+        mqtt::start(&config, homeassistant, control, 65536).unwrap(),
+        side,
+    )
 }
 
 fn targets(names: &[&str]) -> HomeAssistantConfig {

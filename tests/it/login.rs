@@ -261,3 +261,61 @@ async fn a_login_cancelled_on_the_phone_shows_a_new_qr() {
     world.fake.confirm();
     bridge.wait_state("online").await;
 }
+
+#[tokio::test]
+async fn an_unreachable_wechat_is_told_with_its_cause_and_no_qr_is_promised() {
+    let world = World::new().await;
+    let closed = crate::brokers::free_port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let mut bridge = crate::support::Bridge::spawn_with_env(
+        &world.config(""),
+        &["run"],
+        &[("WXBRIDGE__WECHAT__LOGIN_URL", &url)],
+    );
+    let offline = bridge
+        .next_where("the offline state", |v| {
+            v["kind"] == "state" && v["state"] == "offline"
+        })
+        .await;
+    let reason = offline["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("cannot reach 127.0.0.1:{closed}: ")),
+        "{reason}"
+    );
+    assert!(reason.to_lowercase().contains("refused"), "{reason}");
+    // The failed request is logged with its whole chain of causes, down to the refusal.
+    let logged = |stderr: String| {
+        stderr.lines().any(|l| {
+            l.contains("login failed")
+                && l.contains(&format!(
+                    "jslogin (127.0.0.1:{closed}): error sending request"
+                ))
+                && l.contains("Connection refused")
+        })
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !logged(bridge.stderr()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cause is logged: {}",
+            bridge.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    bridge
+        .drain_for(std::time::Duration::from_millis(700))
+        .await;
+    let states: Vec<&Value> = bridge
+        .seen
+        .iter()
+        .filter(|v| v["kind"] == "state")
+        .collect();
+    assert!(
+        states.iter().all(|v| v["state"] != "login_required"),
+        "{states:?}"
+    );
+    // Nothing ever asked for a scan.
+    let stderr = bridge.stderr();
+    assert!(!stderr.contains("Scan this QR code"), "{stderr}");
+    assert_eq!(bridge.stop().await, 0);
+}

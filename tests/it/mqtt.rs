@@ -28,7 +28,11 @@ use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn start(port: u16) -> (MqttSink, Bridge) {
+/// `send.max_bytes` of the links these tests start.
+pub const MAX_BYTES: usize = 65536;
+
+/// A link for account `home` on the broker at `port`, with Home Assistant discovery on.
+pub fn start(port: u16) -> (MqttSink, Bridge) {
     let (control, bridge) = control(SessionState::Starting, Duration::from_millis(500));
     let config = MqttConfig {
         url: format!("mqtt://127.0.0.1:{port}").parse().unwrap(),
@@ -36,12 +40,12 @@ fn start(port: u16) -> (MqttSink, Bridge) {
         ..MqttConfig::default()
     };
     (
-        mqtt::start(&config, &HomeAssistantConfig::default(), control).unwrap(),
+        mqtt::start(&config, &HomeAssistantConfig::default(), control, MAX_BYTES).unwrap(),
         bridge,
     )
 }
 
-async fn until_connected(sink: &MqttSink) {
+pub async fn until_connected(sink: &MqttSink) {
     let mut link = sink.link();
     tokio::time::timeout(WAIT, link.wait_for(|s| s.connected))
         .await
@@ -51,7 +55,7 @@ async fn until_connected(sink: &MqttSink) {
 
 /// Waits until the link has said `online`: it subscribes to its command topics just before,
 /// on the same connection, so a command published now reaches it.
-async fn until_online(port: u16) {
+pub async fn until_online(port: u16) {
     static PROBES: AtomicUsize = AtomicUsize::new(0);
     let id = format!("probe-{}", PROBES.fetch_add(1, Ordering::Relaxed));
     let mut probe = Watcher::new(port, &id, "wechat/home/status").await;
@@ -398,10 +402,13 @@ async fn a_send_command_is_acked_only_once_the_bridge_has_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relogin_notifies_the_bridge_but_a_retained_one_is_ignored() {
     let broker = brokers::mosquitto();
-    let w = Watcher::new(broker.port, "watcher", "nothing/here").await;
+    let mut w = Watcher::new(broker.port, "watcher", "wechat/home/relogin").await;
     // Retained, it would fire again at every reconnect: repeated logins get accounts banned.
     w.publish("wechat/home/relogin", true, b"stale".to_vec())
         .await;
+    // Stored at the broker before the link subscribes: published later, it would reach the
+    // link as a live (not retained) request.
+    assert_eq!(&w.next().await.payload[..], b"stale");
     let (_sink, bridge) = start(broker.port);
     until_online(broker.port).await;
     let stale = tokio::time::timeout(Duration::from_millis(500), bridge.relogin.notified()).await;
@@ -416,7 +423,7 @@ async fn relogin_notifies_the_bridge_but_a_retained_one_is_ignored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
+async fn a_one_megabyte_command_arrives_cut_to_max_bytes_and_the_connection_stays_up() {
     let broker = brokers::mosquitto();
     let w = Watcher::new(broker.port, "watcher", "wechat/home/message").await;
     let (mut sink, mut bridge) = start(broker.port);
@@ -426,7 +433,8 @@ async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
     let big = vec![b'x'; 1024 * 1024];
     w.publish("wechat/home/send", false, big.clone()).await;
     let mut cmd = bridge.command().await;
-    assert_eq!(cmd.payload.len(), big.len());
+    // One byte past `send.max_bytes` is all the size check needs.
+    assert_eq!(cmd.payload, big[..MAX_BYTES + 1]);
     cmd.accepted
         .take()
         .unwrap()
@@ -444,7 +452,10 @@ async fn a_one_megabyte_command_arrives_and_the_connection_stays_up() {
         &w.next().await.payload[..],
         &entry(1, Kind::Message, "after").payload[..]
     );
-    assert_eq!(*sink.link().borrow(), before, "no reconnect");
+    let after = *sink.link().borrow();
+    assert_eq!(after.connects, before.connects, "no reconnect");
+    assert!(after.connected);
+    assert_eq!(after.too_large, before.too_large + 1, "counted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -617,7 +628,8 @@ async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
         key_file: Some(dir.join("client.key")),
         ..MqttConfig::default()
     };
-    let mut sink = mqtt::start(&config, &HomeAssistantConfig::default(), control).unwrap();
+    let mut sink =
+        mqtt::start(&config, &HomeAssistantConfig::default(), control, MAX_BYTES).unwrap();
     deliver_all(&mut sink, &messages(3, 0), Duration::from_secs(20)).await;
     let mut seen = BTreeSet::new();
     until_ids(&mut w, &mut seen, 0..3).await;

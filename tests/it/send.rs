@@ -319,3 +319,30 @@ async fn send_allow_matches_remarks_and_named_groups_never_nicknames() {
     assert_eq!(warned("Mom"), 0, "Mom is a remark:\n{stderr}");
     assert!(stderr.contains("`group:Chess Club`"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_oversized_stdin_command_is_answered_with_the_request_id_at_its_head() {
+    let world = World::new().await;
+    // No login needed: the intake answers a bad command at once.
+    let mut bridge = world.start(&["run"]);
+    let pad = "x".repeat(200_000);
+    let head_first = format!(r#"{{"request_id":"big-1","to":"filehelper","text":"{pad}"}}"#);
+    bridge.send_line(head_first.as_bytes()).await;
+    let r = bridge.next_result().await;
+    assert_eq!(r["error"]["code"], "invalid_command", "{r}");
+    assert_eq!(r["request_id"], "big-1", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send.max_bytes"),
+        "{r}"
+    );
+    // Past the part the size check keeps, it cannot be read: null, as documented.
+    let tail_last = format!(r#"{{"to":"filehelper","text":"{pad}","request_id":"big-2"}}"#);
+    bridge.send_line(tail_last.as_bytes()).await;
+    let r = bridge.next_result().await;
+    assert_eq!(r["error"]["code"], "invalid_command", "{r}");
+    assert!(r["request_id"].is_null(), "{r}");
+    assert!(world.fake.sent().is_empty());
+}

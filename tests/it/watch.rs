@@ -8,8 +8,9 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Large enough for the biggest command the tests publish.
-const BIG: usize = 16 * 1024 * 1024;
+/// Large enough for the biggest command the tests publish (17 MB, past the bridge's own
+/// 16 MiB packet limit).
+const BIG: usize = 32 * 1024 * 1024;
 /// How long a watcher waits for one message.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -118,8 +119,13 @@ impl Watcher {
     }
 
     pub async fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) {
+        self.publish_qos(topic, QoS::AtLeastOnce, retain, payload)
+            .await;
+    }
+
+    pub async fn publish_qos(&self, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) {
         self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .publish(topic, qos, retain, payload)
             .await
             .unwrap();
     }

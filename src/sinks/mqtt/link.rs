@@ -7,6 +7,7 @@
 //!   longer configured, and publishes the delivery batches the sink hands it;
 //! - the **command task** hands `/send` and notify payloads to the bridge and acks each to the
 //!   broker only once the bridge has it, and turns `/relogin` and `/logout` into requests.
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,22 +25,43 @@ use crate::sinks::{Control, Origin};
 /// How long shutdown waits for `offline` and the DISCONNECT to go out.
 const GOODBYE: Duration = Duration::from_secs(3);
 
+/// How many publishes each of the poller's channels holds (commands of each kind, Home
+/// Assistant's). The command task takes one command at a time and waits for the bridge, so
+/// these are what may pile up behind a slow bridge.
+pub(super) const QUEUE: usize = 64;
+
+/// A publish on one of Home Assistant's topics larger than this is no birth message and no
+/// discovery config of ours (those are a few hundred bytes): it is ignored, and counted.
+const HOMEASSISTANT_MAX: usize = 64 * 1024;
+
 /// What the poller needs besides the event loop.
 pub(super) struct Poller {
     /// Home Assistant discovery, to route its incoming publishes.
     pub discovery: Arc<Discovery>,
     /// The pairing of writes and acks.
     pub tracker: Tracker,
-    /// Confirmed entries, to the sink.
-    pub confirmed: mpsc::UnboundedSender<Confirmed>,
-    /// Connection state, to the sink and the link task.
+    /// Confirmed entries, to the sink. Bounded by what the sink has in flight (`WINDOW`
+    /// entries, and as many of batches it gave up on), so it never fills.
+    pub confirmed: mpsc::Sender<Confirmed>,
+    /// Connection state, to the sink and the link task; also the counts of what was refused.
     pub state: watch::Sender<LinkState>,
-    /// Incoming commands, to the command task. Unbounded so the poller never waits; QoS 1
-    /// commands are bounded anyway by the broker's inflight window, as we ack them late.
-    pub commands: mpsc::UnboundedSender<Publish>,
+    /// Incoming QoS 1 and 2 commands, to the command task.
+    pub acked: mpsc::Sender<Publish>,
+    /// QoS 1 and 2 commands that found `acked` full, oldest first; the broker's inflight
+    /// window bounds how many.
+    pub held: VecDeque<Publish>,
+    /// Incoming QoS 0 commands, to the command task; dropped, counted, when it is full.
+    pub best_effort: mpsc::Sender<Publish>,
     /// HA's birth messages and the retained discovery configs, to the link task (QoS 0: no
-    /// ack owed).
-    pub homeassistant: mpsc::UnboundedSender<Publish>,
+    /// ack owed); dropped, counted, when it is full.
+    pub homeassistant: mpsc::Sender<Publish>,
+    /// `send.max_bytes`: a command payload is cut to one byte more than this before it is
+    /// queued (the bridge then answers it `invalid_command` by its size alone).
+    pub max_bytes: usize,
+    /// A burst of dropped QoS 0 commands is in progress (logged at its start and end).
+    pub dropping: u64,
+    /// An oversized publish was logged already (later ones only at debug level).
+    pub warned_large: bool,
     /// The reconnect schedule.
     pub retry: crate::retry::Retry,
     /// Shutdown has begun: stop reconnecting.
@@ -55,6 +77,9 @@ impl Poller {
         let mut connected = false;
         let mut failing = false;
         loop {
+            // Every poll answer is a chance to move held commands on: the command task acks
+            // each one it took, and each ack comes back here as an event.
+            self.release_held();
             let polled = tokio::select! {
                 _ = self.stop.cancelled() => return,
                 polled = eventloop.poll() => polled,
@@ -123,22 +148,120 @@ impl Poller {
             Event::Incoming(Incoming::PubAck(ack)) => self.tracker.acked(ack.pkid),
             Event::Incoming(Incoming::PubComp(comp)) => self.tracker.acked(comp.pkid),
             Event::Incoming(Incoming::Publish(p)) => {
-                // HA's birth and our configs go to the link task; everything else to the
-                // command task, which acks what it does not know: an unacked QoS 1 publish
-                // would hold a slot of the broker's inflight window for good.
-                let _ = if self.discovery.concerns(&p.topic) {
-                    self.homeassistant.send(p)
-                } else {
-                    self.commands.send(p)
-                };
+                self.route(p);
                 None
             }
             _ => None,
         };
         if let Some(Tag::Entry { batch, index }) = done {
-            let _ = self.confirmed.send(Confirmed { batch, index });
+            if self.confirmed.try_send(Confirmed { batch, index }).is_err() {
+                // Cannot happen (see `confirmed`); were it lost, the sink's 30 s without
+                // progress would publish the batch again.
+                tracing::debug!(batch, index, "mqtt confirmation not handed to the sink");
+            }
         }
     }
+
+    /// HA's birth and our configs go to the link task; everything else to the command task,
+    /// which acks what it does not know: an unacked QoS 1 publish would hold a slot of the
+    /// broker's inflight window for good. Never waits (see the module docs on backpressure).
+    fn route(&mut self, mut p: Publish) {
+        if self.discovery.concerns(&p.topic) {
+            if p.payload.len() > HOMEASSISTANT_MAX {
+                self.too_large(&p, "ignored");
+                return;
+            }
+            if self.homeassistant.try_send(p).is_err() {
+                self.count(Refused::QueueFull);
+                tracing::debug!(
+                    "home assistant publishes arrive faster than they are handled; one dropped"
+                );
+            }
+            return;
+        }
+        if p.payload.len() > self.max_bytes {
+            self.too_large(&p, "cut to send.max_bytes + 1 bytes; the bridge refuses it");
+            // A copy of the head only: a slice would keep the whole payload alive.
+            p.payload = bytes::Bytes::copy_from_slice(&p.payload[..self.max_bytes + 1]);
+        }
+        if p.qos == QoS::AtMostOnce {
+            match self.best_effort.try_send(p) {
+                Ok(()) if self.dropping > 0 => {
+                    tracing::info!(
+                        dropped = std::mem::take(&mut self.dropping),
+                        "mqtt commands are taken again; QoS 0 commands were dropped meanwhile"
+                    );
+                }
+                Ok(()) => {}
+                Err(_) => {
+                    if self.dropping == 0 {
+                        tracing::warn!(
+                            "mqtt QoS 0 commands arrive faster than the bridge takes them; \
+                             dropping them (counted) until it catches up; publish commands \
+                             with QoS 1 to have them kept"
+                        );
+                    }
+                    self.dropping += 1;
+                    self.count(Refused::QueueFull);
+                }
+            }
+        } else {
+            self.held.push_back(p);
+            self.release_held();
+        }
+    }
+
+    /// Moves held QoS 1 and 2 commands into `acked`, in order, while it has room.
+    fn release_held(&mut self) {
+        while let Some(p) = self.held.pop_front() {
+            match self.acked.try_send(p) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(p)) => {
+                    self.held.push_front(p);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.held.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A publish over its bound: logged once (then at debug level), counted.
+    fn too_large(&mut self, p: &Publish, what: &str) {
+        self.count(Refused::TooLarge);
+        if std::mem::replace(&mut self.warned_large, true) {
+            tracing::debug!(topic = %p.topic, bytes = p.payload.len(), "oversized mqtt publish {what}");
+        } else {
+            tracing::warn!(topic = %p.topic, bytes = p.payload.len(), "oversized mqtt publish {what}; later ones are logged at debug level");
+        }
+    }
+
+    /// Counts a refused publish, in `/metrics` and in the link state (without waking anyone:
+    /// it is read on demand).
+    fn count(&self, why: Refused) {
+        self.state.send_if_modified(|s| {
+            match why {
+                Refused::QueueFull => s.dropped += 1,
+                Refused::TooLarge => s.too_large += 1,
+            }
+            false
+        });
+        crate::metrics::mqtt_refused(match why {
+            Refused::QueueFull => "queue_full",
+            Refused::TooLarge => "too_large",
+        });
+    }
+}
+
+/// Why the poller refused an incoming publish.
+#[derive(Clone, Copy)]
+enum Refused {
+    /// Its queue was full (a QoS 0 command, or Home Assistant's).
+    QueueFull,
+    /// It was over its bound.
+    TooLarge,
 }
 
 /// The only publisher.
@@ -160,7 +283,7 @@ impl Publisher {
     pub async fn run(
         self,
         mut batches: mpsc::Receiver<Batch>,
-        mut homeassistant: mpsc::UnboundedReceiver<Publish>,
+        mut homeassistant: mpsc::Receiver<Publish>,
         mut link: watch::Receiver<LinkState>,
         poller: JoinHandle<()>,
         stop_poller: CancellationToken,
@@ -364,15 +487,18 @@ pub(super) async fn run_commands(
     topics: Arc<Topics>,
     discovery: Arc<Discovery>,
     control: Control,
-    mut commands: mpsc::UnboundedReceiver<Publish>,
+    mut acked: mpsc::Receiver<Publish>,
+    mut best_effort: mpsc::Receiver<Publish>,
 ) {
     loop {
+        // QoS 1 and 2 first: they are never dropped, and each one taken frees a slot of the
+        // broker's inflight window.
         let p = tokio::select! {
+            biased;
             _ = control.shutdown.cancelled() => return,
-            p = commands.recv() => match p {
-                Some(p) => p,
-                None => return,
-            },
+            Some(p) = acked.recv() => p,
+            Some(p) = best_effort.recv() => p,
+            else => return,
         };
         let take = if p.retain {
             tracing::warn!(topic = %p.topic, "ignoring a retained mqtt command; publish commands without retain");

@@ -23,6 +23,31 @@
 //! has validated and durably queued it, or answered it; the persistent session
 //! (`clean_session` false, stable client id) makes the broker redeliver anything unacknowledged
 //! after a restart.
+//!
+//! Backpressure on what comes in: the poller must keep polling rumqttc's event loop (the
+//! command task's acks and every publish go out through it), so it never waits for a channel
+//! it feeds: each is bounded (`link::QUEUE`) and filled with `try_send`.
+//! - QoS 1 and 2 commands are never dropped. Their PUBACK waits until the bridge has the
+//!   command (manual acks), so the broker's inflight window (mosquitto's
+//!   `max_inflight_messages`, 20 by default) holds back the rest at the broker, where they wait
+//!   durably; what finds the channel full waits in the poller, in order, for the command task
+//!   to take the ones before (each ack wakes the poller). A broker without a window
+//!   (`max_inflight_messages 0`) is the only way to pile them up in the bridge.
+//! - QoS 0 commands have no ack to hold back and no redelivery: one that finds its channel full
+//!   is dropped, counted (`wxbridge_mqtt_refused_total{reason="queue_full"}` and
+//!   [`LinkState::dropped`]) and logged once per burst. Pausing the reads instead would also
+//!   stall the PUBACKs of our events, the pings, and every QoS 1 command. The command task
+//!   takes QoS 1 and 2 commands first.
+//! - Home Assistant's publishes (QoS 0) are dropped the same way when their channel is full.
+//!
+//! Size: no incoming packet can break the connection by its size (`options::MAX_INCOMING` is
+//! MQTT's own maximum, why in `options.rs`): an oversized command (a 17 MB `/send`, say) is
+//! read, cut to `send.max_bytes + 1` bytes, handed over and answered `invalid_command` (with
+//! the `request_id` its head carries), and acked; an oversized publish on Home Assistant's
+//! topics (a huge retained `homeassistant/status`) is ignored. Both are logged once and
+//! counted (`reason="too_large"`, [`LinkState::too_large`]), and the link stays up. Had the
+//! packet been refused by rumqttc's size check instead, the broker would hand it over again
+//! after every reconnect, for ever.
 use std::path::PathBuf;
 
 use thiserror::Error;

@@ -14,10 +14,19 @@ use super::topics::Topics;
 use super::MqttError;
 use crate::config::MqttConfig;
 
-/// Both ways. rumqttc's default is 10 KiB, which an event carrying `raw` or a QR PNG exceeds;
-/// and an oversized `/send` command must arrive (the bridge answers it `invalid_command`)
-/// rather than break the connection.
+/// The largest packet the bridge publishes. rumqttc's default is 10 KiB, which an event
+/// carrying `raw` or a QR PNG exceeds.
 pub(super) const MAX_PACKET: usize = 16 * 1024 * 1024;
+
+/// The largest packet the bridge reads: the most MQTT can frame (the remaining length's
+/// four-byte limit, MQTT 3.1.1 §2.2.3), so rumqttc's size check never fails. A failed check
+/// ends the connection, and the broker then hands the same packet over again after the
+/// reconnect (an unacked QoS 1 command of the persistent session, a retained message on a
+/// subscribed topic): the link would be wedged for good. What a packet can cost is bounded by
+/// the broker's own limit instead (mosquitto's `message_size_limit`, which is this same
+/// maximum by default); the poller keeps no more of a command than `send.max_bytes + 1`
+/// bytes.
+pub(super) const MAX_INCOMING: usize = 268_435_455;
 
 /// The broker drops us after 1.5× this without traffic; rumqttc pings in between.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -60,7 +69,7 @@ pub(super) fn build(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions,
     options
         .set_clean_session(false)
         .set_keep_alive(KEEP_ALIVE)
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+        .set_max_packet_size(MAX_INCOMING, MAX_PACKET)
         // Commands are acked only once the bridge has them (DESIGN.md "Outbound command").
         .set_manual_acks(true)
         .set_last_will(LastWill::new(
@@ -176,7 +185,11 @@ mod tests {
         assert!(!o.clean_session());
         assert!(o.manual_acks());
         assert_eq!(o.client_id(), "wxbridge-home");
-        assert_eq!(o.max_packet_size(), MAX_PACKET);
+        assert_eq!(
+            o.max_packet_size(),
+            MAX_INCOMING,
+            "nothing a broker sends breaks the link"
+        );
         let will = o.last_will().unwrap();
         assert_eq!(will.topic, "wechat/home/status");
         assert_eq!(&will.message[..], b"offline");

@@ -42,6 +42,13 @@ pub struct LinkState {
     /// How many of them started a new session (the broker held none for us): rumqttc drops
     /// its unacked publishes then. A resumed session gets them again from rumqttc itself.
     pub fresh_sessions: u64,
+    /// Incoming publishes dropped because their queue was full: QoS 0 commands behind a slow
+    /// bridge, Home Assistant publishes (also `wxbridge_mqtt_refused_total{reason="queue_full"}`).
+    pub dropped: u64,
+    /// Incoming publishes over their bound: commands over `send.max_bytes` (answered
+    /// `invalid_command`) and oversized ones on Home Assistant's topics (ignored); also
+    /// `wxbridge_mqtt_refused_total{reason="too_large"}`.
+    pub too_large: u64,
 }
 
 /// Publishes of one delivery batch, handed to the link task.
@@ -82,7 +89,7 @@ pub struct MqttSink {
     topics: Arc<Topics>,
     qos: QoS,
     batches: mpsc::Sender<Batch>,
-    confirmed: mpsc::UnboundedReceiver<Confirmed>,
+    confirmed: mpsc::Receiver<Confirmed>,
     link: watch::Receiver<LinkState>,
     next_batch: u64,
     stopped: CancellationToken,
@@ -101,11 +108,15 @@ pub struct MqttSink {
 /// disconnects ([`MqttSink::stopped`] tells when that is done). `homeassistant` says what to
 /// announce to Home Assistant (and what to retract).
 ///
+/// `max_bytes` is `send.max_bytes`: a command is kept only up to one byte past it (see the
+/// module docs).
+///
 /// Fails only on configuration problems (URL scheme, QoS, client id, TLS files).
 pub fn start(
     config: &MqttConfig,
     homeassistant: &HomeAssistantConfig,
     control: Control,
+    max_bytes: usize,
 ) -> Result<MqttSink, MqttError> {
     let topics = Arc::new(Topics::new(&config.base_topic, &control.account));
     let discovery = Arc::new(Discovery::new(homeassistant, &topics, &control.account));
@@ -115,9 +126,11 @@ pub fn start(
 
     let unwritten = Unwritten::default();
     let (state_tx, state_rx) = watch::channel(LinkState::default());
-    let (confirmed_tx, confirmed_rx) = mpsc::unbounded_channel();
-    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let (discovery_tx, discovery_rx) = mpsc::unbounded_channel();
+    // Two windows: stale confirmations of batches given up on may still be on their way.
+    let (confirmed_tx, confirmed_rx) = mpsc::channel(2 * crate::sinks::WINDOW);
+    let (acked_tx, acked_rx) = mpsc::channel(link::QUEUE);
+    let (best_effort_tx, best_effort_rx) = mpsc::channel(link::QUEUE);
+    let (discovery_tx, discovery_rx) = mpsc::channel(link::QUEUE);
     let (batches_tx, batches_rx) = mpsc::channel(1);
     let stop_poller = CancellationToken::new();
     let stopped = CancellationToken::new();
@@ -127,8 +140,13 @@ pub fn start(
         tracker: Tracker::new(unwritten.clone()),
         confirmed: confirmed_tx,
         state: state_tx,
-        commands: commands_tx,
+        acked: acked_tx,
+        held: Default::default(),
+        best_effort: best_effort_tx,
         homeassistant: discovery_tx,
+        max_bytes,
+        dropping: 0,
+        warned_large: false,
         retry: control.retry,
         shutdown: control.shutdown.clone(),
         stop: stop_poller.clone(),
@@ -139,7 +157,8 @@ pub fn start(
         topics.clone(),
         discovery.clone(),
         control.clone(),
-        commands_rx,
+        acked_rx,
+        best_effort_rx,
     ));
     let publisher = Publisher {
         client,
