@@ -182,6 +182,52 @@ impl Book {
         info
     }
 
+    /// Adds a person or official account under a UserName a captured entry carries, unless
+    /// it is already known (as self, a contact or a group).
+    pub fn learn_person(&mut self, user_name: &str, nick: &str) {
+        if self.me.user_name != user_name && self.get(user_name).is_none() {
+            let mut c = Contact::person(user_name.to_owned(), nick, "");
+            c.sex = 0;
+            self.contacts.push(c);
+        }
+    }
+
+    /// Adds an unsaved group under a captured `@@` UserName (with the account as its last
+    /// member) unless known, and `member` to it unless already in it.
+    pub fn learn_group_member(&mut self, group: &str, name: &str, member: Option<(&str, &str)>) {
+        if self.get(group).is_none() {
+            let mut c = Contact::person(group.to_owned(), name, "");
+            c.sex = 0;
+            c.contact_flag = FLAG_CHAT_CONTACT;
+            c.group = Some(Group {
+                members: vec![Member {
+                    user_name: self.me.user_name.clone(),
+                    nick: self.me.nick.clone(),
+                    display: String::new(),
+                }],
+                saved: false,
+                encry_id: format!("@{}", ids::hex(32)),
+            });
+            self.contacts.push(c);
+        }
+        let Some((user_name, nick)) = member else {
+            return;
+        };
+        if let Some(g) = self.get_mut(group).and_then(|c| c.group.as_mut()) {
+            if g.members.iter().all(|m| m.user_name != user_name) {
+                let at = g.members.len().saturating_sub(1);
+                g.members.insert(
+                    at,
+                    Member {
+                        user_name: user_name.to_owned(),
+                        nick: nick.to_owned(),
+                        display: String::new(),
+                    },
+                );
+            }
+        }
+    }
+
     pub fn get(&self, user_name: &str) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.user_name == user_name)
     }
