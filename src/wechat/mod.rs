@@ -8,3 +8,6 @@ pub mod login;
 pub mod message;
 pub mod protocol;
 pub mod session;
+
+#[cfg(test)]
+mod corpus_replay;

@@ -12,6 +12,7 @@ mod login;
 mod messages;
 mod mqtt;
 mod nats;
+mod real_corpus;
 mod schema;
 mod secrets;
 mod send;

@@ -1,0 +1,185 @@
+//! Replays the corpus of real captured answers (`tests/corpus/real/`, provenance in its
+//! README) through the parsers and [`normalize`](crate::wechat::message::normalize), entry by
+//! entry, against the expectations in `tests/corpus/real/expected.json`.
+//!
+//! The contact book is built the way the fake's `queue_verbatim` builds its own for the
+//! scenario replay (`tests/it/real_corpus.rs`): the entry's own UserName is the account, every
+//! other `@` name a contact named by `captured_name`, a group holding the sender prefix.
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use wxbridge_fake::captured_name;
+
+use crate::wechat::contacts::ContactBook;
+use crate::wechat::message::{normalize, split_group_prefix, Context};
+use crate::wechat::protocol::{
+    is_group_name, parse_sync_response, BatchContactResponse, Contact, GetContactResponse,
+    InitResponse, Member,
+};
+
+/// The account for redacted captures that hide which UserName is the account's.
+const NOBODY: &str = "@corpus-account";
+
+fn real_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/real")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Wraps one entry's text, as stored, in a webwxsync answer and parses it as the sync loop does.
+fn parse_entry(text: &str) -> crate::wechat::protocol::AddMsg {
+    let body = format!(
+        "{{\"BaseResponse\":{{\"Ret\":0,\"ErrMsg\":\"\"}},\"AddMsgCount\":1,\"AddMsgList\":[{text}],\"SyncKey\":{{\"Count\":0,\"List\":[]}}}}"
+    );
+    let mut sync = parse_sync_response(&body).expect("the entry parses");
+    sync.add_msg_list.remove(0)
+}
+
+fn book_for(msg: &crate::wechat::protocol::AddMsg, own: &str) -> ContactBook {
+    let mut book = ContactBook::new(Contact {
+        user_name: own.to_owned(),
+        nick_name: "Corpus Account".into(),
+        ..Contact::default()
+    });
+    let member = split_group_prefix(&msg.content)
+        .map(|(m, _)| m)
+        .filter(|m| m.starts_with('@') && !is_group_name(m));
+    for user in [&msg.from_user_name, &msg.to_user_name] {
+        if !user.starts_with('@') || user == own {
+            continue;
+        }
+        if is_group_name(user) {
+            let mut members: Vec<Member> = member
+                .map(|m| Member {
+                    user_name: m.to_owned(),
+                    nick_name: captured_name("user", m),
+                    ..Member::default()
+                })
+                .into_iter()
+                .collect();
+            members.push(Member {
+                user_name: own.to_owned(),
+                nick_name: "Corpus Account".into(),
+                ..Member::default()
+            });
+            book.upsert(Contact {
+                user_name: user.clone(),
+                nick_name: captured_name("group", user),
+                member_count: members.len() as u64,
+                member_list: members,
+                ..Contact::default()
+            });
+        } else {
+            book.upsert(Contact {
+                user_name: user.clone(),
+                nick_name: captured_name("user", user),
+                ..Contact::default()
+            });
+        }
+    }
+    book
+}
+
+/// Every key of `want` matches in `got` (objects compared key by key, recursively); the
+/// differences as `path: want … got …` lines.
+fn differences(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let gv = g.get(k).unwrap_or(&Value::Null);
+                differences(&format!("{path}.{k}"), wv, gv, out);
+            }
+        }
+        (Value::Number(w), Value::Number(g)) if w.as_f64() == g.as_f64() => {}
+        _ if want == got => {}
+        _ => out.push(format!("{path}: want {want} got {got}")),
+    }
+}
+
+#[test]
+fn every_real_entry_gives_its_expected_event() {
+    let dir = real_dir();
+    let expected: Value = serde_json::from_str(&read(&dir.join("expected.json"))).unwrap();
+    let expected = expected.as_object().expect("expected.json is an object");
+    let mut failures = Vec::new();
+    for (name, exp) in expected {
+        let text = read(&dir.join("entries").join(name));
+        let msg = parse_entry(&text);
+        let own = exp["own"].as_str().unwrap_or(NOBODY);
+        let book = book_for(&msg, own);
+        let ctx = Context {
+            account: "corpus",
+            book: &book,
+            sent_by_bridge: None,
+        };
+        let event = normalize(&msg, &ctx).map(|e| serde_json::to_value(&e).unwrap());
+        match (&exp["event"], event) {
+            (Value::Null, None) => {}
+            (Value::Null, Some(e)) => failures.push(format!("{name}: published {e}")),
+            (_, None) => failures.push(format!("{name}: no event")),
+            (want, Some(got)) => {
+                let mut diffs = Vec::new();
+                differences(name, want, &got, &mut diffs);
+                // The event carries the entry as received.
+                let raw: Value = serde_json::from_str(&text).unwrap();
+                differences(&format!("{name}.raw"), &raw, &got["raw"], &mut diffs);
+                failures.extend(diffs);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let entries = std::fs::read_dir(dir.join("entries")).unwrap().count();
+    assert_eq!(entries, expected.len(), "every entry has an expectation");
+}
+
+#[test]
+fn real_whole_answers_parse_and_the_own_record_is_not_a_contact() {
+    let dir = real_dir().join("answers");
+    let init: InitResponse =
+        serde_json::from_str(&read(&dir.join("wechat4u-webwxinit.json"))).unwrap();
+    let own = init.user.user_name.clone();
+    assert!(own.starts_with('@'), "{own}");
+    let page: GetContactResponse =
+        serde_json::from_str(&read(&dir.join("wechat4u-webwxgetcontact.json"))).unwrap();
+    assert!(
+        page.member_list.iter().any(|c| c.user_name == own),
+        "the captured address book lists the account itself"
+    );
+    let batch: BatchContactResponse =
+        serde_json::from_str(&read(&dir.join("wechat4u-webwxbatchgetcontact.json"))).unwrap();
+    let sync = parse_sync_response(&read(&dir.join("wechat4u-webwxsync.json"))).unwrap();
+    assert_eq!(sync.add_msg_list.len(), 2);
+
+    let mut book = ContactBook::new(init.user.clone());
+    for c in init
+        .contact_list
+        .into_iter()
+        .chain(page.member_list.clone())
+        .chain(batch.contact_list)
+        .chain(sync.mod_contact_list)
+    {
+        book.upsert(c);
+    }
+    assert!(book.iter().all(|c| c.user_name != own));
+    let others = page
+        .member_list
+        .iter()
+        .filter(|c| c.user_name != own)
+        .count();
+    assert!(book.len() >= others);
+    let me = page
+        .member_list
+        .iter()
+        .find(|c| c.user_name == own)
+        .unwrap();
+    assert_eq!(book.self_user().nick_name, me.nick_name);
+    assert!(
+        !book
+            .listing()
+            .iter()
+            .any(|c| c["id"] == Value::String(own.clone())),
+        "self is never listed as a recipient"
+    );
+}
