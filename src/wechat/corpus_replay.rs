@@ -13,8 +13,9 @@ use wxbridge_fake::captured_name;
 use crate::wechat::contacts::ContactBook;
 use crate::wechat::message::{normalize, split_group_prefix, Context};
 use crate::wechat::protocol::{
-    is_group_name, parse_sync_response, BatchContactResponse, Contact, GetContactResponse,
-    InitResponse, Member,
+    is_group_name, parse_jslogin, parse_login_poll, parse_login_xml, parse_sync_response,
+    BaseResponse, BatchContactResponse, Contact, GetContactResponse, InitResponse, LoginPoll,
+    Member,
 };
 
 /// The account for redacted captures that hide which UserName is the account's.
@@ -182,4 +183,40 @@ fn real_whole_answers_parse_and_the_own_record_is_not_a_contact() {
             .any(|c| c["id"] == Value::String(own.clone())),
         "self is never listed as a recipient"
     );
+}
+
+#[test]
+fn real_login_answers_parse() {
+    let dir = real_dir().join("answers");
+    let answer = |name: &str| read(&dir.join(name));
+    assert_eq!(
+        parse_jslogin(&answer("wechat4u-jslogin.js")).unwrap(),
+        "4dcaWx3uBw=="
+    );
+    assert_eq!(
+        parse_login_poll(&answer("wechat4u-login-201.js")).unwrap(),
+        LoginPoll::Scanned
+    );
+    let LoginPoll::Confirmed { redirect_uri } =
+        parse_login_poll(&answer("wechat4u-login-200.js")).unwrap()
+    else {
+        panic!("a confirmed login");
+    };
+    assert!(redirect_uri
+        .starts_with("https://wx2.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket="));
+    let ticket = parse_login_xml(&answer("wechat4u-webwxnewloginpage.xml")).unwrap();
+    assert_eq!(ticket.wxuin, 155_217_200);
+    assert_eq!(ticket.wxsid, "PsWd4FvKROR5EVcG");
+    // The same session as the captured webwxinit: its HeadImgUrls carry this skey.
+    assert!(answer("wechat4u-webwxinit.json").contains(&ticket.skey));
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Notify {
+        base_response: BaseResponse,
+        #[serde(rename = "MsgID")]
+        msg_id: String,
+    }
+    let notify: Notify = serde_json::from_str(&answer("wechat4u-webwxstatusnotify.json")).unwrap();
+    assert_eq!(notify.base_response.ret, 0);
+    assert_eq!(notify.msg_id, "3199705316661781423");
 }
