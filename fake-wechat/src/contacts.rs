@@ -264,9 +264,12 @@ impl Book {
 
     /// What `webwxgetcontact` lists: everyone except groups that are not saved.
     pub fn address_book(&self) -> Vec<&Contact> {
+        // The real server lists the account's own record too (last, in a captured answer:
+        // tests/corpus/real/answers/wechat4u-webwxgetcontact.json).
         self.contacts
             .iter()
             .filter(|c| c.group.as_ref().is_none_or(|g| g.saved))
+            .chain(std::iter::once(&self.me))
             .collect()
     }
 
@@ -454,6 +457,11 @@ mod tests {
             .address_book()
             .iter()
             .all(|c| c.user_name != g.user_name));
+        assert_eq!(
+            book.address_book().last().map(|c| &c.user_name),
+            Some(&book.me.user_name),
+            "getcontact lists the account itself"
+        );
     }
 
     #[test]

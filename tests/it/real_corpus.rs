@@ -114,3 +114,30 @@ async fn every_real_captured_entry_is_published_as_its_expected_event() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn the_account_s_own_record_in_the_address_book_is_never_a_recipient() {
+    // Real webwxgetcontact answers list the account itself; the fake does too. The bridge
+    // must keep it as self: not a contact to list or to send to (a note to self goes to
+    // filehelper).
+    let world = World::new().await;
+    let me = world.fake.self_user();
+    let twin = world.fake.add_contact(&me.nick_name, "");
+    let mut bridge = world.run_logged_in().await;
+    bridge
+        .send_line(
+            format!(
+                r#"{{"to":"{}","text":"hi","request_id":"r-own"}}"#,
+                me.nick_name
+            )
+            .as_bytes(),
+        )
+        .await;
+    let r = bridge.next_result().await;
+    // One match only, the friend who shares the name: self is not a candidate.
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["to"]["id"], twin.as_str(), "{r}");
+    let sent = world.fake.sent();
+    assert_eq!(sent.last().map(|s| s.to.as_str()), Some(twin.as_str()));
+    bridge.stop().await;
+}
