@@ -1133,6 +1133,56 @@ mod tests {
     }
 
     #[test]
+    fn shapes_real_traffic_holds_that_no_open_capture_has_give_their_events() {
+        // Constructed after PROTOCOL.md §8.7 (see tests/corpus/real/README.md for why these
+        // are not in the corpus).
+        // An own recall in a group: From the group, no member prefix.
+        let e = one(
+            r#"{"MsgId":"40","FromUserName":"@@9f3","ToUserName":"@self","MsgType":10002,
+            "Content":"&lt;sysmsg type=\"revokemsg\"&gt;&lt;revokemsg&gt;&lt;session&gt;5538097630@chatroom&lt;/session&gt;&lt;oldmsgid&gt;1096526481&lt;/oldmsgid&gt;&lt;msgid&gt;4241293912041778012&lt;/msgid&gt;&lt;replacemsg&gt;&lt;![CDATA[你撤回了一条消息]]&gt;&lt;/replacemsg&gt;&lt;/revokemsg&gt;&lt;/sysmsg&gt;"}"#,
+        );
+        assert_eq!(e.chat.id, "@@9f3");
+        assert_eq!(
+            e.revoke.unwrap().revoked_id.as_deref(),
+            Some("4241293912041778012")
+        );
+        // A link whose Url is entity-escaped and percent-encoded several times over: entities
+        // are decoded once, percent-encoding is kept.
+        let e = one(
+            r#"{"MsgId":"41","FromUserName":"@a81","ToUserName":"@self","MsgType":49,"AppMsgType":5,
+            "FileName":"Article","Url":"http://mp.weixin.qq.com/s?__biz=MzA&amp;mid=1&amp;url=https%25253A%25252F%25252Fexample.com","Content":""}"#,
+        );
+        assert_eq!(
+            e.link.unwrap().url.as_deref(),
+            Some("http://mp.weixin.qq.com/s?__biz=MzA&mid=1&url=https%25253A%25252F%25252Fexample.com")
+        );
+        // A file sent from the phone with empty Content.
+        let e = one(
+            r#"{"MsgId":"42","FromUserName":"@self","ToUserName":"filehelper","MsgType":49,"AppMsgType":6,
+            "FileName":"a.pdf","FileSize":"10","MediaId":"@crypt_1","Content":""}"#,
+        );
+        assert_eq!(
+            (e.message_type, e.origin),
+            (MessageType::File, Origin::Phone)
+        );
+        assert_eq!(e.chat.id, "filehelper");
+        assert_eq!(e.file.unwrap().name, "a.pdf");
+        // Status notifies of every code seen are never messages.
+        for code in [1, 2, 4, 5, 9] {
+            let list = entries(&format!(
+                r#"{{"MsgId":"5{code}","FromUserName":"@self","ToUserName":"filehelper","MsgType":51,"Content":"","StatusNotifyCode":{code},"StatusNotifyUserName":"filehelper"}}"#
+            ));
+            let book = book();
+            let ctx = Context {
+                account: "home",
+                book: &book,
+                sent_by_bridge: None,
+            };
+            assert!(normalize(&list[0], &ctx).is_none(), "code {code}");
+        }
+    }
+
+    #[test]
     fn repairing_leaves_well_formed_xml_and_cdata_alone() {
         let xml = "<sysmsg type=\"revokemsg\"><revokemsg><replacemsg><![CDATA[\"施嘉威\"撤回了 a=\"b\"c]]></replacemsg></revokemsg></sysmsg>";
         assert_eq!(repair_xml(xml), xml);
