@@ -7,15 +7,15 @@
 //! other `@` name a contact named by `captured_name`, a group holding the sender prefix.
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use wxbridge_fake::captured_name;
 
 use crate::wechat::contacts::ContactBook;
 use crate::wechat::message::{normalize, split_group_prefix, Context};
 use crate::wechat::protocol::{
     is_group_name, parse_jslogin, parse_login_poll, parse_login_xml, parse_sync_response,
-    BaseResponse, BatchContactResponse, Contact, GetContactResponse, InitResponse, LoginPoll,
-    Member,
+    parse_synccheck, BaseResponse, BatchContactResponse, Contact, GetContactResponse, InitResponse,
+    LoginPoll, Member,
 };
 
 /// The account for redacted captures that hide which UserName is the account's.
@@ -219,4 +219,107 @@ fn real_login_answers_parse() {
     let notify: Notify = serde_json::from_str(&answer("wechat4u-webwxstatusnotify.json")).unwrap();
     assert_eq!(notify.base_response.ret, 0);
     assert_eq!(notify.msg_id, "3199705316661781423");
+}
+
+/// The 2018 HTTP capture (QJesus/weixinHttp): one session from the QR code to webwxsync, so
+/// the login answers, the credentials and the answers that follow must agree with each other.
+#[test]
+fn real_2018_capture_parses_as_one_session() {
+    let dir = real_dir().join("answers");
+    let answer = |name: &str| read(&dir.join(format!("qjesus-{name}")));
+    let uuid = parse_jslogin(&answer("jslogin.js")).unwrap();
+    assert_eq!(uuid, "gbyKnbsmqQ==");
+    assert_eq!(
+        parse_login_poll(&answer("login-408.js")).unwrap(),
+        LoginPoll::Waiting
+    );
+    // This 201 answer carries the scanning account's avatar (shortened in the capture).
+    assert_eq!(
+        parse_login_poll(&answer("login-201.js")).unwrap(),
+        LoginPoll::Scanned
+    );
+    let LoginPoll::Confirmed { redirect_uri } = parse_login_poll(&answer("login-200.js")).unwrap()
+    else {
+        panic!("a confirmed login");
+    };
+    assert!(
+        redirect_uri.contains(&format!("uuid={uuid}")),
+        "{redirect_uri}"
+    );
+    let ticket = parse_login_xml(&answer("webwxnewloginpage.xml")).unwrap();
+    assert_eq!(ticket.wxuin, 176_666_155);
+    assert_eq!(ticket.wxsid, "5YpLHmVgWwH5LxN1");
+
+    let init: InitResponse = serde_json::from_str(&answer("webwxinit.json")).unwrap();
+    assert!(answer("webwxinit.json").contains(&ticket.skey));
+    let own = init.user.user_name.clone();
+    assert_eq!(own, "@f0c04abe389590b02d91684d99584439");
+    let page: GetContactResponse = serde_json::from_str(&answer("webwxgetcontact.json")).unwrap();
+    let batch: BatchContactResponse =
+        serde_json::from_str(&answer("webwxbatchgetcontact.json")).unwrap();
+    let group = &batch.contact_list[0];
+    assert!(is_group_name(&group.user_name));
+    // The capture lists one of the group's 14 members.
+    assert_eq!((group.member_count, group.member_list.len()), (14, 1));
+
+    // The author put four AddMsgList entries of the session into one answer; AddMsgCount
+    // still says 1. The parser takes the list as it is.
+    let sync = parse_sync_response(&answer("webwxsync.json")).unwrap();
+    assert_eq!(sync.add_msg_list.len(), 4);
+    let mut book = ContactBook::new(init.user);
+    for c in init
+        .contact_list
+        .into_iter()
+        .chain(page.member_list)
+        .chain(batch.contact_list)
+    {
+        book.upsert(c);
+    }
+    let events: Vec<_> = sync
+        .add_msg_list
+        .iter()
+        .filter_map(|m| {
+            normalize(
+                m,
+                &Context {
+                    account: "corpus",
+                    book: &book,
+                    sent_by_bridge: None,
+                },
+            )
+        })
+        .map(|e| serde_json::to_value(&e).unwrap())
+        .collect();
+    // Emoticon, video and text; the status notify (code 1) is not a message.
+    let types: Vec<_> = events.iter().map(|e| e["type"].clone()).collect();
+    assert_eq!(types, ["emoticon", "video", "text"]);
+    // The peer is in the init's ChatSet but not among the contacts the capture kept: the
+    // messages are still published, from the peer, in a chat with the peer.
+    let peer = "@d77f22c1444fcbd7092fa2464899391a3cc0d6a9ec79b0770ce91be01a66a09b";
+    assert!(book.iter().all(|c| c.user_name != peer));
+    for e in &events {
+        assert_eq!(
+            (&e["chat"]["id"], &e["from"]["id"]),
+            (&json!(peer), &json!(peer))
+        );
+        assert_eq!(e["from"]["self"], false);
+    }
+
+    let check = parse_synccheck(&answer("synccheck.js")).unwrap();
+    assert_eq!(
+        check.action(),
+        crate::wechat::protocol::SyncAction::PollAgain
+    );
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Notify {
+        base_response: BaseResponse,
+        #[serde(rename = "MsgID")]
+        msg_id: String,
+    }
+    let notify: Notify = serde_json::from_str(&answer("webwxstatusnotify.json")).unwrap();
+    assert_eq!(
+        (notify.base_response.ret, notify.msg_id.as_str()),
+        (0, "8032721323945545465")
+    );
 }
