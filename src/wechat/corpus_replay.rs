@@ -14,8 +14,8 @@ use crate::wechat::contacts::ContactBook;
 use crate::wechat::message::{normalize, split_group_prefix, Context};
 use crate::wechat::protocol::{
     is_group_name, parse_jslogin, parse_login_poll, parse_login_xml, parse_sync_response,
-    parse_synccheck, BaseResponse, BatchContactResponse, Contact, GetContactResponse, InitResponse,
-    LoginPoll, Member,
+    parse_synccheck, ret_ends_session, BaseResponse, BatchContactResponse, Contact,
+    GetContactResponse, InitResponse, LoginPoll, LoginRefused, Member, SyncAction,
 };
 
 /// The account for redacted captures that hide which UserName is the account's.
@@ -306,10 +306,7 @@ fn real_2018_capture_parses_as_one_session() {
     }
 
     let check = parse_synccheck(&answer("synccheck.js")).unwrap();
-    assert_eq!(
-        check.action(),
-        crate::wechat::protocol::SyncAction::PollAgain
-    );
+    assert_eq!(check.action(), SyncAction::PollAgain);
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Notify {
@@ -322,4 +319,46 @@ fn real_2018_capture_parses_as_one_session() {
         (notify.base_response.ret, notify.msg_id.as_str()),
         (0, "8032721323945545465")
     );
+}
+
+/// Refusals and lost sessions as the servers worded them, quoted in issue threads: the web
+/// login barred for the account (ret 1203, two wordings), synccheck's "logged out" and
+/// "logged in elsewhere", and a status notify that failed with the session.
+#[test]
+fn real_refusals_and_lost_sessions_parse() {
+    let dir = real_dir().join("answers");
+    let answer = |name: &str| read(&dir.join(name));
+    for name in [
+        "itchat-issue666-webwxnewloginpage-1203.xml",
+        "lbbniu-issue10-webwxnewloginpage-1203.xml",
+    ] {
+        match parse_login_xml(&answer(name)) {
+            Err(LoginRefused::Forbidden { message }) => {
+                assert!(message.contains("网页微信"), "{name}: {message}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    for (name, code) in [
+        ("urinx-issue58-synccheck-1100.js", 1100),
+        ("urinx-issue58-synccheck-1101.js", 1101),
+    ] {
+        let check = parse_synccheck(&answer(name)).unwrap();
+        assert_eq!(check.action(), SyncAction::SessionExpired(code), "{name}");
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Notify {
+        base_response: BaseResponse,
+        #[serde(rename = "MsgID")]
+        msg_id: String,
+    }
+    let failed: Notify =
+        serde_json::from_str(&answer("urinx-issue58-webwxstatusnotify-1101.json")).unwrap();
+    assert!(ret_ends_session(failed.base_response.ret));
+    assert_eq!(failed.msg_id, "");
+    let ok: Notify =
+        serde_json::from_str(&answer("urinx-issue58-webwxstatusnotify-0.json")).unwrap();
+    assert!(!ret_ends_session(ok.base_response.ret));
+    assert_eq!(ok.msg_id, "6774292970486330821");
 }
