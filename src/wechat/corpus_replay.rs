@@ -362,3 +362,31 @@ fn real_refusals_and_lost_sessions_parse() {
     assert!(!ret_ends_session(ok.base_response.ret));
     assert_eq!(ok.msg_id, "6774292970486330821");
 }
+
+/// The login steps a 2018 protocol write-up (hotlcc/wechat4j) quotes, among them the 400
+/// of an expired QR code and a 200 with its newline before `window.redirect_uri`.
+#[test]
+fn real_documented_login_steps_parse() {
+    let dir = real_dir().join("answers");
+    let answer = |name: &str| read(&dir.join(format!("hotlcc-{name}")));
+    let uuid = parse_jslogin(&answer("jslogin.js")).unwrap();
+    assert_eq!(uuid, "wcXrINkB9Q==");
+    assert_eq!(
+        parse_login_poll(&answer("login-400.js")).unwrap(),
+        LoginPoll::Expired
+    );
+    let LoginPoll::Confirmed { redirect_uri } = parse_login_poll(&answer("login-200.js")).unwrap()
+    else {
+        panic!("a confirmed login");
+    };
+    assert!(
+        redirect_uri.contains(&format!("uuid={uuid}")),
+        "{redirect_uri}"
+    );
+    assert!(!redirect_uri.contains('\n'));
+    let check = parse_synccheck(&answer("synccheck.js")).unwrap();
+    assert_eq!(check.action(), SyncAction::Sync);
+    let sync = parse_sync_response(&answer("webwxsync.json")).unwrap();
+    assert_eq!(sync.add_msg_list.len(), 1);
+    assert_eq!(sync.add_msg_list[0].msg_type, 51);
+}
