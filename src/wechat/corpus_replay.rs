@@ -390,3 +390,35 @@ fn real_documented_login_steps_parse() {
     assert_eq!(sync.add_msg_list.len(), 1);
     assert_eq!(sync.add_msg_list[0].msg_type, 51);
 }
+
+/// A 2016 client's test data (ming123jew/gowebwx): whole answers of two logins, entries
+/// ending at `NewMsgId` (no `OriContent`, no `EncryFileName`).
+#[test]
+fn real_2016_answers_parse() {
+    let dir = real_dir().join("answers");
+    let answer = |name: &str| read(&dir.join(format!("gowebwx-{name}")));
+    let init: InitResponse = serde_json::from_str(&answer("webwxinit.json")).unwrap();
+    let init2: InitResponse = serde_json::from_str(&answer("webwxinit-2.json")).unwrap();
+    assert_ne!(init.user.user_name, init2.user.user_name, "two logins");
+    let page: GetContactResponse = serde_json::from_str(&answer("webwxgetcontact.json")).unwrap();
+    assert_eq!(
+        page.member_list.len(),
+        7,
+        "the whole address book of that login"
+    );
+    let batch: BatchContactResponse =
+        serde_json::from_str(&answer("webwxbatchgetcontact.json")).unwrap();
+    assert!(batch
+        .contact_list
+        .iter()
+        .all(|c| is_group_name(&c.user_name)));
+    // The second sync answer belongs to the first init's login: its status notify goes from
+    // the account to itself.
+    let sync = parse_sync_response(&answer("webwxsync-2.json")).unwrap();
+    let notify = &sync.add_msg_list[0];
+    assert_eq!((notify.msg_type, notify.status_notify_code), (51, 4));
+    assert_eq!(notify.from_user_name, init.user.user_name);
+    assert_eq!(notify.to_user_name, init.user.user_name);
+    let other = parse_sync_response(&answer("webwxsync.json")).unwrap();
+    assert_eq!(other.add_msg_list.len(), 1);
+}
