@@ -182,6 +182,52 @@ impl Book {
         info
     }
 
+    /// Adds a person or official account under a UserName a captured entry carries, unless
+    /// it is already known (as self, a contact or a group).
+    pub fn learn_person(&mut self, user_name: &str, nick: &str) {
+        if self.me.user_name != user_name && self.get(user_name).is_none() {
+            let mut c = Contact::person(user_name.to_owned(), nick, "");
+            c.sex = 0;
+            self.contacts.push(c);
+        }
+    }
+
+    /// Adds an unsaved group under a captured `@@` UserName (with the account as its last
+    /// member) unless known, and `member` to it unless already in it.
+    pub fn learn_group_member(&mut self, group: &str, name: &str, member: Option<(&str, &str)>) {
+        if self.get(group).is_none() {
+            let mut c = Contact::person(group.to_owned(), name, "");
+            c.sex = 0;
+            c.contact_flag = FLAG_CHAT_CONTACT;
+            c.group = Some(Group {
+                members: vec![Member {
+                    user_name: self.me.user_name.clone(),
+                    nick: self.me.nick.clone(),
+                    display: String::new(),
+                }],
+                saved: false,
+                encry_id: format!("@{}", ids::hex(32)),
+            });
+            self.contacts.push(c);
+        }
+        let Some((user_name, nick)) = member else {
+            return;
+        };
+        if let Some(g) = self.get_mut(group).and_then(|c| c.group.as_mut()) {
+            if g.members.iter().all(|m| m.user_name != user_name) {
+                let at = g.members.len().saturating_sub(1);
+                g.members.insert(
+                    at,
+                    Member {
+                        user_name: user_name.to_owned(),
+                        nick: nick.to_owned(),
+                        display: String::new(),
+                    },
+                );
+            }
+        }
+    }
+
     pub fn get(&self, user_name: &str) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.user_name == user_name)
     }
@@ -218,9 +264,12 @@ impl Book {
 
     /// What `webwxgetcontact` lists: everyone except groups that are not saved.
     pub fn address_book(&self) -> Vec<&Contact> {
+        // The real server lists the account's own record too (last, in a captured answer:
+        // tests/corpus/real/answers/wechat4u-webwxgetcontact.json).
         self.contacts
             .iter()
             .filter(|c| c.group.as_ref().is_none_or(|g| g.saved))
+            .chain(std::iter::once(&self.me))
             .collect()
     }
 
@@ -408,6 +457,11 @@ mod tests {
             .address_book()
             .iter()
             .all(|c| c.user_name != g.user_name));
+        assert_eq!(
+            book.address_book().last().map(|c| &c.user_name),
+            Some(&book.me.user_name),
+            "getcontact lists the account itself"
+        );
     }
 
     #[test]

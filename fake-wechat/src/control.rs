@@ -319,6 +319,29 @@ impl FakeWeChat {
         self.shared.update(|st| st.push_msg(msg))
     }
 
+    /// Queues a captured entry ([`Msg::verbatim`]) through the normal webwxsync answer, after
+    /// making its other UserNames known, so the client can resolve From and To as it would
+    /// in a real session: a `@@` name becomes an unsaved group (found by batchgetcontact)
+    /// holding the Content's sender prefix as a member, any other `@` name a contact.
+    /// Learned names are `group <8 chars>` / `user <8 chars>` of the UserName past its `@`s.
+    pub fn queue_verbatim(&self, entry: serde_json::Value, own: Option<&str>) -> QueuedMsg {
+        let msg = Msg::verbatim(entry, own);
+        let (users, member) = msg.parties();
+        self.shared.update(|st| {
+            let member = member.map(|m| (captured_name("user", &m), m));
+            for user in &users {
+                if user.starts_with("@@") {
+                    let m = member.as_ref().map(|(nick, u)| (u.as_str(), nick.as_str()));
+                    st.book
+                        .learn_group_member(user, &captured_name("group", user), m);
+                } else {
+                    st.book.learn_person(user, &captured_name("user", user));
+                }
+            }
+            st.push_msg(msg)
+        })
+    }
+
     /// What webwxsendmsg accepted, in order.
     pub fn sent(&self) -> Vec<SentMsg> {
         self.shared.lock().sent.clone()
@@ -401,4 +424,12 @@ impl FakeWeChat {
             .await;
         self.requests(endpoint)
     }
+}
+
+/// The name [`FakeWeChat::queue_verbatim`] gives a captured UserName: `kind` and the first
+/// eight characters past its `@`s (`@@9cdc69…` → `group 9cdc696e`).
+pub fn captured_name(kind: &str, user_name: &str) -> String {
+    let bare = user_name.trim_start_matches('@');
+    let short: String = bare.chars().take(8).collect();
+    format!("{kind} {short}")
 }

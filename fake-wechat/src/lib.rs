@@ -26,7 +26,7 @@ mod server;
 mod state;
 
 pub use contacts::{ContactInfo, GroupInfo};
-pub use control::{FakeWeChat, SessionInfo};
+pub use control::{captured_name, FakeWeChat, SessionInfo};
 pub use escape::{emoji_span, wx_escape};
 pub use msg::Msg;
 pub use options::Options;

@@ -276,6 +276,55 @@ impl Msg {
         }
     }
 
+    /// A captured AddMsgList entry replayed as it was received: every field is kept,
+    /// MsgId, NewMsgId and CreateTime included. Only the captured account's own UserName
+    /// `own` is swapped for this fake's account where it stands as FromUserName or
+    /// ToUserName, since a UserName is valid for one login only (PROTOCOL.md §5.3); with
+    /// `own` `None` (a redacted capture that hides the account) From and To stay as given.
+    ///
+    /// Queue it with [`FakeWeChat::queue_verbatim`](crate::FakeWeChat::queue_verbatim),
+    /// which also makes the entry's other UserNames known contacts.
+    pub fn verbatim(entry: Value, own: Option<&str>) -> Msg {
+        let mut msg = Msg::raw(entry);
+        for key in ["FromUserName", "ToUserName"] {
+            let Some(Value::String(user)) = msg.fields.get(key) else {
+                continue;
+            };
+            let party = if Some(user.as_str()) == own {
+                Party::Me
+            } else {
+                Party::User(user.clone())
+            };
+            msg.fields.remove(key);
+            if key == "FromUserName" {
+                msg.from = party;
+            } else {
+                msg.to = party;
+            }
+        }
+        msg
+    }
+
+    /// The UserNames a contact book needs to resolve this entry: From, To and the group
+    /// sender prefix of Content, when they are session UserNames (`@…`) of others.
+    pub(crate) fn parties(&self) -> (Vec<String>, Option<String>) {
+        let users = [&self.from, &self.to]
+            .into_iter()
+            .filter_map(|p| match p {
+                Party::User(u) if u.starts_with('@') => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        let content = self.field("Content").and_then(Value::as_str).unwrap_or("");
+        let member = content
+            .split_once(":<br/>")
+            .map(|(m, _)| m)
+            .filter(|m| m.starts_with('@') && !m.starts_with("@@") && m.len() > 1)
+            .filter(|m| m[1..].bytes().all(|b| b.is_ascii_alphanumeric()))
+            .map(str::to_owned);
+        (users, member)
+    }
+
     /// Moves the message into `group` as written by `member`: From becomes the group and
     /// Content gets the `<member>:<br/>` prefix (§8.3).
     pub fn in_group(mut self, group: &str, member: &str) -> Msg {
@@ -400,6 +449,30 @@ mod tests {
         let sn = Msg::status_notify(4, &["@a", "@@b"]).finish("@me", 10, 1);
         assert_eq!(sn["FromUserName"], "@me");
         assert_eq!(sn["StatusNotifyUserName"], "@a,@@b");
+    }
+
+    #[test]
+    fn verbatim_keeps_ids_and_swaps_only_the_own_user_name() {
+        let entry = json!({"MsgId": "42", "NewMsgId": 42, "CreateTime": 1463839052,
+            "FromUserName": "@@g", "ToUserName": "@captured", "MsgType": 1,
+            "Content": "@m:<br/>hi @captured"});
+        let v = Msg::verbatim(entry.clone(), Some("@captured")).finish("@me", 3, 4);
+        assert_eq!(v["MsgId"], "42");
+        assert_eq!(v["NewMsgId"], 42);
+        assert_eq!(v["CreateTime"], 1463839052);
+        assert_eq!(v["FromUserName"], "@@g");
+        assert_eq!(v["ToUserName"], "@me");
+        assert_eq!(v["Content"], "@m:<br/>hi @captured");
+        let kept = Msg::verbatim(entry, None).finish("@me", 3, 4);
+        assert_eq!(kept["ToUserName"], "@captured");
+        let (users, member) = Msg::verbatim(
+            json!({"FromUserName": "@@g", "ToUserName": "filehelper",
+            "Content": "@m1:<br/>x"}),
+            None,
+        )
+        .parties();
+        assert_eq!(users, vec!["@@g".to_owned()]);
+        assert_eq!(member.as_deref(), Some("@m1"));
     }
 
     #[test]

@@ -136,7 +136,8 @@ pub fn clean_text(s: &str) -> String {
 
 /// Parses WeChat's XML payloads leniently: a payload that starts with `<` is tried as it is
 /// (OriContent may arrive unescaped), anything else, or what failed, is tried HTML-unescaped
-/// with `<br/>` as newlines and any text before the first `<` skipped. DTDs are refused.
+/// with `<br/>` as newlines, any text before the first `<` skipped and the flaws real captures
+/// show repaired ([`repair_xml`]). DTDs are refused.
 fn parse_xml<'a>(s: &'a str, buffer: &'a mut String) -> Option<roxmltree::Document<'a>> {
     let options = || roxmltree::ParsingOptions {
         allow_dtd: false,
@@ -149,9 +150,91 @@ fn parse_xml<'a>(s: &'a str, buffer: &'a mut String) -> Option<roxmltree::Docume
             return Some(doc);
         }
     }
-    *buffer = clean_xml(s);
-    let start = buffer.find('<')?;
-    roxmltree::Document::parse_with_options(&buffer[start..], options()).ok()
+    let cleaned = clean_xml(s);
+    let start = cleaned.find('<')?;
+    *buffer = repair_xml(&cleaned[start..]);
+    roxmltree::Document::parse_with_options(buffer, options()).ok()
+}
+
+/// Mends what makes a strict parser refuse WeChat's XML (PROTOCOL.md §8.7), and is a no-op on
+/// well-formed XML: text after the root element's end tag is dropped (file Content ends with
+/// an escaped `<br/>` that becomes a second root), and a space is put between an attribute's
+/// closing quote and the next attribute's name (`sign="…"percard="1"` in friend requests).
+fn repair_xml(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len() + 8);
+    let mut rest = xml;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        // CDATA sections and comments are text: copied as they are.
+        let verbatim_end = [("<![CDATA[", "]]>"), ("<!--", "-->")]
+            .into_iter()
+            .find(|(open, _)| rest.starts_with(open))
+            .map(|(_, close)| rest.find(close).map_or(rest.len(), |i| i + close.len()));
+        if let Some(end) = verbatim_end {
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+            continue;
+        }
+        let tag_len = tag_len(rest);
+        let mut quote = None;
+        let mut chars = rest[..tag_len].chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            match quote {
+                None if c == '"' || c == '\'' => quote = Some(c),
+                Some(q) if c == q => {
+                    quote = None;
+                    if chars
+                        .peek()
+                        .is_some_and(|n| n.is_ascii_alphabetic() || *n == '_')
+                    {
+                        out.push(' ');
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &rest[tag_len..];
+    }
+    out.push_str(rest);
+    match root_end(&out) {
+        Some(end) => out[..end].to_owned(),
+        None => out,
+    }
+}
+
+/// The length of the tag `s` starts with, up to and including its `>` outside quotes (all of
+/// `s` when unterminated).
+fn tag_len(s: &str) -> usize {
+    let mut quote = None;
+    for (i, c) in s.char_indices() {
+        match quote {
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '>' => return i + 1,
+            Some(q) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// Where the root element ends: just past the last `</name>` of the first element's name.
+/// `None` when there is no such end tag (a self-closing root, or broken XML).
+fn root_end(xml: &str) -> Option<usize> {
+    let mut rest = xml;
+    let open = loop {
+        let at = rest.find('<')?;
+        rest = &rest[at + 1..];
+        if rest.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+            break rest;
+        }
+    };
+    let name_len = open
+        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+        .unwrap_or(open.len());
+    let close = format!("</{}>", &open[..name_len]);
+    xml.rfind(&close).map(|at| at + close.len())
 }
 
 /// Escaped content → XML text: `<br/>` → newline, entities decoded once.
@@ -352,7 +435,7 @@ fn fill_content(event: &mut MessageEvent, msg: &AddMsg, body: &str) {
         duration_s: None,
     };
     match msg.msg_type {
-        1 if msg.sub_msg_type == 48 && !msg.url.is_empty() => {
+        1 if (msg.sub_msg_type == 48 && !msg.url.is_empty()) || is_map_url(&msg.url) => {
             event.message_type = MessageType::Location;
             event.location = Some(location(msg, body));
         }
@@ -409,8 +492,9 @@ fn fill_content(event: &mut MessageEvent, msg: &AddMsg, body: &str) {
     }
 }
 
-/// A location: the address before `:\n` in the content, coordinates from the XML (in the
-/// content for MsgType 48, in OriContent for MsgType 1). WeChat's `x` is the latitude.
+/// A location: the address before `:\n` in the content, coordinates from the map link's
+/// `coord=`, else from the XML (in the content for MsgType 48, in OriContent for MsgType 1,
+/// where WeChat's `x` is the latitude).
 fn location(msg: &AddMsg, body: &str) -> Location {
     let mut buffer = String::new();
     let mut ori_buffer = String::new();
@@ -435,12 +519,40 @@ fn location(msg: &AddMsg, body: &str) -> Location {
         .or_else(|| node.and_then(|n| attr(n, "label")))
         .or_else(|| node.and_then(|n| attr(n, "poiname")))
         .unwrap_or_default();
+    let url = unescape_html(&msg.url);
+    let (lat, lon) = match map_coordinates(&url) {
+        Some((lat, lon)) => (Some(lat), Some(lon)),
+        None => (coordinate("x"), coordinate("y")),
+    };
     Location {
         label,
-        lat: coordinate("x"),
-        lon: coordinate("y"),
-        url: non_empty(unescape_html(&msg.url)),
+        lat,
+        lon,
+        url: non_empty(url),
     }
+}
+
+/// True for the map link of a location sent as text (`apis.map.qq.com/…`, PROTOCOL.md §8.2).
+fn is_map_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    rest.starts_with("apis.map.qq.com/")
+}
+
+/// `coord=<lat>,<lon>` of a map link, when both are finite and in range (DESIGN.md: the
+/// coordinates come from `coord=` when present). Values are read as they stand: the link is
+/// entity-unescaped once by the caller and never URL-decoded.
+fn map_coordinates(url: &str) -> Option<(f64, f64)> {
+    let query = url.split_once('?')?.1;
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("coord="))?;
+    let (lat, lon) = value.split_once(',')?;
+    let lat: f64 = lat.trim().parse().ok()?;
+    let lon: f64 = lon.trim().parse().ok()?;
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
 }
 
 /// A friend request from RecommendInfo, falling back to the `<msg fromnickname=… content=…
@@ -506,12 +618,14 @@ fn fill_app(event: &mut MessageEvent, msg: &AddMsg, body: &str) {
                 name: non_empty(clean_name(&msg.file_name))
                     .or(title)
                     .unwrap_or_default(),
-                size: msg
-                    .file_size
-                    .trim()
-                    .parse()
-                    .ok()
-                    .or_else(|| field("totallen").and_then(|s| s.parse().ok())),
+                size: msg.file_size.trim().parse().ok().or_else(|| {
+                    // `<appmsg><appattach><totallen>`.
+                    let attach =
+                        appmsg.and_then(|n| n.children().find(|c| c.has_tag_name("appattach")));
+                    attach
+                        .and_then(|n| child_text(n, "totallen"))
+                        .and_then(|s| s.parse().ok())
+                }),
                 media_id: msg.media_id.clone(),
             });
         }
@@ -935,10 +1049,145 @@ mod tests {
         assert_eq!(e.message_type, MessageType::Location);
         let loc = e.location.unwrap();
         assert_eq!(loc.label, "Tiananmen Square, Beijing");
-        assert_eq!(loc.lat, Some(39.90374));
-        assert_eq!(loc.lon, Some(116.397827));
+        // The map link's coord= wins over the XML.
+        assert_eq!(loc.lat, Some(39.9));
+        assert_eq!(loc.lon, Some(116.4));
         assert!(loc.url.unwrap().starts_with("http://apis.map.qq.com"));
         assert_eq!(e.text, None);
+    }
+
+    /// A real entry of the corpus (`tests/corpus/real/entries`), as stored.
+    fn real(name: &str) -> serde_json::Value {
+        let path = format!(
+            "{}/tests/corpus/real/entries/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn map_link_text_without_sub_msg_type_is_a_location_from_coord() {
+        // The captured location with the two fields that mark it taken away: only the map
+        // link is left to tell (PROTOCOL.md §8.7).
+        let mut entry = real("wwdk-receive-790000000000000.json");
+        entry["SubMsgType"] = 0.into();
+        entry["OriContent"] = "".into();
+        let e = one(&entry.to_string());
+        assert_eq!(e.message_type, MessageType::Location);
+        let loc = e.location.unwrap();
+        assert_eq!(loc.label, "深圳市xxxx");
+        assert_eq!((loc.lat, loc.lon), (Some(22.0), Some(113.0)));
+        assert_eq!(e.text, None);
+    }
+
+    #[test]
+    fn text_with_another_url_or_a_bad_coord_stays_what_it_was() {
+        let e = one(
+            r#"{"MsgId":"31","FromUserName":"@a81","ToUserName":"@self","MsgType":1,
+            "Url":"http://example.com/?coord=1,2","Content":"see example.com"}"#,
+        );
+        assert_eq!(e.message_type, MessageType::Text);
+        let e = one(
+            r#"{"MsgId":"32","FromUserName":"@a81","ToUserName":"@self","MsgType":1,
+            "Url":"http://apis.map.qq.com/uri/v1/geocoder?coord=91.5,NaN","Content":"Somewhere:<br/>/x"}"#,
+        );
+        let loc = e.location.unwrap();
+        assert_eq!((loc.lat, loc.lon), (None, None));
+        assert_eq!(loc.label, "Somewhere");
+    }
+
+    #[test]
+    fn file_content_ending_in_an_escaped_line_break_still_reads_its_xml() {
+        // Real file Content ends in `&lt;br/&gt;`: a second root once unescaped. Without
+        // AppMsgType and FileSize only the XML tells the type and the size.
+        let mut entry = real("wwdk-receive-8800000000000000000.json");
+        assert!(entry["Content"]
+            .as_str()
+            .unwrap()
+            .ends_with("&lt;br/&gt;<br/>"));
+        entry["AppMsgType"] = 0.into();
+        entry["FileSize"] = "".into();
+        let e = one(&entry.to_string());
+        assert_eq!(e.message_type, MessageType::File);
+        let file = e.file.unwrap();
+        assert_eq!(file.name, "fileName.zip");
+        assert_eq!(file.size, Some(1024));
+    }
+
+    #[test]
+    fn friend_request_xml_with_attributes_run_together_still_parses() {
+        // `sign="…"percard="1"`: no space between two attributes, which a strict parser
+        // refuses; RecommendInfo empty, so only the XML has the request.
+        let e = one(
+            r#"{"MsgId":"33","FromUserName":"fmessage","ToUserName":"@self","MsgType":37,
+            "Content":"&lt;msg fromusername=\"wxid_d\" fromnickname=\"Dave\" content=\"I am &amp;quot;Dave&amp;quot;\" sign=\"hi\"percard=\"1\" ticket=\"v2_t@stranger\"&gt;&lt;brandlist count=\"0\"&gt;&lt;/brandlist&gt;&lt;/msg&gt;"}"#,
+        );
+        assert_eq!(
+            e.friend_request,
+            Some(FriendRequest {
+                name: "Dave".into(),
+                greeting: "I am \"Dave\"".into(),
+                ticket: "v2_t@stranger".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn shapes_real_traffic_holds_that_no_open_capture_has_give_their_events() {
+        // Constructed after PROTOCOL.md §8.7 (see tests/corpus/real/README.md for why these
+        // are not in the corpus).
+        // An own recall in a group: From the group, no member prefix.
+        let e = one(
+            r#"{"MsgId":"40","FromUserName":"@@9f3","ToUserName":"@self","MsgType":10002,
+            "Content":"&lt;sysmsg type=\"revokemsg\"&gt;&lt;revokemsg&gt;&lt;session&gt;5538097630@chatroom&lt;/session&gt;&lt;oldmsgid&gt;1096526481&lt;/oldmsgid&gt;&lt;msgid&gt;4241293912041778012&lt;/msgid&gt;&lt;replacemsg&gt;&lt;![CDATA[你撤回了一条消息]]&gt;&lt;/replacemsg&gt;&lt;/revokemsg&gt;&lt;/sysmsg&gt;"}"#,
+        );
+        assert_eq!(e.chat.id, "@@9f3");
+        assert_eq!(
+            e.revoke.unwrap().revoked_id.as_deref(),
+            Some("4241293912041778012")
+        );
+        // A link whose Url is entity-escaped and percent-encoded several times over: entities
+        // are decoded once, percent-encoding is kept.
+        let e = one(
+            r#"{"MsgId":"41","FromUserName":"@a81","ToUserName":"@self","MsgType":49,"AppMsgType":5,
+            "FileName":"Article","Url":"http://mp.weixin.qq.com/s?__biz=MzA&amp;mid=1&amp;url=https%25253A%25252F%25252Fexample.com","Content":""}"#,
+        );
+        assert_eq!(
+            e.link.unwrap().url.as_deref(),
+            Some("http://mp.weixin.qq.com/s?__biz=MzA&mid=1&url=https%25253A%25252F%25252Fexample.com")
+        );
+        // A file sent from the phone with empty Content.
+        let e = one(
+            r#"{"MsgId":"42","FromUserName":"@self","ToUserName":"filehelper","MsgType":49,"AppMsgType":6,
+            "FileName":"a.pdf","FileSize":"10","MediaId":"@crypt_1","Content":""}"#,
+        );
+        assert_eq!(
+            (e.message_type, e.origin),
+            (MessageType::File, Origin::Phone)
+        );
+        assert_eq!(e.chat.id, "filehelper");
+        assert_eq!(e.file.unwrap().name, "a.pdf");
+        // Status notifies of every code seen are never messages.
+        for code in [1, 2, 4, 5, 9] {
+            let list = entries(&format!(
+                r#"{{"MsgId":"5{code}","FromUserName":"@self","ToUserName":"filehelper","MsgType":51,"Content":"","StatusNotifyCode":{code},"StatusNotifyUserName":"filehelper"}}"#
+            ));
+            let book = book();
+            let ctx = Context {
+                account: "home",
+                book: &book,
+                sent_by_bridge: None,
+            };
+            assert!(normalize(&list[0], &ctx).is_none(), "code {code}");
+        }
+    }
+
+    #[test]
+    fn repairing_leaves_well_formed_xml_and_cdata_alone() {
+        let xml = "<sysmsg type=\"revokemsg\"><revokemsg><replacemsg><![CDATA[\"施嘉威\"撤回了 a=\"b\"c]]></replacemsg></revokemsg></sysmsg>";
+        assert_eq!(repair_xml(xml), xml);
+        assert_eq!(repair_xml("<msg a='1'b=\"2\"/>"), "<msg a='1' b=\"2\"/>");
+        assert_eq!(repair_xml("<msg><x/></msg>\n<br/>\n"), "<msg><x/></msg>");
     }
 
     #[test]

@@ -10,3 +10,6 @@ pub mod login;
 pub mod message;
 pub mod protocol;
 pub mod session;
+
+#[cfg(test)]
+mod corpus_replay;

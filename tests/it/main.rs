@@ -17,6 +17,7 @@ mod mqtt;
 mod mqtt_intake;
 mod nats;
 mod readme;
+mod real_corpus;
 mod replies;
 mod schema;
 mod secrets;

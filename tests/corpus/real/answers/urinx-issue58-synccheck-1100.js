@@ -1,0 +1,1 @@
+window.synccheck={retcode:"1100",selector:"0"}
