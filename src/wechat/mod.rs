@@ -1,7 +1,8 @@
-//! The WeChat web protocol: pure parsing in [`protocol`], [`hosts`], [`message`] and
-//! [`contacts`]; HTTP I/O in [`client`]; the login flows in [`login`]; the live session and its
-//! persistence in [`session`]. Nothing here knows of MQTT, NATS or webhooks.
+//! The WeChat web protocol: pure parsing in [`protocol`], [`hosts`], [`message`],
+//! [`contacts`] and [`compact`]; HTTP I/O in [`client`]; the login flows in [`login`]; the
+//! live session and its persistence in [`session`]. Nothing here knows of MQTT, NATS or webhooks.
 pub mod client;
+pub mod compact;
 pub mod contacts;
 pub mod hosts;
 pub mod login;
