@@ -21,3 +21,4 @@ mod support;
 mod tls;
 mod watch;
 mod webhook;
+mod wire;
