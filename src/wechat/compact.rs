@@ -7,7 +7,7 @@
 //! embedded default promises one JSON object per stdout line (DESIGN.md). A pass over the
 //! bytes that knows only "inside a string" and "after a backslash" is enough for text that is
 //! already valid JSON, and much cheaper than a parse and re-serialization (which would also
-//! send numbers through `f64` unless `arbitrary_precision` were on).
+//! send decimals and integers beyond 64 bits through `f64`, `arbitrary_precision` being off).
 use std::borrow::Cow;
 
 /// The JSON text `json` with the whitespace outside its strings removed; borrowed when there

@@ -68,6 +68,8 @@ fn param_position(param: &str, head: u64) -> Option<u64> {
     position(key1?, head)
 }
 
+/// No trailing newline: clients compare the whole body (`===` in several JS clients, an
+/// anchored `^…$` in openwechat), so the real server cannot be sending one.
 fn synccheck_body(retcode: i64, selector: u32) -> Response {
     js(format!(
         "window.synccheck={{retcode:\"{retcode}\",selector:\"{selector}\"}}"
