@@ -55,6 +55,12 @@ fn assert_wire(endpoint: &str, text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{endpoint}: {e}\n{text}"))
 }
 
+/// A client that never decompresses by itself, whatever reqwest features the workspace
+/// enables, so a test sees the bytes the fake sent. webwxinit needs no cookies.
+fn raw_http() -> reqwest::Client {
+    reqwest::Client::builder().no_gzip().build().unwrap()
+}
+
 /// POSTs JSON and returns the answer's Content-Type and text.
 async fn post_text(c: &Client, endpoint: &str, body: &Value) -> (String, String) {
     let resp = c
@@ -172,8 +178,8 @@ async fn answers_are_gzipped_whole_when_the_client_accepts_gzip() {
     let fake = start().await;
     let c = logged_in(&fake).await;
     let body = json!({"BaseRequest": c.base_request()}).to_string();
-    let plain = c
-        .http
+    let http = raw_http();
+    let plain = http
         .post(c.cgi("webwxinit"))
         .body(body.clone())
         .send()
@@ -182,8 +188,7 @@ async fn answers_are_gzipped_whole_when_the_client_accepts_gzip() {
     assert!(plain.headers().get("content-encoding").is_none());
     let plain = plain.text().await.unwrap();
 
-    let packed = c
-        .http
+    let packed = http
         .post(c.cgi("webwxinit"))
         .header("accept-encoding", "gzip, deflate")
         .body(body)
@@ -207,8 +212,7 @@ async fn answers_are_gzipped_whole_when_the_client_accepts_gzip() {
     assert_eq!(line_kinds(&text), line_kinds(&plain));
     assert_wire("webwxinit (gzip)", &text);
 
-    let js = c
-        .http
+    let js = http
         .get(format!("{}/jslogin", c.base))
         .query(&[("appid", crate::support::APPID), ("fun", "new")])
         .header("accept-encoding", "gzip")
@@ -227,8 +231,7 @@ async fn compact_json_answers_on_one_line_for_the_benchmark() {
     })
     .await;
     let c = logged_in(&fake).await;
-    let resp = c
-        .http
+    let resp = raw_http()
         .post(c.cgi("webwxinit"))
         .header("accept-encoding", "gzip")
         .body(json!({"BaseRequest": c.base_request()}).to_string())
