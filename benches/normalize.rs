@@ -1,11 +1,13 @@
 //! Micro-benchmarks of the hot pure paths: one webwxsync answer of 100 mixed messages parsed,
-//! normalized into events and serialized as the bus carries them; and the send-command
-//! parser on a typical command. The end-to-end numbers are `wxbridge-bench`'s.
+//! normalized into events and serialized as the bus carries them (on one line, and in the
+//! servers' one-member-per-line layout, whose entries are compacted for `raw`); and the
+//! send-command parser on a typical command. The end-to-end numbers are `wxbridge-bench`'s.
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::{json, Map, Value};
 use wxbridge::event::parse_command;
+use wxbridge::wechat::compact::compact;
 use wxbridge::wechat::contacts::ContactBook;
 use wxbridge::wechat::message::{normalize, Context};
 use wxbridge::wechat::protocol::{parse_sync_response, Contact, Member};
@@ -110,8 +112,18 @@ fn mixed(i: usize) -> Value {
     }
 }
 
-/// A webwxsync answer with 100 mixed entries.
+/// A webwxsync answer with 100 mixed entries, on one line.
 fn sync_body() -> String {
+    sync_value().to_string()
+}
+
+/// The same answer in the real servers' layout (one member per line, PROTOCOL.md §8.7): the
+/// entries' `raw` must be compacted.
+fn wire_body() -> String {
+    wxbridge_fake::wire_json(&sync_value())
+}
+
+fn sync_value() -> Value {
     let list: Vec<Value> = (0..100).map(mixed).collect();
     let key =
         json!({"Count": 2, "List": [{"Key": 1, "Val": 654321100}, {"Key": 2, "Val": 654321140}]});
@@ -126,7 +138,7 @@ fn sync_body() -> String {
     body.insert("SyncKey".into(), key.clone());
     body.insert("SyncCheckKey".into(), key);
     body.insert("SKey".into(), json!(""));
-    Value::Object(body).to_string()
+    Value::Object(body)
 }
 
 /// Parse, normalize every entry, serialize every event: what the sync loop does per answer.
@@ -171,6 +183,26 @@ fn sync_answer(c: &mut Criterion) {
     });
     g.bench_function("parse_normalize_serialize", |b| {
         b.iter(|| relay(black_box(&body), &book))
+    });
+    // The servers' layout: the same parse plus compacting each entry for `raw`.
+    let wire = wire_body();
+    g.bench_function("parse_wire_layout", |b| {
+        b.iter(|| parse_sync_response(black_box(&wire)).map(|r| r.add_msg_list.len()))
+    });
+    g.bench_function("parse_normalize_serialize_wire_layout", |b| {
+        b.iter(|| relay(black_box(&wire), &book))
+    });
+    // The compaction alone, over the 100 entries' texts as the servers lay them out.
+    let entries: Vec<String> = (0..100)
+        .map(|i| wxbridge_fake::wire_json(&mixed(i)))
+        .collect();
+    g.bench_function("compact_wire_entries", |b| {
+        b.iter(|| {
+            black_box(&entries)
+                .iter()
+                .map(|e| compact(e.trim_end()).len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }

@@ -329,7 +329,8 @@ pub struct Revoke {
 /// One inbound message (DESIGN.md "Inbound event"). Exactly one of the extra fields is set, the
 /// one [`MessageType`] names, and none for text, system and other.
 ///
-/// `raw` borrows nothing: it is the AddMsgList entry exactly as WeChat sent it. Deserializing
+/// `raw` borrows nothing: it is the AddMsgList entry as WeChat sent it, compacted onto one line
+/// (member order and number texts untouched, see `wechat::compact`). Deserializing
 /// works with `serde_json` only, because of `raw`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageEvent {
@@ -389,7 +390,7 @@ pub struct MessageEvent {
     /// For `revoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<Revoke>,
-    /// The AddMsgList entry as received.
+    /// The AddMsgList entry as received, without the whitespace between its tokens.
     pub raw: Box<RawValue>,
 }
 

@@ -131,7 +131,8 @@ pub struct Stage {
 
 impl Stage {
     /// A fake with `size`'s address book, webwxsync batches of up to 100, short holds and
-    /// no request recording (memory stays flat).
+    /// no request recording (memory stays flat); answers in the servers' layout, gzipped,
+    /// unless `--compact-wire`.
     pub async fn new(env: &Env, size: BookSize) -> Result<Stage> {
         Stage::with_recording(env, size, false).await
     }
@@ -145,6 +146,8 @@ impl Stage {
             sync_batch: 100,
             seed_contacts: false,
             record_requests: record,
+            compact_json: env.settings.compact_wire,
+            gzip: !env.settings.compact_wire,
             ..Options::default()
         })
         .await;

@@ -49,6 +49,10 @@ pub struct Cli {
     /// book. Overrides the counts above; a debug build of wxbridge is fine.
     #[arg(long)]
     pub quick: bool,
+    /// The fake answers compact, uncompressed JSON instead of the real servers' layout
+    /// (one member per line, gzipped): measures the bridge apart from the wire's cost.
+    #[arg(long)]
+    pub compact_wire: bool,
 }
 
 /// An address book for the fake: `contacts` friends and `groups` saved groups of
@@ -95,6 +99,8 @@ pub struct Settings {
     pub large_book: BookSize,
     /// Whether this is the `--quick` smoke run.
     pub quick: bool,
+    /// Whether the fake answers compact, uncompressed JSON (`--compact-wire`).
+    pub compact_wire: bool,
 }
 
 impl Settings {
@@ -107,7 +113,11 @@ impl Settings {
             (None, false) => Some(PathBuf::from("BENCHMARKS.md")),
         };
         if cli.quick {
-            return (Settings::quick(cli.bridge), output);
+            let settings = Settings {
+                compact_wire: cli.compact_wire,
+                ..Settings::quick(cli.bridge)
+            };
+            return (settings, output);
         }
         let settings = Settings {
             bridge: cli.bridge,
@@ -124,6 +134,7 @@ impl Settings {
                 group_size: cli.large_group_size.max(2),
             },
             quick: false,
+            compact_wire: cli.compact_wire,
         };
         (settings, output)
     }
@@ -145,17 +156,24 @@ impl Settings {
                 group_size: 50,
             },
             quick: true,
+            compact_wire: false,
         }
     }
 
     /// The command line that reproduces these settings, for the report.
     pub fn command_line(&self) -> String {
         let mut cmd = String::from("cargo run --release -p wxbridge-bench");
+        let wire = if self.compact_wire {
+            " --compact-wire"
+        } else {
+            ""
+        };
         if self.quick {
             cmd.push_str(" -- --quick");
+            cmd.push_str(wire);
             return cmd;
         }
-        let mut flags = String::new();
+        let mut flags = String::from(wire);
         let defaults = Settings::from_cli(Cli::parse_from(["wxbridge-bench"])).0;
         let mut flag = |name: &str, value: String, default: String| {
             if value != default {
@@ -221,6 +239,14 @@ mod tests {
         assert_eq!(
             parse(&["wxbridge-bench", "--quick", "--messages", "5"]),
             "cargo run --release -p wxbridge-bench -- --quick"
+        );
+        assert_eq!(
+            parse(&["wxbridge-bench", "--compact-wire", "--messages", "500"]),
+            "cargo run --release -p wxbridge-bench -- --compact-wire --messages 500"
+        );
+        assert_eq!(
+            parse(&["wxbridge-bench", "--quick", "--compact-wire"]),
+            "cargo run --release -p wxbridge-bench -- --quick --compact-wire"
         );
     }
 

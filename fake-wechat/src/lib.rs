@@ -2,13 +2,15 @@
 //! file roles on one `http://127.0.0.1:PORT` origin), for wxbridge's tests and benchmark.
 //!
 //! It is strict wherever the real server is (section numbers below refer to the project's
-//! PROTOCOL.md): exact JS text, JSON as `text/plain`, ids above 2^53, sessions checked on
-//! every call, a SyncKey that replays history when it is stale. A test drives it through a
+//! PROTOCOL.md): exact JS text, JSON as `text/plain` in the servers' layout and gzipped,
+//! ids above 2^53, sessions checked on every call, a SyncKey that replays history when it is
+//! stale. A test drives it through a
 //! [`FakeWeChat`] handle.
 //!
 //! - [`FakeWeChat`] (in `control`) starts the server and is the test's remote control.
 //! - [`Options`] holds hold times, paging and login modes.
-//! - [`Msg`] builds inbound messages of every type; [`wx_escape`] is the server's escaping.
+//! - [`Msg`] builds inbound messages of every type; [`wx_escape`] is the server's escaping;
+//!   [`wire_json`] the servers' JSON layout (one member per line, PROTOCOL.md §8.7).
 //! - `server` holds the endpoints; `state` the shared state and session rules;
 //!   `contacts` the address book; `record` what the fake observed; `ids` id shapes;
 //!   `escape` the server's text escaping.
@@ -31,4 +33,4 @@ pub use escape::{emoji_span, wx_escape};
 pub use msg::Msg;
 pub use options::Options;
 pub use record::{Fault, QueuedMsg, RequestRecord, SentMsg};
-pub use server::EXTSPAM;
+pub use server::{wire_json, EXTSPAM};

@@ -38,6 +38,13 @@ pub struct Options {
     /// Keep every request for [`FakeWeChat::requests`](crate::FakeWeChat::requests). Default
     /// true; a long benchmark may turn it off to keep memory flat.
     pub record_requests: bool,
+    /// Answer JSON on one line instead of in the real servers' layout (one object member per
+    /// line, PROTOCOL.md §8.7). Default false: clients must cope with the real layout; the
+    /// benchmark may turn it on to measure the bridge apart from the layout's extra bytes.
+    pub compact_json: bool,
+    /// Gzip answers to clients that send `Accept-Encoding: gzip`, as the real servers do
+    /// (PROTOCOL.md §2). Default true.
+    pub gzip: bool,
 }
 
 impl Default for Options {
@@ -52,6 +59,19 @@ impl Default for Options {
             push_login: false,
             seed_contacts: true,
             record_requests: true,
+            compact_json: false,
+            gzip: true,
+        }
+    }
+}
+
+impl Options {
+    /// The layout of the JSON answers.
+    pub(crate) fn layout(&self) -> crate::server::Layout {
+        if self.compact_json {
+            crate::server::Layout::Compact
+        } else {
+            crate::server::Layout::Wire
         }
     }
 }

@@ -29,12 +29,43 @@ async fn write_lines<'a>(
 ) -> std::io::Result<()> {
     let mut text = Vec::with_capacity(lines.clone().map(|l| l.len() + 1).sum());
     for line in lines {
-        text.extend_from_slice(line);
+        push_line(&mut text, line);
         text.push(b'\n');
     }
     let mut out = out.lock().await;
     out.write_all(&text).await?;
     out.flush().await
+}
+
+/// Appends one JSON payload with U+0085, U+2028 and U+2029 written as `\u` escapes.
+///
+/// JSON allows them raw inside strings and serde_json leaves them raw, but line splitters
+/// other than `read`'s (JavaScript's, Python's `str.splitlines`) break lines at them, and
+/// every stdout line must be one whole object. Outside strings a payload has none of them
+/// (it is serde_json's output), so the escape cannot change what the line means. Newlines
+/// and other control characters never occur raw: serde_json escapes them, and the `raw`
+/// entry is compacted (`wechat::compact`) from text JSON already forbids them in.
+fn push_line(text: &mut Vec<u8>, line: &[u8]) {
+    let mut copied = 0;
+    let mut i = 0;
+    while i < line.len() {
+        let escape: Option<(&[u8], usize)> = match line[i..] {
+            [0xC2, 0x85, ..] => Some((b"\\u0085", 2)),
+            [0xE2, 0x80, 0xA8, ..] => Some((b"\\u2028", 3)),
+            [0xE2, 0x80, 0xA9, ..] => Some((b"\\u2029", 3)),
+            _ => None,
+        };
+        match escape {
+            Some((escaped, len)) => {
+                text.extend_from_slice(&line[copied..i]);
+                text.extend_from_slice(escaped);
+                i += len;
+                copied = i;
+            }
+            None => i += 1,
+        }
+    }
+    text.extend_from_slice(&line[copied..]);
 }
 
 /// Spooled entries as JSON lines.
@@ -204,6 +235,25 @@ async fn submit_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_separators_in_strings_are_escaped_and_the_value_kept() {
+        let payload = serde_json::to_vec(&serde_json::json!({
+            "text": "a\u{2028}b\u{2029}c\u{85}d \u{2027}\u{80}好\n"
+        }))
+        .unwrap();
+        let mut line = Vec::new();
+        push_line(&mut line, &payload);
+        let text = std::str::from_utf8(&line).unwrap();
+        assert_eq!(
+            text, "{\"text\":\"a\\u2028b\\u2029c\\u0085d \u{2027}\u{80}好\\n\"}",
+            "neighbours of the three (U+2027, U+0080) stay raw"
+        );
+        assert!(!text.contains(['\n', '\u{2028}', '\u{2029}', '\u{85}']));
+        let back: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let orig: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(back, orig);
+    }
 
     #[test]
     fn long_lines_keep_only_what_the_size_check_needs() {

@@ -1,9 +1,13 @@
 //! Pure protocol: the wire types of the WeChat web protocol (PROTOCOL.md), the parsers for its
 //! JS-text and XML bodies, and the decisions its return codes imply. No I/O lives here.
+use std::borrow::Cow;
+
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
+
+use super::compact::compact;
 
 /// The web client's application id, sent on `jslogin` (PROTOCOL.md §1.1).
 pub const APP_ID: &str = "wx782c26e4c19acffb";
@@ -404,8 +408,9 @@ pub struct RecommendInfo {
     pub alias: String,
 }
 
-/// An `AddMsgList` entry's fields this client reads (PROTOCOL.md §8.1). The entry as received is
-/// kept in `raw` so events can carry it without re-serialising it.
+/// An `AddMsgList` entry's fields this client reads (PROTOCOL.md §8.1). The entry as received,
+/// with the whitespace between its tokens removed, is kept in `raw` so events can carry it
+/// without re-serialising it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AddMsg {
@@ -449,7 +454,8 @@ pub struct AddMsg {
     pub status_notify_user_name: String,
     /// The original XML of some types.
     pub ori_content: String,
-    /// The entry exactly as received.
+    /// The entry as received, compacted: member order, number texts and string escapes are
+    /// the server's.
     #[serde(skip)]
     pub raw: Option<Box<RawValue>>,
 }
@@ -521,13 +527,20 @@ struct SyncWire<'a> {
     skey: String,
 }
 
-/// Parses a `webwxsync` body, keeping each `AddMsgList` entry's raw JSON beside its fields.
+/// Parses a `webwxsync` body, keeping each `AddMsgList` entry's JSON beside its fields,
+/// compacted onto one line (see [`compact`](super::compact)).
 pub fn parse_sync_response(body: &str) -> Result<SyncResponse, serde_json::Error> {
     let wire: SyncWire<'_> = serde_json::from_str(body)?;
     let mut add_msg_list = Vec::with_capacity(wire.add_msg_list.len());
     for raw in wire.add_msg_list {
-        let mut msg: AddMsg = serde_json::from_str(raw.get())?;
-        msg.raw = Some(raw.to_owned());
+        // The servers put every member on its own line (PROTOCOL.md §8.7); events carry the
+        // entry on one line, so the whitespace between its tokens goes before it is kept.
+        let text = compact(raw.get());
+        let mut msg: AddMsg = serde_json::from_str(&text)?;
+        msg.raw = Some(match text {
+            Cow::Borrowed(_) => raw.to_owned(),
+            Cow::Owned(text) => RawValue::from_string(text)?,
+        });
         add_msg_list.push(msg);
     }
     Ok(SyncResponse {

@@ -28,3 +28,4 @@ mod support;
 mod tls;
 mod watch;
 mod webhook;
+mod wire;

@@ -20,12 +20,13 @@ const BATCH_LIMIT: usize = 50;
 /// `webwxinit` (§3): self, recent chats, and a SyncKey that starts after what earlier syncs
 /// delivered.
 pub(crate) async fn init(AxState(shared): Ctx, Query(q): Params, body: Bytes) -> Response {
+    let layout = shared.opts.layout();
     let st = shared.lock();
     if let Err(r) = json_call(&st, &q, &body) {
-        return refused(&r, json!({}));
+        return refused(layout, &r, json!({}));
     }
     let Some(session) = &st.session else {
-        return refused(&Refusal::new(1100, "no session"), json!({}));
+        return refused(layout, &Refusal::new(1100, "no session"), json!({}));
     };
     let recent = st.book.recent();
     let chat_set: String = recent.iter().map(|c| format!("{},", c.user_name)).collect();
@@ -33,39 +34,47 @@ pub(crate) async fn init(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
         .iter()
         .map(|c| st.book.contact_json(c, &session.skey, false))
         .collect();
-    json_text(&json!({
-        "BaseResponse": base_response(0, ""),
-        "Count": list.len(),
-        "ContactList": list,
-        "SyncKey": sync_key(st.delivered),
-        "User": st.book.self_json(st.account.uin, &session.skey),
-        "ChatSet": chat_set,
-        "SKey": session.skey,
-        "ClientVersion": 654_377_017,
-        "SystemTime": unix_now(),
-        "GrayScale": 1,
-        "InviteStartCount": 40,
-        "MPSubscribeMsgCount": 0,
-        "MPSubscribeMsgList": [],
-        "ClickReportInterval": 600_000,
-    }))
+    json_text(
+        layout,
+        &json!({
+            "BaseResponse": base_response(0, ""),
+            "Count": list.len(),
+            "ContactList": list,
+            "SyncKey": sync_key(st.delivered),
+            "User": st.book.self_json(st.account.uin, &session.skey),
+            "ChatSet": chat_set,
+            "SKey": session.skey,
+            "ClientVersion": 654_377_017,
+            "SystemTime": unix_now(),
+            "GrayScale": 1,
+            "InviteStartCount": 40,
+            "MPSubscribeMsgCount": 0,
+            "MPSubscribeMsgList": [],
+            "ClickReportInterval": 600_000,
+        }),
+    )
 }
 
 /// `webwxstatusnotify` (§4).
 pub(crate) async fn status_notify(AxState(shared): Ctx, Query(q): Params, body: Bytes) -> Response {
+    let layout = shared.opts.layout();
     let mut st = shared.lock();
     let v = match json_call(&st, &q, &body) {
         Ok(v) => v,
-        Err(r) => return refused(&r, json!({"MsgID": ""})),
+        Err(r) => return refused(layout, &r, json!({"MsgID": ""})),
     };
     if !v["Code"].is_u64() {
         return refused(
+            layout,
             &Refusal::new(1, "Code must be a number"),
             json!({"MsgID": ""}),
         );
     }
     let id = st.next_id();
-    json_text(&json!({"BaseResponse": base_response(0, ""), "MsgID": id.to_string()}))
+    json_text(
+        layout,
+        &json!({"BaseResponse": base_response(0, ""), "MsgID": id.to_string()}),
+    )
 }
 
 /// `webwxgetcontact` (§5.1): the address book in pages of `contact_page_size`; `Seq` names
@@ -76,6 +85,7 @@ pub(crate) async fn get_contact(
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
+    let layout = shared.opts.layout();
     let st = shared.lock();
     let auth = st.check_cookies(&cookies(&headers)).and_then(|()| {
         let uin = st.account.uin;
@@ -87,7 +97,13 @@ pub(crate) async fn get_contact(
     });
     let skey = match auth.and_then(|s| st.check_pass_ticket(&q).map(|()| s.skey.clone())) {
         Ok(skey) => skey,
-        Err(r) => return refused(&r, json!({"MemberCount": 0, "MemberList": [], "Seq": 0})),
+        Err(r) => {
+            return refused(
+                layout,
+                &r,
+                json!({"MemberCount": 0, "MemberList": [], "Seq": 0}),
+            )
+        }
     };
     let book = st.book.address_book();
     let page = shared.opts.contact_page_size.max(1);
@@ -99,12 +115,15 @@ pub(crate) async fn get_contact(
         .map(|c| st.book.contact_json(c, &skey, false))
         .collect();
     let next = if slice.len() > page { start + page } else { 0 };
-    json_text(&json!({
-        "BaseResponse": base_response(0, ""),
-        "MemberCount": list.len(),
-        "MemberList": list,
-        "Seq": next,
-    }))
+    json_text(
+        layout,
+        &json!({
+            "BaseResponse": base_response(0, ""),
+            "MemberCount": list.len(),
+            "MemberList": list,
+            "Seq": next,
+        }),
+    )
 }
 
 /// `webwxbatchgetcontact` (§5.2): at most 50 entries; a group comes with its MemberList,
@@ -115,11 +134,12 @@ pub(crate) async fn batch_get_contact(
     Query(q): Params,
     body: Bytes,
 ) -> Response {
+    let layout = shared.opts.layout();
     let st = shared.lock();
     let empty = json!({"Count": 0, "ContactList": []});
     let v = match json_call(&st, &q, &body) {
         Ok(v) => v,
-        Err(r) => return refused(&r, empty),
+        Err(r) => return refused(layout, &r, empty),
     };
     let skey = st
         .session
@@ -127,10 +147,14 @@ pub(crate) async fn batch_get_contact(
         .map(|s| s.skey.clone())
         .unwrap_or_default();
     let Some(items) = v["List"].as_array() else {
-        return refused(&Refusal::new(1, "List missing"), empty);
+        return refused(layout, &Refusal::new(1, "List missing"), empty);
     };
     if items.len() > BATCH_LIMIT {
-        return refused(&Refusal::new(1, "parameter error: more than 50"), empty);
+        return refused(
+            layout,
+            &Refusal::new(1, "parameter error: more than 50"),
+            empty,
+        );
     }
     let list: Vec<Value> = items
         .iter()
@@ -150,11 +174,14 @@ pub(crate) async fn batch_get_contact(
                 .map(|m| st.book.member_json(m, &skey))
         })
         .collect();
-    json_text(&json!({
-        "BaseResponse": base_response(0, ""),
-        "Count": list.len(),
-        "ContactList": list,
-    }))
+    json_text(
+        layout,
+        &json!({
+            "BaseResponse": base_response(0, ""),
+            "Count": list.len(),
+            "ContactList": list,
+        }),
+    )
 }
 
 /// LocalID and ClientMsgId as the same string, whether sent as numbers or strings (§9.1).
@@ -171,6 +198,7 @@ fn id_text(v: &Value) -> Option<String> {
 /// `webwxsendmsg` (§9.1): a text (Type 1) from the account to a known contact, group or
 /// `filehelper`, with LocalID equal to ClientMsgId. To the account itself is Ret 1204.
 pub(crate) async fn send_msg(AxState(shared): Ctx, Query(q): Params, body: Bytes) -> Response {
+    let layout = shared.opts.layout();
     let empty = json!({"MsgID": "", "LocalID": ""});
     let outcome = shared.update(|st| {
         let v = json_call(st, &q, &body)?;
@@ -226,11 +254,14 @@ pub(crate) async fn send_msg(AxState(shared): Ctx, Query(q): Params, body: Bytes
         Ok((msg_id, local))
     });
     match outcome {
-        Ok((msg_id, local)) => json_text(&json!({
-            "BaseResponse": base_response(0, ""),
-            "MsgID": msg_id,
-            "LocalID": local,
-        })),
-        Err(r) => refused(&r, empty),
+        Ok((msg_id, local)) => json_text(
+            layout,
+            &json!({
+                "BaseResponse": base_response(0, ""),
+                "MsgID": msg_id,
+                "LocalID": local,
+            }),
+        ),
+        Err(r) => refused(layout, &r, empty),
     }
 }

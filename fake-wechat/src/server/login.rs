@@ -188,8 +188,11 @@ pub(crate) async fn push_login_url(
         Ok(st.new_qr())
     });
     match answer {
-        Ok(uuid) => json_text(&json!({"ret": "0", "msg": "all ok", "uuid": uuid})),
-        Err(why) => json_text(&json!({"ret": "1", "msg": why})),
+        Ok(uuid) => json_text(
+            shared.opts.layout(),
+            &json!({"ret": "0", "msg": "all ok", "uuid": uuid}),
+        ),
+        Err(why) => json_text(shared.opts.layout(), &json!({"ret": "1", "msg": why})),
     }
 }
 

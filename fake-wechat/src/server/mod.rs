@@ -1,24 +1,34 @@
 //! The HTTP surface: the router with the real paths, the middleware that records requests
-//! and injects faults, and the response shapes every endpoint shares (JSON as `text/plain`,
-//! JS text, BaseResponse refusals, cookies).
+//! and injects faults and the one that gzips, and the response shapes every endpoint shares
+//! (JSON as `text/plain` in the servers' layout, JS text, BaseResponse refusals, cookies).
 
 mod api;
 mod login;
 mod sync;
+mod wire;
 
 pub use login::EXTSPAM;
+pub use wire::wire_json;
+pub(crate) use wire::Layout;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State as AxState};
-use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use std::io::Write;
+
+use axum::http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, SET_COOKIE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::record::{Fault, RequestRecord};
@@ -56,7 +66,57 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(&cgi("synccheck"), get(sync::sync_check))
         .route(&cgi("webwxsync"), axum::routing::post(sync::sync))
         .layer(middleware::from_fn_with_state(shared.clone(), intercept))
+        .layer(middleware::from_fn_with_state(shared.clone(), gzip))
         .with_state(shared)
+}
+
+/// Gzips every non-empty answer to a client that accepts it, as the real servers do (§2),
+/// whole and with a `Content-Length`.
+async fn gzip(AxState(shared): Ctx, req: Request, next: Next) -> Response {
+    let wanted = shared.opts.gzip && accepts_gzip(req.headers());
+    let res = next.run(req).await;
+    if !wanted || res.headers().contains_key(CONTENT_ENCODING) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(plain) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if plain.is_empty() {
+        return Response::from_parts(parts, Body::from(plain));
+    }
+    let mut enc = GzEncoder::new(
+        Vec::with_capacity(plain.len() / 4 + 64),
+        Compression::fast(),
+    );
+    let packed = match enc.write_all(&plain).and_then(|()| enc.finish()) {
+        Ok(packed) => packed,
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    parts
+        .headers
+        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(packed))
+}
+
+/// Whether `Accept-Encoding` lists `gzip` (or `*`) without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 /// Records the request, then applies the next scheduled fault for its endpoint, if any.
@@ -135,9 +195,12 @@ pub(crate) fn text(body: String) -> Response {
     ([(CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-/// JSON, sent as the real server does: `text/plain`, raw UTF-8.
-pub(crate) fn json_text(v: &Value) -> Response {
-    text(v.to_string())
+/// JSON, sent as the real server does: `text/plain`, raw UTF-8, in its layout (see [`wire`]).
+pub(crate) fn json_text(layout: Layout, v: &impl Serialize) -> Response {
+    match wire::to_body(v, layout) {
+        Ok(body) => text(body),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 /// JS text for the login and synccheck polls; clients match it with regexes (§1, §6).
@@ -150,12 +213,12 @@ pub(crate) fn base_response(ret: i64, msg: &str) -> Value {
 }
 
 /// A refusal of a JSON call: `{"BaseResponse":{"Ret":…}}` plus endpoint-specific empties.
-pub(crate) fn refused(r: &Refusal, extra: Value) -> Response {
+pub(crate) fn refused(layout: Layout, r: &Refusal, extra: Value) -> Response {
     let mut v = json!({"BaseResponse": base_response(r.ret, &r.why)});
     if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
         m.extend(e);
     }
-    json_text(&v)
+    json_text(layout, &v)
 }
 
 /// Parses a JSON POST body and checks its BaseRequest and any `pass_ticket`; on refusal,
@@ -210,6 +273,21 @@ pub(crate) fn form_pairs(body: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_accepted_by_name_or_star_unless_q_is_zero() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip"));
+        assert!(with("deflate, GZIP;q=0.5, br"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("deflate, br"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 
     #[test]
     fn form_bodies_and_cookies_decode() {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::wire::to_body;
 use super::{base_response, cookies, js, json_call, refused, session_cookies, text};
 use super::{set_cookie, Ctx, Params};
 use crate::ids;
@@ -67,6 +68,8 @@ fn param_position(param: &str, head: u64) -> Option<u64> {
     position(key1?, head)
 }
 
+/// No trailing newline: clients compare the whole body (`===` in several JS clients, an
+/// anchored `^…$` in openwechat), so the real server cannot be sending one.
 fn synccheck_body(retcode: i64, selector: u32) -> Response {
     js(format!(
         "window.synccheck={{retcode:\"{retcode}\",selector:\"{selector}\"}}"
@@ -193,8 +196,9 @@ pub(crate) async fn sync(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
         let now = unix_now();
         set_cookie(&mut cookies, "wxloadtime", &format!("{now}_expired"), None);
         set_cookie(&mut cookies, "wxpluginkey", &now.to_string(), None);
-        // Serialized under the lock, straight from the stream: no copy of the messages.
-        let body = serde_json::to_string(&SyncAnswer {
+        // Serialized under the lock, straight from the stream and in the servers' layout: no
+        // copy of the messages, no second pass over the text.
+        let answer = SyncAnswer {
             base_response: base_response(0, ""),
             add_msg_count: msgs.len(),
             add_msg_list: msgs,
@@ -209,13 +213,18 @@ pub(crate) async fn sync(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
             sync_key: sync_key(last),
             s_key: new_skey,
             sync_check_key: sync_key(last),
-        })
-        .map_err(|e| Refusal::new(-1, e.to_string()))?;
+        };
+        let body =
+            to_body(&answer, shared.opts.layout()).map_err(|e| Refusal::new(-1, e.to_string()))?;
         Ok((cookies, body))
     });
     match outcome {
         Ok((cookies, body)) => (cookies, text(body)).into_response(),
-        Err(r) => refused(&r, json!({"AddMsgCount": 0, "AddMsgList": []})),
+        Err(r) => refused(
+            shared.opts.layout(),
+            &r,
+            json!({"AddMsgCount": 0, "AddMsgList": []}),
+        ),
     }
 }
 

@@ -5,3 +5,4 @@ mod api;
 mod login;
 mod support;
 mod sync;
+mod wire;
