@@ -287,6 +287,7 @@ impl Store {
             rx,
             commits: commits.clone(),
             held: HashMap::new(),
+            held_since: None,
             lazy_limit,
             linger,
         };
@@ -506,6 +507,8 @@ struct Writer {
     commits: Arc<AtomicU64>,
     /// Cursor moves not committed yet, per sink.
     held: HashMap<String, Held>,
+    /// When the oldest of `held` came (a plain clock: this thread is not on tokio's).
+    held_since: Option<std::time::Instant>,
     lazy_limit: u64,
     linger: Duration,
 }
@@ -524,10 +527,12 @@ impl Writer {
     /// sender to tell it when the database is closed).
     fn serve(&mut self) -> Option<oneshot::Sender<()>> {
         loop {
-            let first = if self.held.is_empty() {
-                self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                self.rx.recv_timeout(self.linger)
+            let first = match self.held_since {
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                // Counted from the oldest held move, so a stream of reads cannot put it off.
+                Some(since) => self
+                    .rx
+                    .recv_timeout(self.linger.saturating_sub(since.elapsed())),
             };
             let first = match first {
                 Ok(r) => r,
@@ -565,7 +570,10 @@ impl Writer {
                     next = self.rx.try_recv().ok();
                 }
             }
-            if !writes.is_empty() || urgent || close.is_some() {
+            let overdue = self
+                .held_since
+                .is_some_and(|since| since.elapsed() >= self.linger);
+            if !writes.is_empty() || urgent || overdue || close.is_some() {
                 self.commit(writes);
             }
             if close.is_some() {
@@ -591,7 +599,9 @@ impl Writer {
             }
         };
         held.seq = held.seq.max(seq);
-        held.seq.saturating_sub(held.committed) > self.lazy_limit
+        let urgent = held.seq.saturating_sub(held.committed) > self.lazy_limit;
+        self.held_since.get_or_insert_with(std::time::Instant::now);
+        urgent
     }
 
     /// One durable commit of `writes` and every held cursor move; answers the writes after
@@ -601,6 +611,7 @@ impl Writer {
             return;
         }
         let held = std::mem::take(&mut self.held);
+        self.held_since = None;
         let staged = self.stage(&writes, &held);
         match staged {
             Ok(answers) => {

@@ -230,3 +230,27 @@ async fn calls_after_close_fail_instead_of_hanging() {
     assert!(store.append(vec![message("m1")]).await.is_err());
     assert!(store.backlog(SINK).await.is_err());
 }
+
+#[tokio::test]
+async fn a_stream_of_reads_does_not_put_off_a_held_cursor_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 1000, Duration::from_millis(200)).await;
+    store
+        .append(vec![message("m1"), message("m2")])
+        .await
+        .unwrap();
+    let before = store.commits();
+
+    store.ack(SINK, 1);
+    // Reads come far more often than the linger; the move is still committed after it.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store.commits() == before {
+            store.backlog(SINK).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the held move was committed");
+    let committed = store.read(|v| v.spool.pending(SINK, 10)).await.unwrap();
+    assert_eq!(seqs(&committed), vec![2]);
+}
