@@ -464,3 +464,21 @@ fn sinks_no_longer_configured_are_forgotten_and_free_their_backlog() {
         "with no sink left nothing is kept"
     );
 }
+
+#[test]
+fn a_spool_error_keeps_the_redb_error_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(&dir, 10);
+    let err = RedbSpool::open(&dir.path().join("spool.redb"), 10).unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(
+        source.downcast_ref::<redb::DatabaseError>().is_some(),
+        "{source:?}"
+    );
+    // The message still says what failed and why, for logs that print only the top error.
+    let message = err.to_string();
+    assert!(
+        message.starts_with("spool: open the spool file: "),
+        "{message}"
+    );
+}
