@@ -14,7 +14,7 @@ use crate::http::{HttpState, Probe, Recent, SinkHealth};
 use crate::lock::{LockError, StateLock};
 use crate::sinks::stdio::{self, StdoutSink};
 use crate::sinks::{mqtt, nats, run_delivery, webhook, Control, Intake, Sink};
-use crate::spool::{RedbSpool, Spool};
+use crate::spool::{RedbSpool, Store};
 use crate::wechat::client::{Timeouts, WxClient};
 use crate::wechat::contacts::clean_name;
 use crate::wechat::login::{self, LoginError};
@@ -62,11 +62,13 @@ pub async fn run(config: Config) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let spool: Arc<dyn Spool> = match RedbSpool::open(
+    let spool = match RedbSpool::open(
         &config.state_dir.join("spool.redb"),
         config.spool.max_events_per_sink,
-    ) {
-        Ok(s) => Arc::new(s),
+    )
+    .and_then(|s| Store::spawn(s, crate::sinks::WINDOW as u64))
+    {
+        Ok(s) => s,
         Err(e) => return failure(format!("cannot open the spool: {e}")),
     };
     // Bound before anything starts, so a taken port fails at once.
@@ -129,6 +131,8 @@ pub async fn run(config: Config) -> ExitCode {
     tracker.close();
     // Bounded so a stuck link cannot keep the process from exiting.
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    // Commits the cursor moves the writer still holds, so a restart repeats nothing.
+    spool.close().await;
     ExitCode::SUCCESS
 }
 
@@ -138,7 +142,7 @@ pub async fn run(config: Config) -> ExitCode {
 async fn start_sinks(
     config: &Config,
     control: &Control,
-    spool: &Arc<dyn Spool>,
+    spool: &Store,
     wake: Arc<tokio::sync::Notify>,
     tracker: &TaskTracker,
     root: &CancellationToken,
@@ -164,7 +168,7 @@ async fn start_sinks(
         .map_err(|e| e.to_string())?;
         tracker.spawn(sink.stopped());
         let link = Probe::Mqtt(sink.link());
-        sinks.start(sink, link)?;
+        sinks.start(sink, link).await?;
     }
     if let Some(nats_config) = &config.nats {
         let sink = nats::start(nats_config, control.clone())
@@ -173,14 +177,16 @@ async fn start_sinks(
         let tasks = sink.tasks();
         tracker.spawn(async move { tasks.wait().await });
         let link = Probe::Nats(sink.client());
-        sinks.start(sink, link)?;
+        sinks.start(sink, link).await?;
     }
     for (i, hook) in config.webhooks.iter().enumerate() {
-        sinks.start(
-            webhook::new(i, hook, &config.account, control.intake.clone())
-                .map_err(|e| e.to_string())?,
-            Probe::LastDelivery,
-        )?;
+        sinks
+            .start(
+                webhook::new(i, hook, &config.account, control.intake.clone())
+                    .map_err(|e| e.to_string())?,
+                Probe::LastDelivery,
+            )
+            .await?;
     }
     if sinks.names.is_empty() {
         let out = stdio::shared(tokio::io::stdout());
@@ -195,22 +201,24 @@ async fn start_sinks(
             control.intake.clone(),
             root.clone(),
         ));
-        sinks.start(StdoutSink::new(out, root.clone()), Probe::LastDelivery)?;
+        sinks
+            .start(StdoutSink::new(out, root.clone()), Probe::LastDelivery)
+            .await?;
     }
     if let Some(recent) = recent {
-        sinks.spawn(recent.sink())?;
+        sinks.spawn(recent.sink()).await?;
     }
     // A sink no longer configured would pin its backlog in the spool for ever.
-    let keep: Vec<&str> = sinks.names.iter().map(String::as_str).collect();
     spool
-        .retain_sinks(&keep)
+        .retain_sinks(sinks.names.clone())
+        .await
         .map_err(|e| format!("cannot tidy the spool: {e}"))?;
     Ok((sinks.names, sinks.health))
 }
 
 /// Starts sinks' delivery loops on one spool.
 struct Deliveries<'a> {
-    spool: Arc<dyn Spool>,
+    spool: Store,
     wake: Arc<tokio::sync::Notify>,
     control: &'a Control,
     tracker: &'a TaskTracker,
@@ -220,19 +228,24 @@ struct Deliveries<'a> {
 
 impl Deliveries<'_> {
     /// Starts a configured sink; `link` tells whether it is connected (`/readyz`, the page).
-    fn start<S: Sink + Send + 'static>(&mut self, sink: S, link: Probe) -> Result<(), String> {
+    async fn start<S: Sink + Send + 'static>(
+        &mut self,
+        sink: S,
+        link: Probe,
+    ) -> Result<(), String> {
         let (sink, health) = crate::http::observe(sink, link);
-        self.spawn(sink)?;
+        self.spawn(sink).await?;
         self.health.push(health);
         Ok(())
     }
 
     /// Starts a sink's delivery loop.
-    fn spawn<S: Sink + Send + 'static>(&mut self, sink: S) -> Result<(), String> {
+    async fn spawn<S: Sink + Send + 'static>(&mut self, sink: S) -> Result<(), String> {
         let name = sink.name().to_owned();
         // Registered before anything is spooled: a new sink starts at the spool's end.
         self.spool
             .register_sink(&name)
+            .await
             .map_err(|e| format!("cannot register sink {name}: {e}"))?;
         let retry = self.control.retry;
         self.tracker.spawn(run_delivery(
@@ -248,13 +261,13 @@ impl Deliveries<'_> {
 }
 
 /// Waits (up to `limit`) until every sink has delivered what is spooled.
-async fn drain(spool: &Arc<dyn Spool>, sinks: &[String], limit: Duration) {
+async fn drain(spool: &Store, sinks: &[String], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        let pending: u64 = sinks
-            .iter()
-            .map(|s| spool.backlog(s).map(|b| b.depth).unwrap_or(0))
-            .sum();
+        let mut pending = 0;
+        for s in sinks {
+            pending += spool.backlog(s).await.map(|b| b.depth).unwrap_or(0);
+        }
         if pending == 0 {
             return;
         }

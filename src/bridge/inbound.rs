@@ -16,7 +16,8 @@ use crate::wechat::client::WxError;
 use crate::wechat::contacts::clean_name;
 use crate::wechat::login::{self, LoginError, LoginProgress};
 use crate::wechat::message;
-use crate::wechat::session::{write_private_atomically, Session, StoredSession};
+use crate::wechat::protocol::SyncKey;
+use crate::wechat::session::{write_private_atomically, Session, StoredSession, SyncKeys};
 
 /// How many QR codes may expire in a row before `run` stops asking (DESIGN.md "Login policy").
 const RUN_QR_LIMIT: u32 = 3;
@@ -46,7 +47,8 @@ impl Bridge {
                     name: clean_name(&user.nick_name),
                     uin: user.uin,
                 },
-            }));
+            }))
+            .await;
             self.warn_about_allow(&session.book());
             self.session.send_replace(Some(session.clone()));
             self.set_state(SessionState::Online, "");
@@ -71,7 +73,8 @@ impl Bridge {
                 account: self.config.account.clone(),
                 time: OffsetDateTime::now_utc(),
                 reason: reason.clone(),
-            }));
+            }))
+            .await;
             if matches!(end, SyncEnd::LoggedOut) {
                 quick_deaths = 0;
                 self.set_state(SessionState::LoginRequired, reason);
@@ -105,7 +108,7 @@ impl Bridge {
             match login::push(&self.client, &stored, &|p| self.show_progress(p)).await {
                 Ok(s) => {
                     crate::metrics::login("push");
-                    return Some(self.fresh(s));
+                    return Some(self.fresh(s).await);
                 }
                 Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
                 Err(e) => {
@@ -129,7 +132,7 @@ impl Bridge {
             match attempt {
                 Ok(s) => {
                     crate::metrics::login("qr");
-                    return Some(self.fresh(s));
+                    return Some(self.fresh(s).await);
                 }
                 Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
                 Err(LoginError::QrExpired(n)) => {
@@ -166,8 +169,14 @@ impl Bridge {
     /// the session is no longer valid. Connection trouble is retried: it says nothing about the
     /// session, and throwing a good session away would cost a scan.
     async fn resume_stored(&self, stored: &StoredSession) -> Option<Option<Session>> {
-        let keys = match self.spool.sync_keys() {
-            Ok(k) => k,
+        let keys = match self.spool.sync_keys().await {
+            Ok(k) => k.and_then(|bytes| match decode_keys(&bytes) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::error!(cause = %e, "cannot read the stored sync keys; resuming from init's");
+                    None
+                }
+            }),
             Err(e) => {
                 tracing::error!(cause = %e, "cannot read the sync keys; resuming from init's");
                 None
@@ -180,7 +189,7 @@ impl Bridge {
                     tracing::info!("resumed the stored session");
                     crate::metrics::login("stored");
                     if keys.is_none() {
-                        self.store_keys(&s);
+                        self.store_keys(&s).await;
                     }
                     return Some(Some(s));
                 }
@@ -204,15 +213,16 @@ impl Bridge {
     }
 
     /// A new session (push or QR) starts from its own sync keys.
-    fn fresh(&self, session: Session) -> Session {
-        self.store_keys(&session);
+    async fn fresh(&self, session: Session) -> Session {
+        self.store_keys(&session).await;
         session
     }
 
-    fn store_keys(&self, session: &Session) {
+    async fn store_keys(&self, session: &Session) {
         if let Err(e) = self
             .spool
-            .commit_sync(Vec::new(), &[], Some(&session.keys()))
+            .commit_sync(Vec::new(), Vec::new(), Some(encode_keys(&session.keys())))
+            .await
         {
             tracing::error!(cause = %e, "cannot store the sync keys");
         }
@@ -278,7 +288,7 @@ impl Bridge {
         if let Err(e) = self.session_file.remove() {
             tracing::error!(cause = %e, "cannot remove the session file");
         }
-        if let Err(e) = self.spool.clear_sync_keys() {
+        if let Err(e) = self.spool.clear_sync_keys().await {
             tracing::error!(cause = %e, "cannot forget the sync keys");
         }
     }
@@ -375,7 +385,8 @@ impl Bridge {
                 added: changes.added,
                 modified: changes.modified,
                 removed: changes.removed,
-            }));
+            }))
+            .await;
         }
 
         // WeChat counts this answer as delivered: whatever happens to the lookup, its messages
@@ -400,10 +411,15 @@ impl Bridge {
             .iter()
             .map(|m| m.msg_id.as_str())
             .collect();
-        let unseen = self.spool.unseen(&ids).map_err(|e| WxError::Garbage {
-            endpoint: "spool",
-            detail: e.to_string(),
-        })?;
+        let owned_ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+        let unseen = self
+            .spool
+            .unseen(owned_ids.clone())
+            .await
+            .map_err(|e| WxError::Garbage {
+                endpoint: "spool",
+                detail: e.to_string(),
+            })?;
         let self_name = session.user().user_name.clone();
         let mut in_batch = HashSet::new();
         let mut entries = Vec::new();
@@ -459,7 +475,8 @@ impl Bridge {
         failpoint("after_sync_before_commit");
         let committed = self
             .spool
-            .commit_sync(entries, &ids, Some(&keys))
+            .commit_sync(entries, owned_ids, Some(encode_keys(&keys)))
+            .await
             .map_err(|e| WxError::Garbage {
                 endpoint: "spool",
                 detail: e.to_string(),
@@ -547,4 +564,35 @@ pub fn show_login_progress(p: &LoginProgress, qr_png: &Path) -> Option<Vec<u8>> 
         LoginProgress::Confirmed => eprintln!("Confirmed. Logging in…"),
     }
     drawn
+}
+
+/// The sync keys as the spool keeps them (opaque bytes to it): JSON
+/// `{"sync_key":…,"sync_check_key":…}`, as earlier versions stored them.
+#[derive(serde::Serialize)]
+struct StoredKeysRef<'a> {
+    sync_key: &'a SyncKey,
+    sync_check_key: &'a SyncKey,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredKeys {
+    sync_key: SyncKey,
+    sync_check_key: SyncKey,
+}
+
+fn encode_keys(keys: &SyncKeys) -> Vec<u8> {
+    // Plain numbers and lists: serializing them cannot fail.
+    serde_json::to_vec(&StoredKeysRef {
+        sync_key: &keys.sync_key,
+        sync_check_key: &keys.sync_check_key,
+    })
+    .unwrap_or_default()
+}
+
+fn decode_keys(bytes: &[u8]) -> Result<SyncKeys, serde_json::Error> {
+    let stored: StoredKeys = serde_json::from_slice(bytes)?;
+    Ok(SyncKeys {
+        sync_key: stored.sync_key,
+        sync_check_key: stored.sync_check_key,
+    })
 }

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::event::{Event, LoginQr, SessionState, SessionStatus};
 use crate::retry::Retry;
 use crate::sinks::{Control, IncomingCommand, Intake};
-use crate::spool::{Kind, NewEntry, Spool};
+use crate::spool::{Kind, NewEntry, Store};
 use crate::wechat::client::{Timeouts, WxClient};
 use crate::wechat::session::{Session, SessionFile};
 
@@ -33,7 +33,7 @@ pub struct Bridge {
     config: Config,
     client: WxClient,
     session_file: SessionFile,
-    spool: Arc<dyn Spool>,
+    spool: Store,
     wake: Arc<Notify>,
     status: watch::Sender<SessionStatus>,
     qr: watch::Sender<Option<LoginQr>>,
@@ -51,7 +51,7 @@ pub struct Bridge {
 
 impl Bridge {
     /// A bridge on `spool` that stops at safe points when `shutdown` is cancelled.
-    pub fn new(config: Config, spool: Arc<dyn Spool>, shutdown: CancellationToken) -> Bridge {
+    pub fn new(config: Config, spool: Store, shutdown: CancellationToken) -> Bridge {
         let client = WxClient::new(
             config.wechat.login_url.clone(),
             config.wechat.desktop_mode,
@@ -125,8 +125,8 @@ impl Bridge {
 
     /// Appends entries to the spool and wakes the sinks. A failure here is logged: the spool
     /// is the bridge's disk, and there is nowhere else to put the entries.
-    fn append(&self, entries: Vec<NewEntry>) {
-        match self.spool.append(entries) {
+    async fn append(&self, entries: Vec<NewEntry>) {
+        match self.spool.append(entries).await {
             Ok(c) => {
                 log_drops(&c.dropped);
                 self.wake.notify_waiters();
@@ -136,7 +136,7 @@ impl Bridge {
     }
 
     /// Spools a non-message event (login, logout, contacts, error).
-    fn publish(&self, event: Event) {
+    async fn publish(&self, event: Event) {
         let kind = match event.kind() {
             "login" => Kind::Login,
             "logout" => Kind::Logout,
@@ -148,12 +148,15 @@ impl Bridge {
             }
         };
         match serde_json::to_vec(&event) {
-            Ok(payload) => self.append(vec![NewEntry {
-                kind,
-                id: new_id(),
-                payload,
-                reply_to: None,
-            }]),
+            Ok(payload) => {
+                self.append(vec![NewEntry {
+                    kind,
+                    id: new_id(),
+                    payload,
+                    reply_to: None,
+                }])
+                .await
+            }
             Err(e) => tracing::error!(cause = %e, "cannot serialize an event"),
         }
     }

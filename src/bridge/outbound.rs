@@ -53,6 +53,7 @@ impl Bridge {
                     tracing::info!(code = %e.code, origin = ?incoming.origin, "rejected a command: {}", e.message);
                     let result = SendResult::from(e);
                     self.answer(None, result.clone(), reply_to)
+                        .await
                         .then_some(Accepted::Answered(result))
                 }
                 Ok(command) => {
@@ -62,10 +63,15 @@ impl Bridge {
                             as i64,
                         reply_to,
                     };
-                    match serde_json::to_vec(&record)
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| self.spool.enqueue_command(r).map_err(|e| e.to_string()))
-                    {
+                    let queued = match serde_json::to_vec(&record) {
+                        Ok(r) => self
+                            .spool
+                            .enqueue_command(r)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match queued {
                         Ok(id) => {
                             self.queue_changed.notify_one();
                             Some(Accepted::Queued(id))
@@ -85,7 +91,7 @@ impl Bridge {
     }
 
     /// Spools a result (completing queued command `id` when given). False if the spool failed.
-    fn answer(&self, id: Option<u64>, result: SendResult, reply_to: Option<String>) -> bool {
+    async fn answer(&self, id: Option<u64>, result: SendResult, reply_to: Option<String>) -> bool {
         crate::metrics::send_result(&result);
         let payload = match serde_json::to_vec(&result) {
             Ok(p) => p,
@@ -103,7 +109,8 @@ impl Bridge {
         let stored = match id {
             Some(id) => self
                 .spool
-                .complete_command(id, result.request_id.as_deref(), entry)
+                .complete_command(id, result.request_id.clone(), entry)
+                .await
                 .map(|_| {
                     // Nobody listening is fine: only synchronous sources wait here.
                     let _ = self.results.send((id, result));
@@ -111,6 +118,7 @@ impl Bridge {
             None => self
                 .spool
                 .append(vec![entry])
+                .await
                 .map(|c| super::log_drops(&c.dropped)),
         };
         match stored {
@@ -131,7 +139,7 @@ impl Bridge {
         let rate = &self.config.send.rate;
         let mut limiter = Limiter::new(rate.per_second, rate.burst);
         loop {
-            let next = match self.spool.queued_commands(1) {
+            let next = match self.spool.queued_commands(1).await {
                 Ok(mut q) => q.pop(),
                 Err(e) => {
                     tracing::error!(cause = %e, "cannot read the outbound queue");
@@ -156,20 +164,21 @@ impl Bridge {
                         ErrorCode::InvalidCommand,
                         "the queued command could not be read back",
                     );
-                    self.answer(Some(queued.id), result, None);
+                    self.answer(Some(queued.id), result, None).await;
                     continue;
                 }
             };
             let request_id = record.command.request_id.clone();
             if let Some(rid) = &request_id {
-                match self.spool.recent_result(rid, REQUEST_ID_WINDOW) {
+                match self.spool.recent_result(rid, REQUEST_ID_WINDOW).await {
                     Ok(Some(previous)) => {
                         if let Ok(mut previous) = serde_json::from_slice::<SendResult>(&previous) {
                             // Marked, so a caller that changed the recipient or the text can
                             // tell that this command was not sent.
                             previous.duplicate = true;
                             tracing::info!(request_id = %rid, "repeated request_id; repeating its result");
-                            self.answer(Some(queued.id), previous, record.reply_to);
+                            self.answer(Some(queued.id), previous, record.reply_to)
+                                .await;
                             continue;
                         }
                     }
@@ -180,7 +189,7 @@ impl Bridge {
             let Some(result) = self.send_one(&record, &mut limiter).await else {
                 return;
             };
-            self.answer(Some(queued.id), result, record.reply_to);
+            self.answer(Some(queued.id), result, record.reply_to).await;
         }
     }
 

@@ -82,7 +82,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         let name = sink.name().to_owned();
         gauge!("wxbridge_sink_connected", "sink" => name.clone())
             .set(f64::from(u8::from(sink.connected())));
-        match state.spool.backlog(&name) {
+        match state.spool.backlog(&name).await {
             Ok(b) => {
                 gauge!("wxbridge_spool_depth", "sink" => name.clone()).set(b.depth as f64);
                 let age = b
@@ -94,7 +94,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
             Err(e) => tracing::warn!(sink = %name, cause = %e, "cannot read the backlog"),
         }
     }
-    if let Ok(depth) = state.spool.queue_depth() {
+    if let Ok(depth) = state.spool.queue_depth().await {
         gauge!("wxbridge_send_queue_depth").set(depth as f64);
     }
     let current = state.control.status.borrow().state;
@@ -227,20 +227,18 @@ pub async fn status(State(state): State<Shared>) -> Response {
         json!({ "version": format!("{:016x}", h.finish()), "expires_at": rfc3339(qr.expires_at) })
     });
     let now_ms = now_ms();
-    let sinks: Vec<Value> = state
-        .sinks
-        .iter()
-        .map(|s| {
-            let backlog = state.spool.backlog(s.name()).unwrap_or_default();
-            json!({
-                "name": s.name(),
-                "connected": s.connected(),
-                "depth": backlog.depth,
-                "oldest_age_seconds": backlog.oldest_ms.map(|t| now_ms.saturating_sub(t) / 1000),
-                "error": s.last_error(),
-            })
-        })
-        .collect();
+    let mut sinks: Vec<Value> = Vec::with_capacity(state.sinks.len());
+    for s in &state.sinks {
+        let backlog = state.spool.backlog(s.name()).await.unwrap_or_default();
+        sinks.push(json!({
+            "name": s.name(),
+            "connected": s.connected(),
+            "depth": backlog.depth,
+            "oldest_age_seconds": backlog.oldest_ms.map(|t| now_ms.saturating_sub(t) / 1000),
+            "error": s.last_error(),
+        }));
+    }
+    let queue_depth = state.spool.queue_depth().await.unwrap_or(0);
     let last_sync = state.last_sync.borrow().map(|t| t.elapsed().as_secs_f64());
     let body = json!({
         "account": state.control.account,
@@ -251,7 +249,7 @@ pub async fn status(State(state): State<Shared>) -> Response {
         "since": rfc3339(status.since),
         "qr": qr,
         "last_sync_age_seconds": last_sync,
-        "queue_depth": state.spool.queue_depth().unwrap_or(0),
+        "queue_depth": queue_depth,
         "sinks": sinks,
         "events": state.recent.newest_first(),
     });

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::sinks::Control;
-use crate::spool::Spool;
+use crate::spool::Store;
 use crate::wechat::session::Session;
 
 mod api;
@@ -74,7 +74,7 @@ pub struct HttpState {
     /// When the last sync succeeded ([`crate::bridge::Bridge::last_sync`]).
     pub last_sync: watch::Receiver<Option<Instant>>,
     /// The spool, for backlogs and the outbound queue depth.
-    pub spool: Arc<dyn Spool>,
+    pub spool: Store,
     /// Every configured sink (or the stdout default).
     pub sinks: Vec<SinkHealth>,
     /// The newest spooled events.

@@ -14,7 +14,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::spool::{Entry, Kind, Seq, Spool};
+use crate::spool::{Entry, Kind, Seq, Store};
 
 pub mod mqtt;
 pub mod nats;
@@ -195,13 +195,13 @@ impl Flight {
 /// batch while earlier ones await confirmation, up to [`WINDOW`] entries in flight.
 pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
     mut sink: S,
-    spool: Arc<dyn Spool>,
+    spool: Store,
     wake: Arc<Notify>,
     backoff: impl Fn() -> B,
     shutdown: CancellationToken,
 ) {
     let name = sink.name().to_owned();
-    if let Err(e) = spool.register_sink(&name) {
+    if let Err(e) = spool.register_sink(&name).await {
         tracing::error!(sink = %name, cause = %e, "cannot register the sink in the spool");
         return;
     }
@@ -214,7 +214,10 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
         let notified = wake.notified();
         let room = flight.has_room();
         let batch = if room {
-            match spool.pending_after(&name, flight.handed.unwrap_or(0), BATCH) {
+            match spool
+                .pending_after(&name, flight.handed.unwrap_or(0), BATCH)
+                .await
+            {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(sink = %name, cause = %e, "cannot read the spool");
@@ -255,10 +258,9 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
         crate::metrics::delivered(&name, confirmed);
         let upto = flight.confirm(confirmed);
         if let Some(seq) = upto.filter(|s| Some(*s) > acked) {
-            match spool.ack(&name, seq) {
-                Ok(()) => acked = Some(seq),
-                Err(e) => tracing::error!(sink = %name, cause = %e, "cannot advance the cursor"),
-            }
+            // Rides on the spool's next durable commit (see `spool::Store::ack`).
+            spool.ack(&name, seq);
+            acked = Some(seq);
         }
         if flight.seqs.is_empty() && failure.is_none() {
             // Nothing in flight: the next read starts at the cursor (which a full spool may

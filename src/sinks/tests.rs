@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::spool::{NewEntry, RedbSpool};
+use crate::spool::{NewEntry, RedbSpool, Store};
 
 /// Hands each submitted batch's seqs to the test, and answers `confirmed` with what the test
 /// releases.
@@ -41,7 +41,7 @@ impl Sink for Pipe {
 }
 
 struct Rig {
-    spool: Arc<dyn Spool>,
+    spool: Store,
     submitted: mpsc::UnboundedReceiver<Vec<Seq>>,
     release: mpsc::UnboundedSender<Result<usize, DeliveryError>>,
     shutdown: CancellationToken,
@@ -50,11 +50,14 @@ struct Rig {
 
 impl Rig {
     /// A spool holding `n` messages and the delivery loop running on it.
-    fn start(n: u32) -> Rig {
+    async fn start(n: u32) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let spool: Arc<dyn Spool> =
-            Arc::new(RedbSpool::open(&dir.path().join("spool.redb"), 100_000).unwrap());
-        spool.register_sink("pipe").unwrap();
+        let spool = Store::spawn(
+            RedbSpool::open(&dir.path().join("spool.redb"), 100_000).unwrap(),
+            WINDOW as u64,
+        )
+        .unwrap();
+        spool.register_sink("pipe").await.unwrap();
         let entries = (1..=n)
             .map(|i| NewEntry {
                 kind: Kind::Message,
@@ -63,7 +66,7 @@ impl Rig {
                 reply_to: None,
             })
             .collect();
-        spool.append(entries).unwrap();
+        spool.append(entries).await.unwrap();
         let (submitted_tx, submitted) = mpsc::unbounded_channel();
         let (release, releases) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
@@ -102,6 +105,7 @@ impl Rig {
             let first = self
                 .spool
                 .pending("pipe", 1)
+                .await
                 .unwrap()
                 .first()
                 .map(|e| e.seq);
@@ -125,7 +129,7 @@ impl Drop for Rig {
 
 #[tokio::test]
 async fn a_pipelining_sink_gets_the_next_batch_before_the_first_is_confirmed_up_to_the_window() {
-    let mut rig = Rig::start(600);
+    let mut rig = Rig::start(600).await;
     assert_eq!(rig.next_batch().await, (1, 256));
     assert_eq!(
         rig.next_batch().await,
@@ -154,7 +158,7 @@ async fn a_pipelining_sink_gets_the_next_batch_before_the_first_is_confirmed_up_
 
 #[tokio::test]
 async fn a_failure_rewinds_to_the_first_unconfirmed_entry() {
-    let mut rig = Rig::start(600);
+    let mut rig = Rig::start(600).await;
     assert_eq!(rig.next_batch().await, (1, 256));
     assert_eq!(rig.next_batch().await, (257, 512));
     rig.release

@@ -4,16 +4,18 @@
 //!
 //! A webwxsync answer is committed in one transaction ([`Spool::commit_sync`]): its events, their
 //! MsgIds and the new sync keys, so a crash replays at most an uncommitted answer, and the
-//! dedup index drops the replay.
+//! dedup index drops the replay. The sync keys are opaque bytes here; the bridge encodes them.
+//!
+//! [`RedbSpool`] is the synchronous store; async code reaches it only through [`Store`], which
+//! runs it on a writer thread of its own and merges pending writes into one durable commit
+//! (see the `writer` module for what that means for cursors and crashes).
 use std::time::Duration;
 
-use thiserror::Error;
-
-use crate::wechat::session::SyncKeys;
-
 mod redb_store;
+mod writer;
 
 pub use redb_store::RedbSpool;
+pub use writer::Store;
 
 /// A position in the spool; grows by one per event, never reused.
 pub type Seq = u64;
@@ -101,10 +103,52 @@ pub struct Backlog {
     pub dropped: u64,
 }
 
-/// The store failed; the caller retries or stops.
-#[derive(Debug, Error)]
-#[error("spool: {0}")]
-pub struct SpoolError(pub String);
+/// The store failed; the caller retries or stops. Says what the store was doing; the error
+/// of redb (or of the file system, or of a decoder) underneath is its `source()`.
+#[derive(Debug)]
+pub struct SpoolError {
+    doing: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl SpoolError {
+    /// An error of the store's own, with no cause underneath.
+    pub fn new(doing: impl Into<String>) -> SpoolError {
+        SpoolError {
+            doing: doing.into(),
+            source: None,
+        }
+    }
+
+    /// `doing` failed because of `source`.
+    pub fn caused_by(
+        doing: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> SpoolError {
+        SpoolError {
+            doing: doing.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl std::fmt::Display for SpoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The cause is spelled out too: logs print the top error alone.
+        match &self.source {
+            Some(cause) => write!(f, "spool: {}: {cause}", self.doing),
+            None => write!(f, "spool: {}", self.doing),
+        }
+    }
+}
+
+impl std::error::Error for SpoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// What the result of a sync commit was.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,12 +166,13 @@ pub trait Spool: Send + Sync + 'static {
 
     /// One transaction: append `entries`, mark `msg_ids` as seen, and store `keys` when given.
     /// Entries whose MsgId is already seen must have been filtered by the caller; the seen
-    /// marks are idempotent. Enforces `max_events_per_sink` by moving lagging cursors.
+    /// marks are idempotent. Enforces `max_events_per_sink` by moving lagging cursors. The
+    /// sync keys are opaque bytes here: the bridge encodes and decodes them.
     fn commit_sync(
         &self,
         entries: Vec<NewEntry>,
         msg_ids: &[&str],
-        keys: Option<&SyncKeys>,
+        keys: Option<&[u8]>,
     ) -> Result<Committed, SpoolError>;
 
     /// Appends entries that come of no sync (login, logout, contacts, error).
@@ -135,8 +180,8 @@ pub trait Spool: Send + Sync + 'static {
         self.commit_sync(entries, &[], None)
     }
 
-    /// The stored sync keys, if any.
-    fn sync_keys(&self) -> Result<Option<SyncKeys>, SpoolError>;
+    /// The stored sync keys, if any, as they were given to [`Spool::commit_sync`].
+    fn sync_keys(&self) -> Result<Option<Vec<u8>>, SpoolError>;
 
     /// Forgets the sync keys (a new session starts from its own).
     fn clear_sync_keys(&self) -> Result<(), SpoolError>;

@@ -11,7 +11,7 @@
 //! | `meta`     | str → `u64`   | `next_seq`, `next_command`: counters, never derived from the last key, so a seq or command id is never reused after deletes |
 //! | `cursors`  | str → `u64`   | sink → last delivered seq (0 = none) |
 //! | `seen`     | str → `u64`   | MsgId → unix ms first seen |
-//! | `keys`     | str → bytes   | `sync` → JSON `{"sync_key":…,"sync_check_key":…}` |
+//! | `keys`     | str → bytes   | `sync` → the sync keys as the bridge encodes them (JSON `{"sync_key":…,"sync_check_key":…}`) |
 //! | `commands` | `u64` → bytes | command id → the bridge's record |
 //! | `results`  | str → bytes   | request_id → stored unix ms (u64 BE), then the result payload |
 //!
@@ -44,14 +44,15 @@ use redb::{
 };
 
 use super::{Backlog, Committed, Entry, NewEntry, QueuedCommand, Seq, Spool, SpoolError};
-use crate::wechat::session::SyncKeys;
+pub(in crate::spool) use group::Group;
+use group::{stage_ack, stage_clear_keys, stage_enqueue, stage_register, stage_retain};
 use tables::{
-    all_cursors, create_private_file, delete_through, head, next_counter, unknown_sink, Context,
-    StoredKeys, StoredKeysRef, COMMANDS, CURSORS, ENTRIES, KEYS, META, NEXT_COMMAND, NEXT_SEQ,
-    RESULTS, SEEN, SYNC_KEYS,
+    all_cursors, create_private_file, delete_through, next_counter, unknown_sink, Context,
+    COMMANDS, CURSORS, ENTRIES, KEYS, META, NEXT_SEQ, RESULTS, SEEN, SYNC_KEYS,
 };
 
 mod codec;
+mod group;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -137,7 +138,7 @@ impl RedbSpool {
         &self,
         entries: Vec<NewEntry>,
         msg_ids: &[&str],
-        keys: Option<&SyncKeys>,
+        keys: Option<&[u8]>,
         now: u64,
     ) -> Result<Committed, SpoolError> {
         if entries.is_empty() && msg_ids.is_empty() && keys.is_none() {
@@ -145,7 +146,7 @@ impl RedbSpool {
         }
         let prune = due(&self.seen_pruned_ms, now);
         let txn = self.write()?;
-        let committed = self.stage_sync(&txn, entries, msg_ids, keys, now, prune)?;
+        let committed = self.stage_sync(&txn, &entries, msg_ids, keys, now, prune)?;
         txn.commit().ctx("commit a sync")?;
         if prune {
             self.seen_pruned_ms.store(now, Ordering::Relaxed);
@@ -158,9 +159,9 @@ impl RedbSpool {
     fn stage_sync(
         &self,
         txn: &WriteTransaction,
-        entries: Vec<NewEntry>,
+        entries: &[NewEntry],
         msg_ids: &[&str],
-        keys: Option<&SyncKeys>,
+        keys: Option<&[u8]>,
         now: u64,
         prune_seen: bool,
     ) -> Result<Committed, SpoolError> {
@@ -179,15 +180,8 @@ impl RedbSpool {
             }
         }
         if let Some(keys) = keys {
-            let json = serde_json::to_vec(&StoredKeysRef {
-                sync_key: &keys.sync_key,
-                sync_check_key: &keys.sync_check_key,
-            })
-            .ctx("encode the sync keys")?;
             let mut table = txn.open_table(KEYS).ctx("open keys")?;
-            table
-                .insert(SYNC_KEYS, json.as_slice())
-                .ctx("store the sync keys")?;
+            table.insert(SYNC_KEYS, keys).ctx("store the sync keys")?;
         }
         Ok(committed)
     }
@@ -196,7 +190,7 @@ impl RedbSpool {
     fn stage_append(
         &self,
         txn: &WriteTransaction,
-        entries: Vec<NewEntry>,
+        entries: &[NewEntry],
         now: u64,
     ) -> Result<Committed, SpoolError> {
         if entries.is_empty() {
@@ -271,6 +265,25 @@ impl RedbSpool {
     ) -> Result<Seq, SpoolError> {
         let prune = due(&self.results_pruned_ms, now);
         let txn = self.write()?;
+        let committed = self.stage_complete(&txn, id, request_id, &result_entry, now, prune)?;
+        txn.commit().ctx("commit a command result")?;
+        if prune {
+            self.results_pruned_ms.store(now, Ordering::Relaxed);
+        }
+        self.count_dropped(&committed.dropped);
+        Ok(committed.seqs[0])
+    }
+
+    /// Writes a command's completion into `txn` without committing it.
+    fn stage_complete(
+        &self,
+        txn: &WriteTransaction,
+        id: u64,
+        request_id: Option<&str>,
+        result_entry: &NewEntry,
+        now: u64,
+        prune: bool,
+    ) -> Result<Committed, SpoolError> {
         {
             let mut commands = txn.open_table(COMMANDS).ctx("open commands")?;
             if commands.remove(id).ctx("remove the command")?.is_none() {
@@ -292,13 +305,7 @@ impl RedbSpool {
                     .ctx("prune results")?;
             }
         }
-        let committed = self.stage_append(&txn, vec![result_entry], now)?;
-        txn.commit().ctx("commit a command result")?;
-        if prune {
-            self.results_pruned_ms.store(now, Ordering::Relaxed);
-        }
-        self.count_dropped(&committed.dropped);
-        Ok(committed.seqs[0])
+        self.stage_append(txn, std::slice::from_ref(result_entry), now)
     }
 
     /// [`Spool::recent_result`] at `now` (unix ms).
@@ -341,71 +348,35 @@ impl Spool for RedbSpool {
         &self,
         entries: Vec<NewEntry>,
         msg_ids: &[&str],
-        keys: Option<&SyncKeys>,
+        keys: Option<&[u8]>,
     ) -> Result<Committed, SpoolError> {
         self.commit_sync_at(entries, msg_ids, keys, now_ms())
     }
 
-    fn sync_keys(&self) -> Result<Option<SyncKeys>, SpoolError> {
+    fn sync_keys(&self) -> Result<Option<Vec<u8>>, SpoolError> {
         let txn = self.read()?;
         let table = txn.open_table(KEYS).ctx("open keys")?;
-        let Some(json) = table.get(SYNC_KEYS).ctx("read the sync keys")? else {
-            return Ok(None);
-        };
-        let stored: StoredKeys =
-            serde_json::from_slice(json.value()).ctx("decode the sync keys")?;
-        Ok(Some(SyncKeys {
-            sync_key: stored.sync_key,
-            sync_check_key: stored.sync_check_key,
-        }))
+        Ok(table
+            .get(SYNC_KEYS)
+            .ctx("read the sync keys")?
+            .map(|keys| keys.value().to_vec()))
     }
 
     fn clear_sync_keys(&self) -> Result<(), SpoolError> {
         let txn = self.write()?;
-        {
-            let mut table = txn.open_table(KEYS).ctx("open keys")?;
-            table.remove(SYNC_KEYS).ctx("clear the sync keys")?;
-        }
+        stage_clear_keys(&txn)?;
         txn.commit().ctx("commit clearing the sync keys")
     }
 
     fn register_sink(&self, sink: &str) -> Result<(), SpoolError> {
         let txn = self.write()?;
-        {
-            let meta = txn.open_table(META).ctx("open meta")?;
-            let mut cursors = txn.open_table(CURSORS).ctx("open cursors")?;
-            if cursors.get(sink).ctx("read a cursor")?.is_some() {
-                return Ok(());
-            }
-            cursors
-                .insert(sink, head(&meta)?)
-                .ctx("register the sink")?;
-        }
+        stage_register(&txn, sink)?;
         txn.commit().ctx("commit registering a sink")
     }
 
     fn retain_sinks(&self, keep: &[&str]) -> Result<(), SpoolError> {
         let txn = self.write()?;
-        {
-            let mut cursors = txn.open_table(CURSORS).ctx("open cursors")?;
-            let gone: Vec<String> = all_cursors(&cursors)?
-                .into_iter()
-                .map(|(name, _)| name)
-                .filter(|name| !keep.contains(&name.as_str()))
-                .collect();
-            for name in &gone {
-                tracing::info!(sink = %name, "forgetting a sink that is no longer configured");
-                cursors.remove(name.as_str()).ctx("forget a cursor")?;
-            }
-            // With no sink left, nothing will ever read an entry.
-            let lowest = all_cursors(&cursors)?
-                .into_iter()
-                .map(|(_, c)| c)
-                .min()
-                .unwrap_or(u64::MAX);
-            let mut table = txn.open_table(ENTRIES).ctx("open entries")?;
-            delete_through(&mut table, lowest)?;
-        }
+        stage_retain(&txn, keep)?;
         txn.commit().ctx("commit forgetting sinks")
     }
 
@@ -432,71 +403,17 @@ impl Spool for RedbSpool {
 
     fn ack(&self, sink: &str, seq: Seq) -> Result<(), SpoolError> {
         let txn = self.write()?;
-        {
-            let meta = txn.open_table(META).ctx("open meta")?;
-            let mut cursors = txn.open_table(CURSORS).ctx("open cursors")?;
-            let cursor = cursor_of(&cursors, sink)?;
-            // Past the head would make the sink skip entries not yet appended.
-            let seq = seq.min(head(&meta)?);
-            if seq <= cursor {
-                return Ok(());
-            }
-            cursors.insert(sink, seq).ctx("advance the cursor")?;
-            let lowest = all_cursors(&cursors)?
-                .into_iter()
-                .map(|(_, c)| c)
-                .min()
-                .unwrap_or(seq);
-            let mut table = txn.open_table(ENTRIES).ctx("open entries")?;
-            delete_through(&mut table, lowest)?;
-        }
+        stage_ack(&txn, sink, seq)?;
         txn.commit().ctx("commit an ack")
     }
 
     fn backlog(&self, sink: &str) -> Result<Backlog, SpoolError> {
-        let txn = self.read()?;
-        let meta = txn.open_table(META).ctx("open meta")?;
-        let cursors = txn.open_table(CURSORS).ctx("open cursors")?;
-        let cursor = cursor_of(&cursors, sink)?;
-        let table = txn.open_table(ENTRIES).ctx("open entries")?;
-        let oldest_ms = match table
-            .range(cursor + 1..)
-            .ctx("read the oldest entry")?
-            .next()
-        {
-            Some(row) => {
-                let (seq, bytes) = row.ctx("read an entry")?;
-                Some(codec::entry_appended_ms(seq.value(), bytes.value())?)
-            }
-            None => None,
-        };
-        let dropped = self
-            .dropped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(sink)
-            .copied()
-            .unwrap_or(0);
-        Ok(Backlog {
-            depth: head(&meta)?.saturating_sub(cursor),
-            oldest_ms,
-            dropped,
-        })
+        self.backlog_after(sink, 0)
     }
 
     fn enqueue_command(&self, record: Vec<u8>) -> Result<u64, SpoolError> {
         let txn = self.write()?;
-        let id = {
-            let mut meta = txn.open_table(META).ctx("open meta")?;
-            let mut commands = txn.open_table(COMMANDS).ctx("open commands")?;
-            let id = next_counter(&meta, NEXT_COMMAND)?;
-            commands
-                .insert(id, record.as_slice())
-                .ctx("queue the command")?;
-            meta.insert(NEXT_COMMAND, id + 1)
-                .ctx("advance the command id")?;
-            id
-        };
+        let id = stage_enqueue(&txn, &record)?;
         txn.commit().ctx("commit a queued command")?;
         Ok(id)
     }

@@ -19,7 +19,7 @@ use wxbridge::event::{
 };
 use wxbridge::sinks::webhook::{self, WebhookError, WebhookSink};
 use wxbridge::sinks::{run_delivery, Accepted, Intake, Origin as CommandOrigin, Sink};
-use wxbridge::spool::{Entry, Kind, NewEntry, RedbSpool, Spool};
+use wxbridge::spool::{Entry, Kind, NewEntry, RedbSpool, Store};
 
 use crate::schema::{assert_valid, assert_valid_command};
 
@@ -527,13 +527,17 @@ async fn a_whsec_secret_that_is_not_base64_is_a_config_error() {
 #[tokio::test]
 async fn webhook_500s_are_retried_until_every_event_is_delivered_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Arc::new(RedbSpool::open(&dir.path().join("spool.redb"), 1000).unwrap());
+    let spool = Store::spawn(
+        RedbSpool::open(&dir.path().join("spool.redb"), 1000).unwrap(),
+        1000,
+    )
+    .unwrap();
     let (receiver, url) = Receiver::start().await;
     receiver.script((0..10).map(|_| Answer::status(500)));
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (sink, _) = sink(&config(&url, Some(secret), &[EventKind::Message]));
     // A sink seen for the first time starts at the end of the spool: register it first.
-    spool.register_sink(sink.name()).unwrap();
+    spool.register_sink(sink.name()).await.unwrap();
 
     let append = |range: std::ops::RangeInclusive<u64>| {
         let entries = messages(range)
@@ -545,9 +549,9 @@ async fn webhook_500s_are_retried_until_every_event_is_delivered_in_order() {
                 reply_to: None,
             })
             .collect();
-        spool.append(entries).unwrap();
+        spool.append(entries)
     };
-    append(1..=3);
+    append(1..=3).await.unwrap();
     // Other kinds in the spool are skipped by this sink and do not block it.
     let skipped = login(0, "login-1");
     spool
@@ -557,21 +561,28 @@ async fn webhook_500s_are_retried_until_every_event_is_delivered_in_order() {
             payload: skipped.payload,
             reply_to: None,
         }])
+        .await
         .unwrap();
     let wake = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();
     let delivery = tokio::spawn(run_delivery(
         sink,
-        spool.clone() as Arc<dyn Spool>,
+        spool.clone(),
         wake.clone(),
         || std::iter::repeat(Duration::from_millis(10)),
         shutdown.clone(),
     ));
     wait_for(|| receiver.requests().len() >= 5).await;
-    append(4..=5);
+    append(4..=5).await.unwrap();
     wake.notify_one();
-    wait_for(|| receiver.requests().len() >= 15 && spool.backlog("webhook:0").unwrap().depth == 0)
-        .await;
+    wait_for(|| receiver.requests().len() >= 15).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while spool.backlog("webhook:0").await.unwrap().depth > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("every event delivered");
     shutdown.cancel();
     delivery.await.unwrap();
 

@@ -46,7 +46,7 @@ fn len_u32(len: usize, what: &str) -> Result<u32, SpoolError> {
     u32::try_from(len)
         .ok()
         .filter(|&n| n != NO_REPLY)
-        .ok_or_else(|| SpoolError(format!("{what} is too long ({len} bytes)")))
+        .ok_or_else(|| SpoolError::new(format!("{what} is too long ({len} bytes)")))
 }
 
 /// Writes one entry into `out` (cleared first).
@@ -77,7 +77,7 @@ pub(super) fn encode_entry(
 }
 
 fn corrupt(seq: Seq, why: &str) -> SpoolError {
-    SpoolError(format!("entry {seq} is unreadable: {why}"))
+    SpoolError::new(format!("entry {seq} is unreadable: {why}"))
 }
 
 /// Splits `n` bytes off the front of `rest`.

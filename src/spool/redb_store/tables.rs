@@ -4,10 +4,8 @@ use std::fs::OpenOptions;
 use std::path::Path;
 
 use redb::{ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 
 use crate::spool::{Seq, SpoolError};
-use crate::wechat::protocol::SyncKey;
 
 pub(super) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -24,32 +22,19 @@ pub(super) const NEXT_COMMAND: &str = "next_command";
 /// `keys`: the sync keys.
 pub(super) const SYNC_KEYS: &str = "sync";
 
-/// The sync keys as stored; `SyncKeys` itself is not serde, its two keys are.
-#[derive(Serialize)]
-pub(super) struct StoredKeysRef<'a> {
-    pub(super) sync_key: &'a SyncKey,
-    pub(super) sync_check_key: &'a SyncKey,
-}
-
-#[derive(Deserialize)]
-pub(super) struct StoredKeys {
-    pub(super) sync_key: SyncKey,
-    pub(super) sync_check_key: SyncKey,
-}
-
 /// Attaches what the store was doing to a redb (or I/O, or serde) error.
 pub(super) trait Context<T> {
     fn ctx(self, doing: &str) -> Result<T, SpoolError>;
 }
 
-impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E> {
     fn ctx(self, doing: &str) -> Result<T, SpoolError> {
-        self.map_err(|e| SpoolError(format!("{doing}: {e}")))
+        self.map_err(|e| SpoolError::caused_by(doing, e))
     }
 }
 
 pub(super) fn unknown_sink(sink: &str) -> SpoolError {
-    SpoolError(format!("unknown sink {sink:?}; register it first"))
+    SpoolError::new(format!("unknown sink {sink:?}; register it first"))
 }
 
 /// Creates the file owner-only (it holds message contents), and tightens an existing one. A

@@ -6,7 +6,6 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::spool::Kind;
-use crate::wechat::protocol::{KeyVal, SyncKey};
 
 const DAY_MS: u64 = 24 * HOUR_MS;
 /// A fixed "now" for the tests that move the clock.
@@ -29,15 +28,8 @@ fn messages(ids: std::ops::Range<u32>) -> Vec<NewEntry> {
     ids.map(|i| message(&format!("m{i}"))).collect()
 }
 
-fn keys(val: u64) -> SyncKeys {
-    let key = SyncKey {
-        count: 1,
-        list: vec![KeyVal { key: 1, val }],
-    };
-    SyncKeys {
-        sync_key: key.clone(),
-        sync_check_key: key,
-    }
+fn keys(val: u64) -> Vec<u8> {
+    format!("{{\"sync\":{val}}}").into_bytes()
 }
 
 fn ids(entries: &[Entry]) -> Vec<&str> {
@@ -147,7 +139,7 @@ fn cursors_keys_and_queue_survive_reopen() {
         spool.register_sink("a").unwrap();
         spool.register_sink("b").unwrap();
         spool
-            .commit_sync(messages(0..4), &["m0", "m1", "m2", "m3"], Some(&keys(7)))
+            .commit_sync(messages(0..4), &["m0", "m1", "m2", "m3"], Some(&*keys(7)))
             .unwrap();
         spool.ack("a", 3).unwrap();
         spool.enqueue_command(b"cmd".to_vec()).unwrap();
@@ -184,8 +176,8 @@ fn clearing_sync_keys_forgets_them() {
     let dir = TempDir::new().unwrap();
     let spool = open(&dir, 100);
     assert_eq!(spool.sync_keys().unwrap(), None);
-    spool.commit_sync(Vec::new(), &[], Some(&keys(1))).unwrap();
-    spool.commit_sync(Vec::new(), &[], Some(&keys(2))).unwrap();
+    spool.commit_sync(Vec::new(), &[], Some(&*keys(1))).unwrap();
+    spool.commit_sync(Vec::new(), &[], Some(&*keys(2))).unwrap();
     assert_eq!(spool.sync_keys().unwrap(), Some(keys(2)));
     spool.clear_sync_keys().unwrap();
     assert_eq!(spool.sync_keys().unwrap(), None);
@@ -407,16 +399,16 @@ fn an_uncommitted_sync_leaves_nothing_behind() {
         let spool = open(&dir, 100);
         spool.register_sink("a").unwrap();
         spool
-            .commit_sync(messages(0..2), &["m0", "m1"], Some(&keys(1)))
+            .commit_sync(messages(0..2), &["m0", "m1"], Some(&*keys(1)))
             .unwrap();
         // A crash between writing a sync answer and committing it.
         let txn = spool.write().unwrap();
         spool
             .stage_sync(
                 &txn,
-                messages(2..4),
+                &messages(2..4),
                 &["m2", "m3"],
-                Some(&keys(2)),
+                Some(&*keys(2)),
                 T0,
                 true,
             )
@@ -441,7 +433,7 @@ fn a_committed_sync_keeps_entries_marks_and_keys_together() {
         let spool = open(&dir, 100);
         spool.register_sink("a").unwrap();
         spool
-            .commit_sync(messages(0..3), &["m0", "m1", "m2"], Some(&keys(9)))
+            .commit_sync(messages(0..3), &["m0", "m1", "m2"], Some(&*keys(9)))
             .unwrap();
     }
     let spool = open(&dir, 100);
@@ -470,5 +462,23 @@ fn sinks_no_longer_configured_are_forgotten_and_free_their_backlog() {
         stored_entries(&spool),
         0,
         "with no sink left nothing is kept"
+    );
+}
+
+#[test]
+fn a_spool_error_keeps_the_redb_error_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(&dir, 10);
+    let err = RedbSpool::open(&dir.path().join("spool.redb"), 10).unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(
+        source.downcast_ref::<redb::DatabaseError>().is_some(),
+        "{source:?}"
+    );
+    // The message still says what failed and why, for logs that print only the top error.
+    let message = err.to_string();
+    assert!(
+        message.starts_with("spool: open the spool file: "),
+        "{message}"
     );
 }
