@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{cookies, form_pairs, js, json_text, session_cookies, set_cookie, Ctx, Params};
+use super::{cookies, form_pairs, js, json_text, order, session_cookies, set_cookie, Ctx, Params};
 use crate::ids;
 use crate::state::{unix_now, QrStatus, Session};
 
@@ -190,9 +190,14 @@ pub(crate) async fn push_login_url(
     match answer {
         Ok(uuid) => json_text(
             shared.opts.layout(),
+            &order::PUSH_LOGIN,
             &json!({"ret": "0", "msg": "all ok", "uuid": uuid}),
         ),
-        Err(why) => json_text(shared.opts.layout(), &json!({"ret": "1", "msg": why})),
+        Err(why) => json_text(
+            shared.opts.layout(),
+            &order::PUSH_LOGIN,
+            &json!({"ret": "1", "msg": why}),
+        ),
     }
 }
 
