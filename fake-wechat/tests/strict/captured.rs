@@ -430,3 +430,46 @@ async fn js_answers_match_the_captures_byte_for_byte_around_their_values() {
     let check = c.synccheck().await;
     assert_js_shape("synccheck 1100", &check, "urinx-issue58-synccheck-1100.js");
 }
+
+/// The XML with the text between tags taken out (line breaks kept).
+fn xml_shape(xml: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in xml.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            '\n' => {}
+            _ if !in_tag => continue,
+            _ => {}
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_login_page_xml_has_the_captured_elements_on_one_line() {
+    let fake = start().await;
+    let mut c = Client::new(&fake.url());
+    let uuid = c.jslogin().await;
+    let poller = {
+        let p = Client::new(&c.base);
+        let p = Client {
+            http: c.http.clone(),
+            ..p
+        };
+        tokio::spawn(async move { p.poll_until_confirmed(&uuid).await })
+    };
+    fake.wait_for_login_poll().await;
+    fake.scan();
+    fake.confirm();
+    let redirect = poller.await.unwrap();
+    let xml = c.new_login_page(&redirect).await;
+    for capture in [
+        "qjesus-webwxnewloginpage.xml",
+        "wechat4u-webwxnewloginpage.xml",
+    ] {
+        assert_eq!(xml_shape(&xml), xml_shape(&self::capture(capture)), "{xml}");
+    }
+}
