@@ -1,6 +1,7 @@
 //! The HTTP surface: the router with the real paths, the middleware that records requests
 //! and injects faults and the one that gzips, and the response shapes every endpoint shares
-//! (JSON as `text/plain` in the servers' layout, JS text, BaseResponse refusals, cookies).
+//! (JSON as `text/plain` in the servers' layout with its members in the servers' order, JS
+//! text, BaseResponse refusals, cookies).
 
 mod api;
 mod login;

@@ -175,9 +175,7 @@ pub(crate) async fn sync(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
             match e {
                 SyncEntry::Msg(m) => msgs.push(m),
                 SyncEntry::ModContact(c) => mods.push(c),
-                SyncEntry::DelContact(u) => {
-                    dels.push(json!({"UserName": u, "ContactFlag": 0}));
-                }
+                SyncEntry::DelContact(u) => dels.push(json!({"UserName": u, "ContactFlag": 0})),
             }
         }
         let last = from + taken.len() as u64;
