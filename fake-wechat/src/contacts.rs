@@ -294,7 +294,7 @@ impl Book {
     /// The contact object of §5.3, names escaped and with emoji spans as the server sends them. Groups carry their MemberList only when `members` is set
     /// (batchgetcontact); init and getcontact send it empty.
     pub fn contact_json(&self, c: &Contact, skey: &str, members: bool) -> Value {
-        let (member_count, member_list, encry, owner) = match &c.group {
+        let (member_count, member_list, encry) = match &c.group {
             Some(g) => (
                 g.members.len(),
                 if members {
@@ -303,17 +303,8 @@ impl Book {
                     Vec::new()
                 },
                 g.encry_id.clone(),
-                g.members
-                    .first()
-                    .map(|m| m.user_name.clone())
-                    .unwrap_or_default(),
             ),
-            None => (0, Vec::new(), String::new(), String::new()),
-        };
-        let icon = if c.group.is_some() {
-            "webwxgetheadimg"
-        } else {
-            "webwxgeticon"
+            None => (0, Vec::new(), String::new()),
         };
         let (py_initial, py_full) = pinyin(&c.nick);
         let (rpy_initial, rpy_full) = pinyin(&c.remark);
@@ -321,10 +312,7 @@ impl Book {
             "Uin": 0,
             "UserName": c.user_name,
             "NickName": wx_escape(&c.nick),
-            "HeadImgUrl": format!(
-                "/cgi-bin/mmwebwx-bin/{icon}?seq={}&username={}&skey={skey}",
-                c.head_seq, c.user_name
-            ),
+            "HeadImgUrl": head_img_url(c, skey),
             "ContactFlag": c.contact_flag,
             "MemberCount": member_count,
             "MemberList": member_list,
@@ -351,8 +339,42 @@ impl Book {
             "ChatRoomId": 0,
             "KeyWord": "",
             "EncryChatRoomId": encry,
-            "ChatRoomOwner": owner,
             "IsOwner": 0,
+        })
+    }
+
+    /// A contact as webwxsync's ModContactList carries it: a field set of its own, with the
+    /// group's owner and members but no Uin, pinyin or EncryChatRoomId (the one capture with
+    /// an entry, tests/corpus/real/answers/wechat4u-webwxsync.json).
+    pub fn mod_contact_json(&self, c: &Contact, skey: &str) -> Value {
+        let group = c.group.as_ref();
+        json!({
+            "UserName": c.user_name,
+            "NickName": wx_escape(&c.nick),
+            "Sex": c.sex,
+            "HeadImgUpdateFlag": 1,
+            "ContactType": 0,
+            "Alias": "",
+            "ChatRoomOwner": group
+                .and_then(|g| g.members.first())
+                .map(|m| m.user_name.as_str())
+                .unwrap_or(""),
+            "HeadImgUrl": head_img_url(c, skey),
+            "ContactFlag": c.contact_flag,
+            "MemberCount": group.map_or(0, |g| g.members.len()),
+            "MemberList": group
+                .map(|g| g.members.iter().map(member_entry).collect::<Vec<_>>())
+                .unwrap_or_default(),
+            "HideInputBarFlag": 0,
+            "Signature": c.signature,
+            "VerifyFlag": c.verify_flag,
+            "RemarkName": wx_escape(&c.remark),
+            "Statues": 0,
+            "AttrStatus": if group.is_some() { 0 } else { 102_437 },
+            "Province": "",
+            "City": "",
+            "SnsFlag": 17,
+            "KeyWord": "",
         })
     }
 
@@ -371,14 +393,45 @@ impl Book {
         v
     }
 
-    /// `User` in the webwxinit answer (§3): the only entry with a real Uin.
+    /// `User` in the webwxinit answer (§3): the only entry with a real Uin, and a field set
+    /// of its own; every webwxinit capture has the pinyin fields and ContactFlag empty or 0.
     pub fn self_json(&self, uin: u64, skey: &str) -> Value {
-        let mut v = self.contact_json(&self.me, skey, false);
-        v["Uin"] = json!(uin);
-        v["WebWxPluginSwitch"] = json!(0);
-        v["HeadImgFlag"] = json!(1);
-        v
+        let me = &self.me;
+        json!({
+            "Uin": uin,
+            "UserName": me.user_name,
+            "NickName": wx_escape(&me.nick),
+            "HeadImgUrl": head_img_url(me, skey),
+            "RemarkName": "",
+            "PYInitial": "",
+            "PYQuanPin": "",
+            "RemarkPYInitial": "",
+            "RemarkPYQuanPin": "",
+            "HideInputBarFlag": 0,
+            "StarFriend": 0,
+            "Sex": me.sex,
+            "Signature": me.signature,
+            "AppAccountFlag": 0,
+            "VerifyFlag": 0,
+            "ContactFlag": 0,
+            "WebWxPluginSwitch": 0,
+            "HeadImgFlag": 1,
+            "SnsFlag": 17,
+        })
     }
+}
+
+/// The avatar path of a contact or group (§5.3).
+fn head_img_url(c: &Contact, skey: &str) -> String {
+    let icon = if c.group.is_some() {
+        "webwxgetheadimg"
+    } else {
+        "webwxgeticon"
+    };
+    format!(
+        "/cgi-bin/mmwebwx-bin/{icon}?seq={}&username={}&skey={skey}",
+        c.head_seq, c.user_name
+    )
 }
 
 pub(crate) fn group_info(c: &Contact) -> GroupInfo {

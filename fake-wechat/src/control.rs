@@ -299,7 +299,7 @@ impl FakeWeChat {
                 .book
                 .get(user_name)
                 .unwrap_or_else(|| panic!("unknown contact {user_name}"));
-            let v = st.book.contact_json(c, &skey, true);
+            let v = st.book.mod_contact_json(c, &skey);
             st.stream.push(SyncEntry::ModContact(v));
         });
     }

@@ -10,7 +10,8 @@
 //! - [`FakeWeChat`] (in `control`) starts the server and is the test's remote control.
 //! - [`Options`] holds hold times, paging and login modes.
 //! - [`Msg`] builds inbound messages of every type; [`wx_escape`] is the server's escaping;
-//!   [`wire_json`] the servers' JSON layout (one member per line, PROTOCOL.md §8.7).
+//!   [`wire_json`] the servers' JSON layout (one member per line, PROTOCOL.md §8.7); every
+//!   answer's members come in the order the captured real answers have them.
 //! - `server` holds the endpoints; `state` the shared state and session rules;
 //!   `contacts` the address book; `record` what the fake observed; `ids` id shapes;
 //!   `escape` the server's text escaping.

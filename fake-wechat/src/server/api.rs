@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::sync::sync_key;
-use super::{base_response, cookies, json_call, json_text, refused, Ctx, Params};
+use super::{base_response, cookies, json_call, json_text, order, refused, Ctx, Params};
 use crate::escape::wx_escape;
 use crate::msg::Msg;
 use crate::record::SentMsg;
@@ -23,10 +23,15 @@ pub(crate) async fn init(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
     let layout = shared.opts.layout();
     let st = shared.lock();
     if let Err(r) = json_call(&st, &q, &body) {
-        return refused(layout, &r, json!({}));
+        return refused(layout, &order::INIT, &r, json!({}));
     }
     let Some(session) = &st.session else {
-        return refused(layout, &Refusal::new(1100, "no session"), json!({}));
+        return refused(
+            layout,
+            &order::INIT,
+            &Refusal::new(1100, "no session"),
+            json!({}),
+        );
     };
     let recent = st.book.recent();
     let chat_set: String = recent.iter().map(|c| format!("{},", c.user_name)).collect();
@@ -36,6 +41,7 @@ pub(crate) async fn init(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
         .collect();
     json_text(
         layout,
+        &order::INIT,
         &json!({
             "BaseResponse": base_response(0, ""),
             "Count": list.len(),
@@ -61,11 +67,12 @@ pub(crate) async fn status_notify(AxState(shared): Ctx, Query(q): Params, body: 
     let mut st = shared.lock();
     let v = match json_call(&st, &q, &body) {
         Ok(v) => v,
-        Err(r) => return refused(layout, &r, json!({"MsgID": ""})),
+        Err(r) => return refused(layout, &order::STATUS_NOTIFY, &r, json!({"MsgID": ""})),
     };
     if !v["Code"].is_u64() {
         return refused(
             layout,
+            &order::STATUS_NOTIFY,
             &Refusal::new(1, "Code must be a number"),
             json!({"MsgID": ""}),
         );
@@ -73,6 +80,7 @@ pub(crate) async fn status_notify(AxState(shared): Ctx, Query(q): Params, body: 
     let id = st.next_id();
     json_text(
         layout,
+        &order::STATUS_NOTIFY,
         &json!({"BaseResponse": base_response(0, ""), "MsgID": id.to_string()}),
     )
 }
@@ -100,6 +108,7 @@ pub(crate) async fn get_contact(
         Err(r) => {
             return refused(
                 layout,
+                &order::GET_CONTACT,
                 &r,
                 json!({"MemberCount": 0, "MemberList": [], "Seq": 0}),
             )
@@ -117,6 +126,7 @@ pub(crate) async fn get_contact(
     let next = if slice.len() > page { start + page } else { 0 };
     json_text(
         layout,
+        &order::GET_CONTACT,
         &json!({
             "BaseResponse": base_response(0, ""),
             "MemberCount": list.len(),
@@ -139,7 +149,7 @@ pub(crate) async fn batch_get_contact(
     let empty = json!({"Count": 0, "ContactList": []});
     let v = match json_call(&st, &q, &body) {
         Ok(v) => v,
-        Err(r) => return refused(layout, &r, empty),
+        Err(r) => return refused(layout, &order::BATCH_GET_CONTACT, &r, empty),
     };
     let skey = st
         .session
@@ -147,11 +157,17 @@ pub(crate) async fn batch_get_contact(
         .map(|s| s.skey.clone())
         .unwrap_or_default();
     let Some(items) = v["List"].as_array() else {
-        return refused(layout, &Refusal::new(1, "List missing"), empty);
+        return refused(
+            layout,
+            &order::BATCH_GET_CONTACT,
+            &Refusal::new(1, "List missing"),
+            empty,
+        );
     };
     if items.len() > BATCH_LIMIT {
         return refused(
             layout,
+            &order::BATCH_GET_CONTACT,
             &Refusal::new(1, "parameter error: more than 50"),
             empty,
         );
@@ -176,6 +192,7 @@ pub(crate) async fn batch_get_contact(
         .collect();
     json_text(
         layout,
+        &order::BATCH_GET_CONTACT,
         &json!({
             "BaseResponse": base_response(0, ""),
             "Count": list.len(),
@@ -256,12 +273,13 @@ pub(crate) async fn send_msg(AxState(shared): Ctx, Query(q): Params, body: Bytes
     match outcome {
         Ok((msg_id, local)) => json_text(
             layout,
+            &order::SEND_MSG,
             &json!({
                 "BaseResponse": base_response(0, ""),
                 "MsgID": msg_id,
                 "LocalID": local,
             }),
         ),
-        Err(r) => refused(layout, &r, empty),
+        Err(r) => refused(layout, &order::SEND_MSG, &r, empty),
     }
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{cookies, form_pairs, js, json_text, session_cookies, set_cookie, Ctx, Params};
+use super::{cookies, form_pairs, js, json_text, order, session_cookies, set_cookie, Ctx, Params};
 use crate::ids;
 use crate::state::{unix_now, QrStatus, Session};
 
@@ -40,8 +40,9 @@ pub(crate) async fn home() -> Response {
         .into_response()
 }
 
-/// `jslogin` (§1.1): a fresh QR uuid, in the exact JS text itchat's regex needs. wechat4u
-/// POSTs it, so a form body counts as well as the query.
+/// `jslogin` (§1.1): a fresh QR uuid, in the exact JS text itchat's regex needs (every
+/// capture agrees: spaces around `=`, `; ` between, no trailing newline). wechat4u POSTs it,
+/// so a form body counts as well as the query.
 pub(crate) async fn jslogin(AxState(shared): Ctx, Query(mut q): Params, body: Bytes) -> Response {
     q.extend(form_pairs(&String::from_utf8_lossy(&body)));
     if q.get("appid").map(String::as_str) != Some(APPID) {
@@ -81,6 +82,15 @@ pub(crate) async fn poll(AxState(shared): Ctx, Query(q): Params) -> Response {
     js(answer.unwrap_or_else(|| "window.code=408;".to_owned()))
 }
 
+/// The poll's JS text, byte for byte as captured (tests/corpus/real/answers/, checked by the
+/// strict test `js_answers_match_the_captures_byte_for_byte_around_their_values`): no
+/// trailing newline, no space around `=` except in `window.userAvatar = '…'`.
+///
+/// Where the captures disagree: the 200 answer has a newline after `window.code=200;` as in
+/// hotlcc's capture; qjesus's capture has none, but its Content-Length (183) is one byte more
+/// than its 182 bytes, the newline the document lost; wechat4u's is a mock string the library's
+/// authors wrote. The 201 answer carries the avatar as in qjesus's raw capture; wechat4u's mock
+/// (`window.code=201;` alone) was shortened.
 fn poll_body(status: &QrStatus, uuid: &str, base: &str) -> String {
     match status {
         QrStatus::Waiting => "window.code=408;".to_owned(),
@@ -190,9 +200,14 @@ pub(crate) async fn push_login_url(
     match answer {
         Ok(uuid) => json_text(
             shared.opts.layout(),
+            &order::PUSH_LOGIN,
             &json!({"ret": "0", "msg": "all ok", "uuid": uuid}),
         ),
-        Err(why) => json_text(shared.opts.layout(), &json!({"ret": "1", "msg": why})),
+        Err(why) => json_text(
+            shared.opts.layout(),
+            &order::PUSH_LOGIN,
+            &json!({"ret": "1", "msg": why}),
+        ),
     }
 }
 

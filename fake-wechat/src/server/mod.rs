@@ -1,13 +1,16 @@
 //! The HTTP surface: the router with the real paths, the middleware that records requests
 //! and injects faults and the one that gzips, and the response shapes every endpoint shares
-//! (JSON as `text/plain` in the servers' layout, JS text, BaseResponse refusals, cookies).
+//! (JSON as `text/plain` in the servers' layout with its members in the servers' order, JS
+//! text, BaseResponse refusals, cookies).
 
 mod api;
 mod login;
+mod order;
 mod sync;
 mod wire;
 
 pub use login::EXTSPAM;
+pub(crate) use order::Shape;
 pub use wire::wire_json;
 pub(crate) use wire::Layout;
 
@@ -28,7 +31,6 @@ use axum::routing::get;
 use axum::Router;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::record::{Fault, RequestRecord};
@@ -195,9 +197,10 @@ pub(crate) fn text(body: String) -> Response {
     ([(CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-/// JSON, sent as the real server does: `text/plain`, raw UTF-8, in its layout (see [`wire`]).
-pub(crate) fn json_text(layout: Layout, v: &impl Serialize) -> Response {
-    match wire::to_body(v, layout) {
+/// JSON, sent as the real server does: `text/plain`, raw UTF-8, in its layout (see [`wire`])
+/// and with its members in the order of `shape` (see [`order`]).
+pub(crate) fn json_text(layout: Layout, shape: &'static Shape, v: &Value) -> Response {
+    match wire::to_body(&order::Ordered::new(v, shape), layout) {
         Ok(body) => text(body),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -213,12 +216,17 @@ pub(crate) fn base_response(ret: i64, msg: &str) -> Value {
 }
 
 /// A refusal of a JSON call: `{"BaseResponse":{"Ret":…}}` plus endpoint-specific empties.
-pub(crate) fn refused(layout: Layout, r: &Refusal, extra: Value) -> Response {
+pub(crate) fn refused(
+    layout: Layout,
+    shape: &'static Shape,
+    r: &Refusal,
+    extra: Value,
+) -> Response {
     let mut v = json!({"BaseResponse": base_response(r.ret, &r.why)});
     if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
         m.extend(e);
     }
-    json_text(layout, &v)
+    json_text(layout, shape, &v)
 }
 
 /// Parses a JSON POST body and checks its BaseRequest and any `pass_ticket`; on refusal,

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::order::{self, Ordered};
 use super::wire::to_body;
 use super::{base_response, cookies, js, json_call, refused, session_cookies, text};
 use super::{set_cookie, Ctx, Params};
@@ -69,7 +70,8 @@ fn param_position(param: &str, head: u64) -> Option<u64> {
 }
 
 /// No trailing newline: clients compare the whole body (`===` in several JS clients, an
-/// anchored `^…$` in openwechat), so the real server cannot be sending one.
+/// anchored `^…$` in openwechat), and none of the captures (hotlcc, qjesus, retcodes 1100 and
+/// 1101 in urinx's) has one; qjesus's is 43 bytes, its Content-Length.
 fn synccheck_body(retcode: i64, selector: u32) -> Response {
     js(format!(
         "window.synccheck={{retcode:\"{retcode}\",selector:\"{selector}\"}}"
@@ -198,21 +200,32 @@ pub(crate) async fn sync(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
         set_cookie(&mut cookies, "wxpluginkey", &now.to_string(), None);
         // Serialized under the lock, straight from the stream and in the servers' layout: no
         // copy of the messages, no second pass over the text.
+        let (base, profile) = (base_response(0, ""), profile());
+        let (key, check_key) = (sync_key(last), sync_key(last));
         let answer = SyncAnswer {
-            base_response: base_response(0, ""),
+            base_response: Ordered::new(&base, &order::BASE_RESPONSE),
             add_msg_count: msgs.len(),
-            add_msg_list: msgs,
+            add_msg_list: msgs
+                .iter()
+                .map(|m| Ordered::entry(m, order::MSG_ENTRY))
+                .collect(),
             mod_contact_count: mods.len(),
-            mod_contact_list: mods,
+            mod_contact_list: mods
+                .iter()
+                .map(|c| Ordered::entry(c, order::MOD_CONTACT_ENTRY))
+                .collect(),
             del_contact_count: dels.len(),
-            del_contact_list: dels,
+            del_contact_list: dels
+                .iter()
+                .map(|d| Ordered::entry(d, order::DEL_CONTACT_ENTRY))
+                .collect(),
             mod_chat_room_member_count: 0,
             mod_chat_room_member_list: [],
-            profile: profile(),
+            profile: Ordered::new(&profile, &order::PROFILE),
             continue_flag: u8::from(more),
-            sync_key: sync_key(last),
+            sync_key: Ordered::new(&key, &order::SYNC_KEY),
             s_key: new_skey,
-            sync_check_key: sync_key(last),
+            sync_check_key: Ordered::new(&check_key, &order::SYNC_KEY),
         };
         let body =
             to_body(&answer, shared.opts.layout()).map_err(|e| Refusal::new(-1, e.to_string()))?;
@@ -222,30 +235,32 @@ pub(crate) async fn sync(AxState(shared): Ctx, Query(q): Params, body: Bytes) ->
         Ok((cookies, body)) => (cookies, text(body)).into_response(),
         Err(r) => refused(
             shared.opts.layout(),
+            &order::SYNC,
             &r,
             json!({"AddMsgCount": 0, "AddMsgList": []}),
         ),
     }
 }
 
-/// A webwxsync answer, in the order of PROTOCOL.md §7.
+/// A webwxsync answer, its members in the captured order (`order::SYNC`); the entries are
+/// borrowed from the stream.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct SyncAnswer<'a> {
-    base_response: Value,
+    base_response: Ordered<'a>,
     add_msg_count: usize,
-    add_msg_list: Vec<&'a Value>,
+    add_msg_list: Vec<Ordered<'a>>,
     mod_contact_count: usize,
-    mod_contact_list: Vec<&'a Value>,
+    mod_contact_list: Vec<Ordered<'a>>,
     del_contact_count: usize,
-    del_contact_list: Vec<Value>,
+    del_contact_list: Vec<Ordered<'a>>,
     mod_chat_room_member_count: u32,
     mod_chat_room_member_list: [Value; 0],
-    profile: Value,
+    profile: Ordered<'a>,
     continue_flag: u8,
-    sync_key: Value,
+    sync_key: Ordered<'a>,
     s_key: String,
-    sync_check_key: Value,
+    sync_check_key: Ordered<'a>,
 }
 
 fn profile() -> Value {

@@ -7,7 +7,8 @@
 //! - `{`, then every member on its own line as `"Key": value`, members joined by `,\n`, and
 //!   `\n}` closing the object;
 //! - a closing `}` is always followed by a line break: `}\n,\n"Next"` in an object,
-//!   `}\n,{` between array items and `}\n]` at the end of an array;
+//!   `}\n,{` between array items, `}\n]` at the end of an array and `}\n\n}` at the end of
+//!   an object;
 //! - an array opens straight onto its first item (`"List": [{`), and `],\n` follows it;
 //! - empty arrays are `[]`; the whole answer ends with one `\n`.
 //!
@@ -108,7 +109,10 @@ impl Formatter for WireFormatter {
 
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         let empty = self.just_opened;
-        self.take_break();
+        // A last member that is an object keeps its line break, so two close the parent:
+        // `}\n\n}` (gowebwx's webwxsync, whose answer ends with the SyncKey object).
+        let brk = self.take_break();
+        w.write_all(brk)?;
         self.after_close = true;
         w.write_all(if empty { b"}" } else { b"\n}" })
     }
@@ -165,7 +169,7 @@ mod tests {
         });
         assert_eq!(
             wire(&v),
-            "{\n\"AddMsgList\": [{\n\"AppInfo\": {\n\"AppID\": \"\",\n\"Type\": 0\n}\n,\n\"MsgId\": \"3000089369891155132\",\n\"NewMsgId\": 3000089369891155132\n}\n],\n\"BaseResponse\": {\n\"ErrMsg\": \"\",\n\"Ret\": 0\n}\n,\n\"DelContactList\": [],\n\"SyncKey\": {\n\"Count\": 2,\n\"List\": [{\n\"Key\": 1,\n\"Val\": 630477379\n}\n,{\n\"Key\": 2,\n\"Val\": 630478256\n}\n]\n}\n}\n"
+            "{\n\"AddMsgList\": [{\n\"AppInfo\": {\n\"AppID\": \"\",\n\"Type\": 0\n}\n,\n\"MsgId\": \"3000089369891155132\",\n\"NewMsgId\": 3000089369891155132\n}\n],\n\"BaseResponse\": {\n\"ErrMsg\": \"\",\n\"Ret\": 0\n}\n,\n\"DelContactList\": [],\n\"SyncKey\": {\n\"Count\": 2,\n\"List\": [{\n\"Key\": 1,\n\"Val\": 630477379\n}\n,{\n\"Key\": 2,\n\"Val\": 630478256\n}\n]\n}\n\n}\n"
         );
     }
 

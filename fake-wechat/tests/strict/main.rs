@@ -2,6 +2,7 @@
 //! breaks one protocol rule is refused. Each test breaks one rule.
 
 mod api;
+mod captured;
 mod login;
 mod support;
 mod sync;

@@ -11,8 +11,9 @@ use crate::support::{fast, logged_in, start, Client};
 
 /// A webwxsync answer in the layout of the captures (values made up): every member on its
 /// own line, `}` closing on its own line and followed by a line break, `,{` between array
-/// items, `[{` opening a list, `[]` for an empty one, a final newline.
-const CAPTURED_LAYOUT: &str = "{\n\"BaseResponse\": {\n\"Ret\": 0,\n\"ErrMsg\": \"\"\n}\n,\n\"AddMsgCount\": 1,\n\"AddMsgList\": [{\n\"MsgId\": \"1234567890123456789\",\n\"FromUserName\": \"@@0a1b\",\n\"ToUserName\": \"@2c3d\",\n\"MsgType\": 1,\n\"Content\": \"@4e5f:<br/>see you at 7\",\n\"Status\": 3,\n\"RecommendInfo\": {\n\"UserName\": \"\",\n\"QQNum\": 0,\n\"OpCode\": 0\n}\n,\n\"ForwardFlag\": 0,\n\"AppInfo\": {\n\"AppID\": \"\",\n\"Type\": 0\n}\n,\n\"NewMsgId\": 1234567890123456789\n}\n],\n\"ModContactCount\": 0,\n\"ModContactList\": [],\n\"Profile\": {\n\"BitFlag\": 0,\n\"UserName\": {\n\"Buff\": \"\"\n}\n,\n\"Signature\": \"\"\n}\n,\n\"ContinueFlag\": 0,\n\"SyncKey\": {\n\"Count\": 2,\n\"List\": [{\n\"Key\": 1,\n\"Val\": 654321001\n}\n,{\n\"Key\": 1000,\n\"Val\": 1700000000\n}\n]\n}\n,\n\"SKey\": \"\"\n}\n";
+/// items, `[{` opening a list, `[]` for an empty one, two line breaks after an object that is
+/// the last member (`}\n\n}`), a final newline.
+const CAPTURED_LAYOUT: &str = "{\n\"BaseResponse\": {\n\"Ret\": 0,\n\"ErrMsg\": \"\"\n}\n,\n\"AddMsgCount\": 1,\n\"AddMsgList\": [{\n\"MsgId\": \"1234567890123456789\",\n\"FromUserName\": \"@@0a1b\",\n\"ToUserName\": \"@2c3d\",\n\"MsgType\": 1,\n\"Content\": \"@4e5f:<br/>see you at 7\",\n\"Status\": 3,\n\"RecommendInfo\": {\n\"UserName\": \"\",\n\"QQNum\": 0,\n\"OpCode\": 0\n}\n,\n\"ForwardFlag\": 0,\n\"AppInfo\": {\n\"AppID\": \"\",\n\"Type\": 0\n}\n,\n\"NewMsgId\": 1234567890123456789\n}\n],\n\"ModContactCount\": 0,\n\"ModContactList\": [],\n\"Profile\": {\n\"BitFlag\": 0,\n\"UserName\": {\n\"Buff\": \"\"\n}\n,\n\"Signature\": \"\"\n}\n,\n\"ContinueFlag\": 0,\n\"SyncKey\": {\n\"Count\": 2,\n\"List\": [{\n\"Key\": 1,\n\"Val\": 654321001\n}\n,{\n\"Key\": 1000,\n\"Val\": 1700000000\n}\n]\n}\n,\n\"SKey\": \"\",\n\"SyncCheckKey\": {\n\"Count\": 1,\n\"List\": [{\n\"Key\": 1,\n\"Val\": 654321001\n}\n]\n}\n\n}\n";
 
 /// What kind of line each line of `text` is: punctuation as is, a member as `"K": ` plus
 /// `{`, `[{`, `[]` or `scalar`, with any trailing comma.
@@ -29,7 +30,10 @@ fn line_kinds(text: &str) -> BTreeSet<String> {
                 return line.to_owned();
             };
             let kind = match rest {
-                "{" | "[{" | "[]" | "[]," => rest.to_owned(),
+                "{" | "[{" | "[]," => rest.to_owned(),
+                // An empty list may be an answer's last member (webwxsync's refusal ends
+                // with AddMsgList), where no comma follows it.
+                "[]" => "[],".to_owned(),
                 r if is_scalar(r) => "scalar".to_owned(),
                 r if r.strip_suffix(',').is_some_and(is_scalar) => "scalar,".to_owned(),
                 r => format!("unexpected: {r}"),
