@@ -247,7 +247,8 @@ async fn every_endpoint_answers_and_a_send_answers_with_its_result() {
         api.get("/readyz").await.status() == StatusCode::OK
     })
     .await;
-    assert_eq!(api.json("/readyz").await.1["ready"], true);
+    let (_, ready) = api.json("/readyz").await;
+    assert_eq!(ready["ready"], true, "{ready}");
     assert_eq!(api.get("/qr.png").await.status(), StatusCode::NOT_FOUND);
 
     let (code, contacts) = api.json("/contacts").await;
