@@ -10,13 +10,12 @@
 
 use wxbridge::event::{parse_command, Command, ErrorCode, Event, MessageEvent, MessageType};
 use wxbridge::wechat::contacts::ContactBook;
-use wxbridge::wechat::message::{
-    clean_text, normalize, replace_emoji_spans, split_group_prefix, Context,
-};
+use wxbridge::wechat::message::{normalize, Context};
 use wxbridge::wechat::protocol::{
     parse_jslogin, parse_login_poll, parse_login_xml, parse_sync_response, parse_synccheck, AddMsg,
     Contact, LoginPoll, Member, ProtocolError, RecommendInfo,
 };
+use wxbridge::wechat::text::{clean_text, replace_emoji_spans, split_group_prefix};
 
 /// The snippet a [`ProtocolError::Unexpected`] carries is capped at this many characters.
 const SNIPPET_CHARS: usize = 120;

@@ -6,8 +6,9 @@ use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
 use crate::event::{ContactSummary, ErrorCode};
-use crate::wechat::message::{clean_text, split_group_prefix};
 use crate::wechat::protocol::{is_group_name, AddMsg, BatchItem, Contact, Member};
+pub use crate::wechat::text::clean_name;
+use crate::wechat::text::{non_empty, split_group_prefix};
 
 /// The fixed UserName of the File Transfer helper (PROTOCOL.md §5.3).
 pub const FILEHELPER: &str = "filehelper";
@@ -17,11 +18,6 @@ type Named<'a> = (&'a Contact, String, String);
 
 /// How many close names an unknown-recipient error suggests at most.
 const MAX_SUGGESTIONS: usize = 5;
-
-/// Normalizes a name the way message text is: entities decoded, emoji spans to Unicode.
-pub fn clean_name(raw: &str) -> String {
-    clean_text(raw)
-}
 
 /// The name a person is shown by: RemarkName if set, else NickName, cleaned. Empty when both are.
 pub fn display_name(contact: &Contact) -> String {
@@ -40,10 +36,6 @@ pub fn summarize(contact: &Contact) -> ContactSummary {
         remark: non_empty(clean_name(&contact.remark_name)),
         group: contact.is_group(),
     }
-}
-
-fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
 }
 
 /// The File Transfer helper as the book shows it when WeChat did not list it.
@@ -741,7 +733,6 @@ mod tests {
         assert_eq!(b.name_of("@bob"), "Bob 😄");
         assert_eq!(b.name_of("@unknown"), "@unknown");
         assert_eq!(b.name_of("filehelper"), "File Transfer");
-        assert_eq!(clean_name("Tom &amp; Jerry"), "Tom & Jerry");
     }
 }
 
