@@ -238,7 +238,7 @@ fn check_normalize(msg: &AddMsg, ctx: &Context<'_>) -> Option<MessageEvent> {
     let line = serde_json::to_string(&event).expect("an event serializes");
     let back: Event = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("a published event must read back ({e}): {line}"));
-    assert_eq!(back.kind(), "message");
+    assert_eq!(back.name(), "message");
     assert_eq!(
         serde_json::to_string(&back).expect("serializes again"),
         line

@@ -1,5 +1,6 @@
 //! The `kind` field every event and result carries: one unit type per kind, which serializes as
-//! its fixed name and accepts only that name, so a line of one kind never parses as another.
+//! its fixed name and accepts only that name, so a line of one kind never parses as another;
+//! and [`Kind`], the one enum of the kinds that go through the spool.
 use serde::de::{self, Deserializer, Unexpected};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -64,3 +65,37 @@ kind_tag!(
     /// `kind: "result"`.
     ResultKind = "result"
 );
+
+/// What kind of payload a spooled entry is; decides where sinks publish it. Every kind the bus
+/// carries through the spool: all events but `state` (published retained, never spooled), and
+/// the result of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An inbound message (`/message`).
+    Message,
+    /// A login event (`/event`).
+    Login,
+    /// A logout event (`/event`).
+    Logout,
+    /// A contacts event (`/event`).
+    Contacts,
+    /// An error event (`/event`).
+    Error,
+    /// The result of a send command (`/send/result`).
+    Result,
+}
+
+impl Kind {
+    /// The `kind` string of the payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message => MessageKind::NAME,
+            Kind::Login => LoginKind::NAME,
+            Kind::Logout => LogoutKind::NAME,
+            Kind::Contacts => ContactsKind::NAME,
+            Kind::Error => ErrorKind::NAME,
+            Kind::Result => ResultKind::NAME,
+        }
+    }
+}

@@ -259,7 +259,7 @@ fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
+    use crate::event::{Event, Kind};
     use serde_json::{json, Value};
     use time::macros::datetime;
 
@@ -332,7 +332,8 @@ mod tests {
         assert_eq!(back.time, m.time);
         assert_eq!(back.raw.get(), m.raw.get());
         let event: Event = serde_json::from_str(&line).unwrap();
-        assert_eq!(event.kind(), "message");
+        assert_eq!(event.kind(), Some(Kind::Message));
+        assert_eq!(event.name(), "message");
         assert_eq!(event.account(), "home");
     }
 

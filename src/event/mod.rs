@@ -26,7 +26,7 @@ mod timestamp;
 
 pub use command::{parse_command, Command, CommandError, ErrorCode};
 pub use kind::{
-    ContactsKind, ErrorKind, LoginKind, LogoutKind, MessageKind, ResultKind, StateKind,
+    ContactsKind, ErrorKind, Kind, LoginKind, LogoutKind, MessageKind, ResultKind, StateKind,
 };
 pub use message::{
     App, Card, Chat, File, FriendRequest, Link, Location, Media, MediaKind, MessageEvent,
@@ -61,15 +61,21 @@ pub enum Event {
 }
 
 impl Event {
-    /// The `kind` on the wire, for sinks that filter by kind.
-    pub fn kind(&self) -> &'static str {
+    /// The `kind` on the wire.
+    pub fn name(&self) -> &'static str {
+        self.kind().map_or(StateKind::NAME, Kind::as_str)
+    }
+
+    /// The [`Kind`] it is spooled as; `None` for `state`, which is never spooled (sinks publish
+    /// it retained, from the bridge's current status).
+    pub fn kind(&self) -> Option<Kind> {
         match self {
-            Event::Message(_) => MessageKind::NAME,
-            Event::Login(_) => LoginKind::NAME,
-            Event::Logout(_) => LogoutKind::NAME,
-            Event::Contacts(_) => ContactsKind::NAME,
-            Event::Error(_) => ErrorKind::NAME,
-            Event::State(_) => StateKind::NAME,
+            Event::Message(_) => Some(Kind::Message),
+            Event::Login(_) => Some(Kind::Login),
+            Event::Logout(_) => Some(Kind::Logout),
+            Event::Contacts(_) => Some(Kind::Contacts),
+            Event::Error(_) => Some(Kind::Error),
+            Event::State(_) => None,
         }
     }
 
@@ -211,17 +217,28 @@ mod tests {
             }
             .into(),
         ];
+        let names: Vec<_> = events.iter().map(Event::name).collect();
+        assert_eq!(names, ["login", "logout", "contacts", "error", "state"]);
         let kinds: Vec<_> = events.iter().map(Event::kind).collect();
-        assert_eq!(kinds, ["login", "logout", "contacts", "error", "state"]);
+        assert_eq!(
+            kinds,
+            [
+                Some(Kind::Login),
+                Some(Kind::Logout),
+                Some(Kind::Contacts),
+                Some(Kind::Error),
+                None
+            ]
+        );
         for e in &events {
             let line = serde_json::to_string(e).unwrap();
             assert!(
-                line.starts_with(&format!(r#"{{"kind":"{}""#, e.kind())),
+                line.starts_with(&format!(r#"{{"kind":"{}""#, e.name())),
                 "{line}"
             );
             assert!(line.contains(r#""2026-11-28T15:20:01Z""#), "{line}");
             let back: Event = serde_json::from_str(&line).unwrap();
-            assert_eq!(back.kind(), e.kind());
+            assert_eq!(back.name(), e.name());
         }
         assert!(serde_json::from_str::<Event>(r#"{"kind":"result"}"#).is_err());
     }

@@ -643,7 +643,7 @@ mod tests {
         assert!(line.contains(r#""time":"2026-11-28T16:20:01Z""#), "{line}");
         assert!(line.contains(r#""raw":{"MsgId":"4839201934821""#), "{line}");
         let back: Event = serde_json::from_str(&line).unwrap();
-        assert_eq!(back.kind(), "message");
+        assert_eq!(back.name(), "message");
     }
 
     #[test]
