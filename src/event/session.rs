@@ -88,7 +88,7 @@ pub struct ErrorEvent {
     /// When.
     #[serde(with = "utc_time")]
     pub time: OffsetDateTime,
-    /// A short snake_case code; open-ended, unlike [`ErrorCode`].
+    /// A short snake_case code; open-ended, unlike [`ErrorCode`](super::ErrorCode).
     pub code: String,
     /// Plain words.
     pub message: String,
