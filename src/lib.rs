@@ -1,5 +1,9 @@
 //! wxbridge: WeChat (web protocol) bridged to message buses.
 //!
+//! A message's way: **in** by [`bridge`]'s sync loop (webwxsync, [`wechat::message::normalize`]);
+//! **stored** in the [`spool`] with the answer's sync keys, durable before the next sync;
+//! **out** by each sink's [`sinks::run_delivery`], whose cursor moves once the bus confirms it.
+//!
 //! - [`wechat`] speaks the WeChat web protocol and knows nothing of buses.
 //! - [`event`] is the JSON the bus carries: inbound events, send commands, results.
 //! - [`bridge`] wires the two: login policy, the sync loop, the outbound queue and limiter.

@@ -10,13 +10,12 @@
 
 use wxbridge::event::{parse_command, Command, ErrorCode, Event, MessageEvent, MessageType};
 use wxbridge::wechat::contacts::ContactBook;
-use wxbridge::wechat::message::{
-    clean_text, normalize, replace_emoji_spans, split_group_prefix, Context,
-};
+use wxbridge::wechat::message::{normalize, Context};
 use wxbridge::wechat::protocol::{
     parse_jslogin, parse_login_poll, parse_login_xml, parse_sync_response, parse_synccheck, AddMsg,
     Contact, LoginPoll, Member, ProtocolError, RecommendInfo,
 };
+use wxbridge::wechat::text::{clean_text, replace_emoji_spans, split_group_prefix};
 
 /// The snippet a [`ProtocolError::Unexpected`] carries is capped at this many characters.
 const SNIPPET_CHARS: usize = 120;
@@ -239,7 +238,7 @@ fn check_normalize(msg: &AddMsg, ctx: &Context<'_>) -> Option<MessageEvent> {
     let line = serde_json::to_string(&event).expect("an event serializes");
     let back: Event = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("a published event must read back ({e}): {line}"));
-    assert_eq!(back.kind(), "message");
+    assert_eq!(back.name(), "message");
     assert_eq!(
         serde_json::to_string(&back).expect("serializes again"),
         line

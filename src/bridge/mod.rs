@@ -138,12 +138,9 @@ impl Bridge {
     /// Spools a non-message event (login, logout, contacts, error).
     async fn publish(&self, event: Event) {
         let kind = match event.kind() {
-            "login" => Kind::Login,
-            "logout" => Kind::Logout,
-            "contacts" => Kind::Contacts,
-            "error" => Kind::Error,
-            other => {
-                tracing::error!(kind = other, "not a spooled event kind");
+            Some(kind @ (Kind::Login | Kind::Logout | Kind::Contacts | Kind::Error)) => kind,
+            _ => {
+                tracing::error!(kind = event.name(), "not a spooled event kind");
                 return;
             }
         };

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use yaml_serde::Value;
 
 use super::error::ConfigError;
-use super::load::{join_key, scalar_text};
+use super::tree::{join_key, scalar_text};
 
 /// Expands `${VAR}` (and `${VAR:-fallback}`) in every string scalar under `value`, which sits
 /// at `key`; `origin` names the file in errors.

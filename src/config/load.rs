@@ -14,6 +14,7 @@ use super::error::ConfigError;
 use super::expand::expand;
 use super::lenient::Lenient;
 use super::overrides::apply_overrides;
+use super::tree::scalar_text;
 use super::{
     default_client_id, default_qr_png, validate, Config, DEFAULT_ACCOUNT, DEFAULT_STATE_DIR,
 };
@@ -262,25 +263,6 @@ fn describe(path: &str, message: &str, origin_of: impl Fn(&str) -> String) -> Co
 fn is_within(key: &str, path: &str) -> bool {
     key.strip_prefix(path)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
-}
-
-/// The path of `key` inside `parent` (`mqtt` + `url` → `mqtt.url`).
-pub(super) fn join_key(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
-}
-
-/// The text of a scalar, if `value` is one.
-pub(super) fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    }
 }
 
 /// Fills the defaults that depend on other keys: `wechat.qr_png` from `state_dir` and

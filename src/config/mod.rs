@@ -11,6 +11,7 @@ mod expand;
 mod lenient;
 mod load;
 mod overrides;
+mod tree;
 mod validate;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use yaml_serde::{Mapping, Value};
 
 use super::error::ConfigError;
-use super::load::join_key;
+use super::tree::join_key;
 
 /// Variables with this prefix override keys: `WXBRIDGE__MQTT__URL` sets `mqtt.url`.
 const OVERRIDE_PREFIX: &str = "WXBRIDGE__";

@@ -11,6 +11,9 @@
 //! (see the `writer` module for what that means for cursors and crashes).
 use std::time::Duration;
 
+/// What kind of payload a spooled entry is: the event types' own enum.
+pub use crate::event::Kind;
+
 mod redb_store;
 mod writer;
 
@@ -19,38 +22,6 @@ pub use writer::Store;
 
 /// A position in the spool; grows by one per event, never reused.
 pub type Seq = u64;
-
-/// What kind of payload a spooled entry is; decides where sinks publish it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// An inbound message (`/message`).
-    Message,
-    /// A login event (`/event`).
-    Login,
-    /// A logout event (`/event`).
-    Logout,
-    /// A contacts event (`/event`).
-    Contacts,
-    /// An error event (`/event`).
-    Error,
-    /// The result of a send command (`/send/result`).
-    Result,
-}
-
-impl Kind {
-    /// The `kind` string of the payload.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Message => "message",
-            Kind::Login => "login",
-            Kind::Logout => "logout",
-            Kind::Contacts => "contacts",
-            Kind::Error => "error",
-            Kind::Result => "result",
-        }
-    }
-}
 
 /// An entry to append.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,131 +9,19 @@ use reqwest::redirect::Policy;
 use reqwest_cookie_store::CookieStoreMutex;
 use serde::Serialize;
 use serde_json::json;
-use thiserror::Error;
 use url::Url;
 
 use super::hosts::{cgi, Hosts};
 use super::protocol::{
     self, BaseRequest, BaseResponse, BatchContactResponse, BatchItem, Contact, GetContactResponse,
-    InitResponse, LoginPoll, LoginRefused, LoginTicket, PushLoginResponse, SendMsgResponse,
-    SyncCheck, SyncKey, SyncResponse,
+    InitResponse, LoginPoll, LoginTicket, PushLoginResponse, SendMsgResponse, SyncCheck, SyncKey,
+    SyncResponse,
 };
 
-/// A failed exchange with WeChat.
-#[derive(Debug, Error)]
-pub enum WxError {
-    /// Connection refused, reset, timed out, a DNS or TLS failure… Told with its whole chain
-    /// of causes, where the reason is. The error holds no URL, only the host: the session's
-    /// credentials travel in query strings.
-    #[error("{endpoint} ({host}): {}", super::cause::chain(source))]
-    Http {
-        /// The endpoint name.
-        endpoint: &'static str,
-        /// The host (and port) the request went to.
-        host: String,
-        /// The transport error.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// A non-2xx status.
-    #[error("{endpoint}: HTTP {status}")]
-    Status {
-        /// The endpoint name.
-        endpoint: &'static str,
-        /// The status code.
-        status: u16,
-    },
-    /// A body this client cannot read.
-    #[error("{endpoint}: unreadable answer: {detail}")]
-    Garbage {
-        /// The endpoint name.
-        endpoint: &'static str,
-        /// What was wrong.
-        detail: String,
-    },
-    /// The session is over (synccheck retcode or Ret 1100/1101/1102).
-    #[error("the WeChat session ended ({endpoint} answered {code})")]
-    SessionExpired {
-        /// The endpoint name.
-        endpoint: &'static str,
-        /// The retcode or Ret.
-        code: i64,
-    },
-    /// Another non-zero `BaseResponse.Ret`.
-    #[error("{endpoint}: WeChat answered Ret {ret} {message}")]
-    Ret {
-        /// The endpoint name.
-        endpoint: &'static str,
-        /// The Ret.
-        ret: i64,
-        /// ErrMsg.
-        message: String,
-    },
-    /// `webwxnewloginpage` gave no session.
-    #[error(transparent)]
-    LoginRefused(#[from] LoginRefused),
-}
+mod error;
 
-impl WxError {
-    /// True when only a new login can help.
-    pub fn is_session_expired(&self) -> bool {
-        matches!(self, WxError::SessionExpired { .. })
-    }
-
-    /// For the session state while WeChat cannot be reached: "cannot reach login.wx.qq.com:
-    /// Connection refused (os error 111)"; None when WeChat was reached.
-    pub fn unreachable(&self) -> Option<String> {
-        match self {
-            WxError::Http { host, source, .. } => Some(format!(
-                "cannot reach {host}: {}",
-                super::cause::root(source)
-            )),
-            WxError::Status {
-                endpoint: _,
-                status: status @ 500..,
-            } => Some(format!("WeChat answers HTTP {status}")),
-            _ => None,
-        }
-    }
-}
-
-/// Why a text was not sent (PROTOCOL.md §9.1, §11).
-#[derive(Debug, Error)]
-pub enum SendError {
-    /// Ret 1100–1102: the session is over.
-    #[error("the WeChat session ended (Ret {0})")]
-    SessionExpired(i64),
-    /// Ret 1204: this account may not send to itself; use filehelper.
-    #[error("WeChat refused a message to yourself (Ret 1204); send to filehelper instead")]
-    ToSelf,
-    /// Ret 1205: sending too fast.
-    #[error("WeChat says this account sends too often (Ret 1205)")]
-    TooFrequent,
-    /// Any other non-zero Ret.
-    #[error("WeChat refused the message (Ret {ret}{})", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
-    Rejected {
-        /// The Ret.
-        ret: i64,
-        /// ErrMsg.
-        message: String,
-    },
-    /// The request did not complete.
-    #[error(transparent)]
-    Transport(WxError),
-}
-
-impl SendError {
-    /// WeChat's Ret, when it answered with one.
-    pub fn ret(&self) -> Option<i64> {
-        match self {
-            SendError::SessionExpired(r) => Some(*r),
-            SendError::ToSelf => Some(1204),
-            SendError::TooFrequent => Some(1205),
-            SendError::Rejected { ret, .. } => Some(*ret),
-            SendError::Transport(_) => None,
-        }
-    }
-}
+use error::check_ret;
+pub use error::{SendError, WxError};
 
 /// What a request needs to speak for a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -721,85 +609,5 @@ impl HasBaseResponse for OnlyBase {
     }
 }
 
-fn check_ret(endpoint: &'static str, base: &BaseResponse) -> Result<(), WxError> {
-    match base.ret {
-        0 => Ok(()),
-        ret if protocol::ret_ends_session(ret) => Err(WxError::SessionExpired {
-            endpoint,
-            code: ret,
-        }),
-        ret => Err(WxError::Ret {
-            endpoint,
-            ret,
-            message: base.err_msg.clone(),
-        }),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use cookie_store::CookieStore;
-
-    /// The session cookies are set by the API host with `Domain=<api host>`, so its file and push
-    /// subdomains must get them too (PROTOCOL.md §1.4, §2), and `.qq.com` cookies go everywhere.
-    #[test]
-    fn cookies_set_by_the_api_host_reach_its_push_and_file_hosts() {
-        let mut store = CookieStore::default();
-        let api = Url::parse("https://wx2.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage").unwrap();
-        for raw in [
-            "wxuin=1234567890; Domain=wx2.qq.com; Path=/; Secure",
-            "wxsid=Ab3dE5gH7jK9mN1p; Domain=wx2.qq.com; Path=/; Secure",
-            "webwx_data_ticket=gSd3; Domain=.qq.com; Path=/; Secure",
-        ] {
-            store.parse(raw, &api).unwrap();
-        }
-        let hosts = Hosts::from_redirect(&api);
-        for role in [&hosts.push, &hosts.file, &hosts.api] {
-            let names: Vec<_> = store
-                .matches(role)
-                .iter()
-                .map(|c| c.name().to_owned())
-                .collect();
-            for want in ["wxuin", "wxsid", "webwx_data_ticket"] {
-                assert!(names.iter().any(|n| n == want), "{want} missing on {role}");
-            }
-        }
-        let elsewhere = Url::parse("https://webpush.wx8.qq.com/").unwrap();
-        let names: Vec<_> = store
-            .matches(&elsewhere)
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect();
-        assert_eq!(
-            names,
-            ["webwx_data_ticket"],
-            "only the .qq.com cookie crosses to wx8"
-        );
-    }
-
-    #[test]
-    fn saved_cookies_keep_their_domains_and_session_cookies() {
-        let client = WxClient::new(
-            Url::parse("https://login.wx.qq.com").unwrap(),
-            true,
-            Timeouts::default(),
-        );
-        let api = Url::parse("https://wx2.qq.com/").unwrap();
-        client
-            .jar
-            .lock()
-            .unwrap()
-            .parse("wxsid=S1; Domain=wx2.qq.com; Path=/; Secure", &api)
-            .unwrap();
-        let saved = client.save_cookies();
-        let restored = WxClient::new(
-            Url::parse("https://login.wx.qq.com").unwrap(),
-            true,
-            Timeouts::default(),
-        );
-        restored.restore_cookies(&saved).unwrap();
-        let push = Url::parse("https://webpush.wx2.qq.com/").unwrap();
-        assert_eq!(restored.cookie_for(&push, "wxsid").as_deref(), Some("S1"));
-    }
-}
+mod tests;

@@ -11,12 +11,13 @@ use serde_json::{json, Value};
 use wxbridge_fake::captured_name;
 
 use crate::wechat::contacts::ContactBook;
-use crate::wechat::message::{normalize, split_group_prefix, Context};
+use crate::wechat::message::{normalize, Context};
 use crate::wechat::protocol::{
     is_group_name, parse_jslogin, parse_login_poll, parse_login_xml, parse_sync_response,
     parse_synccheck, ret_ends_session, BaseResponse, BatchContactResponse, Contact,
     GetContactResponse, InitResponse, LoginPoll, LoginRefused, Member, SyncAction,
 };
+use crate::wechat::text::split_group_prefix;
 
 /// The account for redacted captures that hide which UserName is the account's.
 const NOBODY: &str = "@corpus-account";

@@ -1,7 +1,7 @@
 //! The WeChat web protocol: pure parsing in [`protocol`], [`hosts`], [`message`],
-//! [`contacts`] and [`compact`]; HTTP I/O in [`client`]; the login flows in [`login`]; the
-//! live session and its persistence in [`session`]; [`cause`] tells a failed request's causes
-//! with secrets masked. Nothing here knows of MQTT, NATS or webhooks.
+//! [`contacts`], [`compact`] and [`text`] (the cleaning messages and names share); HTTP I/O in
+//! [`client`]; the login flows in [`login`]; the live session and its persistence in
+//! [`session`]; [`cause`] tells a failed request's causes with secrets masked. Nothing here knows of MQTT, NATS or webhooks.
 pub mod cause;
 pub mod client;
 pub mod compact;
@@ -11,6 +11,7 @@ pub mod login;
 pub mod message;
 pub mod protocol;
 pub mod session;
+pub mod text;
 
 #[cfg(test)]
 mod corpus_replay;

@@ -17,10 +17,49 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::homeassistant::Discovery;
-use super::sink::{Batch, Confirmed, LinkState};
 use super::topics::Topics;
 use super::tracker::{Tag, Tracker, Unwritten};
 use crate::sinks::{Control, Origin};
+
+/// The connection as the poller last saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// A ConnAck arrived and the connection has not failed since.
+    pub connected: bool,
+    /// How many ConnAcks so far (a reconnect makes it grow).
+    pub connects: u64,
+    /// How many of them started a new session (the broker held none for us): rumqttc drops
+    /// its unacked publishes then. A resumed session gets them again from rumqttc itself.
+    pub fresh_sessions: u64,
+    /// Incoming publishes dropped because their queue was full: QoS 0 commands behind a slow
+    /// bridge, Home Assistant publishes (also `wxbridge_mqtt_refused_total{reason="queue_full"}`).
+    pub dropped: u64,
+    /// Incoming publishes over their bound: commands over `send.max_bytes` (answered
+    /// `invalid_command`) and oversized ones on Home Assistant's topics (ignored); also
+    /// `wxbridge_mqtt_refused_total{reason="too_large"}`.
+    pub too_large: u64,
+}
+
+/// Publishes of one delivery batch, handed to the link task.
+pub(super) struct Batch {
+    /// The batch's number, to tell its confirmations from stale ones.
+    pub id: u64,
+    /// The configured event QoS.
+    pub qos: QoS,
+    /// `(index in the batch, topic, payload)`, in order.
+    pub publishes: Vec<(usize, String, Vec<u8>)>,
+    /// Cancelled once `deliver` returns: the link task then skips what it has not sent yet.
+    pub abandoned: CancellationToken,
+}
+
+/// Entry `index` of batch `batch` was confirmed by the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Confirmed {
+    /// The batch's number.
+    pub batch: u64,
+    /// The entry's position in the batch.
+    pub index: usize,
+}
 
 /// How long shutdown waits for `offline` and the DISCONNECT to go out.
 const GOODBYE: Duration = Duration::from_secs(3);

@@ -59,7 +59,8 @@ mod sink;
 mod topics;
 mod tracker;
 
-pub use sink::{start, LinkState, MqttSink};
+pub use link::LinkState;
+pub use sink::{start, MqttSink};
 
 /// The `mqtt` section cannot be turned into a connection. Each message names the key to fix.
 #[derive(Debug, Error)]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::homeassistant::Discovery;
-use super::link::{self, Poller, Publisher};
+use super::link::{self, Batch, Confirmed, LinkState, Poller, Publisher};
 use super::options::{self, MAX_PACKET};
 use super::topics::Topics;
 use super::tracker::{Tracker, Unwritten};
@@ -31,46 +31,6 @@ const SESSION_LOST: &str = "the mqtt broker started a new session; unconfirmed p
 /// Capacity of rumqttc's request channel. While the broker is away it fills up and the link
 /// task waits; nothing is lost, because the spool holds every entry until it is confirmed.
 const REQUESTS: usize = 64;
-
-/// The connection as the poller last saw it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkState {
-    /// A ConnAck arrived and the connection has not failed since.
-    pub connected: bool,
-    /// How many ConnAcks so far (a reconnect makes it grow).
-    pub connects: u64,
-    /// How many of them started a new session (the broker held none for us): rumqttc drops
-    /// its unacked publishes then. A resumed session gets them again from rumqttc itself.
-    pub fresh_sessions: u64,
-    /// Incoming publishes dropped because their queue was full: QoS 0 commands behind a slow
-    /// bridge, Home Assistant publishes (also `wxbridge_mqtt_refused_total{reason="queue_full"}`).
-    pub dropped: u64,
-    /// Incoming publishes over their bound: commands over `send.max_bytes` (answered
-    /// `invalid_command`) and oversized ones on Home Assistant's topics (ignored); also
-    /// `wxbridge_mqtt_refused_total{reason="too_large"}`.
-    pub too_large: u64,
-}
-
-/// Publishes of one delivery batch, handed to the link task.
-pub(super) struct Batch {
-    /// The batch's number, to tell its confirmations from stale ones.
-    pub id: u64,
-    /// The configured event QoS.
-    pub qos: QoS,
-    /// `(index in the batch, topic, payload)`, in order.
-    pub publishes: Vec<(usize, String, Vec<u8>)>,
-    /// Cancelled once `deliver` returns: the link task then skips what it has not sent yet.
-    pub abandoned: CancellationToken,
-}
-
-/// Entry `index` of batch `batch` was confirmed by the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Confirmed {
-    /// The batch's number.
-    pub batch: u64,
-    /// The entry's position in the batch.
-    pub index: usize,
-}
 
 /// A batch handed to the link whose entries are not all confirmed yet.
 struct InFlight {

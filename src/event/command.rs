@@ -1,0 +1,452 @@
+//! The send command (DESIGN.md "Outbound command and result"): its validation, field by field,
+//! and the error codes a command's result can carry.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use super::head;
+use super::timestamp::{parse_rfc3339, utc_time_opt};
+
+/// Why a command failed (DESIGN.md "Outbound command and result").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The payload is not UTF-8 JSON.
+    InvalidJson,
+    /// A field is missing or invalid, or the payload is over `send.max_bytes`.
+    InvalidCommand,
+    /// `to`/`to_id` names nobody.
+    UnknownRecipient,
+    /// `to` names more than one contact.
+    AmbiguousRecipient,
+    /// Not in `send.allow`.
+    Forbidden,
+    /// No session.
+    NotLoggedIn,
+    /// Not sent before `expires_at` / `send.default_ttl`.
+    Expired,
+    /// WeChat answered 1205 and retries were exhausted.
+    RateLimited,
+    /// WeChat answered another non-zero Ret.
+    WechatError,
+    /// No answer in time.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidCommand => "invalid_command",
+            ErrorCode::UnknownRecipient => "unknown_recipient",
+            ErrorCode::AmbiguousRecipient => "ambiguous_recipient",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::Expired => "expired",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::WechatError => "wechat_error",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated send command. Serializable so the durable outbound queue can store it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// A name: remark, nickname, group name or `filehelper`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// A UserName of the current login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_id: Option<String>,
+    /// What to send; never empty.
+    pub text: String,
+    /// Echoed in the result; also the idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Not sent after this time.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "utc_time_opt"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A command that could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{code}: {message}")]
+pub struct CommandError {
+    /// `invalid_json` or `invalid_command`.
+    pub code: ErrorCode,
+    /// Names the field and the problem.
+    pub message: String,
+    /// The command's request_id when it could still be read, so the result can carry it.
+    pub request_id: Option<String>,
+}
+
+const COMMAND_FIELDS: [&str; 5] = ["to", "to_id", "text", "request_id", "expires_at"];
+
+/// Validates a send command payload.
+///
+/// - Over `max_bytes`: `invalid_command`, decided before anything is parsed. Its request_id is
+///   recovered when the first `max_bytes` bytes prove it (a top-level `"request_id"` string
+///   whole inside them, see `head.rs`); else the result's `request_id` is null.
+/// - Not UTF-8 or not JSON: `invalid_json` (no request_id).
+/// - Otherwise every problem is `invalid_command` naming the field: not an object, an unknown
+///   field, `text` missing, not a string or empty, neither or both of `to` / `to_id`, an empty
+///   or non-string recipient or request_id, an `expires_at` that is not RFC 3339. A `null`
+///   optional field counts as absent. A past `expires_at` is accepted here: whether it has
+///   passed is the sender's decision (`expired`), made against its clock.
+///
+/// Every `invalid_command` carries the request_id when it is a non-empty string.
+pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<Command, CommandError> {
+    if payload.len() > max_bytes {
+        return Err(CommandError {
+            code: ErrorCode::InvalidCommand,
+            message: format!("command is larger than send.max_bytes ({max_bytes} bytes)"),
+            // Only the head: a source may hand over no more than `max_bytes + 1` bytes (stdin
+            // does), and a bound keeps a huge payload from costing more than a valid one.
+            request_id: head::request_id(&payload[..max_bytes]),
+        });
+    }
+    let json_error = |message: String| CommandError {
+        code: ErrorCode::InvalidJson,
+        message,
+        request_id: None,
+    };
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| json_error(format!("command is not UTF-8: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| json_error(format!("command is not JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(CommandError {
+            code: ErrorCode::InvalidCommand,
+            message: "command must be a JSON object".into(),
+            request_id: None,
+        });
+    };
+    let request_id = match map.get("request_id") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let invalid = |message: String| CommandError {
+        code: ErrorCode::InvalidCommand,
+        message,
+        request_id: request_id.clone(),
+    };
+    if let Some(unknown) = map.keys().find(|k| !COMMAND_FIELDS.contains(&k.as_str())) {
+        return Err(invalid(format!(
+            "unknown field `{unknown}`; expected one of `to`, `to_id`, `text`, `request_id`, `expires_at`"
+        )));
+    }
+    let text = match map.get("text") {
+        None | Some(Value::Null) => return Err(invalid("missing field `text`".into())),
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(invalid("`text` must not be empty".into()))
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(invalid("`text` must be a string".into())),
+    };
+    let to = optional_string(&map, "to").map_err(invalid)?;
+    let to_id = optional_string(&map, "to_id").map_err(invalid)?;
+    match (&to, &to_id) {
+        (None, None) => {
+            return Err(invalid(
+                "missing recipient: give `to` (a name) or `to_id` (a UserName)".into(),
+            ))
+        }
+        (Some(_), Some(_)) => return Err(invalid("give either `to` or `to_id`, not both".into())),
+        _ => {}
+    }
+    // Checked for its type even though the lenient read above already took a good value.
+    optional_string(&map, "request_id").map_err(invalid)?;
+    let expires_at = optional_string(&map, "expires_at")
+        .map_err(invalid)?
+        .map(|s| {
+            parse_rfc3339(&s).map_err(|e| {
+                invalid(format!(
+                    "`expires_at` is not an RFC 3339 time like 2026-11-28T18:00:00Z: {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(Command {
+        to,
+        to_id,
+        text,
+        request_id,
+        expires_at,
+    })
+}
+
+/// An optional, non-empty string field; `null` counts as absent.
+fn optional_string(map: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Err(format!("`{field}` must not be empty")),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("`{field}` must be a string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SendResult;
+    use time::macros::datetime;
+
+    const MAX: usize = 65536;
+
+    #[test]
+    fn error_codes_are_snake_case_on_the_wire() {
+        for code in [
+            ErrorCode::InvalidJson,
+            ErrorCode::InvalidCommand,
+            ErrorCode::UnknownRecipient,
+            ErrorCode::AmbiguousRecipient,
+            ErrorCode::Forbidden,
+            ErrorCode::NotLoggedIn,
+            ErrorCode::Expired,
+            ErrorCode::RateLimited,
+            ErrorCode::WechatError,
+            ErrorCode::Timeout,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                Value::String(code.as_str().into())
+            );
+        }
+    }
+
+    fn command_err(payload: &str) -> CommandError {
+        parse_command(payload.as_bytes(), MAX).unwrap_err()
+    }
+
+    #[test]
+    fn valid_commands_are_accepted() {
+        let c = parse_command(
+            br#"{"to":"Mom","text":"on my way","request_id":"r-17"}"#,
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(c.to.as_deref(), Some("Mom"));
+        assert_eq!(c.to_id, None);
+        assert_eq!(c.text, "on my way");
+        assert_eq!(c.request_id.as_deref(), Some("r-17"));
+        let c = parse_command(
+            br#"{"to_id":"@a81","text":"x","expires_at":"2026-11-28T19:00:00+01:00","to":null}"#,
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(c.to_id.as_deref(), Some("@a81"));
+        assert_eq!(c.expires_at, Some(datetime!(2026-11-28 18:00:00 UTC)));
+        let stored = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            stored,
+            r#"{"to_id":"@a81","text":"x","expires_at":"2026-11-28T18:00:00Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<Command>(&stored).unwrap(), c);
+    }
+
+    #[test]
+    fn oversized_payload_is_rejected_before_parsing() {
+        let big = vec![b'{'; 10 * 1024 * 1024];
+        let e = parse_command(&big, MAX).unwrap_err();
+        assert_eq!(
+            e.code,
+            ErrorCode::InvalidCommand,
+            "the size decides, not the broken JSON"
+        );
+        assert!(e.message.contains("send.max_bytes"), "{}", e.message);
+        let exact = br#"{"to":"a","text":"b"}"#;
+        assert!(parse_command(exact, exact.len()).is_ok());
+        assert!(parse_command(exact, exact.len() - 1).is_err());
+    }
+
+    #[test]
+    fn an_oversized_command_keeps_the_request_id_its_head_proves() {
+        let big = format!(
+            r#"{{"request_id":"r-big","to":"Mom","text":"{}"}}"#,
+            "x".repeat(100_000)
+        );
+        let e = parse_command(big.as_bytes(), MAX).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidCommand);
+        assert!(e.message.contains("send.max_bytes"), "{}", e.message);
+        assert_eq!(e.request_id.as_deref(), Some("r-big"));
+        assert_eq!(SendResult::from(e).request_id.as_deref(), Some("r-big"));
+        // Past the head it cannot be seen: null, as for a command without one.
+        let late = format!(
+            r#"{{"to":"Mom","text":"{}","request_id":"r-late"}}"#,
+            "x".repeat(100_000)
+        );
+        assert_eq!(
+            parse_command(late.as_bytes(), MAX).unwrap_err().request_id,
+            None
+        );
+    }
+
+    #[test]
+    fn non_json_payloads_are_invalid_json() {
+        assert_eq!(
+            parse_command(b"\xff\xfe{}", MAX).unwrap_err().code,
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(command_err("{\"to\":").code, ErrorCode::InvalidJson);
+        assert_eq!(command_err("hello").code, ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn invalid_commands_name_the_field() {
+        let cases = [
+            ("[1,2]", "object"),
+            (r#""text""#, "object"),
+            (r#"{"to":"Mom"}"#, "`text`"),
+            (r#"{"to":"Mom","text":""}"#, "`text`"),
+            (r#"{"to":"Mom","text":5}"#, "`text`"),
+            (r#"{"text":"hi"}"#, "`to`"),
+            (r#"{"to":"Mom","to_id":"@a","text":"hi"}"#, "not both"),
+            (r#"{"to":"","text":"hi"}"#, "`to`"),
+            (r#"{"to_id":7,"text":"hi"}"#, "`to_id`"),
+            (
+                r#"{"to":"Mom","text":"hi","request_id":17}"#,
+                "`request_id`",
+            ),
+            (
+                r#"{"to":"Mom","text":"hi","expires_at":"tomorrow"}"#,
+                "`expires_at`",
+            ),
+            (
+                r#"{"to":"Mom","text":"hi","expires_at":1700000000}"#,
+                "`expires_at`",
+            ),
+            (r#"{"to":"Mom","text":"hi","priority":1}"#, "`priority`"),
+        ];
+        for (payload, field) in cases {
+            let e = command_err(payload);
+            assert_eq!(e.code, ErrorCode::InvalidCommand, "{payload}");
+            assert!(e.message.contains(field), "{payload}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn expires_at_beyond_the_years_rfc3339_can_write_is_invalid() {
+        // Both are valid RFC 3339, but in UTC they fall in year 10000 and year -1.
+        for t in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+            let e = command_err(&format!(r#"{{"to":"a","text":"b","expires_at":"{t}"}}"#));
+            assert_eq!(e.code, ErrorCode::InvalidCommand, "{t}");
+            assert!(e.message.contains("`expires_at`"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn expires_at_is_kept_to_the_second_as_the_queue_stores_it() {
+        for t in ["2026-11-28T18:00:00.999Z", "2016-12-31T23:59:60Z"] {
+            let payload = format!(r#"{{"to":"a","text":"b","expires_at":"{t}"}}"#);
+            let c = parse_command(payload.as_bytes(), MAX).unwrap();
+            let stored = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Command>(&stored).unwrap(), c, "{t}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_recovered_from_a_bad_command() {
+        let e = command_err(r#"{"request_id":"r-18","to":"Mom","text":""}"#);
+        assert_eq!(e.request_id.as_deref(), Some("r-18"));
+        let e = command_err(r#"{"request_id":"r-19","colour":"red"}"#);
+        assert_eq!(e.request_id.as_deref(), Some("r-19"));
+        let result = SendResult::from(e);
+        assert_eq!(result.request_id.as_deref(), Some("r-19"));
+        assert_eq!(result.error.unwrap().code, ErrorCode::InvalidCommand);
+        assert_eq!(
+            command_err(r#"{"request_id":5,"text":"x"}"#).request_id,
+            None
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::rfc3339;
+    use crate::event::timestamp::properties::time;
+
+    /// Payloads near the shape of a command: valid ones, broken ones and raw bytes.
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        let field = prop_oneof![
+            Just(Value::Null),
+            Just(json!("")),
+            "[a-zA-Z@ 😄]{1,12}".prop_map(Value::String),
+            any::<i64>().prop_map(Value::from),
+        ];
+        let key =
+            prop::sample::select(vec!["to", "to_id", "text", "request_id", "expires_at", "x"]);
+        prop_oneof![
+            prop::collection::btree_map(key, field, 0..5)
+                .prop_map(|m| serde_json::to_vec(&m).unwrap()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn beyond_max_bytes_the_size_alone_decides(p in payload(), max in 0usize..96) {
+            let limited = parse_command(&p, max);
+            if p.len() > max {
+                let e = limited.unwrap_err();
+                prop_assert_eq!(e.code, ErrorCode::InvalidCommand);
+                prop_assert!(e.message.contains("send.max_bytes"));
+                // A request_id read from the head is the one the whole payload carries.
+                if e.request_id.is_some() {
+                    let whole = match parse_command(&p, usize::MAX) {
+                        Ok(c) => c.request_id,
+                        Err(e) => e.request_id,
+                    };
+                    prop_assert_eq!(e.request_id, whole);
+                }
+            } else {
+                prop_assert_eq!(limited, parse_command(&p, usize::MAX));
+            }
+        }
+
+        #[test]
+        fn a_well_formed_command_is_read_as_written(
+            by_id in any::<bool>(),
+            to in "[^\u{0}]{1,20}",
+            text in "(?s).{1,40}",
+            request_id in proptest::option::of("[ -~]{1,20}"),
+            expires_at in proptest::option::of(time()),
+        ) {
+            let mut payload = json!({ "text": text });
+            payload[if by_id { "to_id" } else { "to" }] = json!(to);
+            if let Some(r) = &request_id {
+                payload["request_id"] = json!(r);
+            }
+            if let Some(t) = expires_at {
+                payload["expires_at"] = json!(rfc3339(t));
+            }
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let cmd = parse_command(&bytes, bytes.len()).unwrap();
+            prop_assert_eq!(cmd.to_id.clone(), by_id.then(|| to.clone()));
+            prop_assert_eq!(cmd.to.clone(), (!by_id).then(|| to.clone()));
+            prop_assert_eq!(&cmd.text, &text);
+            prop_assert_eq!(&cmd.request_id, &request_id);
+            prop_assert_eq!(cmd.expires_at, expires_at);
+            let stored = serde_json::to_string(&cmd).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Command>(&stored).unwrap(), cmd);
+        }
+    }
+}
