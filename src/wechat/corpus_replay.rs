@@ -22,6 +22,15 @@ use crate::wechat::text::split_group_prefix;
 /// The account for redacted captures that hide which UserName is the account's.
 const NOBODY: &str = "@corpus-account";
 
+/// A webwxstatusnotify answer: the fields a client reads of it (PROTOCOL.md §4).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Notify {
+    base_response: BaseResponse,
+    #[serde(rename = "MsgID")]
+    msg_id: String,
+}
+
 fn real_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/real")
 }
@@ -210,13 +219,6 @@ fn real_login_answers_parse() {
     assert_eq!(ticket.wxsid, "PsWd4FvKROR5EVcG");
     // The same session as the captured webwxinit: its HeadImgUrls carry this skey.
     assert!(answer("wechat4u-webwxinit.json").contains(&ticket.skey));
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Notify {
-        base_response: BaseResponse,
-        #[serde(rename = "MsgID")]
-        msg_id: String,
-    }
     let notify: Notify = serde_json::from_str(&answer("wechat4u-webwxstatusnotify.json")).unwrap();
     assert_eq!(notify.base_response.ret, 0);
     assert_eq!(notify.msg_id, "3199705316661781423");
@@ -308,13 +310,6 @@ fn real_2018_capture_parses_as_one_session() {
 
     let check = parse_synccheck(&answer("synccheck.js")).unwrap();
     assert_eq!(check.action(), SyncAction::PollAgain);
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Notify {
-        base_response: BaseResponse,
-        #[serde(rename = "MsgID")]
-        msg_id: String,
-    }
     let notify: Notify = serde_json::from_str(&answer("webwxstatusnotify.json")).unwrap();
     assert_eq!(
         (notify.base_response.ret, notify.msg_id.as_str()),
@@ -346,13 +341,6 @@ fn real_refusals_and_lost_sessions_parse() {
     ] {
         let check = parse_synccheck(&answer(name)).unwrap();
         assert_eq!(check.action(), SyncAction::SessionExpired(code), "{name}");
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Notify {
-        base_response: BaseResponse,
-        #[serde(rename = "MsgID")]
-        msg_id: String,
     }
     let failed: Notify =
         serde_json::from_str(&answer("urinx-issue58-webwxstatusnotify-1101.json")).unwrap();
