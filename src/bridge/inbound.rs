@@ -16,7 +16,6 @@ use crate::wechat::client::WxError;
 use crate::wechat::contacts::clean_name;
 use crate::wechat::login::{self, LoginError, LoginProgress};
 use crate::wechat::message;
-use crate::wechat::protocol::SyncKey;
 use crate::wechat::session::{write_private_atomically, Session, StoredSession, SyncKeys};
 
 /// How many QR codes may expire in a row before `run` stops asking (DESIGN.md "Login policy").
@@ -406,15 +405,10 @@ impl Bridge {
             }
         }
 
-        let ids: Vec<&str> = resp
-            .add_msg_list
-            .iter()
-            .map(|m| m.msg_id.as_str())
-            .collect();
-        let owned_ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+        let ids: Vec<String> = resp.add_msg_list.iter().map(|m| m.msg_id.clone()).collect();
         let unseen = self
             .spool
-            .unseen(owned_ids.clone())
+            .unseen(ids.clone())
             .await
             .map_err(|e| WxError::Garbage {
                 endpoint: "spool",
@@ -475,7 +469,7 @@ impl Bridge {
         failpoint("after_sync_before_commit");
         let committed = self
             .spool
-            .commit_sync(entries, owned_ids, Some(encode_keys(&keys)))
+            .commit_sync(entries, ids, Some(encode_keys(&keys)))
             .await
             .map_err(|e| WxError::Garbage {
                 endpoint: "spool",
@@ -566,33 +560,13 @@ pub fn show_login_progress(p: &LoginProgress, qr_png: &Path) -> Option<Vec<u8>> 
     drawn
 }
 
-/// The sync keys as the spool keeps them (opaque bytes to it): JSON
-/// `{"sync_key":…,"sync_check_key":…}`, as earlier versions stored them.
-#[derive(serde::Serialize)]
-struct StoredKeysRef<'a> {
-    sync_key: &'a SyncKey,
-    sync_check_key: &'a SyncKey,
-}
-
-#[derive(serde::Deserialize)]
-struct StoredKeys {
-    sync_key: SyncKey,
-    sync_check_key: SyncKey,
-}
-
+/// The sync keys as the spool keeps them (opaque bytes to it): `SyncKeys` as JSON
+/// (`{"sync_key":…,"sync_check_key":…}`), as earlier versions stored them.
 fn encode_keys(keys: &SyncKeys) -> Vec<u8> {
     // Plain numbers and lists: serializing them cannot fail.
-    serde_json::to_vec(&StoredKeysRef {
-        sync_key: &keys.sync_key,
-        sync_check_key: &keys.sync_check_key,
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(keys).unwrap_or_default()
 }
 
 fn decode_keys(bytes: &[u8]) -> Result<SyncKeys, serde_json::Error> {
-    let stored: StoredKeys = serde_json::from_slice(bytes)?;
-    Ok(SyncKeys {
-        sync_key: stored.sync_key,
-        sync_check_key: stored.sync_check_key,
-    })
+    serde_json::from_slice(bytes)
 }
