@@ -1,11 +1,14 @@
-//! The session side of the bridge: the login policy (DESIGN.md "Login policy") and the
-//! synccheck → webwxsync loop, whose answers are committed to the spool with their sync keys.
+//! The session side of the bridge: the supervisor that logs in as the [`LoginPolicy`] decides
+//! (DESIGN.md "Login policy") and the synccheck → webwxsync loop, whose answers are committed
+//! to the spool with their sync keys.
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
+use super::login_policy::{Decision, Happened, LoginPolicy};
 use super::{log_drops, Bridge};
 use crate::event::{
     ContactsEvent, ContactsKind, Event, LoginEvent, LoginKind, LoginQr, LoginUser, LogoutEvent,
@@ -18,23 +21,20 @@ use crate::wechat::login::{self, LoginError, LoginProgress};
 use crate::wechat::message;
 use crate::wechat::session::{write_private_atomically, Session, StoredSession, SyncKeys};
 
-/// How many QR codes may expire in a row before `run` stops asking (DESIGN.md "Login policy").
-const RUN_QR_LIMIT: u32 = 3;
-/// A session that dies sooner than this after its login counts as a quick death.
-const QUICK_DEATH: Duration = Duration::from_secs(5 * 60);
-/// The longest wait between rounds of QR codes nobody scans.
-const QR_PAUSE_MAX: Duration = Duration::from_secs(30 * 60);
 /// WeChat does not say how long a QR code lives; the web page's last a few minutes.
 const QR_LIFETIME: Duration = Duration::from_secs(4 * 60);
 
 impl Bridge {
-    /// Log in, sync until the session ends, log in again: until shutdown.
+    /// Log in, sync until the session ends, log in again: until shutdown. What to do after
+    /// each turn is the [`LoginPolicy`]'s to say.
     pub(super) async fn supervise_session(&self) {
-        let mut quick_deaths = 0;
+        let mut policy =
+            LoginPolicy::new(self.config.retry.initial, self.config.wechat.zombie_after);
         while !self.shutdown.is_cancelled() {
-            let Some(session) = self.obtain_session().await else {
+            let Some(session) = self.obtain_session(&mut policy).await else {
                 break;
             };
+            policy.on(Happened::LoggedIn);
             self.save_session(&session);
             let user = session.user();
             self.publish(Event::from(LoginEvent {
@@ -51,20 +51,23 @@ impl Bridge {
             self.warn_about_allow(&session.book());
             self.session.send_replace(Some(session.clone()));
             self.set_state(SessionState::Online, "");
-            let end = self.sync_loop(&session).await;
+            let end = self.sync_loop(&session, &mut policy).await;
             self.session.send_replace(None);
             // A relogin asked for while online meant nothing then; it must not cut short a
             // later wait (login_forbidden, the pause after unscanned QR codes).
             let _ = tokio::time::timeout(Duration::ZERO, self.relogin.notified()).await;
-            let reason = match end {
+            let (reason, happened) = match end {
                 SyncEnd::Shutdown => {
                     self.save_session(&session);
                     break;
                 }
-                SyncEnd::Expired(code) => format!("WeChat ended the session (code {code})"),
+                SyncEnd::Expired(code) => (
+                    format!("WeChat ended the session (code {code})"),
+                    Happened::SessionDied,
+                ),
                 SyncEnd::LoggedOut => {
                     self.log_out(&session).await;
-                    "logged out on request".to_owned()
+                    ("logged out on request".to_owned(), Happened::LoggedOut)
                 }
             };
             self.publish(Event::from(LogoutEvent {
@@ -74,32 +77,17 @@ impl Bridge {
                 reason: reason.clone(),
             }))
             .await;
-            if matches!(end, SyncEnd::LoggedOut) {
-                quick_deaths = 0;
-                self.set_state(SessionState::LoginRequired, reason);
-                continue;
+            match policy.on(happened) {
+                Decision::LogIn => self.set_state(SessionState::LoginRequired, reason),
+                waiting => {
+                    self.wait_as_told(waiting).await;
+                }
             }
-            if session.started().elapsed() < QUICK_DEATH {
-                quick_deaths += 1;
-            } else {
-                quick_deaths = 0;
-            }
-            if quick_deaths >= 2 {
-                quick_deaths = 0;
-                self.wait_forbidden(
-                    "the session died within 5 minutes of login twice in a row; \
-                     WeChat may be restricting this account, so no new login is tried \
-                     until one is requested",
-                )
-                .await;
-                continue;
-            }
-            self.set_state(SessionState::LoginRequired, reason);
         }
     }
 
-    /// Stored session → push login → QR, until one works or shutdown (None).
-    async fn obtain_session(&self) -> Option<Session> {
+    /// Stored session → push login → QR codes, until one works or shutdown (None).
+    async fn obtain_session(&self, policy: &mut LoginPolicy) -> Option<Session> {
         if let Some(stored) = self.load_stored() {
             if let Some(s) = self.resume_stored(&stored).await? {
                 return Some(s);
@@ -109,46 +97,44 @@ impl Bridge {
                     crate::metrics::login("push");
                     return Some(self.fresh(s).await);
                 }
-                Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
+                Err(LoginError::Forbidden(r)) => {
+                    let refused = policy.on(Happened::Refused(r.to_string()));
+                    if !self.wait_as_told(refused).await {
+                        return None;
+                    }
+                }
                 Err(e) => {
                     tracing::info!(cause = %e, "push login did not work; falling back to a QR code")
                 }
             }
         }
         let mut backoff = self.retry().schedule();
-        let mut pause = self.config.retry.initial;
+        let mut next = policy.on(Happened::NoSession);
         loop {
             if self.shutdown.is_cancelled() {
                 return None;
             }
+            let Decision::AskForQrCodes(codes) = next else {
+                if !self.wait_as_told(next).await {
+                    return None;
+                }
+                next = policy.on(Happened::NoSession);
+                continue;
+            };
             // The state says `login_required` once there is a QR code to scan
             // (`show_progress`), not while it is still being asked for.
             let progress = |p| self.show_progress(p);
             let attempt = tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
-                r = login::qr(&self.client, RUN_QR_LIMIT, &progress) => r,
+                r = login::qr(&self.client, codes, &progress) => r,
             };
             match attempt {
                 Ok(s) => {
                     crate::metrics::login("qr");
                     return Some(self.fresh(s).await);
                 }
-                Err(LoginError::Forbidden(r)) => self.wait_forbidden(&r.to_string()).await,
-                Err(LoginError::QrExpired(n)) => {
-                    self.set_state(
-                        SessionState::LoginRequired,
-                        format!(
-                            "{n} QR codes expired without a scan; waiting for a re-login request"
-                        ),
-                    );
-                    self.qr.send_replace(None);
-                    pause = (pause * 2).min(QR_PAUSE_MAX);
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return None,
-                        _ = self.relogin.notified() => {}
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                }
+                Err(LoginError::Forbidden(r)) => next = policy.on(Happened::Refused(r.to_string())),
+                Err(LoginError::QrExpired(_)) => next = policy.on(Happened::QrCodesExpired),
                 Err(e) => {
                     tracing::warn!(cause = %e, "login failed; retrying");
                     if let Some(reason) = e.unreachable() {
@@ -227,13 +213,33 @@ impl Bridge {
         }
     }
 
-    /// `login_forbidden` until a re-login is requested (or shutdown).
-    async fn wait_forbidden(&self, reason: &str) {
-        tracing::error!("{reason}");
-        self.set_state(SessionState::LoginForbidden, reason);
+    /// Waits out what the policy decided: `login_forbidden` until a re-login request, a
+    /// pause after unscanned QR codes until it ends or a re-login request. False on shutdown.
+    /// Decisions that do not wait are done at once.
+    async fn wait_as_told(&self, decision: Decision) -> bool {
+        let pause = match decision {
+            Decision::Forbid { reason } => {
+                tracing::error!("{reason}");
+                self.set_state(SessionState::LoginForbidden, reason);
+                None
+            }
+            Decision::Pause { wait, reason } => {
+                self.set_state(SessionState::LoginRequired, reason);
+                self.qr.send_replace(None);
+                Some(wait)
+            }
+            _ => return true,
+        };
+        let pause = async {
+            match pause {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = self.shutdown.cancelled() => {}
-            _ = self.relogin.notified() => {}
+            _ = self.shutdown.cancelled() => false,
+            _ = self.relogin.notified() => true,
+            _ = pause => true,
         }
     }
 
@@ -294,13 +300,12 @@ impl Bridge {
 
     /// synccheck → webwxsync until the session ends, a logout is requested, or shutdown.
     /// Timeouts, connection errors and 5xx are retried with backoff on the same session.
-    async fn sync_loop(&self, session: &Session) -> SyncEnd {
+    async fn sync_loop(&self, session: &Session, policy: &mut LoginPolicy) -> SyncEnd {
         let mut backoff = self.retry().schedule();
         let mut counter = super::now_ms();
-        let mut last_ok = std::time::Instant::now();
         let mut failing = false;
         loop {
-            if last_ok.elapsed() >= self.config.wechat.zombie_after {
+            if policy.on(Happened::Tick) == Decision::Recheck {
                 // A session can go quiet without an error (PROTOCOL.md §10, wechat4u): ask
                 // webwxinit whether it still lives.
                 tracing::warn!(
@@ -308,15 +313,9 @@ impl Bridge {
                     "no successful sync for wechat.zombie_after; re-validating the session"
                 );
                 match session.client().init(&session.credentials()).await {
-                    Ok(init) => {
-                        session.rotate_skey(&init.skey);
-                        last_ok = std::time::Instant::now();
-                    }
+                    Ok(init) => session.rotate_skey(&init.skey),
                     Err(WxError::SessionExpired { code, .. }) => return SyncEnd::Expired(code),
-                    Err(e) => {
-                        tracing::debug!(cause = %e, "re-validation failed; retrying");
-                        last_ok = std::time::Instant::now();
-                    }
+                    Err(e) => tracing::debug!(cause = %e, "re-validation failed; retrying"),
                 }
             }
             let creds = session.credentials();
@@ -338,8 +337,8 @@ impl Bridge {
                         tracing::info!("syncing again");
                         failing = false;
                     }
-                    last_ok = std::time::Instant::now();
-                    self.last_sync.send_replace(Some(last_ok));
+                    policy.on(Happened::Synced);
+                    self.last_sync.send_replace(Some(Instant::now()));
                     backoff = self.retry().schedule();
                 }
                 Err(WxError::SessionExpired { code, .. }) => return SyncEnd::Expired(code),

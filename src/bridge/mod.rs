@@ -1,5 +1,5 @@
-//! Wires WeChat to the spool and the sinks: the session supervisor with the login policy and
-//! the synccheck/webwxsync loop ([`inbound`]), and the command intake and sender
+//! Wires WeChat to the spool and the sinks: the session supervisor and the synccheck/webwxsync
+//! loop ([`inbound`]), following the [`login_policy`], and the command intake and sender
 //! ([`outbound`]). It meets the sinks only through the spool, the [`Control`] watches and the
 //! [`Intake`].
 //!
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -23,6 +24,7 @@ use crate::wechat::session::{Session, SessionFile};
 
 mod allow;
 mod inbound;
+mod login_policy;
 mod outbound;
 mod sent;
 
@@ -39,7 +41,7 @@ pub struct Bridge {
     qr: watch::Sender<Option<LoginQr>>,
     session: watch::Sender<Option<Session>>,
     /// When a sync (synccheck, and webwxsync when it said so) last succeeded.
-    last_sync: watch::Sender<Option<std::time::Instant>>,
+    last_sync: watch::Sender<Option<Instant>>,
     sent: sent::SentLog,
     allow_warned: allow::Warned,
     relogin: Arc<Notify>,
@@ -93,7 +95,7 @@ impl Bridge {
     }
 
     /// When a sync with WeChat last succeeded, `None` before the first (for `/metrics`).
-    pub fn last_sync(&self) -> watch::Receiver<Option<std::time::Instant>> {
+    pub fn last_sync(&self) -> watch::Receiver<Option<Instant>> {
         self.last_sync.subscribe()
     }
 
