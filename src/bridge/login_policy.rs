@@ -1,7 +1,8 @@
 //! The login policy (DESIGN.md "Login policy") as a state machine without I/O: it is told what
-//! happened and answers what to do next. [`super::inbound`] does the asking, waiting and
-//! syncing; the rules (how many QR codes, how long a pause, when to stop, when to re-check)
-//! live only here, so they can be tested on tokio's paused clock.
+//! happened and answers what to do next. The [`super::supervisor`] does the asking and
+//! waiting, [`super::inbound`] the syncing; the rules (how many QR codes, how long a pause,
+//! when to stop, when to re-check) live only here, so they can be tested on tokio's paused
+//! clock.
 //!
 //! It reads the time from `tokio::time::Instant`, which is the only clock it needs: a pause
 //! is a duration for the caller to wait out, not a timer of its own.

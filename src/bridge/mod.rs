@@ -1,7 +1,7 @@
-//! Wires WeChat to the spool and the sinks: the session supervisor and the synccheck/webwxsync
-//! loop ([`inbound`]), following the [`login_policy`], and the command intake and sender
-//! ([`outbound`]). It meets the sinks only through the spool, the [`Control`] watches and the
-//! [`Intake`].
+//! Wires WeChat to the spool and the sinks: the session [`supervisor`], which follows the
+//! [`login_policy`], the synccheck/webwxsync loop ([`inbound`]), and the command intake and
+//! sender ([`outbound`]). It meets the sinks only through the spool, the [`Control`] watches
+//! and the [`Intake`].
 //!
 //! Delivery: each webwxsync answer's new events, their MsgIds and the new sync keys are
 //! committed in one spool transaction; sinks then deliver from the spool at least once, in
@@ -27,8 +27,9 @@ mod inbound;
 mod login_policy;
 mod outbound;
 mod sent;
+mod supervisor;
 
-pub use inbound::show_login_progress;
+pub use supervisor::show_login_progress;
 
 /// The parts of a running bridge that its tasks share.
 pub struct Bridge {
