@@ -133,12 +133,10 @@ impl Bridge {
                 Err(LoginError::QrExpired(_)) => next = policy.on(Happened::QrCodesExpired),
                 Err(e) => {
                     tracing::warn!(cause = %e, "login failed; retrying");
-                    if let Some(reason) = e.unreachable() {
-                        self.set_state(SessionState::Offline, format!("{reason}; retrying"));
-                    }
-                    crate::metrics::retry("login");
-                    let d = backoff.next().unwrap_or(self.config.retry.max);
-                    if !self.nap(d).await {
+                    if !self
+                        .retry_later("login", e.unreachable(), &mut backoff)
+                        .await
+                    {
                         return None;
                     }
                 }
@@ -176,12 +174,10 @@ impl Bridge {
                 }
                 Err(e) if is_transient(&e) => {
                     tracing::warn!(cause = %e, "cannot reach WeChat to resume the stored session; retrying");
-                    if let Some(reason) = e.unreachable() {
-                        self.set_state(SessionState::Offline, format!("{reason}; retrying"));
-                    }
-                    crate::metrics::retry("resume");
-                    let d = backoff.next().unwrap_or(self.config.retry.max);
-                    if !self.nap(d).await {
+                    if !self
+                        .retry_later("resume", e.unreachable(), &mut backoff)
+                        .await
+                    {
                         return None;
                     }
                 }
@@ -191,6 +187,23 @@ impl Bridge {
                 }
             }
         }
+    }
+
+    /// After a failed attempt worth repeating: the state says `offline` while WeChat cannot
+    /// be reached (`unreachable` names why), the retry is counted under `what`, and the next
+    /// delay of `backoff` is slept. False on shutdown.
+    async fn retry_later(
+        &self,
+        what: &'static str,
+        unreachable: Option<String>,
+        backoff: &mut (impl Iterator<Item = Duration> + Send),
+    ) -> bool {
+        if let Some(reason) = unreachable {
+            self.set_state(SessionState::Offline, format!("{reason}; retrying"));
+        }
+        crate::metrics::retry(what);
+        let d = backoff.next().unwrap_or(self.config.retry.max);
+        self.nap(d).await
     }
 
     /// A new session (push or QR) starts from its own sync keys.

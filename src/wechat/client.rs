@@ -18,7 +18,7 @@ mod error;
 mod login;
 mod session;
 
-use error::check_ret;
+use error::{check_ret, garbage};
 pub use error::{SendError, WxError};
 
 /// What a request needs to speak for a session.
@@ -211,10 +211,7 @@ impl WxClient {
             .header("Content-Type", "application/json;charset=UTF-8")
             .body(body.to_string());
         let text = self.ok_text(endpoint, req).await?;
-        let parsed: T = serde_json::from_str(&text).map_err(|e| WxError::Garbage {
-            endpoint,
-            detail: e.to_string(),
-        })?;
+        let parsed: T = serde_json::from_str(&text).map_err(garbage(endpoint))?;
         check_ret(endpoint, parsed.base_response())?;
         Ok(parsed)
     }

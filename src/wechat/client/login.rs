@@ -3,6 +3,7 @@
 use reqwest::header::{HeaderMap, HeaderValue, REFERER};
 use url::Url;
 
+use super::error::garbage;
 use super::{now_ms, Credentials, WxClient, WxError};
 use crate::wechat::hosts::{cgi, Hosts};
 use crate::wechat::protocol::{self, LoginPoll, PushLoginResponse};
@@ -28,10 +29,7 @@ impl WxClient {
             ])
             .timeout(self.timeouts.request);
         let body = self.ok_text("jslogin", req).await?;
-        protocol::parse_jslogin(&body).map_err(|e| WxError::Garbage {
-            endpoint: "jslogin",
-            detail: e.to_string(),
-        })
+        protocol::parse_jslogin(&body).map_err(garbage("jslogin"))
     }
 
     /// One login long-poll for `uuid` on `login_origin` (PROTOCOL.md §1.3).
@@ -55,10 +53,7 @@ impl WxClient {
             ])
             .timeout(self.timeouts.long_poll);
         let body = self.ok_text("login", req).await?;
-        protocol::parse_login_poll(&body).map_err(|e| WxError::Garbage {
-            endpoint: "login",
-            detail: e.to_string(),
-        })
+        protocol::parse_login_poll(&body).map_err(garbage("login"))
     }
 
     /// `webwxnewloginpage`: the ticket becomes a session (PROTOCOL.md §1.4, §1.5).
@@ -115,11 +110,7 @@ impl WxClient {
             .query(&query)
             .timeout(self.timeouts.request);
         let body = self.ok_text(endpoint, req).await?;
-        let resp: PushLoginResponse =
-            serde_json::from_str(&body).map_err(|e| WxError::Garbage {
-                endpoint,
-                detail: e.to_string(),
-            })?;
+        let resp: PushLoginResponse = serde_json::from_str(&body).map_err(garbage(endpoint))?;
         Ok((resp.ret == "0" && !resp.uuid.is_empty()).then_some(resp.uuid))
     }
 }

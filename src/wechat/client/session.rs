@@ -2,7 +2,7 @@
 //! contacts, synccheck and webwxsync, sending and logging out (PROTOCOL.md §3–§10).
 use serde_json::json;
 
-use super::error::check_ret;
+use super::error::{check_ret, garbage};
 use super::{now_ms, Credentials, HasBaseResponse, SendError, WxClient, WxError};
 use crate::wechat::protocol::{
     self, BaseResponse, BatchContactResponse, BatchItem, Contact, GetContactResponse, InitResponse,
@@ -68,10 +68,7 @@ impl WxClient {
                 .timeout(self.timeouts.request);
             let text = self.ok_text(endpoint, req).await?;
             let page: GetContactResponse =
-                serde_json::from_str(&text).map_err(|e| WxError::Garbage {
-                    endpoint,
-                    detail: e.to_string(),
-                })?;
+                serde_json::from_str(&text).map_err(garbage(endpoint))?;
             check_ret(endpoint, &page.base_response)?;
             all.extend(page.member_list);
             if page.seq == 0 || !seen.insert(page.seq) {
@@ -130,10 +127,7 @@ impl WxClient {
             ])
             .timeout(self.timeouts.long_poll);
         let body = self.ok_text(endpoint, req).await?;
-        let check = protocol::parse_synccheck(&body).map_err(|e| WxError::Garbage {
-            endpoint,
-            detail: e.to_string(),
-        })?;
+        let check = protocol::parse_synccheck(&body).map_err(garbage(endpoint))?;
         match check.action() {
             protocol::SyncAction::SessionExpired(code) => Err(WxError::SessionExpired {
                 endpoint,
@@ -166,10 +160,7 @@ impl WxClient {
                 .to_string(),
             );
         let text = self.ok_text(endpoint, req).await?;
-        let resp = protocol::parse_sync_response(&text).map_err(|e| WxError::Garbage {
-            endpoint,
-            detail: e.to_string(),
-        })?;
+        let resp = protocol::parse_sync_response(&text).map_err(garbage(endpoint))?;
         check_ret(endpoint, &resp.base_response)?;
         Ok(resp)
     }
@@ -209,12 +200,9 @@ impl WxClient {
             .ok_text(endpoint, req)
             .await
             .map_err(SendError::Transport)?;
-        let resp: SendMsgResponse = serde_json::from_str(&body).map_err(|e| {
-            SendError::Transport(WxError::Garbage {
-                endpoint,
-                detail: e.to_string(),
-            })
-        })?;
+        let resp: SendMsgResponse = serde_json::from_str(&body)
+            .map_err(garbage(endpoint))
+            .map_err(SendError::Transport)?;
         match resp.base_response.ret {
             0 if !resp.msg_id.is_empty() => Ok(resp.msg_id),
             0 => Err(SendError::Transport(WxError::Garbage {
