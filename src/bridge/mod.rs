@@ -1,7 +1,7 @@
-//! Wires WeChat to the spool and the sinks: the session supervisor with the login policy and
-//! the synccheck/webwxsync loop ([`inbound`]), and the command intake and sender
-//! ([`outbound`]). It meets the sinks only through the spool, the [`Control`] watches and the
-//! [`Intake`].
+//! Wires WeChat to the spool and the sinks: the session [`supervisor`], which follows the
+//! [`login_policy`], the synccheck/webwxsync loop ([`inbound`]), and the command intake and
+//! sender ([`outbound`]). It meets the sinks only through the spool, the [`Control`] watches
+//! and the [`Intake`].
 //!
 //! Delivery: each webwxsync answer's new events, their MsgIds and the new sync keys are
 //! committed in one spool transaction; sinks then deliver from the spool at least once, in
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -23,10 +24,12 @@ use crate::wechat::session::{Session, SessionFile};
 
 mod allow;
 mod inbound;
+mod login_policy;
 mod outbound;
 mod sent;
+mod supervisor;
 
-pub use inbound::show_login_progress;
+pub use supervisor::show_login_progress;
 
 /// The parts of a running bridge that its tasks share.
 pub struct Bridge {
@@ -39,7 +42,7 @@ pub struct Bridge {
     qr: watch::Sender<Option<LoginQr>>,
     session: watch::Sender<Option<Session>>,
     /// When a sync (synccheck, and webwxsync when it said so) last succeeded.
-    last_sync: watch::Sender<Option<std::time::Instant>>,
+    last_sync: watch::Sender<Option<Instant>>,
     sent: sent::SentLog,
     allow_warned: allow::Warned,
     relogin: Arc<Notify>,
@@ -93,7 +96,7 @@ impl Bridge {
     }
 
     /// When a sync with WeChat last succeeded, `None` before the first (for `/metrics`).
-    pub fn last_sync(&self) -> watch::Receiver<Option<std::time::Instant>> {
+    pub fn last_sync(&self) -> watch::Receiver<Option<Instant>> {
         self.last_sync.subscribe()
     }
 

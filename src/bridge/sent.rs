@@ -10,9 +10,10 @@
 //! within that window of an unclaimed send with the same text to the same chat.
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How many sent MsgIds (and recent sends) are remembered.
 const SENT_MEMORY: usize = 10_000;

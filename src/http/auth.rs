@@ -17,7 +17,7 @@
 //!   contacts, message texts, the QR code and send results must not stay in caches.
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::{
@@ -31,6 +31,7 @@ use axum::Json;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::time::Instant;
 
 use super::Shared;
 

@@ -224,6 +224,18 @@ fn real_login_answers_parse() {
     assert_eq!(notify.msg_id, "3199705316661781423");
 }
 
+/// The redirect of a captured confirmed login (200), which must name the QR code's `uuid`.
+fn confirmed_for(answer: &str, uuid: &str) -> String {
+    let LoginPoll::Confirmed { redirect_uri } = parse_login_poll(answer).unwrap() else {
+        panic!("a confirmed login");
+    };
+    assert!(
+        redirect_uri.contains(&format!("uuid={uuid}")),
+        "{redirect_uri}"
+    );
+    redirect_uri
+}
+
 /// The 2018 HTTP capture (QJesus/weixinHttp): one session from the QR code to webwxsync, so
 /// the login answers, the credentials and the answers that follow must agree with each other.
 #[test]
@@ -241,14 +253,7 @@ fn real_2018_capture_parses_as_one_session() {
         parse_login_poll(&answer("login-201.js")).unwrap(),
         LoginPoll::Scanned
     );
-    let LoginPoll::Confirmed { redirect_uri } = parse_login_poll(&answer("login-200.js")).unwrap()
-    else {
-        panic!("a confirmed login");
-    };
-    assert!(
-        redirect_uri.contains(&format!("uuid={uuid}")),
-        "{redirect_uri}"
-    );
+    confirmed_for(&answer("login-200.js"), &uuid);
     let ticket = parse_login_xml(&answer("webwxnewloginpage.xml")).unwrap();
     assert_eq!(ticket.wxuin, 176_666_155);
     assert_eq!(ticket.wxsid, "5YpLHmVgWwH5LxN1");
@@ -364,14 +369,7 @@ fn real_documented_login_steps_parse() {
         parse_login_poll(&answer("login-400.js")).unwrap(),
         LoginPoll::Expired
     );
-    let LoginPoll::Confirmed { redirect_uri } = parse_login_poll(&answer("login-200.js")).unwrap()
-    else {
-        panic!("a confirmed login");
-    };
-    assert!(
-        redirect_uri.contains(&format!("uuid={uuid}")),
-        "{redirect_uri}"
-    );
+    let redirect_uri = confirmed_for(&answer("login-200.js"), &uuid);
     assert!(!redirect_uri.contains('\n'));
     let check = parse_synccheck(&answer("synccheck.js")).unwrap();
     assert_eq!(check.action(), SyncAction::Sync);

@@ -4,7 +4,6 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -252,7 +251,6 @@ struct Inner {
     user: Contact,
     keys: RwLock<SyncKeys>,
     book: RwLock<ContactBook>,
-    started: Instant,
 }
 
 impl Session {
@@ -271,7 +269,6 @@ impl Session {
                 user,
                 keys: RwLock::new(keys),
                 book: RwLock::new(book),
-                started: Instant::now(),
             }),
         }
     }
@@ -303,11 +300,6 @@ impl Session {
     /// True for clones of the same session.
     pub fn same_as(&self, other: &Session) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    /// When this session was established.
-    pub fn started(&self) -> Instant {
-        self.inner.started
     }
 
     /// A copy of the sync keys.

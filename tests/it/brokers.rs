@@ -4,7 +4,9 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the broker to take).
 pub fn free_port() -> u16 {

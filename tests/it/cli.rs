@@ -174,7 +174,7 @@ async fn sigterm_stops_run_promptly_while_stdin_stays_open() {
     // The stdio default: stdin is read for commands and stays open (the harness holds it).
     let mut bridge = world.start(&["run"]);
     bridge.wait_state("login_required").await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     assert_eq!(bridge.stop().await, 0);
     let took = started.elapsed();
     // A stdin read on tokio's blocking pool held the runtime's shutdown for over a second.

@@ -1,10 +1,11 @@
 //! Connections that never send a request cannot take the bridge down: run under a low
 //! open-file limit, the bridge is flooded with idle connections, more than it has
 //! descriptors; WeChat stays reachable and `/healthz` answers once the idle ones time out.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::brokers;
 use crate::http::Api;

@@ -1,4 +1,7 @@
-//! Logging in: QR, its prompts and PNG, expiry, 1203, desktop mode, the state-dir lock.
+//! Logging in: QR, its prompts and PNG, expiry and the pause after three, 1203, desktop mode,
+//! the state-dir lock.
+use std::time::Duration;
+
 use serde_json::Value;
 use wxbridge_fake::{Msg, Options};
 
@@ -318,4 +321,49 @@ async fn an_unreachable_wechat_is_told_with_its_cause_and_no_qr_is_promised() {
     let stderr = bridge.stderr();
     assert!(!stderr.contains("Scan this QR code"), "{stderr}");
     assert_eq!(bridge.stop().await, 0);
+}
+
+#[tokio::test]
+async fn three_unscanned_qr_codes_pause_run_until_a_relogin_request() {
+    let world = World::new().await;
+    let port = crate::brokers::free_port();
+    let config = world.config(&format!("http:\n  listen: 127.0.0.1:{port}\n"));
+    // A first pause of a minute: far longer than this test waits, so only the relogin ends it.
+    let yaml = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("initial: 50ms", "initial: 30s")
+        .replace("max: 500ms", "max: 5m");
+    std::fs::write(&config, yaml).unwrap();
+    let mut bridge = crate::support::Bridge::spawn(&config, &["run"]);
+    for _ in 0..3 {
+        tokio::time::timeout(WAIT, world.fake.wait_for_login_poll())
+            .await
+            .unwrap();
+        world.fake.expire_qr();
+    }
+    let paused = bridge
+        .next_where("the pause", |v| {
+            v["kind"] == "state"
+                && v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("3 QR codes expired"))
+        })
+        .await;
+    assert_eq!(paused["state"], "login_required", "{paused}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        world.fake.requests("jslogin").len(),
+        3,
+        "no fourth QR code during the pause"
+    );
+
+    let relogin = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/relogin"))
+        .send()
+        .await
+        .unwrap();
+    assert!(relogin.status().is_success());
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    assert_eq!(world.fake.requests("jslogin").len(), 4);
 }

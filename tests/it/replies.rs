@@ -3,7 +3,7 @@
 //! its own). The bridge must answer each contact's message once and never its own messages,
 //! and the per-chat reply budget must hold when a contact floods.
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 use wxbridge_fake::Msg;
 
 use crate::support::{Bridge, World, WAIT};

@@ -2,7 +2,7 @@
 //! signatures, the kinds filter, failures that stop a batch, timeouts, and replies.
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 use wxbridge::config::{EventKind, Secret, WebhookConfig};

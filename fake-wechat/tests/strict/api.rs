@@ -248,7 +248,7 @@ async fn scheduled_faults_hit_the_next_requests_only() {
         .unwrap();
     assert!(serde_json::from_str::<Value>(&r.text().await.unwrap()).is_err());
     assert_eq!(c.sync().await["BaseResponse"]["Ret"], 0);
-    let t = std::time::Instant::now();
+    let t = tokio::time::Instant::now();
     c.synccheck().await;
     assert!(t.elapsed() >= Duration::from_millis(300));
     assert_eq!(fake.requests("webwxsync").len(), 3);

@@ -1,8 +1,9 @@
 //! Login (§1): the happy path end to end, then each login rule a client can break.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
+use tokio::time::Instant;
 use wxbridge_fake::{FakeWeChat, Msg, Options, EXTSPAM};
 
 use crate::support::{fast, http, logged_in, redirect_of, start, tag, Client, APPID, CGI};

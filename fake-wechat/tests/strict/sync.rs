@@ -1,8 +1,9 @@
 //! Receiving (§6, §7): synccheck's session checks, SyncKey positions, batching, skey rotation.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
+use tokio::time::Instant;
 use wxbridge_fake::{FakeWeChat, Msg, Options};
 
 use crate::support::{fast, http, logged_in, start};

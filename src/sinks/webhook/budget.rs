@@ -3,7 +3,9 @@
 //! or the bridge's own echo when it is not recognised); the budget keeps such a loop from
 //! sending as fast as the throttle allows, which would get the account restricted.
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// The window the budget counts over.
 const WINDOW: Duration = Duration::from_secs(60);

@@ -1,5 +1,7 @@
 //! One webhook: its HTTP client, the POST of one spooled entry, and the reply path.
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use serde::Deserialize;

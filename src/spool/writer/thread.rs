@@ -208,8 +208,9 @@ pub(super) struct Writer {
     commits: Arc<AtomicU64>,
     /// Cursor moves not committed yet, per sink.
     held: HashMap<String, Held>,
-    /// When the oldest of `held` came (a plain clock: this thread is not on tokio's).
-    held_since: Option<std::time::Instant>,
+    /// When the oldest of `held` came. This thread has no tokio runtime, so tokio's
+    /// `Instant` reads the real clock here even when a test pauses the runtime's.
+    held_since: Option<tokio::time::Instant>,
     lazy_limit: u64,
     linger: Duration,
 }
@@ -319,7 +320,8 @@ impl Writer {
         };
         held.seq = held.seq.max(seq);
         let urgent = held.seq.saturating_sub(held.committed) > self.lazy_limit;
-        self.held_since.get_or_insert_with(std::time::Instant::now);
+        self.held_since
+            .get_or_insert_with(tokio::time::Instant::now);
         urgent
     }
 

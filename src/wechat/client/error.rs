@@ -135,3 +135,11 @@ pub(super) fn check_ret(endpoint: &'static str, base: &BaseResponse) -> Result<(
         }),
     }
 }
+
+/// For `map_err`: an answer of `endpoint` that does not parse, with the parser's words.
+pub(super) fn garbage<E: std::fmt::Display>(endpoint: &'static str) -> impl FnOnce(E) -> WxError {
+    move |e| WxError::Garbage {
+        endpoint,
+        detail: e.to_string(),
+    }
+}

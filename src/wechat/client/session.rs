@@ -1,0 +1,267 @@
+//! The requests that speak for a session with its [`Credentials`]: init, status notify, the
+//! contacts, synccheck and webwxsync, sending and logging out (PROTOCOL.md §3–§10).
+use serde_json::json;
+
+use super::error::{check_ret, garbage};
+use super::{now_ms, Credentials, HasBaseResponse, SendError, WxClient, WxError};
+use crate::wechat::protocol::{
+    self, BaseResponse, BatchContactResponse, BatchItem, Contact, GetContactResponse, InitResponse,
+    SendMsgResponse, SyncCheck, SyncKey, SyncResponse,
+};
+
+impl WxClient {
+    fn session_query(c: &Credentials) -> Vec<(&'static str, String)> {
+        vec![
+            ("lang", "zh_CN".into()),
+            ("pass_ticket", c.ticket.pass_ticket.clone()),
+        ]
+    }
+
+    /// `webwxinit` (PROTOCOL.md §3).
+    pub async fn init(&self, c: &Credentials) -> Result<InitResponse, WxError> {
+        let mut q = Self::session_query(c);
+        q.push(("r", (!(now_ms() as i32)).to_string()));
+        self.post_json(
+            "webwxinit",
+            c.hosts.api_url("webwxinit"),
+            &q,
+            json!({ "BaseRequest": c.base_request() }),
+        )
+        .await
+    }
+
+    /// `webwxstatusnotify` Code 3, sent once after init (PROTOCOL.md §4).
+    pub async fn status_notify(&self, c: &Credentials, self_name: &str) -> Result<(), WxError> {
+        let _: OnlyBase = self
+            .post_json(
+                "webwxstatusnotify",
+                c.hosts.api_url("webwxstatusnotify"),
+                &Self::session_query(c),
+                json!({
+                    "BaseRequest": c.base_request(),
+                    "Code": 3,
+                    "FromUserName": self_name,
+                    "ToUserName": self_name,
+                    "ClientMsgId": now_ms(),
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The whole address book: `webwxgetcontact` paged by Seq until 0 (PROTOCOL.md §5.1). Stops
+    /// also when a Seq repeats, as openwechat does, so a misbehaving server cannot loop us.
+    pub async fn get_all_contacts(&self, c: &Credentials) -> Result<Vec<Contact>, WxError> {
+        let endpoint = "webwxgetcontact";
+        let mut seq = 0u64;
+        let mut seen = std::collections::HashSet::new();
+        let mut all = Vec::new();
+        loop {
+            let mut q = Self::session_query(c);
+            q.push(("r", now_ms().to_string()));
+            q.push(("seq", seq.to_string()));
+            q.push(("skey", c.ticket.skey.clone()));
+            let req = self
+                .http
+                .get(c.hosts.api_url(endpoint))
+                .query(&q)
+                .timeout(self.timeouts.request);
+            let text = self.ok_text(endpoint, req).await?;
+            let page: GetContactResponse =
+                serde_json::from_str(&text).map_err(garbage(endpoint))?;
+            check_ret(endpoint, &page.base_response)?;
+            all.extend(page.member_list);
+            if page.seq == 0 || !seen.insert(page.seq) {
+                return Ok(all);
+            }
+            seq = page.seq;
+        }
+    }
+
+    /// `webwxbatchgetcontact`, in calls of at most 50 (PROTOCOL.md §5.2).
+    pub async fn batch_get_contacts(
+        &self,
+        c: &Credentials,
+        items: &[BatchItem],
+    ) -> Result<Vec<Contact>, WxError> {
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(protocol::BATCH_CONTACT_MAX) {
+            let resp: BatchContactResponse = self
+                .post_json(
+                    "webwxbatchgetcontact",
+                    c.hosts.api_url("webwxbatchgetcontact"),
+                    &[
+                        ("type", "ex".into()),
+                        ("r", now_ms().to_string()),
+                        ("lang", "zh_CN".into()),
+                        ("pass_ticket", c.ticket.pass_ticket.clone()),
+                    ],
+                    json!({ "BaseRequest": c.base_request(), "Count": chunk.len(), "List": chunk }),
+                )
+                .await?;
+            out.extend(resp.contact_list);
+        }
+        Ok(out)
+    }
+
+    /// One `synccheck` long-poll on the push host (PROTOCOL.md §6). The key is the
+    /// SyncCheckKey when there is one, else the SyncKey.
+    pub async fn synccheck(
+        &self,
+        c: &Credentials,
+        key: &SyncKey,
+        counter: u64,
+    ) -> Result<SyncCheck, WxError> {
+        let endpoint = "synccheck";
+        let req = self
+            .http
+            .get(c.hosts.push_url(endpoint))
+            .query(&[
+                ("r", now_ms().to_string()),
+                ("skey", c.ticket.skey.clone()),
+                ("sid", c.ticket.wxsid.clone()),
+                ("uin", c.ticket.wxuin.to_string()),
+                ("deviceid", c.device_id.clone()),
+                ("synckey", key.to_query()),
+                ("_", counter.to_string()),
+            ])
+            .timeout(self.timeouts.long_poll);
+        let body = self.ok_text(endpoint, req).await?;
+        let check = protocol::parse_synccheck(&body).map_err(garbage(endpoint))?;
+        match check.action() {
+            protocol::SyncAction::SessionExpired(code) => Err(WxError::SessionExpired {
+                endpoint,
+                code: code.into(),
+            }),
+            _ => Ok(check),
+        }
+    }
+
+    /// `webwxsync`: the messages after `key` (PROTOCOL.md §7).
+    pub async fn sync(&self, c: &Credentials, key: &SyncKey) -> Result<SyncResponse, WxError> {
+        let endpoint = "webwxsync";
+        let req = self
+            .http
+            .post(c.hosts.api_url(endpoint))
+            .query(&[
+                ("sid", c.ticket.wxsid.clone()),
+                ("skey", c.ticket.skey.clone()),
+                ("lang", "zh_CN".into()),
+                ("pass_ticket", c.ticket.pass_ticket.clone()),
+            ])
+            .timeout(self.timeouts.request)
+            .header("Content-Type", "application/json;charset=UTF-8")
+            .body(
+                json!({
+                    "BaseRequest": c.base_request(),
+                    "SyncKey": key,
+                    "rr": !((now_ms() / 1000) as i32),
+                })
+                .to_string(),
+            );
+        let text = self.ok_text(endpoint, req).await?;
+        let resp = protocol::parse_sync_response(&text).map_err(garbage(endpoint))?;
+        check_ret(endpoint, &resp.base_response)?;
+        Ok(resp)
+    }
+
+    /// `webwxsendmsg`: sends a text; answers WeChat's MsgID (PROTOCOL.md §9.1).
+    pub async fn send_text(
+        &self,
+        c: &Credentials,
+        from: &str,
+        to: &str,
+        text: &str,
+        client_msg_id: &str,
+    ) -> Result<String, SendError> {
+        let endpoint = "webwxsendmsg";
+        let req = self
+            .http
+            .post(c.hosts.api_url(endpoint))
+            .query(&Self::session_query(c))
+            .timeout(self.timeouts.request)
+            .header("Content-Type", "application/json;charset=UTF-8")
+            .body(
+                json!({
+                    "BaseRequest": c.base_request(),
+                    "Msg": {
+                        "Type": 1,
+                        "Content": text,
+                        "FromUserName": from,
+                        "ToUserName": to,
+                        "LocalID": client_msg_id,
+                        "ClientMsgId": client_msg_id,
+                    },
+                    "Scene": 0,
+                })
+                .to_string(),
+            );
+        let body = self
+            .ok_text(endpoint, req)
+            .await
+            .map_err(SendError::Transport)?;
+        let resp: SendMsgResponse = serde_json::from_str(&body)
+            .map_err(garbage(endpoint))
+            .map_err(SendError::Transport)?;
+        match resp.base_response.ret {
+            0 if !resp.msg_id.is_empty() => Ok(resp.msg_id),
+            0 => Err(SendError::Transport(WxError::Garbage {
+                endpoint,
+                detail: "Ret 0 without a MsgID".into(),
+            })),
+            ret if protocol::ret_ends_session(ret) => Err(SendError::SessionExpired(ret)),
+            1204 => Err(SendError::ToSelf),
+            1205 => Err(SendError::TooFrequent),
+            ret => Err(SendError::Rejected {
+                ret,
+                message: resp.base_response.err_msg,
+            }),
+        }
+    }
+
+    /// `webwxlogout` (PROTOCOL.md §10). The answer is a redirect or HTML; only the status matters.
+    pub async fn logout(&self, c: &Credentials) -> Result<(), WxError> {
+        let endpoint = "webwxlogout";
+        let req = self
+            .http
+            .post(c.hosts.api_url(endpoint))
+            .query(&[
+                ("redirect", "1".to_owned()),
+                ("type", "0".to_owned()),
+                ("skey", c.ticket.skey.clone()),
+            ])
+            .form(&[
+                ("sid", c.ticket.wxsid.clone()),
+                ("uin", c.ticket.wxuin.to_string()),
+            ])
+            .timeout(self.timeouts.request);
+        match self.text(endpoint, req).await? {
+            (200..=399, _) => Ok(()),
+            (status, _) => Err(WxError::Status { endpoint, status }),
+        }
+    }
+}
+
+impl HasBaseResponse for InitResponse {
+    fn base_response(&self) -> &BaseResponse {
+        &self.base_response
+    }
+}
+
+impl HasBaseResponse for BatchContactResponse {
+    fn base_response(&self) -> &BaseResponse {
+        &self.base_response
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct OnlyBase {
+    base_response: BaseResponse,
+}
+
+impl HasBaseResponse for OnlyBase {
+    fn base_response(&self) -> &BaseResponse {
+        &self.base_response
+    }
+}
