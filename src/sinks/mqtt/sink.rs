@@ -1,23 +1,23 @@
-//! [`start`] and the [`MqttSink`] it returns: delivery of spooled entries, each confirmed by
+//! [`prepare`], [`Prepared::start`] and the [`MqttSink`] it starts: delivery of spooled entries, each confirmed by
 //! its PUBACK (see the module docs for the guarantee).
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 use super::homeassistant::Discovery;
 use super::link::{self, Batch, Confirmed, LinkState, Poller, Publisher};
 use super::options::{self, MAX_PACKET};
 use super::topics::Topics;
 use super::tracker::{Tracker, Unwritten};
-use super::MqttError;
-use crate::config::{HomeAssistantConfig, MqttConfig};
-use crate::sinks::{Control, DeliveryError, Sink};
+use crate::config::{ConfigError, HomeAssistantConfig, MqttConfig};
+use crate::sinks::{Control, DeliveryError, Link, Sink, Started};
 use crate::spool::{Entry, Kind};
 
 /// What is in flight fails when no entry of it is confirmed for this long (or when there is no
@@ -61,93 +61,144 @@ pub struct MqttSink {
     deadline: Instant,
 }
 
-/// Starts the MQTT link for `config` (must be called inside a Tokio runtime): spawns its tasks
-/// and returns the sink. The connection is made in the background and retried on
-/// `control.retry`'s schedule for as long as it takes, so a broker that is down at start only
-/// delays delivery. The link runs until `control.shutdown`, then publishes `offline` and
-/// disconnects ([`MqttSink::stopped`] tells when that is done). `homeassistant` says what to
-/// announce to Home Assistant (and what to retract).
-///
-/// `max_bytes` is `send.max_bytes`: a command is kept only up to one byte past it (see the
-/// module docs).
-///
-/// Fails only on configuration problems (URL scheme, QoS, client id, TLS files).
-pub fn start(
+/// The `mqtt` section checked and turned into client options (the TLS files read now), ready
+/// to [`Prepared::start`]. `homeassistant` says what to announce to Home Assistant (and what to
+/// retract); `max_bytes` is `send.max_bytes`: a command is kept only up to one byte past it
+/// (see the module docs).
+pub fn prepare(
     config: &MqttConfig,
     homeassistant: &HomeAssistantConfig,
-    control: Control,
+    account: &str,
     max_bytes: usize,
-) -> Result<MqttSink, MqttError> {
-    let topics = Arc::new(Topics::new(&config.base_topic, &control.account));
-    let discovery = Arc::new(Discovery::new(homeassistant, &topics, &control.account));
-    let qos = options::qos(config.qos)?;
+) -> Result<Prepared, ConfigError> {
+    let topics = Arc::new(Topics::new(&config.base_topic, account));
     let options = options::build(config, &topics)?;
-    let (client, eventloop) = AsyncClient::new(options, REQUESTS);
-
-    let unwritten = Unwritten::default();
-    let (state_tx, state_rx) = watch::channel(LinkState::default());
-    // Two windows: stale confirmations of batches given up on may still be on their way.
-    let (confirmed_tx, confirmed_rx) = mpsc::channel(2 * crate::sinks::WINDOW);
-    let (acked_tx, acked_rx) = mpsc::channel(link::QUEUE);
-    let (best_effort_tx, best_effort_rx) = mpsc::channel(link::QUEUE);
-    let (discovery_tx, discovery_rx) = mpsc::channel(link::QUEUE);
-    let (batches_tx, batches_rx) = mpsc::channel(1);
-    let stop_poller = CancellationToken::new();
-    let stopped = CancellationToken::new();
-
-    let poller = Poller {
-        discovery: discovery.clone(),
-        tracker: Tracker::new(unwritten.clone()),
-        confirmed: confirmed_tx,
-        state: state_tx,
-        acked: acked_tx,
-        held: Default::default(),
-        best_effort: best_effort_tx,
-        homeassistant: discovery_tx,
-        max_bytes,
-        dropping: 0,
-        warned_large: false,
-        retry: control.retry,
-        shutdown: control.shutdown.clone(),
-        stop: stop_poller.clone(),
-    };
-    let poller = tokio::spawn(poller.run(eventloop));
-    tokio::spawn(link::run_commands(
-        client.clone(),
-        topics.clone(),
-        discovery.clone(),
-        control.clone(),
-        acked_rx,
-        best_effort_rx,
-    ));
-    let publisher = Publisher {
-        client,
-        topics: topics.clone(),
-        discovery,
-        unwritten,
-        control,
-    };
-    let link_state = state_rx.clone();
-    let done = stopped.clone();
-    tokio::spawn(async move {
-        publisher
-            .run(batches_rx, discovery_rx, link_state, poller, stop_poller)
-            .await;
-        done.cancel();
-    });
-
-    Ok(MqttSink {
+    Ok(Prepared {
+        discovery: Arc::new(Discovery::new(homeassistant, &topics, account)),
+        qos: options::qos(config.qos),
+        options,
         topics,
-        qos,
-        batches: batches_tx,
-        confirmed: confirmed_rx,
-        link: state_rx,
-        next_batch: 0,
-        stopped,
-        flight: VecDeque::new(),
-        session: 0,
-        deadline: Instant::now(),
+        max_bytes,
     })
+}
+
+/// A checked `mqtt` section: [`prepare`]'s answer.
+pub struct Prepared {
+    options: MqttOptions,
+    topics: Arc<Topics>,
+    discovery: Arc<Discovery>,
+    qos: QoS,
+    max_bytes: usize,
+}
+
+impl Prepared {
+    /// Starts the link (inside a Tokio runtime): spawns its tasks, tracked on `tracker`, and
+    /// answers the sink. The connection is made in the background and retried on
+    /// `control.retry`'s schedule for as long as it takes, so a broker that is down at start
+    /// only delays delivery. The link runs until `control.shutdown`, then publishes `offline`
+    /// and disconnects ([`MqttSink::stopped`] tells when that is done).
+    pub fn start(self, control: Control, tracker: &TaskTracker) -> Started<MqttSink> {
+        let sink = self.spawn(control);
+        tracker.spawn(sink.stopped());
+        let health = link_health(sink.link(), tracker);
+        Started { sink, health }
+    }
+
+    fn spawn(self, control: Control) -> MqttSink {
+        let Prepared {
+            options,
+            topics,
+            discovery,
+            qos,
+            max_bytes,
+        } = self;
+        let (client, eventloop) = AsyncClient::new(options, REQUESTS);
+
+        let unwritten = Unwritten::default();
+        let (state_tx, state_rx) = watch::channel(LinkState::default());
+        // Two windows: stale confirmations of batches given up on may still be on their way.
+        let (confirmed_tx, confirmed_rx) = mpsc::channel(2 * crate::sinks::WINDOW);
+        let (acked_tx, acked_rx) = mpsc::channel(link::QUEUE);
+        let (best_effort_tx, best_effort_rx) = mpsc::channel(link::QUEUE);
+        let (discovery_tx, discovery_rx) = mpsc::channel(link::QUEUE);
+        let (batches_tx, batches_rx) = mpsc::channel(1);
+        let stop_poller = CancellationToken::new();
+        let stopped = CancellationToken::new();
+
+        let poller = Poller {
+            discovery: discovery.clone(),
+            tracker: Tracker::new(unwritten.clone()),
+            confirmed: confirmed_tx,
+            state: state_tx,
+            acked: acked_tx,
+            held: Default::default(),
+            best_effort: best_effort_tx,
+            homeassistant: discovery_tx,
+            max_bytes,
+            dropping: 0,
+            warned_large: false,
+            retry: control.retry,
+            shutdown: control.shutdown.clone(),
+            stop: stop_poller.clone(),
+        };
+        let poller = tokio::spawn(poller.run(eventloop));
+        tokio::spawn(link::run_commands(
+            client.clone(),
+            topics.clone(),
+            discovery.clone(),
+            control.clone(),
+            acked_rx,
+            best_effort_rx,
+        ));
+        let publisher = Publisher {
+            client,
+            topics: topics.clone(),
+            discovery,
+            unwritten,
+            control,
+        };
+        let link_state = state_rx.clone();
+        let done = stopped.clone();
+        tokio::spawn(async move {
+            publisher
+                .run(batches_rx, discovery_rx, link_state, poller, stop_poller)
+                .await;
+            done.cancel();
+        });
+
+        MqttSink {
+            topics,
+            qos,
+            batches: batches_tx,
+            confirmed: confirmed_rx,
+            link: state_rx,
+            next_batch: 0,
+            stopped,
+            flight: VecDeque::new(),
+            session: 0,
+            deadline: Instant::now(),
+        }
+    }
+}
+
+/// The link's state as the sink-neutral [`Link`], for as long as the link runs.
+fn link_health(
+    mut state: watch::Receiver<LinkState>,
+    tracker: &TaskTracker,
+) -> watch::Receiver<Link> {
+    let up = |s: &LinkState| if s.connected { Link::Up } else { Link::Down };
+    let (tx, rx) = watch::channel(up(&state.borrow_and_update()));
+    tracker.spawn(async move {
+        // Ends when the link's poller drops its side, or nobody reads health any more.
+        while state.changed().await.is_ok() {
+            let now = up(&state.borrow_and_update());
+            tx.send_if_modified(|link| std::mem::replace(link, now) != now);
+            if tx.is_closed() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl MqttSink {
