@@ -208,8 +208,12 @@ pub async fn send(config: Config, to: String, text: String) -> ExitCode {
     }
 }
 
-/// `check-config`: the effective config with secrets masked.
+/// `check-config`: the checks `run` makes before it starts anything ([`crate::app::prepare`],
+/// after the loader's), then the effective config with secrets masked.
 pub fn check_config(config: &Config, source: Option<&std::path::Path>) -> ExitCode {
+    if let Err(e) = crate::app::prepare(config) {
+        return refused(e);
+    }
     match source {
         Some(p) => eprintln!("# configuration from {} is valid", p.display()),
         None => {
