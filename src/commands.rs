@@ -3,7 +3,7 @@
 //! (DESIGN.md "Command line"); config errors (2) are handled before these run.
 use std::process::ExitCode;
 
-use crate::bridge::show_login_progress;
+use crate::bridge::{refusal, show_login_progress};
 use crate::config::{Config, ConfigError};
 use crate::lock::{LockError, StateLock};
 use crate::wechat::client::{Timeouts, WxClient};
@@ -180,7 +180,7 @@ pub async fn contacts(config: Config, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `send --to WHO TEXT`.
+/// `send --to WHO TEXT`, to a recipient `send.allow` allows (as for commands on the bus).
 pub async fn send(config: Config, to: String, text: String) -> ExitCode {
     let (_lock, session) = match locked_session(&config).await {
         Ok(held) => held,
@@ -198,6 +198,9 @@ pub async fn send(config: Config, to: String, text: String) -> ExitCode {
             Err(e) => return failure(e),
         }
     };
+    if let Some(refused) = refusal(&config.send.allow, &recipient) {
+        return failure(refused);
+    }
     match session.send_text(&recipient.user_name, &text).await {
         Ok(msg_id) => {
             println!("{msg_id}");

@@ -26,6 +26,7 @@ mod inbound;
 mod outbound;
 mod sent;
 
+pub use allow::refusal;
 pub use inbound::show_login_progress;
 
 /// The parts of a running bridge that its tasks share.
