@@ -6,10 +6,11 @@
 //! Every sink starts in the same two steps. `prepare(section, account, …)` is pure: it does
 //! every check of the sink's config section that the loader does not (names its server would
 //! refuse, secrets, the files the section names, read and parsed now), and fails with a
-//! [`ConfigError`](crate::config::ConfigError) naming the key. `check-config` runs exactly these, so a config it accepts
-//! is one `run` starts with. `Prepared::start` then spawns the sink's own tasks, if it has any
-//! (on the `TaskTracker` it is given, so shutdown waits for them), and answers a [`Started`]: the sink for [`run_delivery`] and a
-//! [`Link`] watch for the health checks. Only NATS's `start` is async (it subscribes before
+//! [`ConfigError`](crate::config::ConfigError) naming the key. `check-config` runs exactly
+//! these, so a config it accepts is one `run` starts with. `Prepared::start` then spawns the
+//! sink's own tasks, if it has any (on the `TaskTracker` it is given, so shutdown waits for
+//! them), and answers a [`Started`]: the sink for [`run_delivery`] and a [`Link`] watch for the
+//! health checks. Only NATS's `start` is async (it subscribes before
 //! answering) and can fail, and then only for what the server's client refuses at run time.
 //!
 //! Delivery: [`run_delivery`] takes a sink's pending entries from the spool in order, hands

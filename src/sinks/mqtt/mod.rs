@@ -5,10 +5,10 @@
 //! notify commands in on `/notify/<target>`.
 //!
 //! Shape: [`prepare`] builds the client options from the `mqtt` section (`options.rs`), the
-//! TLS files read and checked, and [`Prepared::start`] spawns three tasks (`link.rs`): the poller, which alone drives rumqttc's event loop; the link task, which
-//! alone publishes (discovery included); and the command task, which hands `/send` and notify
-//! payloads to the bridge and acks them. The [`MqttSink`] it returns is what `run_delivery`
-//! drives.
+//! TLS files read and checked, and [`Prepared::start`] spawns three tasks (`link.rs`): the
+//! poller, which alone drives rumqttc's event loop; the link task, which alone publishes
+//! (discovery included); and the command task, which hands `/send` and notify payloads to the
+//! bridge and acks them. The [`MqttSink`] it starts is what `run_delivery` drives.
 //!
 //! Delivery guarantee: an entry counts as delivered on its PUBACK (QoS 1), PUBCOMP (QoS 2), or
 //! once written to the socket (QoS 0, best effort). rumqttc does not say which PUBACK answers

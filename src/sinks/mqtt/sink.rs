@@ -1,5 +1,5 @@
-//! [`prepare`], [`Prepared::start`] and the [`MqttSink`] it starts: delivery of spooled entries, each confirmed by
-//! its PUBACK (see the module docs for the guarantee).
+//! [`prepare`], [`Prepared::start`] and the [`MqttSink`] it starts: delivery of spooled
+//! entries, each confirmed by its PUBACK (see the module docs for the guarantee).
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
@@ -98,86 +98,87 @@ impl Prepared {
     /// only delays delivery. The link runs until `control.shutdown`, then publishes `offline`
     /// and disconnects ([`MqttSink::stopped`] tells when that is done).
     pub fn start(self, control: Control, tracker: &TaskTracker) -> Started<MqttSink> {
-        let sink = self.spawn(control);
+        let sink = spawn(self, control);
         tracker.spawn(sink.stopped());
         let health = link_health(sink.link(), tracker);
         Started { sink, health }
     }
+}
 
-    fn spawn(self, control: Control) -> MqttSink {
-        let Prepared {
-            options,
-            topics,
-            discovery,
-            qos,
-            max_bytes,
-        } = self;
-        let (client, eventloop) = AsyncClient::new(options, REQUESTS);
+/// Spawns the link's tasks and answers the sink.
+fn spawn(prepared: Prepared, control: Control) -> MqttSink {
+    let Prepared {
+        options,
+        topics,
+        discovery,
+        qos,
+        max_bytes,
+    } = prepared;
+    let (client, eventloop) = AsyncClient::new(options, REQUESTS);
 
-        let unwritten = Unwritten::default();
-        let (state_tx, state_rx) = watch::channel(LinkState::default());
-        // Two windows: stale confirmations of batches given up on may still be on their way.
-        let (confirmed_tx, confirmed_rx) = mpsc::channel(2 * crate::sinks::WINDOW);
-        let (acked_tx, acked_rx) = mpsc::channel(link::QUEUE);
-        let (best_effort_tx, best_effort_rx) = mpsc::channel(link::QUEUE);
-        let (discovery_tx, discovery_rx) = mpsc::channel(link::QUEUE);
-        let (batches_tx, batches_rx) = mpsc::channel(1);
-        let stop_poller = CancellationToken::new();
-        let stopped = CancellationToken::new();
+    let unwritten = Unwritten::default();
+    let (state_tx, state_rx) = watch::channel(LinkState::default());
+    // Two windows: stale confirmations of batches given up on may still be on their way.
+    let (confirmed_tx, confirmed_rx) = mpsc::channel(2 * crate::sinks::WINDOW);
+    let (acked_tx, acked_rx) = mpsc::channel(link::QUEUE);
+    let (best_effort_tx, best_effort_rx) = mpsc::channel(link::QUEUE);
+    let (discovery_tx, discovery_rx) = mpsc::channel(link::QUEUE);
+    let (batches_tx, batches_rx) = mpsc::channel(1);
+    let stop_poller = CancellationToken::new();
+    let stopped = CancellationToken::new();
 
-        let poller = Poller {
-            discovery: discovery.clone(),
-            tracker: Tracker::new(unwritten.clone()),
-            confirmed: confirmed_tx,
-            state: state_tx,
-            acked: acked_tx,
-            held: Default::default(),
-            best_effort: best_effort_tx,
-            homeassistant: discovery_tx,
-            max_bytes,
-            dropping: 0,
-            warned_large: false,
-            retry: control.retry,
-            shutdown: control.shutdown.clone(),
-            stop: stop_poller.clone(),
-        };
-        let poller = tokio::spawn(poller.run(eventloop));
-        tokio::spawn(link::run_commands(
-            client.clone(),
-            topics.clone(),
-            discovery.clone(),
-            control.clone(),
-            acked_rx,
-            best_effort_rx,
-        ));
-        let publisher = Publisher {
-            client,
-            topics: topics.clone(),
-            discovery,
-            unwritten,
-            control,
-        };
-        let link_state = state_rx.clone();
-        let done = stopped.clone();
-        tokio::spawn(async move {
-            publisher
-                .run(batches_rx, discovery_rx, link_state, poller, stop_poller)
-                .await;
-            done.cancel();
-        });
+    let poller = Poller {
+        discovery: discovery.clone(),
+        tracker: Tracker::new(unwritten.clone()),
+        confirmed: confirmed_tx,
+        state: state_tx,
+        acked: acked_tx,
+        held: Default::default(),
+        best_effort: best_effort_tx,
+        homeassistant: discovery_tx,
+        max_bytes,
+        dropping: 0,
+        warned_large: false,
+        retry: control.retry,
+        shutdown: control.shutdown.clone(),
+        stop: stop_poller.clone(),
+    };
+    let poller = tokio::spawn(poller.run(eventloop));
+    tokio::spawn(link::run_commands(
+        client.clone(),
+        topics.clone(),
+        discovery.clone(),
+        control.clone(),
+        acked_rx,
+        best_effort_rx,
+    ));
+    let publisher = Publisher {
+        client,
+        topics: topics.clone(),
+        discovery,
+        unwritten,
+        control,
+    };
+    let link_state = state_rx.clone();
+    let done = stopped.clone();
+    tokio::spawn(async move {
+        publisher
+            .run(batches_rx, discovery_rx, link_state, poller, stop_poller)
+            .await;
+        done.cancel();
+    });
 
-        MqttSink {
-            topics,
-            qos,
-            batches: batches_tx,
-            confirmed: confirmed_rx,
-            link: state_rx,
-            next_batch: 0,
-            stopped,
-            flight: VecDeque::new(),
-            session: 0,
-            deadline: Instant::now(),
-        }
+    MqttSink {
+        topics,
+        qos,
+        batches: batches_tx,
+        confirmed: confirmed_rx,
+        link: state_rx,
+        next_batch: 0,
+        stopped,
+        flight: VecDeque::new(),
+        session: 0,
+        deadline: Instant::now(),
     }
 }
 
