@@ -212,7 +212,14 @@ impl Prepared {
         tasks.close();
         let waited = tasks.clone();
         tracker.spawn(async move { waited.wait().await });
-        let sink = NatsSink::new(client, jetstream, subjects, control.account, link, tasks);
+        let sink = NatsSink {
+            client,
+            jetstream,
+            subjects,
+            account: control.account,
+            link,
+            tasks,
+        };
         Ok(Started { sink, health })
     }
 }
