@@ -10,10 +10,12 @@
 //! - [`sinks`] are where events go and commands come from (stdio is the embedded default).
 //! - [`config`] is the typed, strict configuration and its loader.
 //! - [`http`] is the HTTP API and the status page; [`metrics`] the Prometheus metrics it serves.
-//! - [`cli`], [`commands`], [`logging`] and [`signal`] make up the binary; [`lock`], [`qr`] and
-//!   [`limiter`] are small parts they share.
+//! - [`app`] builds `run`'s topology from the config, starts it and drains it at the end.
+//! - [`cli`], [`commands`] (the one-shot subcommands), [`logging`] and [`signal`] make up the
+//!   binary; [`lock`], [`qr`] and [`limiter`] are small parts they share.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod bridge;
 pub mod cli;
 pub mod commands;

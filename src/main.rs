@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wxbridge::cli::{Cli, Command};
-use wxbridge::{commands, config, http, logging};
+use wxbridge::{app, commands, config, http, logging};
 
 fn main() -> ExitCode {
     // One rustls provider for reqwest and, later, the broker clients (CRATES.md §1.9).
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     let config = loaded.config;
     let code = runtime.block_on(async move {
         match command {
-            Command::Run => commands::run(config).await,
+            Command::Run => app::run(config).await,
             Command::Login => commands::login(config).await,
             Command::Logout => commands::logout(config).await,
             Command::Contacts { json } => commands::contacts(config, json).await,

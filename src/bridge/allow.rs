@@ -31,8 +31,32 @@ fn parse(entry: &str) -> Entry<'_> {
     }
 }
 
+/// How a contact is named to the owner: its remark, else its nickname.
+pub(super) fn display(c: &Contact) -> String {
+    let name = if c.remark_name.is_empty() {
+        &c.nick_name
+    } else {
+        &c.remark_name
+    };
+    clean_name(name)
+}
+
+/// Why `send.allow` refuses `contact`, or `None` when it may be sent to: the
+/// list is empty, or an entry allows the contact. Only the resolved contact counts, never the
+/// text a command named it by (that could match an entry while resolving, case-insensitively,
+/// to someone else). The one-shot `send` and the bridge's queue both ask here.
+pub fn refusal(allow: &[String], contact: &Contact) -> Option<String> {
+    (!allow.is_empty() && !allows(allow, contact)).then(|| {
+        format!(
+            "{} is not in send.allow (entries match remarks and ids, and groups as \
+             `group:<name>`; never nicknames)",
+            display(contact)
+        )
+    })
+}
+
 /// True when some entry of `allow` allows `contact` (see the module docs).
-pub(super) fn allows(allow: &[String], contact: &Contact) -> bool {
+fn allows(allow: &[String], contact: &Contact) -> bool {
     let remark = clean_name(&contact.remark_name);
     allow.iter().any(|a| match parse(a) {
         Entry::Name(name) => name == contact.user_name || (!remark.is_empty() && remark == name),
@@ -119,6 +143,15 @@ mod tests {
 
     fn allow(entries: &[&str]) -> Vec<String> {
         entries.iter().map(|e| (*e).to_owned()).collect()
+    }
+
+    #[test]
+    fn an_empty_list_allows_everyone_and_a_refusal_names_the_contact_and_the_key() {
+        let mom = contact("@mom", "Alice", "Mom");
+        assert_eq!(refusal(&[], &mom), None);
+        assert_eq!(refusal(&allow(&["Mom"]), &mom), None);
+        let refused = refusal(&allow(&["Bob"]), &mom).unwrap();
+        assert!(refused.starts_with("Mom is not in send.allow"), "{refused}");
     }
 
     #[test]

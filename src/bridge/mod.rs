@@ -29,6 +29,7 @@ mod outbound;
 mod sent;
 mod supervisor;
 
+pub use allow::refusal;
 pub use supervisor::show_login_progress;
 
 /// The parts of a running bridge that its tasks share.

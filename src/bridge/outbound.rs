@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use super::allow::display;
 use super::Bridge;
 use crate::event::{parse_command, Command, CommandError, ErrorCode, SendResult, SessionState};
 use crate::limiter::Limiter;
@@ -14,7 +15,7 @@ use crate::sinks::webhook::REPLY_PREFIX;
 use crate::sinks::{Accepted, IncomingCommand, Origin};
 use crate::spool::{Kind, NewEntry};
 use crate::wechat::client::SendError;
-use crate::wechat::contacts::{clean_name, ResolveError};
+use crate::wechat::contacts::ResolveError;
 use crate::wechat::protocol::Contact;
 use crate::wechat::session::Session;
 
@@ -340,19 +341,12 @@ impl Bridge {
             )),
         }
         .map_err(Box::new)?;
-        let allow = &self.config.send.allow;
-        // Only the resolved contact counts, never the text of `to` (it could match an entry
-        // while resolving, case-insensitively, to someone else), and only by what the owner
-        // controls (see `allow`).
-        if !allow.is_empty() && !super::allow::allows(allow, &found) {
+        // Only by what the owner controls (see `allow`).
+        if let Some(refused) = super::allow::refusal(&self.config.send.allow, &found) {
             return Err(Box::new(SendResult::err(
                 rid,
                 ErrorCode::Forbidden,
-                format!(
-                    "{} is not in send.allow (entries match remarks and ids, and groups as \
-                     `group:<name>`; never nicknames)",
-                    display(&found)
-                ),
+                refused,
             )));
         }
         Ok(found)
@@ -376,15 +370,6 @@ fn reserved_request_id(command: Command, origin: &Origin) -> Result<Command, Com
         }
         _ => Ok(command),
     }
-}
-
-fn display(c: &Contact) -> String {
-    let name = if c.remark_name.is_empty() {
-        &c.nick_name
-    } else {
-        &c.remark_name
-    };
-    clean_name(name)
 }
 
 #[cfg(test)]

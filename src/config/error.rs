@@ -72,4 +72,9 @@ pub enum ConfigError {
         /// What is wrong and what was found.
         message: String,
     },
+    /// A sink's section names something the sink cannot use: a file that cannot be read or
+    /// parsed, a name or subject its server would refuse, a malformed secret. Found by the
+    /// sink's `prepare` (see [`crate::sinks`]); the message names the key.
+    #[error(transparent)]
+    Sink(Box<dyn std::error::Error + Send + Sync>),
 }

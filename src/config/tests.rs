@@ -530,11 +530,6 @@ fn each_validation_rule_names_its_key() {
             "nats.url: must start with nats:// or tls://",
         ),
         (
-            "nats: {subject_prefix: 'a.*'}",
-            "nats.subject_prefix: must not contain '*'",
-        ),
-        ("nats: {stream: ''}", "nats.stream: must not be empty"),
-        (
             "nats: {token: t, user: u, password: p}",
             "nats: set only one of credentials_file, token, or user/password",
         ),

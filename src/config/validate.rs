@@ -1,5 +1,8 @@
 //! Rules a well-typed [`Config`] must still meet before anything is started: value ranges,
-//! URL schemes, and keys that only make sense together.
+//! URL schemes, and keys that only make sense together. Each rule lives in one place: what a
+//! sink's own library or server decides (NATS subjects and stream names, webhook secrets) and
+//! what needs the files the config names is checked by the sink's `prepare` (see
+//! [`crate::sinks`]), which `run` and `check-config` both call after this.
 
 use std::time::Duration;
 
@@ -109,13 +112,9 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
     }
 
     if let Some(nats) = &config.nats {
+        // The subjects the prefix makes and the stream name are the sink's to check
+        // (`sinks::nats::prepare`): they are JetStream's and the server's rules.
         check_url("nats.url", &nats.url, &["nats", "tls"])?;
-        topic_part(
-            "nats.subject_prefix",
-            &nats.subject_prefix,
-            &['*', '>', ' '],
-        )?;
-        not_empty("nats.stream", &nats.stream)?;
         let methods = [
             nats.credentials_file.is_some(),
             nats.token.is_some(),

@@ -1,31 +1,21 @@
 //! What the HTTP layer knows of each sink: whether its link is up (for `/readyz`, the page and
 //! `wxbridge_sink_connected`) and why its last delivery failed, if it did.
 //!
-//! "Connected" means: MQTT, a ConnAck and no failure since; NATS, the client's connection
-//! state; webhooks and stdout, which hold no standing connection, that their last delivery
-//! attempt did not fail (a sink that has delivered nothing yet counts as connected).
+//! "Connected" means what the sink's [`Link`] watch says (MQTT: a ConnAck and no failure
+//! since; NATS: the client's connection events); for webhooks and stdout, which hold no
+//! standing connection, that their last delivery attempt did not fail (a sink that has
+//! delivered nothing yet counts as connected).
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::sinks::mqtt::LinkState;
-use crate::sinks::{DeliveryError, Sink};
+use crate::sinks::{DeliveryError, Link, Sink};
 use crate::spool::{Entry, Kind};
-
-/// How a sink's link is checked.
-pub enum Probe {
-    /// The MQTT link's state ([`crate::sinks::mqtt::MqttSink::link`]).
-    Mqtt(watch::Receiver<LinkState>),
-    /// The NATS client ([`crate::sinks::nats::NatsSink::client`]).
-    Nats(async_nats::Client),
-    /// No standing connection: the last delivery tells.
-    LastDelivery,
-}
 
 /// One sink as the HTTP layer sees it.
 pub struct SinkHealth {
     name: String,
-    probe: Probe,
+    link: watch::Receiver<Link>,
     last_error: LastError,
 }
 
@@ -40,12 +30,10 @@ impl SinkHealth {
 
     /// Whether the sink's link is up (see the module docs for what that means per sink).
     pub fn connected(&self) -> bool {
-        match &self.probe {
-            Probe::Mqtt(link) => link.borrow().connected,
-            Probe::Nats(client) => {
-                client.connection_state() == async_nats::connection::State::Connected
-            }
-            Probe::LastDelivery => self.last_error().is_none(),
+        match *self.link.borrow() {
+            Link::Up => true,
+            Link::Down => false,
+            Link::Connectionless => self.last_error().is_none(),
         }
     }
 
@@ -59,12 +47,13 @@ impl SinkHealth {
 }
 
 /// Wraps `sink` so its delivery outcomes are recorded; answers the wrapped sink (hand it to
-/// `run_delivery`) and its health (hand it to the HTTP state).
-pub fn observe<S: Sink>(sink: S, probe: Probe) -> (Watched<S>, SinkHealth) {
+/// `run_delivery`) and its health (hand it to the HTTP state). `link` is the sink's
+/// [`crate::sinks::Started::health`].
+pub fn observe<S: Sink>(sink: S, link: watch::Receiver<Link>) -> (Watched<S>, SinkHealth) {
     let last_error = LastError::default();
     let health = SinkHealth {
         name: sink.name().to_owned(),
-        probe,
+        link,
         last_error: last_error.clone(),
     };
     (
@@ -151,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn a_sink_without_a_link_is_connected_until_a_delivery_fails_and_again_after_one_succeeds(
     ) {
-        let (mut sink, health) = observe(Flaky { fail: false }, Probe::LastDelivery);
+        let (mut sink, health) = observe(Flaky { fail: false }, Link::connectionless());
         assert_eq!(health.name(), "webhook:0");
         assert!(
             health.connected(),
@@ -167,12 +156,15 @@ mod tests {
         assert_eq!(health.last_error(), None);
     }
 
-    #[test]
-    fn an_mqtt_sink_is_connected_while_its_link_says_so() {
-        let (tx, rx) = watch::channel(LinkState::default());
-        let (_sink, health) = observe(Flaky { fail: false }, Probe::Mqtt(rx));
+    #[tokio::test]
+    async fn a_sink_with_a_link_is_connected_while_its_link_says_so_whatever_its_deliveries() {
+        let (tx, rx) = watch::channel(Link::Down);
+        let (mut sink, health) = observe(Flaky { fail: false }, rx);
         assert!(!health.connected());
-        tx.send_modify(|s| s.connected = true);
+        tx.send_replace(Link::Up);
         assert!(health.connected());
+        sink.inner.fail = true;
+        assert!(sink.deliver(&[]).await.is_err());
+        assert!(health.connected(), "the link, not the delivery, tells");
     }
 }

@@ -43,7 +43,7 @@ mod listener;
 mod page;
 mod recent;
 
-pub use health::{observe, Probe, SinkHealth, Watched};
+pub use health::{observe, SinkHealth, Watched};
 pub use listener::{connection_cap, nofile_limit, raise_nofile_limit, HEADER_TIMEOUT};
 pub use recent::{Recent, RecentSink};
 

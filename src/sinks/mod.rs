@@ -1,7 +1,17 @@
 //! Where events go and commands come from. Every sink has the same shape: a directory with
-//! `mod.rs` (docs, error enum), `config.rs` or the config section it reads, and `sink.rs`; it
-//! implements [`Sink`] for delivery from the spool, and may feed commands into the bridge
-//! through an [`Intake`]. With no sink configured, the embedded default is [`stdio`].
+//! `mod.rs` (docs, error enum) and `sink.rs`; it implements [`Sink`] for delivery from the
+//! spool, and may feed commands into the bridge through an [`Intake`]. With no sink
+//! configured, the embedded default is [`stdio`].
+//!
+//! Every sink starts in the same two steps. `prepare(section, account, …)` is pure: it does
+//! every check of the sink's config section that the loader does not (names its server would
+//! refuse, secrets, the files the section names, read and parsed now), and fails with a
+//! [`ConfigError`](crate::config::ConfigError) naming the key. `check-config` runs exactly
+//! these, so a config it accepts is one `run` starts with. `Prepared::start` then spawns the
+//! sink's own tasks, if it has any (on the `TaskTracker` it is given, so shutdown waits for
+//! them), and answers a [`Started`]: the sink for [`run_delivery`] and a [`Link`] watch for the
+//! health checks. Only NATS's `start` is async (it subscribes before
+//! answering) and can fail, and then only for what the server's client refuses at run time.
 //!
 //! Delivery: [`run_delivery`] takes a sink's pending entries from the spool in order, hands
 //! them to the sink, and advances the sink's cursor only past what the sink confirmed (PUBACK,
@@ -11,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::spool::{Entry, Kind, Seq, Store};
@@ -73,6 +83,34 @@ pub trait Sink: Send {
     ) -> impl std::future::Future<Output = Result<usize, DeliveryError>> + Send {
         std::future::pending()
     }
+}
+
+/// Whether a sink's standing connection is up, in terms every sink shares: `/readyz`, the
+/// status page and `wxbridge_sink_connected` read it without knowing the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// The sink holds no standing connection (webhooks, stdout): its last delivery tells.
+    Connectionless,
+    /// Connected (MQTT: a ConnAck and no failure since; NATS: the client says so).
+    Up,
+    /// Not connected (yet, or any more).
+    Down,
+}
+
+impl Link {
+    /// A watch that never changes from [`Link::Connectionless`].
+    pub fn connectionless() -> watch::Receiver<Link> {
+        // The receiver keeps the value after the sender is gone.
+        watch::channel(Link::Connectionless).1
+    }
+}
+
+/// A started sink: hand `sink` to [`run_delivery`] and `health` to the HTTP state.
+pub struct Started<S> {
+    /// The sink.
+    pub sink: S,
+    /// Its connection as it changes.
+    pub health: watch::Receiver<Link>,
 }
 
 /// Where a command came from; decides where its result goes besides the result topics.

@@ -9,8 +9,9 @@ use std::io::BufRead;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::{DeliveryError, Intake, Origin, Sink};
+use super::{Control, DeliveryError, Intake, Link, Origin, Sink, Started};
 use crate::event::{SessionStatus, StateEvent, StateKind};
 use crate::spool::{Entry, Kind};
 
@@ -68,6 +69,43 @@ fn push_line(text: &mut Vec<u8>, line: &[u8]) {
     text.extend_from_slice(&line[copied..]);
 }
 
+/// The stdout sink and the stdin reader, ready to [`Prepared::start`]. There is no section to
+/// check: `max_bytes` is `send.max_bytes` (a stdin line is kept up to one byte past it), and
+/// `stop` is cancelled when stdout closes (the reader went away) and ends the stdin reader: it
+/// is the bridge's own shutdown, not the sinks'.
+pub fn prepare(max_bytes: usize, stop: CancellationToken) -> Prepared {
+    Prepared { max_bytes, stop }
+}
+
+/// [`prepare`]'s answer.
+#[derive(Debug)]
+pub struct Prepared {
+    max_bytes: usize,
+    stop: CancellationToken,
+}
+
+impl Prepared {
+    /// Starts the state writer and the stdin reader (tracked on `tracker`) and answers the sink.
+    pub fn start(self, control: Control, tracker: &TaskTracker) -> Started<StdoutSink> {
+        let out = shared(tokio::io::stdout());
+        tracker.spawn(write_states(
+            control.status.clone(),
+            control.account.clone(),
+            out.clone(),
+            control.shutdown.clone(),
+        ));
+        tracker.spawn(read_commands(
+            self.max_bytes,
+            control.intake.clone(),
+            self.stop.clone(),
+        ));
+        Started {
+            sink: StdoutSink::new(out, self.stop),
+            health: Link::connectionless(),
+        }
+    }
+}
+
 /// Spooled entries as JSON lines.
 pub struct StdoutSink {
     out: SharedOut,
@@ -105,7 +143,7 @@ impl Sink for StdoutSink {
 }
 
 /// Writes a `state` line for the current state and each change, until shutdown.
-pub async fn write_states(
+async fn write_states(
     mut status: watch::Receiver<SessionStatus>,
     account: String,
     out: SharedOut,
@@ -202,7 +240,7 @@ fn read_lines(mut input: impl BufRead, max_bytes: usize, lines: mpsc::Sender<Vec
 /// runtime's shutdown waited for it (about a second and a half after SIGTERM); a plain thread
 /// blocked in `read` keeps nothing from exiting. One line is read ahead at most: the channel
 /// holds one, so the bridge's pace still holds the reader back.
-pub async fn read_commands(max_bytes: usize, intake: Intake, shutdown: CancellationToken) {
+async fn read_commands(max_bytes: usize, intake: Intake, shutdown: CancellationToken) {
     let (tx, rx) = mpsc::channel(1);
     let spawned = std::thread::Builder::new()
         .name("stdin".to_owned())

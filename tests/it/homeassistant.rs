@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig};
 use wxbridge::event::{LoginQr, SessionState};
-use wxbridge::sinks::mqtt::{self, MqttSink};
+use wxbridge::sinks::mqtt::MqttSink;
 use wxbridge::sinks::{Accepted, Origin};
 
 use crate::brokers::{self, Broker};
@@ -225,7 +225,7 @@ fn start(broker: &Broker, homeassistant: &HomeAssistantConfig) -> (MqttSink, Sid
         ..MqttConfig::default()
     };
     (
-        mqtt::start(&config, homeassistant, control, 65536).unwrap(),
+        crate::mqtt::start_link(&config, homeassistant, control),
         side,
     )
 }

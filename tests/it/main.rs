@@ -2,6 +2,7 @@
 //! with modules, so the suite links once.
 mod brokers;
 mod bus;
+mod check_config;
 mod cli;
 mod control;
 mod deploy;

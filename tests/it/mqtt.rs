@@ -15,10 +15,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig};
 use wxbridge::event::{LoginQr, SessionState};
 use wxbridge::sinks::mqtt::{self, MqttSink};
-use wxbridge::sinks::{Accepted, Origin, Sink};
+use wxbridge::sinks::{Accepted, Control, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers;
@@ -40,9 +41,21 @@ pub fn start(port: u16) -> (MqttSink, Bridge) {
         ..MqttConfig::default()
     };
     (
-        mqtt::start(&config, &HomeAssistantConfig::default(), control, MAX_BYTES).unwrap(),
+        start_link(&config, &HomeAssistantConfig::default(), control),
         bridge,
     )
+}
+
+/// Prepares and starts the link of `control`'s account, as `run` does.
+pub fn start_link(
+    config: &MqttConfig,
+    homeassistant: &HomeAssistantConfig,
+    control: Control,
+) -> MqttSink {
+    mqtt::prepare(config, homeassistant, &control.account, MAX_BYTES)
+        .unwrap()
+        .start(control, &TaskTracker::new())
+        .sink
 }
 
 pub async fn until_connected(sink: &MqttSink) {
@@ -628,8 +641,7 @@ async fn mqtts_with_a_private_ca_and_a_client_certificate_delivers() {
         key_file: Some(dir.join("client.key")),
         ..MqttConfig::default()
     };
-    let mut sink =
-        mqtt::start(&config, &HomeAssistantConfig::default(), control, MAX_BYTES).unwrap();
+    let mut sink = start_link(&config, &HomeAssistantConfig::default(), control);
     deliver_all(&mut sink, &messages(3, 0), Duration::from_secs(20)).await;
     let mut seen = BTreeSet::new();
     until_ids(&mut w, &mut seen, 0..3).await;

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
 use time::macros::datetime;
+use tokio_util::task::TaskTracker;
 use wxbridge::config::NatsConfig;
 use wxbridge::event::{LoginQr, SessionState};
 use wxbridge::sinks::nats::{self, NatsSink};
-use wxbridge::sinks::{Accepted, Origin, Sink};
+use wxbridge::sinks::{Accepted, Control, Origin, Sink};
 use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers::{self, Broker};
@@ -30,10 +31,17 @@ fn config(port: u16, jetstream: bool) -> NatsConfig {
 
 async fn start(port: u16, jetstream: bool) -> (NatsSink, Bridge) {
     let (control, bridge) = control(SessionState::Starting, Duration::from_millis(300));
-    let sink = nats::start(&config(port, jetstream), control)
+    (start_link(&config(port, jetstream), control).await, bridge)
+}
+
+/// Prepares and starts the link of `control`'s account, as `run` does.
+async fn start_link(config: &NatsConfig, control: Control) -> NatsSink {
+    nats::prepare(config, &control.account)
+        .unwrap()
+        .start(control, &TaskTracker::new())
         .await
-        .unwrap();
-    (sink, bridge)
+        .unwrap()
+        .sink
 }
 
 async fn client(broker: &Broker) -> async_nats::Client {
@@ -460,7 +468,7 @@ async fn a_tls_url_with_a_ca_file_connects_and_delivers() {
         ca_file: Some(server.dir.path().join("ca.pem")),
         ..NatsConfig::default()
     };
-    let mut sink = nats::start(&config, trusting).await.unwrap();
+    let mut sink = start_link(&config, trusting).await;
     deliver_all(&mut sink, &[entry(1, Kind::Message, "m1")], WAIT).await;
 
     // Without the CA the server's certificate is not trusted: the link never comes up.
@@ -469,7 +477,7 @@ async fn a_tls_url_with_a_ca_file_connects_and_delivers() {
         ca_file: None,
         ..config
     };
-    let mut sink = nats::start(&untrusted, distrusting).await.unwrap();
+    let mut sink = start_link(&untrusted, distrusting).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let e = sink
         .deliver(&[entry(1, Kind::Message, "m1")])
@@ -479,7 +487,7 @@ async fn a_tls_url_with_a_ca_file_connects_and_delivers() {
 }
 
 #[tokio::test]
-async fn start_names_the_key_of_an_unusable_file_or_stream_name() {
+async fn prepare_names_the_key_of_an_unusable_file_stream_name_or_subject() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
     let cases = [
@@ -505,10 +513,16 @@ async fn start_names_the_key_of_an_unusable_file_or_stream_name() {
             },
             "nats.stream",
         ),
+        (
+            NatsConfig {
+                subject_prefix: "we..chat".to_owned(),
+                ..NatsConfig::default()
+            },
+            "nats.subject_prefix",
+        ),
     ];
     for (config, key) in cases {
-        let (control, _bridge) = control(SessionState::Starting, Duration::from_millis(300));
-        let Err(e) = nats::start(&config, control).await else {
+        let Err(e) = nats::prepare(&config, "home") else {
             panic!("{key}: refused");
         };
         assert!(e.to_string().contains(key), "{key}: {e}");

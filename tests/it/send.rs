@@ -210,6 +210,42 @@ async fn the_send_command_sends_through_the_stored_session() {
     assert_eq!(out.trim(), sent[0].msg_id);
 }
 
+#[tokio::test]
+async fn the_send_command_honours_send_allow() {
+    let world = World::new().await;
+    let mom = world.fake.add_contact("Alice", "Mom");
+    world.fake.add_contact("Bob", "");
+    let login = world.start(&["login"]);
+    world.scan_and_confirm().await;
+    assert_eq!(login.exit().await.0, 0);
+    let config = with_allow(&world, "Mom");
+    let send = |to: &'static str| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxbridge"))
+            .arg("--config")
+            .arg(&config)
+            .args(["send", "--to", to, "from the shell"])
+            .stdin(std::process::Stdio::null())
+            .output();
+        async move {
+            let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.code(), stderr)
+        }
+    };
+    let (code, stderr) = send("Bob").await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Bob is not in send.allow"),
+        "the refusal names the contact and the key: {stderr}"
+    );
+    assert!(world.fake.sent().is_empty(), "nothing went to Bob");
+    let (code, stderr) = send("Mom").await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let sent = world.fake.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, mom);
+}
+
 /// The harness config with `send.allow` set to `entries` (YAML flow items).
 fn with_allow(world: &World, entries: &str) -> std::path::PathBuf {
     let path = world.config("");

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
-use wxbridge::config::{EventKind, Secret, WebhookConfig};
+use wxbridge::config::{ConfigError, EventKind, Secret, WebhookConfig};
 use wxbridge::event::{
     Chat, LoginEvent, LoginKind, LoginUser, MessageEvent, MessageKind, MessageType, Origin, Sender,
 };
@@ -161,7 +161,8 @@ fn config(url: &Url, secret: Option<&str>, events: &[EventKind]) -> WebhookConfi
 
 fn sink(config: &WebhookConfig) -> (WebhookSink, Commands) {
     let (intake, commands) = Commands::intake();
-    (webhook::new(0, config, ACCOUNT, intake).unwrap(), commands)
+    let prepared = webhook::prepare(0, config, ACCOUNT).unwrap();
+    (prepared.start(intake).sink, commands)
 }
 
 /// A spooled message event as the bridge writes it; checked against the event schema.
@@ -515,10 +516,14 @@ async fn replies_past_the_per_chat_budget_are_dropped() {
 #[tokio::test]
 async fn a_whsec_secret_that_is_not_base64_is_a_config_error() {
     let url = Url::parse("http://127.0.0.1:9/hook").unwrap();
-    let (intake, _rx) = Intake::new(1);
     let c = config(&url, Some("whsec_not*base64"), &[EventKind::Message]);
-    let err = webhook::new(3, &c, ACCOUNT, intake).unwrap_err();
-    assert!(matches!(err, WebhookError::Secret { index: 3, .. }));
+    let Err(ConfigError::Sink(err)) = webhook::prepare(3, &c, ACCOUNT) else {
+        panic!("the secret is refused as the webhook's config");
+    };
+    assert!(matches!(
+        err.downcast_ref(),
+        Some(WebhookError::Secret { index: 3, .. })
+    ));
     let message = err.to_string();
     assert!(message.starts_with("webhooks[3].secret"), "{message}");
     assert!(message.contains("base64"), "{message}");

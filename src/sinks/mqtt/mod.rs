@@ -4,11 +4,11 @@
 //! `homeassistant.enabled` is false, Home Assistant discovery (`homeassistant.rs`) with its
 //! notify commands in on `/notify/<target>`.
 //!
-//! Shape: [`start`] builds the client from the `mqtt` section (`options.rs`) and spawns three
-//! tasks (`link.rs`): the poller, which alone drives rumqttc's event loop; the link task, which
-//! alone publishes (discovery included); and the command task, which hands `/send` and notify
-//! payloads to the bridge and acks them. The [`MqttSink`] it returns is what `run_delivery`
-//! drives.
+//! Shape: [`prepare`] builds the client options from the `mqtt` section (`options.rs`), the
+//! TLS files read and checked, and [`Prepared::start`] spawns three tasks (`link.rs`): the
+//! poller, which alone drives rumqttc's event loop; the link task, which alone publishes
+//! (discovery included); and the command task, which hands `/send` and notify payloads to the
+//! bridge and acks them. The [`MqttSink`] it starts is what `run_delivery` drives.
 //!
 //! Delivery guarantee: an entry counts as delivered on its PUBACK (QoS 1), PUBCOMP (QoS 2), or
 //! once written to the socket (QoS 0, best effort). rumqttc does not say which PUBACK answers
@@ -60,28 +60,15 @@ mod topics;
 mod tracker;
 
 pub use link::LinkState;
-pub use sink::{start, MqttSink};
+pub use sink::{prepare, MqttSink, Prepared};
 
 /// The `mqtt` section cannot be turned into a connection. Each message names the key to fix.
+///
+/// The section's values on their own (URL scheme and host, QoS, client id, certificate and key
+/// set together, the base topic) are the loader's to check (`config/validate.rs`); these are
+/// the problems only the files and rustls can show.
 #[derive(Debug, Error)]
 pub enum MqttError {
-    /// The URL scheme is neither `mqtt` nor `mqtts`.
-    #[error("mqtt.url: unsupported scheme `{0}://`; use mqtt:// or mqtts:// (TLS)")]
-    UnsupportedScheme(String),
-    /// The URL names no host.
-    #[error("mqtt.url: `{0}` names no host")]
-    NoHost(String),
-    /// `qos` is not 0, 1 or 2.
-    #[error("mqtt.qos: must be 0, 1 or 2 (got {0})")]
-    InvalidQos(u8),
-    /// A persistent session needs a client id.
-    #[error("mqtt.client_id: must not be empty (the persistent session is keyed by it)")]
-    EmptyClientId,
-    /// Only one of `cert_file` and `key_file` is set.
-    #[error(
-        "mqtt.cert_file and mqtt.key_file: set both for TLS client authentication, or neither"
-    )]
-    HalfClientIdentity,
     /// A PEM file cannot be read or parsed.
     #[error("{key}: cannot read `{}`: {cause}", path.display())]
     Pem {
@@ -110,4 +97,10 @@ pub enum MqttError {
     /// rustls refused the TLS setup (a bad client certificate or key, usually).
     #[error("mqtt TLS setup: {0}")]
     Tls(#[from] rustls::Error),
+}
+
+impl From<MqttError> for crate::config::ConfigError {
+    fn from(e: MqttError) -> Self {
+        crate::config::ConfigError::Sink(Box::new(e))
+    }
 }

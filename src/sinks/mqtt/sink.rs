@@ -1,23 +1,23 @@
-//! [`start`] and the [`MqttSink`] it returns: delivery of spooled entries, each confirmed by
-//! its PUBACK (see the module docs for the guarantee).
+//! [`prepare`], [`Prepared::start`] and the [`MqttSink`] it starts: delivery of spooled
+//! entries, each confirmed by its PUBACK (see the module docs for the guarantee).
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 use super::homeassistant::Discovery;
 use super::link::{self, Batch, Confirmed, LinkState, Poller, Publisher};
 use super::options::{self, MAX_PACKET};
 use super::topics::Topics;
 use super::tracker::{Tracker, Unwritten};
-use super::MqttError;
-use crate::config::{HomeAssistantConfig, MqttConfig};
-use crate::sinks::{Control, DeliveryError, Sink};
+use crate::config::{ConfigError, HomeAssistantConfig, MqttConfig};
+use crate::sinks::{Control, DeliveryError, Link, Sink, Started};
 use crate::spool::{Entry, Kind};
 
 /// What is in flight fails when no entry of it is confirmed for this long (or when there is no
@@ -61,27 +61,59 @@ pub struct MqttSink {
     deadline: Instant,
 }
 
-/// Starts the MQTT link for `config` (must be called inside a Tokio runtime): spawns its tasks
-/// and returns the sink. The connection is made in the background and retried on
-/// `control.retry`'s schedule for as long as it takes, so a broker that is down at start only
-/// delays delivery. The link runs until `control.shutdown`, then publishes `offline` and
-/// disconnects ([`MqttSink::stopped`] tells when that is done). `homeassistant` says what to
-/// announce to Home Assistant (and what to retract).
-///
-/// `max_bytes` is `send.max_bytes`: a command is kept only up to one byte past it (see the
-/// module docs).
-///
-/// Fails only on configuration problems (URL scheme, QoS, client id, TLS files).
-pub fn start(
+/// The `mqtt` section checked and turned into client options (the TLS files read now), ready
+/// to [`Prepared::start`]. `homeassistant` says what to announce to Home Assistant (and what to
+/// retract); `max_bytes` is `send.max_bytes`: a command is kept only up to one byte past it
+/// (see the module docs).
+pub fn prepare(
     config: &MqttConfig,
     homeassistant: &HomeAssistantConfig,
-    control: Control,
+    account: &str,
     max_bytes: usize,
-) -> Result<MqttSink, MqttError> {
-    let topics = Arc::new(Topics::new(&config.base_topic, &control.account));
-    let discovery = Arc::new(Discovery::new(homeassistant, &topics, &control.account));
-    let qos = options::qos(config.qos)?;
+) -> Result<Prepared, ConfigError> {
+    let topics = Arc::new(Topics::new(&config.base_topic, account));
     let options = options::build(config, &topics)?;
+    Ok(Prepared {
+        discovery: Arc::new(Discovery::new(homeassistant, &topics, account)),
+        qos: options::qos(config.qos),
+        options,
+        topics,
+        max_bytes,
+    })
+}
+
+/// A checked `mqtt` section: [`prepare`]'s answer.
+pub struct Prepared {
+    options: MqttOptions,
+    topics: Arc<Topics>,
+    discovery: Arc<Discovery>,
+    qos: QoS,
+    max_bytes: usize,
+}
+
+impl Prepared {
+    /// Starts the link (inside a Tokio runtime): spawns its tasks, tracked on `tracker`, and
+    /// answers the sink. The connection is made in the background and retried on
+    /// `control.retry`'s schedule for as long as it takes, so a broker that is down at start
+    /// only delays delivery. The link runs until `control.shutdown`, then publishes `offline`
+    /// and disconnects ([`MqttSink::stopped`] tells when that is done).
+    pub fn start(self, control: Control, tracker: &TaskTracker) -> Started<MqttSink> {
+        let sink = spawn(self, control);
+        tracker.spawn(sink.stopped());
+        let health = link_health(sink.link(), tracker);
+        Started { sink, health }
+    }
+}
+
+/// Spawns the link's tasks and answers the sink.
+fn spawn(prepared: Prepared, control: Control) -> MqttSink {
+    let Prepared {
+        options,
+        topics,
+        discovery,
+        qos,
+        max_bytes,
+    } = prepared;
     let (client, eventloop) = AsyncClient::new(options, REQUESTS);
 
     let unwritten = Unwritten::default();
@@ -136,7 +168,7 @@ pub fn start(
         done.cancel();
     });
 
-    Ok(MqttSink {
+    MqttSink {
         topics,
         qos,
         batches: batches_tx,
@@ -147,7 +179,27 @@ pub fn start(
         flight: VecDeque::new(),
         session: 0,
         deadline: Instant::now(),
-    })
+    }
+}
+
+/// The link's state as the sink-neutral [`Link`], for as long as the link runs.
+fn link_health(
+    mut state: watch::Receiver<LinkState>,
+    tracker: &TaskTracker,
+) -> watch::Receiver<Link> {
+    let up = |s: &LinkState| if s.connected { Link::Up } else { Link::Down };
+    let (tx, rx) = watch::channel(up(&state.borrow_and_update()));
+    tracker.spawn(async move {
+        // Ends when the link's poller drops its side, or nobody reads health any more.
+        while state.changed().await.is_ok() {
+            let now = up(&state.borrow_and_update());
+            tx.send_if_modified(|link| std::mem::replace(link, now) != now);
+            if tx.is_closed() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl MqttSink {

@@ -16,6 +16,7 @@ use url::Url;
 use super::NatsError;
 use crate::config::NatsConfig;
 use crate::retry::Retry;
+use crate::sinks::Link;
 
 /// What the connection's event callback tells the rest of the link.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub(super) struct LinkState {
     pub(super) connected: Notify,
     /// Bumped on every disconnect, so a batch waiting for acks can give up at once.
     pub(super) disconnects: watch::Sender<u64>,
+    /// Up from each connect to the next disconnect, for the health checks.
+    pub(super) health: watch::Sender<Link>,
 }
 
 impl LinkState {
@@ -47,6 +50,7 @@ impl LinkState {
             stream_checked: AtomicBool::new(false),
             connected: Notify::new(),
             disconnects: watch::channel(0).0,
+            health: watch::channel(Link::Down).0,
         }
     }
 
@@ -63,12 +67,14 @@ impl LinkState {
                         tracing::info!(server = %self.server, "connected to NATS");
                     }
                 }
+                self.health.send_replace(Link::Up);
                 self.connected.notify_one();
             }
             Event::Disconnected => {
                 if self.up.swap(false, Ordering::Relaxed) {
                     tracing::warn!(server = %self.server, "NATS connection lost; reconnecting");
                 }
+                self.health.send_replace(Link::Down);
                 self.disconnects.send_modify(|n| *n += 1);
             }
             Event::ClientError(e) => {
@@ -119,39 +125,23 @@ pub(super) fn reconnect_delay(retry: Retry, attempt: usize, jitter: f64) -> Dura
         .min(retry.max)
 }
 
-/// Connects in the background with the section's options. Fails only on configuration
-/// problems; an unreachable server is retried for ever.
-pub(super) async fn connect(
-    config: &NatsConfig,
-    retry: Retry,
-    link: Arc<LinkState>,
-) -> Result<Client, NatsError> {
+/// The connection options of the section, checked now: the server address, the credentials
+/// file read and parsed, the CA file read. The reconnect schedule and the event callback are
+/// added by [`connect`].
+pub(super) fn options(config: &NatsConfig) -> Result<(ConnectOptions, ServerAddr), NatsError> {
     let addr = server_addr(&config.url)?;
-    let delays = link.clone();
-    let events = link.clone();
     let mut options = ConnectOptions::new()
         .name("wxbridge")
         .retry_on_initial_connect()
-        .max_reconnects(None)
-        .reconnect_delay_callback(move |attempt| {
-            if attempt <= 1 && !delays.ever_connected.load(Ordering::Relaxed) {
-                return Duration::ZERO;
-            }
-            reconnect_delay(retry, attempt, fastrand::f64())
-        })
-        .event_callback(move |event| {
-            let link = events.clone();
-            async move { link.on_event(event) }
-        });
+        .max_reconnects(None);
     if let Some(path) = &config.credentials_file {
-        options =
-            options
-                .credentials_file(path)
-                .await
-                .map_err(|source| NatsError::Credentials {
-                    path: path.clone(),
-                    source,
-                })?;
+        // Read here, not by async-nats while connecting: `check-config` then sees a bad file.
+        let credentials = |source| NatsError::Credentials {
+            path: path.clone(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(credentials)?;
+        options = options.credentials(&text).map_err(credentials)?;
     }
     if let Some(token) = &config.token {
         options = options.token(token.expose().to_owned());
@@ -166,23 +156,44 @@ pub(super) async fn connect(
     if config.url.scheme() == "tls" {
         options = options.require_tls(true);
     }
+    Ok((options, addr))
+}
+
+/// Connects in the background with `options`. Fails only when the client cannot be set up;
+/// an unreachable server is retried for ever.
+pub(super) async fn connect(
+    options: ConnectOptions,
+    addr: ServerAddr,
+    retry: Retry,
+    link: Arc<LinkState>,
+) -> Result<Client, NatsError> {
+    let delays = link.clone();
+    let events = link.clone();
     options
+        .reconnect_delay_callback(move |attempt| {
+            if attempt <= 1 && !delays.ever_connected.load(Ordering::Relaxed) {
+                return Duration::ZERO;
+            }
+            reconnect_delay(retry, attempt, fastrand::f64())
+        })
+        .event_callback(move |event| {
+            let link = events.clone();
+            async move { link.on_event(event) }
+        })
         .connect(addr)
         .await
         .map_err(|e| NatsError::Client(e.to_string()))
 }
 
+/// The server address; the scheme was checked by the loader, the rest is async-nats's to
+/// judge.
 fn server_addr(url: &Url) -> Result<ServerAddr, NatsError> {
-    let refuse = |reason: String| NatsError::Url {
-        url: format!("{}://{}", url.scheme(), server_label(url)),
-        reason,
-    };
-    if !matches!(url.scheme(), "nats" | "tls") {
-        return Err(refuse(format!("unknown scheme `{}`", url.scheme())));
-    }
     url.as_str()
         .parse::<ServerAddr>()
-        .map_err(|e| refuse(e.to_string()))
+        .map_err(|e| NatsError::Url {
+            url: format!("{}://{}", url.scheme(), server_label(url)),
+            reason: e.to_string(),
+        })
 }
 
 /// Reads the CA file now: async-nats reads it only while connecting, where a bad file would
@@ -238,6 +249,7 @@ mod tests {
         let e = server_addr(&Url::parse("http://user:pw@host:1").unwrap()).unwrap_err();
         let text = e.to_string();
         assert!(text.starts_with("nats.url `http://host:1`"), "{text}");
+        assert!(text.contains("invalid scheme"), "{text}");
         assert!(!text.contains("pw"), "no credentials in errors: {text}");
         assert!(server_addr(&Url::parse("tls://host:4222").unwrap()).is_ok());
 
@@ -252,13 +264,15 @@ mod tests {
     }
 
     #[test]
-    fn connection_changes_flag_the_stream_for_another_check() {
+    fn connection_changes_set_the_health_and_flag_the_stream_for_another_check() {
         let link = LinkState::new(&Url::parse("nats://127.0.0.1:4222").unwrap());
         link.stream_checked.store(true, Ordering::Relaxed);
         let disconnects = link.disconnects.subscribe();
         link.on_event(Event::Disconnected);
         assert!(disconnects.has_changed().unwrap());
+        assert_eq!(*link.health.borrow(), Link::Down);
         link.on_event(Event::Connected);
+        assert_eq!(*link.health.borrow(), Link::Up);
         assert!(!link.stream_checked.load(Ordering::Relaxed));
         assert!(link.ever_connected.load(Ordering::Relaxed));
     }

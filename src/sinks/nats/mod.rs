@@ -67,8 +67,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio_util::task::TaskTracker;
 
-use crate::config::NatsConfig;
-use crate::sinks::Control;
+use crate::config::{ConfigError, NatsConfig};
+use crate::sinks::{Control, Started};
 
 pub use sink::NatsSink;
 pub use subjects::Subjects;
@@ -142,39 +142,84 @@ pub enum NatsError {
     Client(String),
 }
 
-/// Starts the NATS link: validates the section, connects in the background, subscribes the
-/// command and request subjects and starts publishing state and QR changes. Fails only on
-/// configuration problems, never because the server is unreachable.
-///
-/// The handler tasks run until `control.shutdown` is cancelled; [`NatsSink::tasks`] tracks
-/// them. The returned sink is meant for [`crate::sinks::run_delivery`].
-pub async fn start(config: &NatsConfig, control: Control) -> Result<NatsSink, NatsError> {
-    let subjects = Subjects::new(&config.subject_prefix, &control.account)?;
+impl From<NatsError> for ConfigError {
+    fn from(e: NatsError) -> Self {
+        ConfigError::Sink(Box::new(e))
+    }
+}
+
+/// The `nats` section checked for what the loader does not check: the subjects the prefix and
+/// account make, the stream name (with JetStream on), the server address, and the credentials
+/// and CA files, read and parsed now. Ready to [`Prepared::start`].
+pub fn prepare(config: &NatsConfig, account: &str) -> Result<Prepared, ConfigError> {
+    let subjects = Subjects::new(&config.subject_prefix, account)?;
     if config.jetstream && !stream::is_valid_name(&config.stream) {
         return Err(NatsError::StreamName {
             name: config.stream.clone(),
-        });
+        }
+        .into());
     }
-    let link = Arc::new(connect::LinkState::new(&config.url));
-    let client = connect::connect(config, control.retry, link.clone()).await?;
-    let tasks = TaskTracker::new();
-    handlers::spawn(&client, &subjects, &control, &tasks).await?;
-    let jetstream = config.jetstream.then(|| {
-        let target = stream::Target::new(client.clone(), &config.stream, &subjects);
-        tasks.spawn(stream::keep(
-            target.clone(),
-            link.clone(),
-            control.shutdown.clone(),
-        ));
-        target
-    });
-    tasks.close();
-    Ok(NatsSink::new(
-        client,
-        jetstream,
+    let (options, addr) = connect::options(config)?;
+    Ok(Prepared {
+        options,
+        addr,
+        link: Arc::new(connect::LinkState::new(&config.url)),
         subjects,
-        control.account,
-        link,
-        tasks,
-    ))
+        stream: config.jetstream.then(|| config.stream.clone()),
+    })
+}
+
+/// A checked `nats` section: [`prepare`]'s answer.
+pub struct Prepared {
+    options: async_nats::ConnectOptions,
+    addr: async_nats::ServerAddr,
+    link: Arc<connect::LinkState>,
+    subjects: Subjects,
+    /// `nats.stream` when JetStream is on.
+    stream: Option<String>,
+}
+
+impl Prepared {
+    /// Starts the link: connects in the background, subscribes the command and request
+    /// subjects and starts publishing state and QR changes; the handler tasks, tracked on
+    /// `tracker`, run until `control.shutdown` is cancelled. Fails only when the client refuses
+    /// to be set up, never because the server is unreachable.
+    pub async fn start(
+        self,
+        control: Control,
+        tracker: &TaskTracker,
+    ) -> Result<Started<NatsSink>, NatsError> {
+        let Prepared {
+            options,
+            addr,
+            link,
+            subjects,
+            stream,
+        } = self;
+        let health = link.health.subscribe();
+        let client = connect::connect(options, addr, control.retry, link.clone()).await?;
+        let tasks = TaskTracker::new();
+        handlers::spawn(&client, &subjects, &control, &tasks).await?;
+        let jetstream = stream.map(|name| {
+            let target = stream::Target::new(client.clone(), &name, &subjects);
+            tasks.spawn(stream::keep(
+                target.clone(),
+                link.clone(),
+                control.shutdown.clone(),
+            ));
+            target
+        });
+        tasks.close();
+        let waited = tasks.clone();
+        tracker.spawn(async move { waited.wait().await });
+        let sink = NatsSink {
+            client,
+            jetstream,
+            subjects,
+            account: control.account,
+            link,
+            tasks,
+        };
+        Ok(Started { sink, health })
+    }
 }

@@ -20,13 +20,16 @@ use crate::sinks::{DeliveryError, Sink};
 use crate::spool::{Entry, Kind};
 
 /// The NATS sink: delivers spooled entries and owns the link's background tasks.
+/// Built by [`super::Prepared::start`].
 pub struct NatsSink {
-    client: Client,
-    jetstream: Option<Target>,
-    subjects: Subjects,
-    account: String,
-    link: Arc<LinkState>,
-    tasks: TaskTracker,
+    pub(super) client: Client,
+    /// The stream's context when JetStream is on.
+    pub(super) jetstream: Option<Target>,
+    pub(super) subjects: Subjects,
+    /// Makes up `Nats-Msg-Id`.
+    pub(super) account: String,
+    pub(super) link: Arc<LinkState>,
+    pub(super) tasks: TaskTracker,
 }
 
 /// How far one entry of a batch got while publishing.
@@ -48,29 +51,6 @@ fn failed(delivered: usize, cause: impl Into<String>) -> DeliveryError {
 }
 
 impl NatsSink {
-    pub(super) fn new(
-        client: Client,
-        jetstream: Option<Target>,
-        subjects: Subjects,
-        account: String,
-        link: Arc<LinkState>,
-        tasks: TaskTracker,
-    ) -> NatsSink {
-        NatsSink {
-            client,
-            jetstream,
-            subjects,
-            account,
-            link,
-            tasks,
-        }
-    }
-
-    /// The link's client, for health checks (`connection_state`) and metrics (`statistics`).
-    pub fn client(&self) -> Client {
-        self.client.clone()
-    }
-
     /// The link's background tasks (command and request handlers, state and QR publishers,
     /// the stream keeper); they end when `Control::shutdown` is cancelled.
     pub fn tasks(&self) -> TaskTracker {

@@ -25,7 +25,7 @@ pub use sign::{sign, SigningKey};
 /// The `request_id` prefix of webhook replies (`reply:<webhook-id>`). Reserved: the bridge
 /// refuses it from every other source of commands.
 pub const REPLY_PREFIX: &str = "reply:";
-pub use sink::{new, WebhookSink};
+pub use sink::{prepare, Prepared, WebhookSink};
 
 /// A webhook's configuration cannot be used; the message names the key and the fix.
 #[derive(Debug, Error)]
@@ -46,6 +46,12 @@ pub enum WebhookError {
         /// Why, from the HTTP library.
         cause: String,
     },
+}
+
+impl From<WebhookError> for crate::config::ConfigError {
+    fn from(e: WebhookError) -> Self {
+        crate::config::ConfigError::Sink(Box::new(e))
+    }
 }
 
 /// What is wrong with a signing secret. Never carries the secret itself.

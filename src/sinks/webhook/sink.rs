@@ -9,8 +9,8 @@ use url::Url;
 
 use super::budget::ReplyBudget;
 use super::{sign, SigningKey, WebhookError, REPLY_PREFIX};
-use crate::config::{EventKind, WebhookConfig};
-use crate::sinks::{DeliveryError, Intake, Origin, Sink};
+use crate::config::{ConfigError, EventKind, WebhookConfig};
+use crate::sinks::{DeliveryError, Intake, Link, Origin, Sink, Started};
 use crate::spool::{Entry, Kind};
 
 /// The longest a connection attempt may take (shorter when the webhook's `timeout` is).
@@ -26,26 +26,19 @@ const EVENT_HEADER: &str = "x-wxbridge-event";
 /// A configured webhook as a [`Sink`] named `webhook:<index>`.
 #[derive(Debug)]
 pub struct WebhookSink {
-    name: String,
-    url: Url,
-    timeout: Duration,
-    kinds: Vec<Kind>,
-    key: Option<SigningKey>,
-    account: String,
-    client: reqwest::Client,
+    hook: Prepared,
     intake: Intake,
     replies: ReplyBudget,
 }
 
-/// Builds the sink for `webhooks[index]`: checks the secret and builds its HTTP client (no
-/// cookies, no redirects followed, the webhook's `timeout` per request). `account` makes up
-/// `webhook-id`; replies go to `intake`.
-pub fn new(
+/// Checks `webhooks[index]` and builds what it needs: the signing key from its secret, and its
+/// HTTP client (no cookies, no redirects followed, the webhook's `timeout` per request).
+/// `account` makes up `webhook-id`. Ready to [`Prepared::start`].
+pub fn prepare(
     index: usize,
     config: &WebhookConfig,
     account: &str,
-    intake: Intake,
-) -> Result<WebhookSink, WebhookError> {
+) -> Result<Prepared, ConfigError> {
     let key = config
         .secret
         .as_ref()
@@ -64,7 +57,7 @@ pub fn new(
             index,
             cause: error_chain(&e.without_url()),
         })?;
-    Ok(WebhookSink {
+    Ok(Prepared {
         name: format!("webhook:{index}"),
         url: config.url.clone(),
         timeout: config.timeout,
@@ -72,18 +65,46 @@ pub fn new(
         key,
         account: account.to_owned(),
         client,
-        intake,
-        replies: ReplyBudget::new(config.max_replies_per_minute),
+        max_replies_per_minute: config.max_replies_per_minute,
     })
+}
+
+/// A checked webhook: [`prepare`]'s answer.
+#[derive(Debug)]
+pub struct Prepared {
+    name: String,
+    url: Url,
+    timeout: Duration,
+    kinds: Vec<Kind>,
+    key: Option<SigningKey>,
+    account: String,
+    client: reqwest::Client,
+    max_replies_per_minute: u32,
+}
+
+impl Prepared {
+    /// The sink; replies go to `intake`. A webhook has no standing connection and no task of
+    /// its own.
+    pub fn start(self, intake: Intake) -> Started<WebhookSink> {
+        let sink = WebhookSink {
+            replies: ReplyBudget::new(self.max_replies_per_minute),
+            hook: self,
+            intake,
+        };
+        Started {
+            sink,
+            health: Link::connectionless(),
+        }
+    }
 }
 
 impl Sink for WebhookSink {
     fn name(&self) -> &str {
-        &self.name
+        &self.hook.name
     }
 
     fn accepts(&self, kind: Kind) -> bool {
-        self.kinds.contains(&kind)
+        self.hook.kinds.contains(&kind)
     }
 
     async fn deliver(&mut self, batch: &[Entry]) -> Result<(), DeliveryError> {
@@ -102,14 +123,15 @@ impl Sink for WebhookSink {
 impl WebhookSink {
     /// POSTs one entry; `Ok` once it is answered 2xx and any reply is queued.
     async fn post(&mut self, entry: &Entry) -> Result<(), String> {
-        let webhook_id = format!("{}:{}", self.account, entry.id);
+        let webhook_id = format!("{}:{}", self.hook.account, entry.id);
         let mut request = self
+            .hook
             .client
-            .post(self.url.clone())
+            .post(self.hook.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(EVENT_HEADER, entry.kind.as_str())
             .body(entry.payload.clone());
-        if let Some(key) = &self.key {
+        if let Some(key) = &self.hook.key {
             // A fresh timestamp per attempt: receivers reject old ones (5 min tolerance).
             let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
             request = request
@@ -125,19 +147,19 @@ impl WebhookSink {
         if !status.is_success() {
             return Err(format!("the webhook answered {status}"));
         }
-        tracing::debug!(sink = %self.name, webhook_id = %webhook_id, status = status.as_u16(), "delivered");
+        tracing::debug!(sink = %self.hook.name, webhook_id = %webhook_id, status = status.as_u16(), "delivered");
         let Some(chat_id) = replyable_chat(entry) else {
             return Ok(());
         };
         let answer = match read_capped(&mut response, MAX_ANSWER_BYTES).await {
             Ok(Some(body)) => body,
             Ok(None) => {
-                tracing::warn!(sink = %self.name, webhook_id = %webhook_id, limit = MAX_ANSWER_BYTES, "answer body too large to hold a reply; ignored");
+                tracing::warn!(sink = %self.hook.name, webhook_id = %webhook_id, limit = MAX_ANSWER_BYTES, "answer body too large to hold a reply; ignored");
                 return Ok(());
             }
             // The receiver took the event (2xx); sending it again would only repeat it.
             Err(e) => {
-                tracing::warn!(sink = %self.name, webhook_id = %webhook_id, cause = %self.failure(e), "cannot read the answer body; no reply sent");
+                tracing::warn!(sink = %self.hook.name, webhook_id = %webhook_id, cause = %self.failure(e), "cannot read the answer body; no reply sent");
                 return Ok(());
             }
         };
@@ -146,13 +168,13 @@ impl WebhookSink {
         };
         if !self.replies.take(&chat_id, Instant::now()) {
             tracing::warn!(
-                sink = %self.name,
+                sink = %self.hook.name,
                 webhook_id = %webhook_id,
                 chat = %chat_id,
                 limit = self.replies.per_minute(),
                 "reply dropped: the chat has had max_replies_per_minute replies in the last minute"
             );
-            crate::metrics::webhook_reply_dropped(&self.name);
+            crate::metrics::webhook_reply_dropped(&self.hook.name);
             return Ok(());
         }
         let command = serde_json::json!({
@@ -161,7 +183,7 @@ impl WebhookSink {
             "request_id": format!("{REPLY_PREFIX}{webhook_id}"),
         });
         let payload = serde_json::to_vec(&command).unwrap_or_default();
-        tracing::debug!(sink = %self.name, webhook_id = %webhook_id, "queueing the webhook's reply");
+        tracing::debug!(sink = %self.hook.name, webhook_id = %webhook_id, "queueing the webhook's reply");
         if self.intake.submit(payload, Origin::Webhook).await {
             Ok(())
         } else {
@@ -176,7 +198,7 @@ impl WebhookSink {
         if e.is_timeout() {
             format!(
                 "no answer within {} (the webhook's timeout)",
-                humantime::format_duration(self.timeout)
+                humantime::format_duration(self.hook.timeout)
             )
         } else {
             format!("request failed: {}", error_chain(&e.without_url()))
