@@ -8,13 +8,32 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the broker to take).
+/// A free TCP port on 127.0.0.1 for a broker or a listener to take, never the same twice in
+/// this process.
+///
+/// Not a port the kernel picks (`bind(0)`): those come from the ephemeral range, where every
+/// outgoing connection of the other tests also takes its local port, and two concurrent tests
+/// could be handed the same one once it is released. Then a second broker cannot bind, the
+/// test talks to another test's broker, and loses it when that test ends. These come from a
+/// counter below the ephemeral range (Linux: 32768 and up), from a block chosen by the process
+/// id so two test processes rarely meet, each checked free by binding it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let block = std::process::id() % 22 * 1_000;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (block + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + SPAN
+    );
 }
 
 fn find_binary(name: &str) -> PathBuf {
@@ -32,6 +51,11 @@ fn wait_for_port(port: u16, child: &mut Child, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Whoever answered, it is not this broker if this broker has already exited
+            // (could not bind).
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited early with {status}; is port {port} taken?");
+            }
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
