@@ -82,7 +82,8 @@ pub fn start(
     let discovery = Arc::new(Discovery::new(homeassistant, &topics, &control.account));
     let qos = options::qos(config.qos)?;
     let options = options::build(config, &topics)?;
-    let (client, eventloop) = AsyncClient::new(options, REQUESTS);
+    let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
+    eventloop.set_network_options(options::network());
 
     let unwritten = Unwritten::default();
     let (state_tx, state_rx) = watch::channel(LinkState::default());
