@@ -140,6 +140,17 @@ impl Stage {
     /// Like [`Stage::new`]; with `record`, the fake records requests, which
     /// [`Stage::first_synccheck`] needs.
     pub async fn with_recording(env: &Env, size: BookSize, record: bool) -> Result<Stage> {
+        Stage::distant(env, size, record, Duration::ZERO).await
+    }
+
+    /// Like [`Stage::with_recording`], the fake holding every answer back by `answer_delay`,
+    /// as a server that far away would answer.
+    pub async fn distant(
+        env: &Env,
+        size: BookSize,
+        record: bool,
+        answer_delay: Duration,
+    ) -> Result<Stage> {
         let fake = FakeWeChat::start_with(Options {
             poll_hold: Duration::from_millis(300),
             sync_hold: Duration::from_secs(5),
@@ -148,6 +159,7 @@ impl Stage {
             record_requests: record,
             compact_json: env.settings.compact_wire,
             gzip: !env.settings.compact_wire,
+            answer_delay,
             ..Options::default()
         })
         .await;

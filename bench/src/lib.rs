@@ -8,7 +8,10 @@
 //! - [`phases::fake_check`]: that the fake serves faster than anything it is compared with;
 //! - [`phases::throughput`]: a burst relayed to each sink, against a raw client of the same
 //!   kind and against the bridge with no sink;
-//! - [`phases::latency`]: a steady inbound rate to MQTT, and send commands to `webwxsendmsg`;
+//! - [`phases::latency`]: a steady inbound rate to MQTT, and send commands to `webwxsendmsg`
+//!   and to their results;
+//! - [`phases::distance`]: a burst from a fake that answers as a distant server would, against
+//!   the fetch-only ceiling at that distance and on loopback;
 //! - [`phases::memory`]: resident memory idle with a small and a large address book and
 //!   during a burst, and the spool on disk;
 //! - [`phases::startup`]: process start to `online` with a stored session;
@@ -79,6 +82,8 @@ pub async fn run(settings: Settings) -> Result<Report> {
     let throughput = phases::throughput::run(&env).await?;
     progress!("latency");
     let latency = phases::latency::run(&env).await?;
+    progress!("distance");
+    let distance = phases::distance::run(&env).await?;
     progress!("memory");
     let memory = phases::memory::run(&env).await?;
     progress!("start-up");
@@ -91,6 +96,7 @@ pub async fn run(settings: Settings) -> Result<Report> {
         fake,
         throughput,
         latency,
+        distance,
         memory,
         startup,
     })

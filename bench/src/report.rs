@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::machine::{Machine, Usage};
+use crate::phases::distance::Distance;
 use crate::phases::fake_check::FakeServe;
 use crate::phases::latency::Latency;
 use crate::phases::memory::{Idle, Memory};
@@ -11,6 +12,8 @@ use crate::phases::throughput::{SinkRuns, Target, Throughput};
 use crate::phases::Run;
 use crate::settings::{BookSize, Settings};
 use crate::stats::{Percentiles, Spread};
+
+mod distance;
 
 /// Everything one benchmark run measured.
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub struct Report {
     pub throughput: Throughput,
     /// Latency.
     pub latency: Latency,
+    /// A distant server against the fetch-only ceiling.
+    pub distance: Distance,
     /// Memory and disk.
     pub memory: Memory,
     /// Start-up times with a stored session.
@@ -133,6 +138,25 @@ impl Report {
             l.outbound.len(),
             l.outbound_expected,
         );
+        check(
+            "latency, send results".into(),
+            l.result.len(),
+            l.outbound_expected,
+        );
+        check(
+            "latency, send results through a nodelay broker".into(),
+            l.result_nodelay.len(),
+            l.outbound_expected,
+        );
+        for at in &self.distance.runs {
+            for (i, r) in at.bridge.iter().enumerate() {
+                check(
+                    format!("distance {} ms, run {}", at.delay.as_millis(), i + 1),
+                    r.received,
+                    r.expected,
+                );
+            }
+        }
         for (what, b) in [
             ("first", &self.memory.burst),
             ("second", &self.memory.again),
@@ -175,6 +199,7 @@ impl Report {
                 met: ratio.map(|r| r >= 0.8),
             });
         }
+        out.extend(self.distance_checks());
         let l = &self.latency;
         for (what, samples) in [("inbound", &l.inbound), ("outbound", &l.outbound)] {
             let p = Percentiles::of(samples);
@@ -182,6 +207,20 @@ impl Report {
                 target: format!("{what} latency p99 < 10 ms"),
                 measured: p.map_or("–".into(), |p| ms(p.p99)),
                 met: p.map(|p| p.p99 < Duration::from_millis(10)),
+            });
+        }
+        for (broker, samples) in [
+            ("mosquitto's defaults", &l.result),
+            ("mosquitto `set_tcp_nodelay true`", &l.result_nodelay),
+        ] {
+            let p = Percentiles::of(samples);
+            out.push(Check {
+                target: format!(
+                    "send command on MQTT → its result on `/send/result`, p99, one at a time, \
+                     ≤ 5 ms ({broker})"
+                ),
+                measured: p.map_or("–".into(), |p| ms(p.p99)),
+                met: p.map(|p| p.p99 <= Duration::from_millis(5)),
             });
         }
         for (idle, limit) in [(&self.memory.small, 20.0), (&self.memory.large, 80.0)] {
@@ -280,6 +319,7 @@ impl Report {
         self.write_targets(&mut md);
         self.write_throughput(&mut md);
         self.write_latency(&mut md);
+        self.write_distance(&mut md);
         self.write_memory(&mut md);
         self.write_cpu(&mut md);
         self.write_startup(&mut md);
@@ -403,7 +443,8 @@ impl Report {
              with `Durability::Immediate`). Inbound: {} msg/s for {secs} s, each message \
              tagged; timed from queueing at the fake to arrival at an MQTT subscriber (QoS 1). \
              Outbound: one send command at a time, timed from its MQTT publish until the fake \
-             records the `webwxsendmsg` (`send.rate` set high).\n",
+             records the `webwxsendmsg` (`send.rate` set high), and until its result arrives \
+             at a QoS 1 subscriber of `/send/result`.\n",
             l.rate
         );
         md.push_str("| path | samples | p50 | p99 | max |\n|---|---|---|---|---|\n");
@@ -421,6 +462,16 @@ impl Report {
             (
                 "outbound: send command over MQTT → fake records webwxsendmsg",
                 &l.outbound,
+                l.outbound_expected,
+            ),
+            (
+                "outbound: send command over MQTT → its result on `/send/result`",
+                &l.result,
+                l.outbound_expected,
+            ),
+            (
+                "the same through a mosquitto with `set_tcp_nodelay true`",
+                &l.result_nodelay,
                 l.outbound_expected,
             ),
         ];

@@ -1,6 +1,7 @@
 //! What a benchmark run measures and how much of it: the command line, the counts as
 //! defaults, and the small `--quick` variant the test suite runs so the benchmark cannot rot.
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -32,6 +33,10 @@ pub struct Cli {
     /// Restarts timed in the start-up phase.
     #[arg(long, default_value_t = 5)]
     pub startup_reps: usize,
+    /// The distant-server comparison: the fake holds every answer back this many
+    /// milliseconds, as a server one such round trip away (0 skips the comparison).
+    #[arg(long, default_value_t = 30)]
+    pub fake_delay_ms: u64,
     /// Contacts in the large address book.
     #[arg(long, default_value_t = 5_000)]
     pub large_contacts: usize,
@@ -93,6 +98,8 @@ pub struct Settings {
     pub sends: usize,
     /// Restarts timed in the start-up phase.
     pub startup_reps: usize,
+    /// The fake's answer delay in the distant-server comparison; zero skips it.
+    pub fake_delay: Duration,
     /// The address book of every phase but the large-book memory measurement.
     pub small_book: BookSize,
     /// The large address book.
@@ -127,6 +134,7 @@ impl Settings {
             latency_secs: cli.latency_secs.max(1),
             sends: cli.sends.max(1),
             startup_reps: cli.startup_reps.max(1),
+            fake_delay: Duration::from_millis(cli.fake_delay_ms),
             small_book: BookSize::SMALL,
             large_book: BookSize {
                 contacts: cli.large_contacts,
@@ -149,6 +157,7 @@ impl Settings {
             latency_secs: 2,
             sends: 10,
             startup_reps: 1,
+            fake_delay: Duration::from_millis(30),
             small_book: BookSize::SMALL,
             large_book: BookSize {
                 contacts: 500,
@@ -199,6 +208,11 @@ impl Settings {
             defaults.startup_reps.to_string(),
         );
         flag(
+            "fake-delay-ms",
+            self.fake_delay.as_millis().to_string(),
+            defaults.fake_delay.as_millis().to_string(),
+        );
+        flag(
             "large-contacts",
             self.large_book.contacts.to_string(),
             defaults.large_book.contacts.to_string(),
@@ -243,6 +257,10 @@ mod tests {
         assert_eq!(
             parse(&["wxbridge-bench", "--compact-wire", "--messages", "500"]),
             "cargo run --release -p wxbridge-bench -- --compact-wire --messages 500"
+        );
+        assert_eq!(
+            parse(&["wxbridge-bench", "--fake-delay-ms", "80"]),
+            "cargo run --release -p wxbridge-bench -- --fake-delay-ms 80"
         );
         assert_eq!(
             parse(&["wxbridge-bench", "--quick", "--compact-wire"]),

@@ -45,6 +45,11 @@ pub struct Options {
     /// Gzip answers to clients that send `Accept-Encoding: gzip`, as the real servers do
     /// (PROTOCOL.md §2). Default true.
     pub gzip: bool,
+    /// Every answer leaves this much later than it is ready, as from a server one network
+    /// round trip of this length away: each request costs at least this long, and a long poll
+    /// answers this long after its hold ends or a message wakes it (the hold itself is not
+    /// stretched). Refusals and injected faults are delayed alike. Default zero (loopback).
+    pub answer_delay: Duration,
 }
 
 impl Default for Options {
@@ -61,6 +66,7 @@ impl Default for Options {
             record_requests: true,
             compact_json: false,
             gzip: true,
+            answer_delay: Duration::ZERO,
         }
     }
 }

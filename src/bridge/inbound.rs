@@ -21,6 +21,7 @@ impl Bridge {
         let mut backoff = self.retry().schedule();
         let mut counter = super::now_ms();
         let mut failing = false;
+        let mut committing: Option<Committing<'_>> = None;
         loop {
             if policy.on(Happened::Tick) == Decision::Recheck {
                 // A session can go quiet without an error (PROTOCOL.md §10, wechat4u): ask
@@ -36,20 +37,37 @@ impl Bridge {
                 }
             }
             let creds = session.credentials();
-            let keys = session.keys();
-            let check = tokio::select! {
+            let keys = committing
+                .as_ref()
+                .map_or_else(|| session.keys(), |c| c.keys.clone());
+            // The last answer is normalized and committed while this synccheck is out: only the
+            // next webwxsync, whose SyncKey acknowledges that answer (PROTOCOL.md §7), waits
+            // for it. Far from the servers this hides the work in a round trip.
+            let durable = async {
+                match committing.take() {
+                    Some(c) => c.durable.await,
+                    None => Ok(()),
+                }
+            };
+            let (check, durable) = tokio::select! {
                 _ = self.shutdown.cancelled() => return SyncEnd::Shutdown,
                 _ = self.logout.notified() => return SyncEnd::LoggedOut,
-                c = session.client().synccheck(&creds, keys.for_synccheck(), counter) => c,
+                both = async {
+                    tokio::join!(
+                        session.client().synccheck(&creds, keys.for_synccheck(), counter),
+                        durable
+                    )
+                } => both,
             };
             counter += 1;
-            let result = match check {
-                Ok(c) if c.selector == 0 => Ok(()),
-                Ok(_) => self.sync_once(session).await,
-                Err(e) => Err(e),
+            let result = match (check, durable) {
+                (_, Err(e)) | (Err(e), _) => Err(e),
+                (Ok(c), Ok(())) if c.selector == 0 => Ok(None),
+                (Ok(_), Ok(())) => self.sync_once(session).await,
             };
             match result {
-                Ok(()) => {
+                Ok(next) => {
+                    committing = next;
                     if failing {
                         tracing::info!("syncing again");
                         failing = false;
@@ -78,8 +96,13 @@ impl Bridge {
     }
 
     /// One webwxsync: contacts first (so names resolve), then the messages; the new events,
-    /// their MsgIds and the new keys go to the spool in one transaction.
-    async fn sync_once(&self, session: &Session) -> Result<(), WxError> {
+    /// their MsgIds and the new keys go to the spool in one transaction. The requests are made
+    /// here; what needs none (normalizing, the commit) is handed back to run beside the next
+    /// synccheck (None: nothing to commit).
+    async fn sync_once<'a>(
+        &'a self,
+        session: &'a Session,
+    ) -> Result<Option<Committing<'a>>, WxError> {
         let creds = session.credentials();
         let resp = session
             .client()
@@ -122,83 +145,106 @@ impl Bridge {
         }
 
         let ids: Vec<String> = resp.add_msg_list.iter().map(|m| m.msg_id.clone()).collect();
-        let unseen = self
-            .spool
-            .unseen(ids.clone())
-            .await
-            .map_err(|e| WxError::Garbage {
-                endpoint: "spool",
-                detail: e.to_string(),
-            })?;
-        let self_name = session.user().user_name.clone();
-        let mut in_batch = HashSet::new();
-        let mut entries = Vec::new();
-        let mut types = Vec::new();
-        for (msg, new) in resp.add_msg_list.iter().zip(unseen) {
-            if !new || !in_batch.insert(msg.msg_id.as_str()) {
-                continue;
-            }
-            if msg.from_user_name == self_name {
-                self.sent.settle().await;
-            }
-            let sent_by = self.sent.lookup(&msg.msg_id);
-            let event = {
-                let book = session.book();
-                let ctx = message::Context {
-                    account: &self.config.account,
-                    book: &book,
-                    sent_by_bridge: sent_by.as_ref().map(|r| r.as_deref()),
-                };
-                message::normalize(msg, &ctx)
-            };
-            let Some(mut event) = event else { continue };
-            if event.origin == Origin::Phone {
-                // An echo that carries a MsgId of its own: recognised by chat and text.
-                let echo = event
-                    .text
-                    .as_deref()
-                    .and_then(|text| self.sent.claim_echo(&event.chat.id, text));
-                if let Some(request_id) = echo {
-                    event.origin = Origin::Bridge;
-                    event.request_id = Some(request_id);
-                }
-            }
-            types.push(event.message_type);
-            match serde_json::to_vec(&event) {
-                Ok(payload) => entries.push(NewEntry {
-                    kind: Kind::Message,
-                    id: msg.msg_id.clone(),
-                    payload,
-                    reply_to: None,
-                }),
-                Err(e) => {
-                    tracing::error!(cause = %e, msg_id = %msg.msg_id, "cannot serialize an event")
-                }
-            }
-        }
-
         let mut keys = session.keys();
         let keys_changed = keys.update(resp.sync_key, resp.sync_check_key);
-        if entries.is_empty() && !keys_changed && ids.is_empty() {
-            return ended.map_or(Ok(()), Err);
+        if !keys_changed && ids.is_empty() {
+            return ended.map_or(Ok(None), Err);
         }
-        failpoint("after_sync_before_commit");
-        let committed = self
-            .spool
-            .commit_sync(entries, ids, Some(encode_keys(&keys)))
-            .await
-            .map_err(|e| WxError::Garbage {
-                endpoint: "spool",
-                detail: e.to_string(),
-            })?;
-        log_drops(&committed.dropped);
-        crate::metrics::messages_received(&types);
-        session.update_keys(keys.sync_key, keys.sync_check_key);
-        if !committed.seqs.is_empty() {
-            self.wake.notify_waiters();
+        let next = keys.clone();
+        let messages = resp.add_msg_list;
+        // What follows needs no more requests: it runs while the next synccheck is out, and
+        // the next webwxsync waits for it (see `Committing`).
+        let durable = async move {
+            let unseen = self
+                .spool
+                .unseen(ids.clone())
+                .await
+                .map_err(|e| WxError::Garbage {
+                    endpoint: "spool",
+                    detail: e.to_string(),
+                })?;
+            let self_name = session.user().user_name.clone();
+            let mut in_batch = HashSet::new();
+            let mut entries = Vec::new();
+            let mut types = Vec::new();
+            for (msg, new) in messages.iter().zip(unseen) {
+                if !new || !in_batch.insert(msg.msg_id.as_str()) {
+                    continue;
+                }
+                if msg.from_user_name == self_name {
+                    self.sent.settle().await;
+                }
+                let sent_by = self.sent.lookup(&msg.msg_id);
+                let event = {
+                    let book = session.book();
+                    let ctx = message::Context {
+                        account: &self.config.account,
+                        book: &book,
+                        sent_by_bridge: sent_by.as_ref().map(|r| r.as_deref()),
+                    };
+                    message::normalize(msg, &ctx)
+                };
+                let Some(mut event) = event else { continue };
+                if event.origin == Origin::Phone {
+                    // An echo that carries a MsgId of its own: recognised by chat and text.
+                    let echo = event
+                        .text
+                        .as_deref()
+                        .and_then(|text| self.sent.claim_echo(&event.chat.id, text));
+                    if let Some(request_id) = echo {
+                        event.origin = Origin::Bridge;
+                        event.request_id = Some(request_id);
+                    }
+                }
+                types.push(event.message_type);
+                match serde_json::to_vec(&event) {
+                    Ok(payload) => entries.push(NewEntry {
+                        kind: Kind::Message,
+                        id: msg.msg_id.clone(),
+                        payload,
+                        reply_to: None,
+                    }),
+                    Err(e) => {
+                        tracing::error!(cause = %e, msg_id = %msg.msg_id, "cannot serialize an event")
+                    }
+                }
+            }
+
+            failpoint("after_sync_before_commit");
+            let committed = self
+                .spool
+                .commit_sync(entries, ids, Some(encode_keys(&keys)))
+                .await
+                .map_err(|e| WxError::Garbage {
+                    endpoint: "spool",
+                    detail: e.to_string(),
+                })?;
+            log_drops(&committed.dropped);
+            crate::metrics::messages_received(&types);
+            session.update_keys(keys.sync_key, keys.sync_check_key);
+            if !committed.seqs.is_empty() {
+                self.wake.notify_waiters();
+            }
+            Ok(())
+        };
+        if let Some(e) = ended {
+            durable.await?;
+            return Err(e);
         }
-        ended.map_or(Ok(()), Err)
+        Ok(Some(Committing {
+            keys: next,
+            durable: Box::pin(durable),
+        }))
     }
+}
+
+/// A webwxsync answer still being normalized and committed.
+struct Committing<'a> {
+    /// The keys the answer brought: the next synccheck may use them at once.
+    keys: SyncKeys,
+    /// Resolves once the answer's events, MsgIds and keys are durable and the session holds
+    /// the keys (the sinks woken); the next webwxsync must not go out before.
+    durable: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), WxError>> + Send + 'a>>,
 }
 
 /// Why a sync loop ended.

@@ -16,6 +16,7 @@ mod login;
 mod messages;
 mod mqtt;
 mod mqtt_intake;
+mod mqtt_socket;
 mod nats;
 mod readme;
 mod real_corpus;

@@ -2,7 +2,7 @@
 //! same burst through synccheck + webwxsync (batches of up to 100) with the credentials of a
 //! session the bridge logged in and left, reading nothing of the answers but the count and
 //! the next SyncKey.
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
@@ -48,7 +48,13 @@ struct SyncAnswer {
 
 /// Runs the check: one drain per repetition.
 pub async fn run(env: &Env) -> Result<FakeServe> {
-    let stage = Stage::new(env, env.settings.small_book).await?;
+    drain(env, Duration::ZERO, env.settings.reps).await
+}
+
+/// `reps` drains from a fake that holds every answer back by `answer_delay`: the fetch-only
+/// ceiling at that distance.
+pub async fn drain(env: &Env, answer_delay: Duration, reps: usize) -> Result<FakeServe> {
+    let stage = Stage::distant(env, env.settings.small_book, false, answer_delay).await?;
     let bridge = stage.launch(env, &Sinks::none(), Tally::new(0)).await?;
     // SIGTERM keeps the session valid at the fake.
     bridge.stop().await?;
@@ -73,7 +79,7 @@ pub async fn run(env: &Env) -> Result<FakeServe> {
     let n = env.settings.messages;
     let mut serve_secs = Vec::new();
     let mut syncs = 0;
-    for rep in 0..env.settings.reps {
+    for rep in 0..reps {
         for m in workload::mix(&stage.book, n, SEED + rep as u64) {
             stage.fake.queue(m);
         }

@@ -9,6 +9,7 @@ use crate::env::Stage;
 use crate::machine::{self, RssSampler, Usage};
 use crate::tally::Tally;
 
+pub mod distance;
 pub mod fake_check;
 pub mod latency;
 pub mod memory;

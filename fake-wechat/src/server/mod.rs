@@ -1,5 +1,6 @@
 //! The HTTP surface: the router with the real paths, the middleware that records requests
-//! and injects faults and the one that gzips, and the response shapes every endpoint shares
+//! and injects faults, the one that gzips and the one that holds answers back as a distant
+//! server's would arrive, and the response shapes every endpoint shares
 //! (JSON as `text/plain` in the servers' layout with its members in the servers' order, JS
 //! text, BaseResponse refusals, cookies).
 
@@ -69,7 +70,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(&cgi("webwxsync"), axum::routing::post(sync::sync))
         .layer(middleware::from_fn_with_state(shared.clone(), intercept))
         .layer(middleware::from_fn_with_state(shared.clone(), gzip))
+        .layer(middleware::from_fn_with_state(shared.clone(), distance))
         .with_state(shared)
+}
+
+/// Holds every answer back by `answer_delay` once it is ready (the outermost layer, so faults
+/// and refusals wait too): the round trip to a server far away.
+async fn distance(AxState(shared): Ctx, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if !shared.opts.answer_delay.is_zero() {
+        tokio::time::sleep(shared.opts.answer_delay).await;
+    }
+    res
 }
 
 /// Gzips every non-empty answer to a client that accepts it, as the real servers do (§2),

@@ -3,6 +3,7 @@
 
 mod api;
 mod captured;
+mod distance;
 mod login;
 mod support;
 mod sync;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use rumqttc::{LastWill, MqttOptions, NetworkOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
@@ -86,6 +86,17 @@ pub(super) fn build(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions,
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
     }
     Ok(options)
+}
+
+/// The socket options: `TCP_NODELAY` on. rumqttc leaves Nagle's algorithm on, and every
+/// packet the bridge writes is small: a send result or a command's PUBACK written while the
+/// broker has not yet acknowledged the previous small write waits for the broker's delayed ACK,
+/// some 40 ms on Linux. `NetworkOptions::new`, not `default`: only `new` keeps rumqttc's 5 s
+/// connect timeout (`default` makes it zero).
+pub(super) fn network() -> NetworkOptions {
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network
 }
 
 /// The rustls client config: the system CA bundle plus `ca_file`, and the client identity

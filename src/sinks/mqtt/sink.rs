@@ -114,7 +114,8 @@ fn spawn(prepared: Prepared, control: Control) -> MqttSink {
         qos,
         max_bytes,
     } = prepared;
-    let (client, eventloop) = AsyncClient::new(options, REQUESTS);
+    let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
+    eventloop.set_network_options(options::network());
 
     let unwritten = Unwritten::default();
     let (state_tx, state_rx) = watch::channel(LinkState::default());
