@@ -197,7 +197,7 @@ impl Bridge {
                     }
                 }
                 types.push(event.message_type);
-                match serde_json::to_vec(&event) {
+                match event.to_json() {
                     Ok(payload) => entries.push(NewEntry {
                         kind: Kind::Message,
                         id: msg.msg_id.clone(),

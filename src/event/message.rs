@@ -251,6 +251,18 @@ pub struct MessageEvent {
     pub raw: Box<RawValue>,
 }
 
+impl MessageEvent {
+    /// The event as the bus carries it: one line of JSON, the bytes of `serde_json::to_vec`.
+    /// The buffer is sized from `raw` and `text`, most of the line, so it is not regrown (and
+    /// copied) as it fills.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let text = self.text.as_ref().map_or(0, String::len);
+        let mut out = Vec::with_capacity(self.raw.get().len() + text + 512);
+        serde_json::to_writer(&mut out, self)?;
+        Ok(out)
+    }
+}
+
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a string.
 fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
@@ -308,6 +320,14 @@ mod tests {
             line,
             r#"{"kind":"message","id":"4839201934821","account":"home","time":"2026-11-28T16:20:01Z","type":"text","msg_type":1,"origin":"contact","chat":{"id":"@@9f3","name":"Family","group":true},"from":{"id":"@a81","name":"Alice","remark":"Mom","self":false},"text":"dinner at 7?","mentioned":false,"raw":{"MsgId":"4839201934821","NewMsgId":9007199254740993}}"#
         );
+    }
+
+    #[test]
+    fn to_json_writes_the_bytes_serde_json_writes() {
+        let mut m = sample_message();
+        assert_eq!(m.to_json().unwrap(), serde_json::to_vec(&m).unwrap());
+        m.text = Some("長い".repeat(400));
+        assert_eq!(m.to_json().unwrap(), serde_json::to_vec(&m).unwrap());
     }
 
     #[test]

@@ -8,34 +8,87 @@
 //! bytes that knows only "inside a string" and "after a backslash" is enough for text that is
 //! already valid JSON, and much cheaper than a parse and re-serialization (which would also
 //! send decimals and integers beyond 64 bits through `f64`, `arbitrary_precision` being off).
+//!
+//! The sync answer is compacted whole, once, before it is parsed ([`compact_checked`]): every
+//! entry's `raw` is then a slice of that text, and the parse walks no layout whitespace.
 use std::borrow::Cow;
+
+use memchr::memchr2;
 
 /// The JSON text `json` with the whitespace outside its strings removed; borrowed when there
 /// is none. `json` must be valid JSON (a `RawValue`'s text is): the pass does not check it.
 pub fn compact(json: &str) -> Cow<'_, str> {
+    match squeeze(json, false) {
+        Ok(text) | Err(Joined(text)) => text,
+    }
+}
+
+/// [`compact`] for text not yet known to be JSON: `None` when the whitespace removed would
+/// have joined two tokens (`1 2`, `tr ue`), the one way removing it could turn invalid text
+/// into valid JSON. Otherwise the result is valid JSON exactly when `json` is, with the same
+/// values.
+pub fn compact_checked(json: &str) -> Option<Cow<'_, str>> {
+    squeeze(json, true).ok()
+}
+
+/// What [`squeeze`] made of the text when a strict pass found two tokens joined.
+struct Joined<'a>(Cow<'a, str>);
+
+/// One pass over the bytes that knows only "inside a string" and "outside": strings are
+/// skipped to their closing quote (memchr for the quote or a backslash), runs of whitespace
+/// outside them are dropped. With `strict`, stops at a run between two bytes that can only
+/// belong to literals or numbers, which valid JSON never separates by whitespace alone.
+fn squeeze(json: &str, strict: bool) -> Result<Cow<'_, str>, Joined<'_>> {
+    let bytes = json.as_bytes();
     let mut out: Option<String> = None;
     // The start of the text not yet copied: everything before it is copied or dropped.
     let mut run = 0;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &b) in json.as_bytes().iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'"' {
+            i += 1;
+            loop {
+                match memchr2(b'"', b'\\', &bytes[i..]) {
+                    // An escape is two bytes at least; what follows the backslash cannot
+                    // end the string.
+                    Some(k) if bytes[i + k] == b'\\' => i = (i + k + 2).min(bytes.len()),
+                    Some(k) => {
+                        i += k + 1;
+                        break;
+                    }
+                    None => {
+                        i = bytes.len();
+                        break;
+                    }
+                }
             }
         } else if is_json_space(b) {
-            // `i` is an ASCII byte, so both slices end on a character boundary.
+            let start = i;
+            while i < bytes.len() && is_json_space(bytes[i]) {
+                i += 1;
+            }
+            if strict
+                && start > 0
+                && i < bytes.len()
+                && is_scalar_byte(bytes[start - 1])
+                && is_scalar_byte(bytes[i])
+            {
+                return Err(Joined(finish(json, out, run)));
+            }
+            // `start` and `i` are at ASCII bytes or the end, so both slices end on a
+            // character boundary.
             let o = out.get_or_insert_with(|| String::with_capacity(json.len()));
-            o.push_str(&json[run..i]);
-            run = i + 1;
-        } else if b == b'"' {
-            in_string = true;
+            o.push_str(&json[run..start]);
+            run = i;
+        } else {
+            i += 1;
         }
     }
+    Ok(finish(json, out, run))
+}
+
+fn finish(json: &str, out: Option<String>, run: usize) -> Cow<'_, str> {
     match out {
         None => Cow::Borrowed(json),
         Some(mut o) => {
@@ -48,6 +101,12 @@ pub fn compact(json: &str) -> Cow<'_, str> {
 /// The four whitespace characters JSON allows between tokens (RFC 8259 §2).
 fn is_json_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Bytes of `true`, `false`, `null` and numbers: two of them with whitespace between are two
+/// tokens that compacting would join.
+fn is_scalar_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-')
 }
 
 #[cfg(test)]
@@ -98,6 +157,31 @@ mod tests {
     }
 
     #[test]
+    fn a_checked_compaction_refuses_to_join_two_tokens() {
+        for joined in [
+            "[1 2]",
+            "[tr ue]",
+            "{\"a\": 1\n2}",
+            "[- 1]",
+            "[1. 5]",
+            "[null\tnull]",
+        ] {
+            assert_eq!(compact_checked(joined), None, "{joined}");
+        }
+        let wire = "{\n\"a\": [1, -2.5e+3, true, null],\n\"b\": \"x y\"\n}";
+        assert_eq!(
+            compact_checked(wire).as_deref(),
+            Some(r#"{"a":[1,-2.5e+3,true,null],"b":"x y"}"#)
+        );
+    }
+
+    #[test]
+    fn a_backslash_at_the_end_of_unterminated_text_does_not_overrun() {
+        assert_eq!(compact("\"abc\\"), "\"abc\\");
+        assert_eq!(compact("[\"a\\\"\" ,1]"), "[\"a\\\"\",1]");
+    }
+
+    #[test]
     fn non_ascii_and_line_separators_in_strings_survive() {
         let wire = "{\n\"Content\": \"好的\u{2028}晚上见\u{2029} 👍\u{85}\"\n}";
         assert_eq!(
@@ -117,7 +201,9 @@ mod props {
     use crate::event::{Event, MessageEvent};
     use crate::wechat::contacts::ContactBook;
     use crate::wechat::message::{normalize, Context};
-    use crate::wechat::protocol::{parse_sync_response, Contact};
+    use crate::wechat::protocol::{
+        parse_sync_response, parse_sync_response_entry_by_entry, Contact,
+    };
 
     /// A JSON value as text pieces, so one tree can be written in any layout and the
     /// expected compact text is known without going through a parser (and so through `f64`).
@@ -309,6 +395,29 @@ mod props {
         fn any_layout_compacts_to_the_same_tokens(j in value(), seed in any::<u64>()) {
             let wire = laid_out(&j, seed);
             prop_assert_eq!(compact(wire.trim_matches([' ', '\t', '\n', '\r'])), compact_of(&j));
+        }
+
+        #[test]
+        fn the_whole_answer_compacted_parses_as_entry_by_entry_does_also_when_broken(
+            entries in prop::collection::vec(entry(), 1..4),
+            seed in any::<u64>(),
+            cut in any::<prop::sample::Index>(),
+            insert in prop_oneof![Just(""), Just(" "), Just("\n"), Just("1"), Just("\""), Just("\\"), Just(",")],
+        ) {
+            let mut body = laid_out(&sync_answer(entries), seed);
+            // A byte inserted anywhere (at a character boundary): often not JSON any more.
+            let mut at = cut.index(body.len() + 1);
+            while !body.is_char_boundary(at) {
+                at -= 1;
+            }
+            body.insert_str(at, insert);
+            let fast = parse_sync_response(&body);
+            let reference = parse_sync_response_entry_by_entry(&body);
+            match (&fast, &reference) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(format!("{a:?}"), format!("{b:?}")),
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                _ => prop_assert!(false, "{:?} against {:?} for {}", fast.is_ok(), reference.is_ok(), body),
+            }
         }
 
         #[test]

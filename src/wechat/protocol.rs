@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::compact::compact;
+use super::compact::{compact, compact_checked};
 
 /// The web client's application id, sent on `jslogin` (PROTOCOL.md §1.1).
 pub const APP_ID: &str = "wx782c26e4c19acffb";
@@ -307,29 +307,72 @@ struct SyncWire<'a> {
 
 /// Parses a `webwxsync` body, keeping each `AddMsgList` entry's JSON beside its fields,
 /// compacted onto one line (see [`compact`](super::compact)).
+///
+/// The servers put every member on its own line (PROTOCOL.md §8.7) and events carry each entry
+/// on one line, so the whole answer is compacted once and then parsed: each entry's `raw` is a
+/// slice of valid JSON already, copied without a second validation. Text that is not valid
+/// JSON (or that compacting could make valid) takes [`parse_entry_by_entry`], whose result and
+/// errors are what this function answers.
 pub fn parse_sync_response(body: &str) -> Result<SyncResponse, serde_json::Error> {
+    if let Some(text) = compact_checked(body) {
+        if let Ok(resp) = parse_compacted(&text) {
+            return Ok(resp);
+        }
+    }
+    parse_entry_by_entry(body)
+}
+
+/// The sync answer from text with no whitespace between its tokens.
+fn parse_compacted(text: &str) -> Result<SyncResponse, serde_json::Error> {
+    let mut wire: SyncWire<'_> = serde_json::from_str(text)?;
+    let add_msg_list = std::mem::take(&mut wire.add_msg_list)
+        .into_iter()
+        .map(|raw| {
+            let mut msg: AddMsg = serde_json::from_str(raw.get())?;
+            msg.raw = Some(raw.to_owned());
+            Ok(msg)
+        })
+        .collect::<Result<_, serde_json::Error>>()?;
+    Ok(wire.into_response(add_msg_list))
+}
+
+/// The sync answer parsed as received, each entry compacted on its own: the reference the fast
+/// path must agree with, and the path that reports where a malformed answer is malformed.
+fn parse_entry_by_entry(body: &str) -> Result<SyncResponse, serde_json::Error> {
     let wire: SyncWire<'_> = serde_json::from_str(body)?;
     let mut add_msg_list = Vec::with_capacity(wire.add_msg_list.len());
-    for raw in wire.add_msg_list {
-        // The servers put every member on its own line (PROTOCOL.md §8.7); events carry the
-        // entry on one line, so the whitespace between its tokens goes before it is kept.
+    for raw in &wire.add_msg_list {
         let text = compact(raw.get());
         let mut msg: AddMsg = serde_json::from_str(&text)?;
         msg.raw = Some(match text {
-            Cow::Borrowed(_) => raw.to_owned(),
+            Cow::Borrowed(_) => (*raw).to_owned(),
             Cow::Owned(text) => RawValue::from_string(text)?,
         });
         add_msg_list.push(msg);
     }
-    Ok(SyncResponse {
-        base_response: wire.base_response,
-        add_msg_list,
-        mod_contact_list: wire.mod_contact_list,
-        del_contact_list: wire.del_contact_list,
-        sync_key: wire.sync_key,
-        sync_check_key: wire.sync_check_key,
-        skey: wire.skey,
-    })
+    Ok(wire.into_response(add_msg_list))
+}
+
+impl SyncWire<'_> {
+    fn into_response(self, add_msg_list: Vec<AddMsg>) -> SyncResponse {
+        SyncResponse {
+            base_response: self.base_response,
+            add_msg_list,
+            mod_contact_list: self.mod_contact_list,
+            del_contact_list: self.del_contact_list,
+            sync_key: self.sync_key,
+            sync_check_key: self.sync_check_key,
+            skey: self.skey,
+        }
+    }
+}
+
+/// The reference parse, for the tests that hold the fast path to it.
+#[cfg(test)]
+pub(crate) fn parse_sync_response_entry_by_entry(
+    body: &str,
+) -> Result<SyncResponse, serde_json::Error> {
+    parse_entry_by_entry(body)
 }
 
 /// `webwxgetcontact` answer (PROTOCOL.md §5.1).
