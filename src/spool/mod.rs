@@ -14,6 +14,7 @@ use std::time::Duration;
 /// What kind of payload a spooled entry is: the event types' own enum.
 pub use crate::event::Kind;
 
+mod journal;
 mod redb_store;
 mod writer;
 

@@ -40,9 +40,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::journal::{self, Journal, CAPACITY, CHECKPOINT_AFTER};
 use super::{
     Backlog, Committed, Entry, NewEntry, QueuedCommand, RedbSpool, Seq, Spool, SpoolError,
 };
+pub(in crate::spool) use thread::Tuning;
 use thread::{Request, View, Write, Writer};
 
 #[cfg(test)]
@@ -64,13 +66,30 @@ type Read = Box<dyn FnOnce(&View<'_>) + Send>;
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Request>,
-    commits: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer counts, for tests, the benchmark and `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Groups made durable.
+    commits: AtomicU64,
+    /// Journal fdatasyncs and durable redb commits.
+    fsyncs: AtomicU64,
+}
+
+impl Counters {
+    fn fsynced(&self) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::spool_fsync();
+    }
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("commits", &self.commits())
+            .field("fsyncs", &self.fsyncs())
             .finish_non_exhaustive()
     }
 }
@@ -80,31 +99,67 @@ fn stopped() -> SpoolError {
 }
 
 impl Store {
-    /// Starts the writer thread over `spool`. A sink's cursor move is committed at once when
-    /// it is more than `lazy_limit` entries past its committed cursor (see the module docs).
+    /// Recovers `spool` from its journal (`spool.journal` next to the database file; see the
+    /// `journal` module) and starts the writer thread over it. A sink's cursor move is
+    /// committed at once when it is more than `lazy_limit` entries past its committed cursor
+    /// (see the module docs).
     pub fn spawn(spool: RedbSpool, lazy_limit: u64) -> Result<Store, SpoolError> {
-        Store::spawn_lingering(spool, lazy_limit, ACK_LINGER)
+        Store::spawn_tuned(
+            spool,
+            Tuning {
+                lazy_limit,
+                linger: ACK_LINGER,
+                checkpoint_after: CHECKPOINT_AFTER,
+                journal_bytes: CAPACITY,
+            },
+        )
     }
 
     /// [`Store::spawn`] with held cursor moves committed on their own after `linger`.
+    #[cfg(test)]
     fn spawn_lingering(
         spool: RedbSpool,
         lazy_limit: u64,
         linger: Duration,
     ) -> Result<Store, SpoolError> {
+        Store::spawn_tuned(
+            spool,
+            Tuning {
+                lazy_limit,
+                linger,
+                checkpoint_after: CHECKPOINT_AFTER,
+                journal_bytes: CAPACITY,
+            },
+        )
+    }
+
+    pub(in crate::spool) fn spawn_tuned(
+        spool: RedbSpool,
+        tuning: Tuning,
+    ) -> Result<Store, SpoolError> {
+        let counters = Arc::new(Counters::default());
+        let path = spool.path().with_extension("journal");
+        let mut journal = Journal::open(&path, tuning.journal_bytes)?;
+        journal::recover(&spool, &mut journal)?;
+        counters.fsynced();
         let (tx, rx) = mpsc::channel();
-        let commits = Arc::new(AtomicU64::new(0));
-        let writer = Writer::new(spool, rx, commits.clone(), lazy_limit, linger);
+        let writer = Writer::new(spool, journal, rx, counters.clone(), tuning);
         std::thread::Builder::new()
             .name("spool-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| SpoolError::caused_by("start the spool's writer thread", e))?;
-        Ok(Store { tx, commits })
+        Ok(Store { tx, counters })
     }
 
-    /// How many durable commits the writer has made (for tests and the benchmark).
+    /// How many groups of writes the writer has made durable (for tests and the benchmark).
     pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.counters.commits.load(Ordering::Relaxed)
+    }
+
+    /// How many times the writer has synced to storage: journal appends and durable redb
+    /// commits (`wxbridge_spool_fsyncs_total`).
+    pub fn fsyncs(&self) -> u64 {
+        self.counters.fsyncs.load(Ordering::Relaxed)
     }
 
     fn request<T: Send + 'static>(
