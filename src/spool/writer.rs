@@ -5,10 +5,12 @@
 //! # Group commit
 //!
 //! The writer takes what is pending when it wakes — a sync's events, MsgIds and keys, queued
-//! or completed commands, sink registrations, cursor moves of several sinks — and makes it
-//! durable with one write transaction, that is one fsync. A caller's reply comes only after
-//! that commit: the bridge awaits its sync's commit before the next webwxsync goes out, which
-//! acknowledges the answer to WeChat, so an answer is never lost.
+//! or completed commands, sink registrations, cursor moves of several sinks — stages it into
+//! one redb transaction and makes it durable with one fdatasync: of the journal, which holds
+//! the group's writes as one record (see the `journal` module; now and then a checkpoint, a
+//! durable redb commit, instead). A caller's reply comes only after that: the bridge awaits
+//! its sync's commit before the next webwxsync goes out, which acknowledges the answer to
+//! WeChat, so an answer is never lost.
 //!
 //! Reads (pending entries, backlogs, the queue, the dedup index) run on the same thread,
 //! before the writes of the same wake-up: a read never sees a write whose caller has not had
@@ -30,8 +32,10 @@
 //! # Errors
 //!
 //! A write that fails in a group does not fail the others: the writer abandons the group's
-//! transaction and hands every item back, then commits them one transaction each, so each
-//! caller gets its own outcome.
+//! transaction and hands every item back, then makes each durable in a group of its own, so
+//! each caller gets its own outcome. If a group can be made durable neither by the journal nor
+//! by a checkpoint, every later write fails (the journal would have a gap) until a restart
+//! recovers from what is durable.
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;

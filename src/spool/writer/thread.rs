@@ -460,11 +460,17 @@ impl Writer {
             || self
                 .journal_since
                 .is_some_and(|since| since.elapsed() >= self.checkpoint_after);
-        if due && self.broken.is_none() {
-            if let Err(e) = self.checkpoint() {
-                // The journal keeps its records; they are replayed if nothing else succeeds.
-                tracing::warn!(cause = %e, "a spool checkpoint failed; the journal keeps its records");
-            }
+        if !due {
+            return;
+        }
+        if self.broken.is_some() {
+            // Nothing more is written; no timer should keep waking the thread.
+            self.journal_since = None;
+        } else if let Err(e) = self.checkpoint() {
+            // The journal keeps its records (a restart replays them); tried again after
+            // another interval, or when the next record does not fit.
+            tracing::warn!(cause = %e, "a spool checkpoint failed; the journal keeps its records");
+            self.journal_since = Some(Instant::now());
         }
     }
 }
