@@ -64,6 +64,8 @@ pub const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
 
 /// `len`, `crc`, `generation`, `index`.
 const HEADER: usize = 4 + 4 + 8 + 8;
+/// The size of the writes that fill a new journal with zeros.
+const PAGE: usize = 4096;
 
 /// The journal file and where the next record goes.
 #[derive(Debug)]
@@ -98,10 +100,14 @@ impl Journal {
             .len();
         if len < capacity {
             // Written zeros, not a hole or fallocate's unwritten extents: writing into those
-            // changes file metadata, and every fdatasync would then write it too.
+            // changes file metadata, and every fdatasync would then write it too. And written
+            // a page at a time: the page cache keeps a large write in large folios (64 KiB
+            // writes: 64 KiB folios), and a record that dirties one byte of such a folio then
+            // costs the whole folio at every fdatasync (measured: 69 kB written per sync with
+            // 64 KiB writes, about 6 kB with page-sized ones).
             file.seek(SeekFrom::Start(len))
                 .map_err(ctx("extend the spool journal"))?;
-            let zeros = vec![0u8; 64 * 1024];
+            let zeros = vec![0u8; PAGE];
             let mut left = capacity - len;
             while left > 0 {
                 let n = left.min(zeros.len() as u64) as usize;

@@ -368,3 +368,33 @@ async fn a_full_journal_checkpoints_and_starts_over() {
     );
     assert_eq!(seqs(&pending), (1..=40).collect::<Vec<_>>());
 }
+
+/// Bytes this thread has caused to be written to storage (`/proc/thread-self/io`).
+#[cfg(target_os = "linux")]
+fn thread_write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/io")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:")?.trim().parse().ok())
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_append_writes_about_the_pages_it_touches_not_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&journal_path(dir.path()), CAPACITY).unwrap();
+    journal.start(1);
+    let record = vec![b'x'; 2000];
+    let before = thread_write_bytes();
+    for _ in 0..100 {
+        journal.append(&record).unwrap();
+    }
+    // A 2 kB record spans one or two 4 KiB pages. (On a file system that does not count
+    // written bytes, such as tmpfs, this reads 0 and proves nothing.)
+    let per_append = (thread_write_bytes() - before) / 100;
+    assert!(
+        per_append <= 12 * 1024,
+        "{per_append} bytes written per append"
+    );
+}
