@@ -1,5 +1,7 @@
 //! The [`Spool`] on redb: one database file (`state_dir/spool.redb`, mode 0600), every trait
 //! method one transaction, every write transaction committed with `Durability::Immediate`.
+//! The writer thread's groups (`Group`) commit with the durability it asks for:
+//! `Durability::None`, made durable by the journal (`spool::journal`), then checkpoints.
 //! Only plain `insert`/`remove`/range deletes are used (CRATES.md §2.7: redb 4 fixed data-loss
 //! bugs in `get_mut` and `insert_reserve`).
 //!

@@ -1,5 +1,6 @@
-//! Group commit on the redb spool: several writes staged into one write transaction and made
-//! durable by one commit (one fsync), for the writer thread ([`crate::spool::Store`]). Each
+//! Group commit on the redb spool: several writes staged into one write transaction, for the
+//! writer thread ([`crate::spool::Store`]), which commits it without durability and makes it
+//! durable with one journal append (`spool::journal`), or durably when the journal cannot. Each
 //! write is also a transaction of its own through the [`Spool`](crate::spool::Spool) trait;
 //! both paths stage through the same functions here and in the parent module.
 use std::sync::atomic::Ordering;
