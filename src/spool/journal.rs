@@ -32,7 +32,9 @@
 //! (staging is deterministic, so the seqs and command ids come out as they were), then a
 //! checkpoint starts generation G + 1. A crash during recovery leaves the same file and
 //! journal, so recovering twice is recovering once. A spool file with no journal (from before
-//! the journal) recovers nothing: its redb state is all there is.
+//! the journal) recovers nothing: its redb state is all there is. A spool file that never had
+//! a journal (generation 0) beside an existing journal file (a new spool file in an old state
+//! dir) has the journal wiped first: its records are another spool's.
 //!
 //! What a crash can lose: only writes whose callers had no answer yet (their record was not
 //! synced). The sync loop did not acknowledge that answer to WeChat, so it comes again and the
@@ -78,6 +80,8 @@ pub(in crate::spool) struct Journal {
     /// Where the next record starts.
     offset: u64,
     buf: Vec<u8>,
+    /// Whether the file was created (all zeros) by this open.
+    fresh: bool,
 }
 
 fn crc(record: &[u8]) -> u32 {
@@ -98,6 +102,7 @@ impl Journal {
             .metadata()
             .map_err(ctx("stat the spool journal"))?
             .len();
+        let fresh = len == 0;
         if len < capacity {
             // Written zeros, not a hole or fallocate's unwritten extents: writing into those
             // changes file metadata, and every fdatasync would then write it too. And written
@@ -105,16 +110,7 @@ impl Journal {
             // writes: 64 KiB folios), and a record that dirties one byte of such a folio then
             // costs the whole folio at every fdatasync (measured: 69 kB written per sync with
             // 64 KiB writes, about 6 kB with page-sized ones).
-            file.seek(SeekFrom::Start(len))
-                .map_err(ctx("extend the spool journal"))?;
-            let zeros = vec![0u8; PAGE];
-            let mut left = capacity - len;
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n])
-                    .map_err(ctx("extend the spool journal"))?;
-                left -= n as u64;
-            }
+            zero(&mut file, len, capacity)?;
             file.sync_all().map_err(ctx("sync the spool journal"))?;
             sync_dir(path)?;
         }
@@ -125,7 +121,16 @@ impl Journal {
             records: 0,
             offset: 0,
             buf: Vec::new(),
+            fresh,
         })
+    }
+
+    /// Overwrites the whole file with zeros: its records belong to no spool this one knows.
+    fn wipe(&mut self) -> Result<(), SpoolError> {
+        zero(&mut self.file, 0, self.capacity)?;
+        self.file
+            .sync_data()
+            .map_err(|e| SpoolError::caused_by("sync the spool journal", e))
     }
 
     /// The payloads of the whole records of `generation` from the start, with their index.
@@ -217,6 +222,20 @@ impl Journal {
         self.records = index;
         Ok(())
     }
+}
+
+/// Writes zeros into `file` from `from` up to `to`, a page at a time.
+fn zero(file: &mut File, from: u64, to: u64) -> Result<(), SpoolError> {
+    let ctx = |e| SpoolError::caused_by("write zeros into the spool journal", e);
+    file.seek(SeekFrom::Start(from)).map_err(ctx)?;
+    let zeros = [0u8; PAGE];
+    let mut left = to.saturating_sub(from);
+    while left > 0 {
+        let n = left.min(PAGE as u64) as usize;
+        file.write_all(&zeros[..n]).map_err(ctx)?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// Opens (or creates) the journal owner-only; a symbolic link in its place is refused.
@@ -316,6 +335,13 @@ pub(in crate::spool) fn recover(
 /// generation replayed and how many records were.
 fn replay(spool: &RedbSpool, journal: &mut Journal) -> Result<(u64, usize), SpoolError> {
     let (generation, applied) = spool.journal_position()?;
+    if generation == 0 && !journal.fresh {
+        // A spool that never had a journal (from before it, or a new spool file beside an
+        // old journal): that journal's records are another spool's, and one of them could
+        // line up after this spool's own first records as if it were the next one.
+        journal.wipe()?;
+        return Ok((0, 0));
+    }
     let mut replayed = 0;
     for (index, payload) in journal.records_of(generation)? {
         if index <= applied {

@@ -369,6 +369,25 @@ async fn a_full_journal_checkpoints_and_starts_over() {
     assert_eq!(seqs(&pending), (1..=40).collect::<Vec<_>>());
 }
 
+#[tokio::test]
+async fn a_journal_left_beside_a_new_spool_file_is_never_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = spawn(dir.path());
+    store.register_sink(SINK).await.unwrap();
+    store.append(vec![message("old")]).await.unwrap();
+    let image = crash_image(dir.path());
+    // The spool file is removed and a new one made; the old journal stays.
+    std::fs::remove_file(spool_path(image.path())).unwrap();
+    let store = spawn(image.path());
+    // Its first record is as long as the old spool's first: the old second record follows it
+    // in the file, of the same generation and numbered as the next.
+    store.register_sink(SINK).await.unwrap();
+    let crashed = crash_image(image.path());
+
+    let recovered = spawn(crashed.path());
+    assert!(recovered.pending(SINK, 10).await.unwrap().is_empty());
+}
+
 /// Bytes this thread has caused to be written to storage (`/proc/thread-self/io`).
 #[cfg(target_os = "linux")]
 fn thread_write_bytes() -> u64 {
