@@ -13,6 +13,7 @@
 //! | `wxbridge_delivery_failures_total` | counter | `sink` | failed delivery attempts (each is retried) |
 //! | `wxbridge_webhook_replies_dropped_total` | counter | `sink` | replies over `max_replies_per_minute` |
 //! | `wxbridge_spool_dropped_events_total` | counter | `sink` | dropped at `spool.max_events_per_sink` |
+//! | `wxbridge_spool_fsyncs_total` | counter | – | syncs to storage by the spool: journal appends (one per group of writes) and durable database commits (checkpoints) |
 //! | `wxbridge_spool_depth` | gauge | `sink` | entries waiting for the sink |
 //! | `wxbridge_spool_oldest_event_age_seconds` | gauge | `sink` | age of the oldest waiting entry (0 when none) |
 //! | `wxbridge_sink_connected` | gauge | `sink` | 1 when the sink's link is up |
@@ -99,6 +100,10 @@ fn describe() {
         "wxbridge_spool_dropped_events_total",
         "Entries dropped for a sink at spool.max_events_per_sink since the process started"
     );
+    describe_counter!(
+        "wxbridge_spool_fsyncs_total",
+        "Syncs to storage by the spool: journal appends and durable database commits"
+    );
     describe_gauge!(
         "wxbridge_spool_depth",
         "Spooled entries not yet delivered to the sink"
@@ -160,6 +165,7 @@ fn preset() {
     }
     counter!("wxbridge_send_results_total", "result" => "ok").absolute(0);
     counter!("wxbridge_http_accept_errors_total").absolute(0);
+    counter!("wxbridge_spool_fsyncs_total").absolute(0);
 }
 
 /// Inbound messages of these types were spooled.
@@ -167,6 +173,11 @@ pub fn messages_received(types: &[MessageType]) {
     for &t in types {
         counter!("wxbridge_messages_received_total", "type" => message_type(t)).increment(1);
     }
+}
+
+/// The spool synced to storage once (a journal append or a durable commit).
+pub fn spool_fsync() {
+    counter!("wxbridge_spool_fsyncs_total").increment(1);
 }
 
 /// A login succeeded: `stored`, `push` or `qr`.

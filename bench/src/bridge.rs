@@ -72,6 +72,9 @@ pub struct BridgeConfig<'a> {
     pub sinks: &'a Sinks,
     /// `send.rate.per_second` (and the burst).
     pub send_rate: u32,
+    /// The HTTP API's port on 127.0.0.1: the benchmark reads the spool's fsync counter from
+    /// `/metrics` there.
+    pub http_port: u16,
 }
 
 /// A YAML string (JSON's quoting is valid YAML).
@@ -100,6 +103,7 @@ impl BridgeConfig<'_> {
             qr = path(self.dir.join("qr.png")),
             rate = self.send_rate,
         );
+        y.push_str(&format!("http:\n  listen: 127.0.0.1:{}\n", self.http_port));
         if let Some(port) = self.sinks.mqtt {
             y.push_str(&format!(
                 "mqtt:\n  url: mqtt://127.0.0.1:{port}\n  qos: 1\n"
@@ -159,6 +163,7 @@ impl BridgeProcess {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let pid = child.id().context("the bridge exited at once")?;
+        crate::machine::metrics_port(pid, config.http_port);
         let stdout = child.stdout.take().context("no stdout pipe")?;
         let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();

@@ -189,6 +189,7 @@ impl Stage {
             login_url: &url,
             sinks,
             send_rate: SEND_RATE,
+            http_port: crate::brokers::free_port()?,
         };
         BridgeProcess::spawn(&env.bin, &config, tally)
     }

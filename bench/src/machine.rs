@@ -67,6 +67,57 @@ pub struct Usage {
     pub file_kib: u64,
     /// User + system CPU time so far.
     pub cpu: Duration,
+    /// Bytes the process caused to be written to storage so far (`write_bytes` in
+    /// `/proc/<pid>/io`; counted when a page is first dirtied between two write-backs).
+    pub write_bytes: Option<u64>,
+    /// The spool's syncs to storage so far (`wxbridge_spool_fsyncs_total` from the bridge's
+    /// `/metrics`; `None` for a bridge without that counter).
+    pub spool_fsyncs: Option<u64>,
+}
+
+/// The HTTP port of each bridge process the benchmark started, by pid.
+static METRICS_PORTS: std::sync::Mutex<Vec<(u32, u16)>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes that bridge `pid` serves `/metrics` on 127.0.0.1:`port`.
+pub fn metrics_port(pid: u32, port: u16) {
+    let mut ports = METRICS_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    ports.retain(|&(p, _)| p != pid);
+    ports.push((pid, port));
+}
+
+/// `wxbridge_spool_fsyncs_total` of bridge `pid`, read with a plain blocking GET (loopback,
+/// a few hundred microseconds).
+fn spool_fsyncs(pid: u32) -> Option<u64> {
+    use std::io::{Read, Write};
+    let port = METRICS_PORTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|&&(p, _)| p == pid)?
+        .1;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.lines().find_map(|l| {
+        l.strip_prefix("wxbridge_spool_fsyncs_total ")?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|v| v as u64)
+    })
+}
+
+/// `write_bytes` of `/proc/<pid>/io`.
+fn write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:")?.trim().parse().ok())
 }
 
 /// Reads `pid`'s usage; `None` once the process is gone.
@@ -85,6 +136,8 @@ pub fn usage(pid: u32) -> Option<Usage> {
         anon_kib: kib("RssAnon").unwrap_or_default(),
         file_kib: kib("RssFile").unwrap_or_default(),
         cpu: cpu_time(&stat)?,
+        write_bytes: write_bytes(pid),
+        spool_fsyncs: spool_fsyncs(pid),
     })
 }
 

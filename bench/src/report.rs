@@ -302,7 +302,47 @@ impl Report {
             measured: steady.map_or("–".into(), |c| format!("{c:.2} s")),
             met: steady.map(|c| c < 1.0),
         });
+        self.storage_checks(&mut out);
         out
+    }
+
+    /// The spool's syncs and bytes written: at the steady rate each message comes in a sync
+    /// of its own, so "≤ 1 per sync" is ≤ 1 per message there; bursts are the MQTT runs.
+    fn storage_checks(&self, out: &mut Vec<Check>) {
+        let l = &self.latency;
+        let steady = l.fsyncs_per_message();
+        out.push(Check {
+            target: format!(
+                "spool fsyncs ≤ 1 per sync, at a steady {} msg/s, one message per sync (MQTT)",
+                l.rate
+            ),
+            measured: steady.map_or("–".into(), |f| format!("{f:.2} per message")),
+            met: steady.map(|f| f <= 1.0),
+        });
+        let bursts: Vec<f64> = self
+            .sink(Target::Mqtt)
+            .map(|s| {
+                s.bridge
+                    .iter()
+                    .filter_map(Run::fsyncs_per_message)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let burst = median(&bursts);
+        out.push(Check {
+            target: "spool fsyncs ≤ 0.1 per message, in bursts (MQTT)".into(),
+            measured: burst.map_or("–".into(), |f| format!("{f:.3}")),
+            met: burst.map(|f| f <= 0.1),
+        });
+        let bytes = l.bytes_per_message();
+        out.push(Check {
+            target: format!(
+                "bytes written to storage ≤ 16 kB per message, at a steady {} msg/s (MQTT)",
+                l.rate
+            ),
+            measured: bytes.map_or("–".into(), |b| format!("{:.1} kB", b / 1000.0)),
+            met: bytes.map(|b| b <= 16_000.0),
+        });
     }
 
     /// The report as Markdown.

@@ -6,14 +6,22 @@
 //! MsgIds and the new sync keys, so a crash replays at most an uncommitted answer, and the
 //! dedup index drops the replay. The sync keys are opaque bytes here; the bridge encodes them.
 //!
-//! [`RedbSpool`] is the synchronous store; async code reaches it only through [`Store`], which
-//! runs it on a writer thread of its own and merges pending writes into one durable commit
-//! (see the `writer` module for what that means for cursors and crashes).
+//! [`RedbSpool`] is the synchronous store (every write transaction durable on its own); async
+//! code reaches it only through [`Store`], which runs it on a writer thread of its own, merges
+//! pending writes into one group (see the `writer` module for what that means for cursors and
+//! crashes) and makes each group durable with one append to `state_dir/spool.journal` instead
+//! of a redb commit (the `journal` module: the design, the checkpoints, the recovery).
+//!
+//! What a crash costs, in short: no write that was answered is lost (the journal record is
+//! synced before the answer); a sink may be handed again what it had in flight and at most one
+//! more flight it had delivered (its cursor move rides on the next group); the next start
+//! replays the journal's records since the last checkpoint (at most 2,000, a few MiB).
 use std::time::Duration;
 
 /// What kind of payload a spooled entry is: the event types' own enum.
 pub use crate::event::Kind;
 
+mod journal;
 mod redb_store;
 mod writer;
 

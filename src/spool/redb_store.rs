@@ -1,5 +1,7 @@
 //! The [`Spool`] on redb: one database file (`state_dir/spool.redb`, mode 0600), every trait
 //! method one transaction, every write transaction committed with `Durability::Immediate`.
+//! The writer thread's groups (`Group`) commit with the durability it asks for:
+//! `Durability::None`, made durable by the journal (`spool::journal`), then checkpoints.
 //! Only plain `insert`/`remove`/range deletes are used (CRATES.md §2.7: redb 4 fixed data-loss
 //! bugs in `get_mut` and `insert_reserve`).
 //!
@@ -8,7 +10,7 @@
 //! | table      | key → value   | holds |
 //! |------------|---------------|-------|
 //! | `entries`  | `u64` → bytes | seq → entry: a binary header, then the payload as published ([`codec`]) |
-//! | `meta`     | str → `u64`   | `next_seq`, `next_command`: counters, never derived from the last key, so a seq or command id is never reused after deletes |
+//! | `meta`     | str → `u64`   | `next_seq`, `next_command`: counters, never derived from the last key, so a seq or command id is never reused after deletes; `journal_generation`, `journal_applied`: how far the journal is applied (`spool::journal`) |
 //! | `cursors`  | str → `u64`   | sink → last delivered seq (0 = none) |
 //! | `seen`     | str → `u64`   | MsgId → unix ms first seen |
 //! | `keys`     | str → bytes   | `sync` → the sync keys as the bridge encodes them (JSON `{"sync_key":…,"sync_check_key":…}`) |
@@ -44,6 +46,7 @@ use redb::{
 };
 
 use super::{Backlog, Committed, Entry, NewEntry, QueuedCommand, Seq, Spool, SpoolError};
+pub(in crate::spool) use codec::{kind_byte, kind_of};
 pub(in crate::spool) use group::Group;
 use group::{stage_ack, stage_clear_keys, stage_enqueue, stage_register, stage_retain};
 use tables::{
@@ -65,7 +68,7 @@ const RESULTS_KEEP_MS: u64 = 24 * HOUR_MS;
 /// At most one prune of `seen` (and one of `results`) per this interval.
 const PRUNE_EVERY_MS: u64 = HOUR_MS;
 
-fn now_ms() -> u64 {
+pub(in crate::spool) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -123,10 +126,18 @@ impl RedbSpool {
     }
 
     fn write(&self) -> Result<WriteTransaction, SpoolError> {
+        self.write_with(Durability::Immediate)
+    }
+
+    fn write_with(&self, durability: Durability) -> Result<WriteTransaction, SpoolError> {
         let mut txn = self.db.begin_write().ctx("begin a write")?;
-        txn.set_durability(Durability::Immediate)
-            .ctx("set durability")?;
+        txn.set_durability(durability).ctx("set durability")?;
         Ok(txn)
+    }
+
+    /// The database file's path.
+    pub(in crate::spool) fn path(&self) -> &Path {
+        &self.path
     }
 
     fn read(&self) -> Result<ReadTransaction, SpoolError> {

@@ -5,10 +5,12 @@
 //! # Group commit
 //!
 //! The writer takes what is pending when it wakes — a sync's events, MsgIds and keys, queued
-//! or completed commands, sink registrations, cursor moves of several sinks — and makes it
-//! durable with one write transaction, that is one fsync. A caller's reply comes only after
-//! that commit: the bridge awaits its sync's commit before the next webwxsync goes out, which
-//! acknowledges the answer to WeChat, so an answer is never lost.
+//! or completed commands, sink registrations, cursor moves of several sinks — stages it into
+//! one redb transaction and makes it durable with one fdatasync: of the journal, which holds
+//! the group's writes as one record (see the `journal` module; now and then a checkpoint, a
+//! durable redb commit, instead). A caller's reply comes only after that: the bridge awaits
+//! its sync's commit before the next webwxsync goes out, which acknowledges the answer to
+//! WeChat, so an answer is never lost.
 //!
 //! Reads (pending entries, backlogs, the queue, the dedup index) run on the same thread,
 //! before the writes of the same wake-up: a read never sees a write whose caller has not had
@@ -30,8 +32,10 @@
 //! # Errors
 //!
 //! A write that fails in a group does not fail the others: the writer abandons the group's
-//! transaction and hands every item back, then commits them one transaction each, so each
-//! caller gets its own outcome.
+//! transaction and hands every item back, then makes each durable in a group of its own, so
+//! each caller gets its own outcome. If a group can be made durable neither by the journal nor
+//! by a checkpoint, every later write fails (the journal would have a gap) until a restart
+//! recovers from what is durable.
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -40,9 +44,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::journal::{self, Journal, CAPACITY, CHECKPOINT_AFTER};
 use super::{
     Backlog, Committed, Entry, NewEntry, QueuedCommand, RedbSpool, Seq, Spool, SpoolError,
 };
+pub(in crate::spool) use thread::Tuning;
 use thread::{Request, View, Write, Writer};
 
 #[cfg(test)]
@@ -64,13 +70,30 @@ type Read = Box<dyn FnOnce(&View<'_>) + Send>;
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Request>,
-    commits: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer counts, for tests, the benchmark and `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Groups made durable.
+    commits: AtomicU64,
+    /// Journal fdatasyncs and durable redb commits.
+    fsyncs: AtomicU64,
+}
+
+impl Counters {
+    fn fsynced(&self) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::spool_fsync();
+    }
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("commits", &self.commits())
+            .field("fsyncs", &self.fsyncs())
             .finish_non_exhaustive()
     }
 }
@@ -80,31 +103,67 @@ fn stopped() -> SpoolError {
 }
 
 impl Store {
-    /// Starts the writer thread over `spool`. A sink's cursor move is committed at once when
-    /// it is more than `lazy_limit` entries past its committed cursor (see the module docs).
+    /// Recovers `spool` from its journal (`spool.journal` next to the database file; see the
+    /// `journal` module) and starts the writer thread over it. A sink's cursor move is
+    /// committed at once when it is more than `lazy_limit` entries past its committed cursor
+    /// (see the module docs).
     pub fn spawn(spool: RedbSpool, lazy_limit: u64) -> Result<Store, SpoolError> {
-        Store::spawn_lingering(spool, lazy_limit, ACK_LINGER)
+        Store::spawn_tuned(
+            spool,
+            Tuning {
+                lazy_limit,
+                linger: ACK_LINGER,
+                checkpoint_after: CHECKPOINT_AFTER,
+                journal_bytes: CAPACITY,
+            },
+        )
     }
 
     /// [`Store::spawn`] with held cursor moves committed on their own after `linger`.
+    #[cfg(test)]
     fn spawn_lingering(
         spool: RedbSpool,
         lazy_limit: u64,
         linger: Duration,
     ) -> Result<Store, SpoolError> {
+        Store::spawn_tuned(
+            spool,
+            Tuning {
+                lazy_limit,
+                linger,
+                checkpoint_after: CHECKPOINT_AFTER,
+                journal_bytes: CAPACITY,
+            },
+        )
+    }
+
+    pub(in crate::spool) fn spawn_tuned(
+        spool: RedbSpool,
+        tuning: Tuning,
+    ) -> Result<Store, SpoolError> {
+        let counters = Arc::new(Counters::default());
+        let path = spool.path().with_extension("journal");
+        let mut journal = Journal::open(&path, tuning.journal_bytes)?;
+        journal::recover(&spool, &mut journal)?;
+        counters.fsynced();
         let (tx, rx) = mpsc::channel();
-        let commits = Arc::new(AtomicU64::new(0));
-        let writer = Writer::new(spool, rx, commits.clone(), lazy_limit, linger);
+        let writer = Writer::new(spool, journal, rx, counters.clone(), tuning);
         std::thread::Builder::new()
             .name("spool-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| SpoolError::caused_by("start the spool's writer thread", e))?;
-        Ok(Store { tx, commits })
+        Ok(Store { tx, counters })
     }
 
-    /// How many durable commits the writer has made (for tests and the benchmark).
+    /// How many groups of writes the writer has made durable (for tests and the benchmark).
     pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.counters.commits.load(Ordering::Relaxed)
+    }
+
+    /// How many times the writer has synced to storage: journal appends and durable redb
+    /// commits (`wxbridge_spool_fsyncs_total`).
+    pub fn fsyncs(&self) -> u64 {
+        self.counters.fsyncs.load(Ordering::Relaxed)
     }
 
     fn request<T: Send + 'static>(

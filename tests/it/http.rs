@@ -388,6 +388,9 @@ async fn metrics_counters_move_after_messages_and_sends() {
         "the second send waited for the throttle"
     );
     assert!(sample(&after, "wxbridge_send_throttle_wait_seconds_sum", &[]) > 0.05);
+    // The messages and results were made durable: the spool's syncs are counted.
+    let fsyncs = |s: &Scrape| sample(s, "wxbridge_spool_fsyncs_total", &[]);
+    assert!(fsyncs(&after) > fsyncs(&before), "spool fsyncs counted");
 
     assert!(has_sample(
         &after,

@@ -50,6 +50,24 @@ pub struct Latency {
     pub rss_peak_kib: Option<u64>,
     /// The bridge's CPU time over the steady phase.
     pub cpu: Option<Duration>,
+    /// Bytes the bridge wrote to storage over the steady phase (`/proc/<pid>/io`).
+    pub write_bytes: Option<u64>,
+    /// The spool's syncs to storage over the steady phase.
+    pub spool_fsyncs: Option<u64>,
+}
+
+impl Latency {
+    /// Bytes written to storage per message at the steady rate.
+    pub fn bytes_per_message(&self) -> Option<f64> {
+        self.write_bytes
+            .map(|b| b as f64 / self.inbound_expected.max(1) as f64)
+    }
+
+    /// The spool's syncs to storage per message at the steady rate.
+    pub fn fsyncs_per_message(&self) -> Option<f64> {
+        self.spool_fsyncs
+            .map(|n| n as f64 / self.inbound_expected.max(1) as f64)
+    }
 }
 
 /// Runs the phase.
@@ -112,6 +130,12 @@ pub async fn run(env: &Env) -> Result<Latency> {
         rss_end_kib: after.map(|u| u.rss_kib),
         rss_peak_kib: samples.iter().copied().max(),
         cpu: before.zip(after).map(|(b, a)| a.cpu.saturating_sub(b.cpu)),
+        write_bytes: before
+            .zip(after)
+            .and_then(|(b, a)| Some(a.write_bytes?.saturating_sub(b.write_bytes?))),
+        spool_fsyncs: before
+            .zip(after)
+            .and_then(|(b, a)| Some(a.spool_fsyncs?.saturating_sub(b.spool_fsyncs?))),
     })
 }
 

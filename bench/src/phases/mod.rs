@@ -43,6 +43,8 @@ pub struct Run {
     pub hwm_kib: Option<u64>,
     /// The bridge's usage at the end (bridge runs).
     pub after: Option<Usage>,
+    /// The spool's syncs to storage over the run (bridge runs of a bridge that counts them).
+    pub spool_fsyncs: Option<u64>,
 }
 
 impl Run {
@@ -54,6 +56,12 @@ impl Run {
     /// Messages per second.
     pub fn rate(&self) -> f64 {
         self.expected as f64 / self.secs.max(1e-9)
+    }
+
+    /// The spool's syncs to storage per message.
+    pub fn fsyncs_per_message(&self) -> Option<f64> {
+        self.spool_fsyncs
+            .map(|n| n as f64 / self.expected.max(1) as f64)
     }
 
     /// CPU seconds per 10,000 messages.
@@ -120,6 +128,9 @@ pub async fn measure(
         rss_peak_kib: samples.iter().copied().max(),
         rss_after_kib: after.map(|u| u.rss_kib),
         hwm_kib: after.map(|u| u.hwm_kib),
+        spool_fsyncs: before
+            .zip(after)
+            .and_then(|(b, a)| Some(a.spool_fsyncs?.saturating_sub(b.spool_fsyncs?))),
         after,
     }
 }

@@ -19,7 +19,7 @@ const APPENDED_AT: usize = 2;
 const HEADER: usize = APPENDED_AT + 8;
 
 /// The stored byte of a kind. Fixed forever: changing one misreads every spooled entry.
-fn kind_byte(kind: Kind) -> u8 {
+pub(in crate::spool) fn kind_byte(kind: Kind) -> u8 {
     match kind {
         Kind::Message => 0,
         Kind::Login => 1,
@@ -30,7 +30,8 @@ fn kind_byte(kind: Kind) -> u8 {
     }
 }
 
-fn kind_of(byte: u8) -> Option<Kind> {
+/// The kind stored as `byte`, if any.
+pub(in crate::spool) fn kind_of(byte: u8) -> Option<Kind> {
     Some(match byte {
         0 => Kind::Message,
         1 => Kind::Login,

@@ -1,16 +1,17 @@
-//! Group commit on the redb spool: several writes staged into one write transaction and made
-//! durable by one commit (one fsync), for the writer thread ([`crate::spool::Store`]). Each
+//! Group commit on the redb spool: several writes staged into one write transaction, for the
+//! writer thread ([`crate::spool::Store`]), which commits it without durability and makes it
+//! durable with one journal append (`spool::journal`), or durably when the journal cannot. Each
 //! write is also a transaction of its own through the [`Spool`](crate::spool::Spool) trait;
 //! both paths stage through the same functions here and in the parent module.
 use std::sync::atomic::Ordering;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{Durability, ReadableTable, WriteTransaction};
 
 use super::tables::{
-    all_cursors, delete_through, head, next_counter, Context, COMMANDS, CURSORS, ENTRIES, KEYS,
-    META, NEXT_COMMAND, SYNC_KEYS,
+    all_cursors, delete_through, head, next_counter, Context, COMMANDS, CURSORS, ENTRIES,
+    JOURNAL_APPLIED, JOURNAL_GENERATION, KEYS, META, NEXT_COMMAND, SYNC_KEYS,
 };
-use super::{codec, cursor_of, due, now_ms, RedbSpool};
+use super::{codec, cursor_of, due, RedbSpool};
 use crate::spool::{Backlog, Committed, NewEntry, Seq, SpoolError};
 
 /// Writes staged into one open transaction; nothing is visible or durable before
@@ -28,12 +29,16 @@ pub(in crate::spool) struct Group<'a> {
 }
 
 impl RedbSpool {
-    /// Opens a group: one durable write transaction for what the writer has pending.
-    pub(in crate::spool) fn group(&self) -> Result<Group<'_>, SpoolError> {
-        let now = now_ms();
+    /// Opens a group: one write transaction for what the writer has pending, staged as at
+    /// `now` (unix ms), committed with `durability`.
+    pub(in crate::spool) fn group_at(
+        &self,
+        now: u64,
+        durability: Durability,
+    ) -> Result<Group<'_>, SpoolError> {
         Ok(Group {
             spool: self,
-            txn: self.write()?,
+            txn: self.write_with(durability)?,
             now,
             prune_seen: due(&self.seen_pruned_ms, now),
             prune_results: due(&self.results_pruned_ms, now),
@@ -41,6 +46,30 @@ impl RedbSpool {
             pruned_results: false,
             dropped: Vec::new(),
         })
+    }
+
+    /// Where the journal stands in the last commit: its generation and the last record of it
+    /// applied (both 0 in a spool that never had a journal).
+    pub(in crate::spool) fn journal_position(&self) -> Result<(u64, u64), SpoolError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META).ctx("open meta")?;
+        let get =
+            |key| Ok::<_, SpoolError>(meta.get(key).ctx("read meta")?.map_or(0, |v| v.value()));
+        Ok((get(JOURNAL_GENERATION)?, get(JOURNAL_APPLIED)?))
+    }
+
+    /// A durable commit of everything committed so far that starts journal `generation`: the
+    /// journal's older records are all in it.
+    pub(in crate::spool) fn checkpoint(&self, generation: u64) -> Result<(), SpoolError> {
+        let txn = self.write()?;
+        {
+            let mut meta = txn.open_table(META).ctx("open meta")?;
+            meta.insert(JOURNAL_GENERATION, generation)
+                .ctx("start a journal generation")?;
+            meta.insert(JOURNAL_APPLIED, 0)
+                .ctx("start a journal generation")?;
+        }
+        txn.commit().ctx("commit a checkpoint")
     }
 
     /// `sink`'s committed cursor.
@@ -147,7 +176,22 @@ impl Group<'_> {
         stage_enqueue(&self.txn, record)
     }
 
-    /// Commits everything staged, durably (one fsync).
+    /// Records in the group that it is journal record `index` of `generation`, so that a
+    /// recovery never applies that record again on top of it.
+    pub(in crate::spool) fn journaled(
+        &mut self,
+        generation: u64,
+        index: u64,
+    ) -> Result<(), SpoolError> {
+        let mut meta = self.txn.open_table(META).ctx("open meta")?;
+        meta.insert(JOURNAL_GENERATION, generation)
+            .ctx("record the journal position")?;
+        meta.insert(JOURNAL_APPLIED, index)
+            .ctx("record the journal position")?;
+        Ok(())
+    }
+
+    /// Commits everything staged with the group's durability (`Immediate`: one fsync).
     pub(in crate::spool) fn commit(self) -> Result<(), SpoolError> {
         self.txn.commit().ctx("commit a group of writes")?;
         if self.pruned_seen {

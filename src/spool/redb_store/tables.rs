@@ -19,6 +19,10 @@ pub(super) const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("r
 pub(super) const NEXT_SEQ: &str = "next_seq";
 /// `meta`: the id the next command gets.
 pub(super) const NEXT_COMMAND: &str = "next_command";
+/// `meta`: the journal generation the last checkpoint started (see `spool::journal`).
+pub(super) const JOURNAL_GENERATION: &str = "journal_generation";
+/// `meta`: the last journal record of that generation this state holds (0: none).
+pub(super) const JOURNAL_APPLIED: &str = "journal_applied";
 /// `keys`: the sync keys.
 pub(super) const SYNC_KEYS: &str = "sync";
 

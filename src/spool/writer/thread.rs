@@ -1,16 +1,21 @@
 //! The writer thread: what it is asked ([`Request`]), how it stages writes into one group
 //! and answers them after the commit, and the cursor moves it holds (see the parent module).
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use redb::Durability;
 use tokio::sync::oneshot;
 
-use super::{Read, Reply};
-use crate::spool::redb_store::Group;
-use crate::spool::{Committed, NewEntry, RedbSpool, Seq, Spool, SpoolError};
+use super::{Counters, Read, Reply};
+use crate::spool::journal::record::RecordBuf;
+use crate::spool::journal::{Journal, CHECKPOINT_RECORDS};
+use crate::spool::redb_store::{now_ms, Group};
+use crate::spool::{Committed, NewEntry, RedbSpool, Seq, SpoolError};
 
 /// At most this many requests are taken into one group, so replies are not held back
 /// behind an unbounded stream of writes.
@@ -100,42 +105,28 @@ impl Write {
         })
     }
 
-    /// Commits this write in a transaction of its own (after its group failed); counts the
-    /// commit in `commits` before answering.
-    fn alone(self, spool: &RedbSpool, commits: &AtomicU64) {
+    /// Writes this write into the group's journal record.
+    fn record(&self, rec: &mut RecordBuf) -> Result<(), SpoolError> {
         match self {
             Write::Sync {
                 entries,
                 msg_ids,
                 keys,
-                reply,
-            } => {
-                let ids: Vec<&str> = msg_ids.iter().map(String::as_str).collect();
-                answer(
-                    reply,
-                    spool.commit_sync(entries, &ids, keys.as_deref()),
-                    commits,
-                )
+                ..
+            } => rec.sync(entries, msg_ids, keys.as_deref()),
+            Write::ClearKeys(_) => {
+                rec.clear_keys();
+                Ok(())
             }
-            Write::ClearKeys(reply) => answer(reply, spool.clear_sync_keys(), commits),
-            Write::Register { sink, reply } => answer(reply, spool.register_sink(&sink), commits),
-            Write::Retain { keep, reply } => {
-                let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
-                answer(reply, spool.retain_sinks(&keep), commits)
-            }
-            Write::Enqueue { record, reply } => {
-                answer(reply, spool.enqueue_command(record), commits)
-            }
+            Write::Register { sink, .. } => rec.register(sink),
+            Write::Retain { keep, .. } => rec.retain(keep),
+            Write::Enqueue { record, .. } => rec.enqueue(record),
             Write::Complete {
                 id,
                 request_id,
                 entry,
-                reply,
-            } => answer(
-                reply,
-                spool.complete_command(id, request_id.as_deref(), entry),
-                commits,
-            ),
+                ..
+            } => rec.complete(*id, request_id.as_deref(), entry),
         }
     }
 
@@ -171,14 +162,6 @@ impl Write {
     }
 }
 
-/// Counts a successful commit, then sends `result`.
-fn answer<T>(reply: Reply<T>, result: Result<T, SpoolError>, commits: &AtomicU64) {
-    if result.is_ok() {
-        commits.fetch_add(1, Ordering::Relaxed);
-    }
-    drop(reply.send(result));
-}
-
 /// A cursor move held for the next commit.
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -204,33 +187,55 @@ impl View<'_> {
 /// The writer thread's state.
 pub(super) struct Writer {
     spool: RedbSpool,
+    journal: Journal,
     rx: mpsc::Receiver<Request>,
-    commits: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     /// Cursor moves not committed yet, per sink.
     held: HashMap<String, Held>,
     /// When the oldest of `held` came. This thread has no tokio runtime, so tokio's
     /// `Instant` reads the real clock here even when a test pauses the runtime's.
-    held_since: Option<tokio::time::Instant>,
+    held_since: Option<Instant>,
     lazy_limit: u64,
     linger: Duration,
+    /// When the first record of the journal's generation was written (none yet: `None`).
+    journal_since: Option<Instant>,
+    checkpoint_after: Duration,
+    /// Set when a write could be made durable neither by the journal nor by a checkpoint:
+    /// from then on every write fails (the journal would have a gap), until a restart
+    /// recovers from what is durable.
+    broken: Option<String>,
+}
+
+/// How the writer is tuned; the defaults in [`super::Store::spawn`].
+pub(in crate::spool) struct Tuning {
+    pub(in crate::spool) lazy_limit: u64,
+    pub(in crate::spool) linger: Duration,
+    pub(in crate::spool) checkpoint_after: Duration,
+    /// The journal file's size.
+    pub(in crate::spool) journal_bytes: u64,
 }
 
 impl Writer {
+    /// A writer over `spool` whose `journal` has been recovered.
     pub(super) fn new(
         spool: RedbSpool,
+        journal: Journal,
         rx: mpsc::Receiver<Request>,
-        commits: Arc<AtomicU64>,
-        lazy_limit: u64,
-        linger: Duration,
+        counters: Arc<Counters>,
+        tuning: Tuning,
     ) -> Writer {
         Writer {
             spool,
+            journal,
             rx,
-            commits,
+            counters,
             held: HashMap::new(),
             held_since: None,
-            lazy_limit,
-            linger,
+            lazy_limit: tuning.lazy_limit,
+            linger: tuning.linger,
+            journal_since: None,
+            checkpoint_after: tuning.checkpoint_after,
+            broken: None,
         }
     }
 
@@ -243,27 +248,44 @@ impl Writer {
         }
     }
 
+    /// How long to wait for a request before a held cursor move or a checkpoint is due (`None`:
+    /// nothing is due).
+    fn timeout(&self) -> Option<Duration> {
+        // Counted from the oldest held move, so a stream of reads cannot put it off.
+        let linger = self
+            .held_since
+            .map(|since| self.linger.saturating_sub(since.elapsed()));
+        let checkpoint = self
+            .journal_since
+            .map(|since| self.checkpoint_after.saturating_sub(since.elapsed()));
+        match (linger, checkpoint) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Answers requests until every handle is gone or one asks to close (answered with the
     /// sender to tell it when the database is closed).
     fn serve(&mut self) -> Option<oneshot::Sender<()>> {
         loop {
-            let first = match self.held_since {
+            let first = match self.timeout() {
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                // Counted from the oldest held move, so a stream of reads cannot put it off.
-                Some(since) => self
-                    .rx
-                    .recv_timeout(self.linger.saturating_sub(since.elapsed())),
+                Some(wait) => self.rx.recv_timeout(wait),
             };
             let first = match first {
                 Ok(r) => r,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.commit(Vec::new());
+                    if self.overdue() {
+                        self.commit(Vec::new());
+                    }
+                    self.checkpoint_if_due(false);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     // Every handle is gone: nothing can ask any more, but what is held must
                     // not be lost.
                     self.commit(Vec::new());
+                    self.checkpoint_if_due(true);
                     return None;
                 }
             };
@@ -290,16 +312,20 @@ impl Writer {
                     next = self.rx.try_recv().ok();
                 }
             }
-            let overdue = self
-                .held_since
-                .is_some_and(|since| since.elapsed() >= self.linger);
-            if !writes.is_empty() || urgent || overdue || close.is_some() {
+            if !writes.is_empty() || urgent || self.overdue() || close.is_some() {
                 self.commit(writes);
             }
+            self.checkpoint_if_due(close.is_some());
             if close.is_some() {
                 return close;
             }
         }
+    }
+
+    /// Whether the oldest held cursor move has waited its linger out.
+    fn overdue(&self) -> bool {
+        self.held_since
+            .is_some_and(|since| since.elapsed() >= self.linger)
     }
 
     /// Holds `sink`'s cursor move; true when it has gone more than a flight past the committed
@@ -320,23 +346,21 @@ impl Writer {
         };
         held.seq = held.seq.max(seq);
         let urgent = held.seq.saturating_sub(held.committed) > self.lazy_limit;
-        self.held_since
-            .get_or_insert_with(tokio::time::Instant::now);
+        self.held_since.get_or_insert_with(Instant::now);
         urgent
     }
 
-    /// One durable commit of `writes` and every held cursor move; answers the writes after
-    /// it. If the group fails, each item is committed on its own.
+    /// Makes `writes` and every held cursor move durable in one group; answers the writes
+    /// after it. If the group fails, each item gets a group of its own, so each caller gets
+    /// its own outcome.
     fn commit(&mut self, writes: Vec<Write>) {
         if writes.is_empty() && self.held.is_empty() {
             return;
         }
         let held = std::mem::take(&mut self.held);
         self.held_since = None;
-        let staged = self.stage(&writes, &held);
-        match staged {
+        match self.durable(&writes, &held) {
             Ok(answers) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
                 for (write, answer) in writes.into_iter().zip(answers) {
                     write.reply(answer);
                 }
@@ -344,37 +368,112 @@ impl Writer {
             Err(e) => {
                 tracing::debug!(cause = %e, "a group commit failed; committing its items one by one");
                 for write in writes {
-                    write.alone(&self.spool, &self.commits);
+                    match self.durable(std::slice::from_ref(&write), &HashMap::new()) {
+                        Ok(mut answers) => write.reply(answers.remove(0)),
+                        Err(e) => write.fail(&e),
+                    }
                 }
                 for (sink, held) in held {
-                    match self.spool.ack(&sink, held.seq) {
-                        Ok(()) => {
-                            self.commits.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            tracing::error!(sink = %sink, cause = %e, "cannot advance the cursor");
-                        }
+                    let one = HashMap::from([(sink, held)]);
+                    if let Err(e) = self.durable(&[], &one) {
+                        let sink = one.keys().next().map_or("", String::as_str);
+                        tracing::error!(sink, cause = %e, "cannot advance the cursor");
                     }
                 }
             }
         }
     }
 
-    /// Stages and commits one group; the answers in the order of `writes`.
-    fn stage(
-        &self,
+    /// Stages `writes` and `held` into one group, commits it without durability (readable at
+    /// once, nothing written to the spool file), then makes it durable: one journal record
+    /// and an fdatasync, or a checkpoint when the record does not fit (see `spool::journal`).
+    /// The answers come in the order of `writes`.
+    fn durable(
+        &mut self,
         writes: &[Write],
         held: &HashMap<String, Held>,
     ) -> Result<Vec<Answer>, SpoolError> {
-        let mut group = self.spool.group()?;
-        let answers = writes
-            .iter()
-            .map(|w| w.stage(&mut group))
-            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(why) = &self.broken {
+            return Err(SpoolError::new(why.clone()));
+        }
+        let now = now_ms();
+        let mut record = RecordBuf::new(now);
+        let mut group = self.spool.group_at(now, Durability::None)?;
+        let mut answers = Vec::with_capacity(writes.len());
+        for write in writes {
+            write.record(&mut record)?;
+            answers.push(write.stage(&mut group)?);
+        }
         for (sink, held) in held {
+            record.ack(sink, held.seq)?;
             group.ack(sink, held.seq)?;
         }
+        let journaled = self.journal.fits(record.bytes().len());
+        if journaled {
+            group.journaled(self.journal.generation(), self.journal.next_index())?;
+        }
         group.commit()?;
+        // Readable from here on; durable once the record is synced or a checkpoint is made.
+        let appended = if journaled {
+            self.journal.append(record.bytes())
+        } else {
+            Err(SpoolError::new(
+                "the group's record does not fit in the journal",
+            ))
+        };
+        match appended {
+            Ok(()) => {
+                self.counters.fsynced();
+                self.journal_since.get_or_insert_with(Instant::now);
+            }
+            Err(e) => {
+                if journaled {
+                    tracing::warn!(cause = %e, "cannot append to the spool journal; checkpointing instead");
+                }
+                if let Err(e) = self.checkpoint() {
+                    let why = format!(
+                        "the spool cannot make writes durable any more ({e}); restart the bridge"
+                    );
+                    tracing::error!("{why}");
+                    self.broken = Some(why);
+                    return Err(e);
+                }
+            }
+        }
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(answers)
+    }
+
+    /// A durable redb commit of everything so far, and a new journal generation.
+    fn checkpoint(&mut self) -> Result<(), SpoolError> {
+        let generation = self.journal.generation() + 1;
+        self.spool.checkpoint(generation)?;
+        self.counters.fsynced();
+        self.journal.start(generation);
+        self.journal_since = None;
+        Ok(())
+    }
+
+    /// Checkpoints when the journal holds [`CHECKPOINT_RECORDS`] records, when its first
+    /// record is older than the checkpoint interval, or (`closing`) when it holds any.
+    fn checkpoint_if_due(&mut self, closing: bool) {
+        let records = self.journal.records();
+        let due = records >= CHECKPOINT_RECORDS
+            || (records > 0 && closing)
+            || self
+                .journal_since
+                .is_some_and(|since| since.elapsed() >= self.checkpoint_after);
+        if !due {
+            return;
+        }
+        if self.broken.is_some() {
+            // Nothing more is written; no timer should keep waking the thread.
+            self.journal_since = None;
+        } else if let Err(e) = self.checkpoint() {
+            // The journal keeps its records (a restart replays them); tried again after
+            // another interval, or when the next record does not fit.
+            tracing::warn!(cause = %e, "a spool checkpoint failed; the journal keeps its records");
+            self.journal_since = Some(Instant::now());
+        }
     }
 }
