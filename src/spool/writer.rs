@@ -65,6 +65,7 @@ type Read = Box<dyn FnOnce(&View<'_>) + Send>;
 pub struct Store {
     tx: mpsc::Sender<Request>,
     commits: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -99,12 +100,21 @@ impl Store {
             .name("spool-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| SpoolError::caused_by("start the spool's writer thread", e))?;
-        Ok(Store { tx, commits })
+        Ok(Store {
+            tx,
+            commits,
+            reads: Arc::default(),
+        })
     }
 
     /// How many durable commits the writer has made (for tests and the benchmark).
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// How many reads have been sent to the writer (for tests: each is a trip to its thread).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     fn request<T: Send + 'static>(
@@ -132,6 +142,7 @@ impl Store {
         &self,
         f: impl FnOnce(&View<'_>) -> Result<T, SpoolError> + Send + 'static,
     ) -> impl Future<Output = Result<T, SpoolError>> + Send + 'static {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.request(|reply| {
             Request::Read(Box::new(move |view: &View<'_>| drop(reply.send(f(view)))))
         })
