@@ -369,8 +369,9 @@ impl Bridge {
             .client()
             .sync(&creds, &session.keys().sync_key)
             .await?;
-        if !resp.skey.is_empty() {
-            session.rotate_skey(&resp.skey);
+        // An answer may repeat the skey it already has: the session file (an fsync) is
+        // written only when it changed.
+        if session.rotate_skey(&resp.skey) {
             self.save_session(session);
         }
 
