@@ -10,7 +10,7 @@ use crate::phases::latency::Latency;
 use crate::phases::memory::{Idle, Memory};
 use crate::phases::throughput::{SinkRuns, Target, Throughput};
 use crate::phases::Run;
-use crate::settings::{BookSize, Settings};
+use crate::settings::{BookSize, Phase, Settings};
 use crate::stats::{Percentiles, Spread};
 
 mod distance;
@@ -370,13 +370,28 @@ impl Report {
                 missing.join("; ")
             );
         }
-        self.write_targets(&mut md);
-        self.write_throughput(&mut md);
-        self.write_latency(&mut md);
-        self.write_distance(&mut md);
-        self.write_memory(&mut md);
-        self.write_cpu(&mut md);
-        self.write_startup(&mut md);
+        let s = &self.settings;
+        if s.complete() {
+            self.write_targets(&mut md);
+        }
+        if s.runs(Phase::Throughput) {
+            self.write_throughput(&mut md);
+        }
+        if s.runs(Phase::Latency) {
+            self.write_latency(&mut md);
+        }
+        if s.runs(Phase::Distance) {
+            self.write_distance(&mut md);
+        }
+        if s.runs(Phase::Memory) {
+            self.write_memory(&mut md);
+        }
+        if s.runs(Phase::Throughput) || s.runs(Phase::Latency) || s.runs(Phase::Memory) {
+            self.write_cpu(&mut md);
+        }
+        if s.runs(Phase::Startup) {
+            self.write_startup(&mut md);
+        }
         md
     }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 /// `wxbridge-bench`: starts the fake WeChat server, mosquitto, nats-server (JetStream on) and a
 /// webhook receiver on free loopback ports, runs the `wxbridge` binary against them as a
@@ -58,11 +58,33 @@ pub struct Cli {
     /// (one member per line, gzipped): measures the bridge apart from the wire's cost.
     #[arg(long)]
     pub compact_wire: bool,
+    /// Runs only the named phases (repeatable: `--only latency --only startup`), for a quick
+    /// look at one of them; the report then holds only their sections and, unless `--output`
+    /// names a file, is not written anywhere.
+    #[arg(long, value_enum, value_name = "PHASE")]
+    pub only: Vec<Phase>,
+}
+
+/// One phase of the benchmark, as `--only` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    /// The fake's own serving rate.
+    Fake,
+    /// Inbound bursts to each sink, and the raw clients.
+    Throughput,
+    /// The steady inbound rate to MQTT (with its CPU per 10,000 messages) and send commands.
+    Latency,
+    /// Burst relay against the fetch-only ceiling, on loopback and from a distant fake.
+    Distance,
+    /// Idle and burst memory.
+    Memory,
+    /// Restarts with a stored session.
+    Startup,
 }
 
 /// An address book for the fake: `contacts` friends and `groups` saved groups of
 /// `group_size` members each (the account included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BookSize {
     /// Friends (people in the address book).
     pub contacts: usize,
@@ -108,12 +130,16 @@ pub struct Settings {
     pub quick: bool,
     /// Whether the fake answers compact, uncompressed JSON (`--compact-wire`).
     pub compact_wire: bool,
+    /// The phases to run; empty: all of them.
+    pub only: Vec<Phase>,
 }
 
 impl Settings {
     /// The settings the command line asks for, plus where the report goes.
     pub fn from_cli(cli: Cli) -> (Settings, Option<PathBuf>) {
-        let output = match (&cli.output, cli.quick) {
+        // A partial report must not replace the whole one in BENCHMARKS.md by default.
+        let partial = cli.quick || !cli.only.is_empty();
+        let output = match (&cli.output, partial) {
             (Some(p), _) if p.as_os_str() == "-" => None,
             (Some(p), _) => Some(p.clone()),
             (None, true) => None,
@@ -122,6 +148,7 @@ impl Settings {
         if cli.quick {
             let settings = Settings {
                 compact_wire: cli.compact_wire,
+                only: cli.only,
                 ..Settings::quick(cli.bridge)
             };
             return (settings, output);
@@ -143,6 +170,7 @@ impl Settings {
             },
             quick: false,
             compact_wire: cli.compact_wire,
+            only: cli.only,
         };
         (settings, output)
     }
@@ -166,7 +194,18 @@ impl Settings {
             },
             quick: true,
             compact_wire: false,
+            only: Vec::new(),
         }
+    }
+
+    /// Whether `phase` runs (every phase does unless `--only` names some).
+    pub fn runs(&self, phase: Phase) -> bool {
+        self.only.is_empty() || self.only.contains(&phase)
+    }
+
+    /// Whether every phase runs, so the report is complete.
+    pub fn complete(&self) -> bool {
+        self.only.is_empty()
     }
 
     /// The command line that reproduces these settings, for the report.
@@ -177,12 +216,19 @@ impl Settings {
         } else {
             ""
         };
+        let only: String = self
+            .only
+            .iter()
+            .filter_map(|p| p.to_possible_value())
+            .map(|v| format!(" --only {}", v.get_name()))
+            .collect();
         if self.quick {
             cmd.push_str(" -- --quick");
             cmd.push_str(wire);
+            cmd.push_str(&only);
             return cmd;
         }
-        let mut flags = String::from(wire);
+        let mut flags = format!("{wire}{only}");
         let defaults = Settings::from_cli(Cli::parse_from(["wxbridge-bench"])).0;
         let mut flag = |name: &str, value: String, default: String| {
             if value != default {
@@ -274,5 +320,25 @@ mod tests {
         assert_eq!(out(&["b"]), Some(PathBuf::from("BENCHMARKS.md")));
         assert_eq!(out(&["b", "--quick"]), None);
         assert_eq!(out(&["b", "--output", "-"]), None);
+        assert_eq!(out(&["b", "--only", "latency"]), None);
+        assert_eq!(
+            out(&["b", "--only", "latency", "--output", "x.md"]),
+            Some(PathBuf::from("x.md"))
+        );
+    }
+
+    #[test]
+    fn only_runs_the_named_phases_and_says_so() {
+        let settings = |args: &[&str]| Settings::from_cli(Cli::parse_from(args)).0;
+        let all = settings(&["b"]);
+        assert!(all.complete() && all.runs(Phase::Memory));
+        let some = settings(&["b", "--only", "latency", "--only", "startup"]);
+        assert!(!some.complete());
+        assert!(some.runs(Phase::Latency) && some.runs(Phase::Startup));
+        assert!(!some.runs(Phase::Throughput) && !some.runs(Phase::Fake));
+        assert_eq!(
+            some.command_line(),
+            "cargo run --release -p wxbridge-bench -- --only latency --only startup"
+        );
     }
 }

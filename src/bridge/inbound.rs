@@ -31,7 +31,11 @@ impl Bridge {
                     "no successful sync for wechat.zombie_after; re-validating the session"
                 );
                 match session.client().init(&session.credentials()).await {
-                    Ok(init) => session.rotate_skey(&init.skey),
+                    Ok(init) => {
+                        if session.rotate_skey(&init.skey) {
+                            self.save_session(session);
+                        }
+                    }
                     Err(WxError::SessionExpired { code, .. }) => return SyncEnd::Expired(code),
                     Err(e) => tracing::debug!(cause = %e, "re-validation failed; retrying"),
                 }
@@ -108,8 +112,9 @@ impl Bridge {
             .client()
             .sync(&creds, &session.keys().sync_key)
             .await?;
-        if !resp.skey.is_empty() {
-            session.rotate_skey(&resp.skey);
+        // An answer may repeat the skey it already has: the session file (an fsync) is
+        // written only when it changed.
+        if session.rotate_skey(&resp.skey) {
             self.save_session(session);
         }
 

@@ -247,12 +247,21 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
     let mut failing = false;
     let mut flight = Flight::default();
     let mut acked: Option<Seq> = None;
+    // Whether the spool may hold entries not handed over yet. A read that came back short
+    // found everything there was, so the loop reads again only once an append wakes it (or
+    // after a full batch, or a failure): at one message per sync, re-reading after every
+    // confirmation cost two trips to the spool's thread per message for nothing.
+    let mut look = true;
+    // Kept from one read to the next, so an append made while a batch is being submitted
+    // or confirmed still wakes the loop.
+    let mut notified = Box::pin(wake.notified());
     loop {
-        // Register interest before reading, so an append between the read and the wait wakes us.
-        let notified = wake.notified();
         let room = flight.has_room();
-        let batch = if room {
-            match spool
+        let batch = if room && look {
+            // Interest registered before reading: an append between the read and the wait
+            // wakes us.
+            notified = Box::pin(wake.notified());
+            let batch = match spool
                 .pending_after(&name, flight.handed.unwrap_or(0), BATCH)
                 .await
             {
@@ -261,7 +270,9 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
                     tracing::error!(sink = %name, cause = %e, "cannot read the spool");
                     Vec::new()
                 }
-            }
+            };
+            look = batch.len() >= BATCH;
+            batch
         } else {
             Vec::new()
         };
@@ -275,12 +286,18 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
         } else if flight.seqs.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = notified => continue,
+                _ = &mut notified => {
+                    look = true;
+                    continue;
+                }
             }
         } else if room {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = notified => continue,
+                _ = &mut notified => {
+                    look = true;
+                    continue;
+                }
                 r = sink.confirmed() => r,
             }
         } else {
@@ -318,6 +335,7 @@ pub async fn run_delivery<S: Sink, B: Iterator<Item = Duration>>(
             Some(cause) => {
                 crate::metrics::delivery_failed(&name);
                 flight.abandon();
+                look = true;
                 if !failing {
                     tracing::warn!(sink = %name, cause = %cause, "delivery failed; retrying with backoff");
                     failing = true;

@@ -45,6 +45,7 @@ struct Rig {
     submitted: mpsc::UnboundedReceiver<Vec<Seq>>,
     release: mpsc::UnboundedSender<Result<usize, DeliveryError>>,
     shutdown: CancellationToken,
+    wake: Arc<Notify>,
     _dir: tempfile::TempDir,
 }
 
@@ -70,13 +71,14 @@ impl Rig {
         let (submitted_tx, submitted) = mpsc::unbounded_channel();
         let (release, releases) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
+        let wake = Arc::new(Notify::new());
         tokio::spawn(run_delivery(
             Pipe {
                 submitted: submitted_tx,
                 releases,
             },
             spool.clone(),
-            Arc::new(Notify::new()),
+            wake.clone(),
             || std::iter::repeat(Duration::from_millis(10)),
             shutdown.clone(),
         ));
@@ -85,6 +87,7 @@ impl Rig {
             submitted,
             release,
             shutdown,
+            wake,
             _dir: dir,
         }
     }
@@ -174,5 +177,36 @@ async fn a_failure_rewinds_to_the_first_unconfirmed_entry() {
     rig.release.send(Ok(512)).unwrap();
     assert_eq!(rig.next_batch().await, (563, 600));
     rig.release.send(Ok(38)).unwrap();
+    rig.cursor_reaches(None).await;
+}
+
+#[tokio::test]
+async fn a_confirmed_batch_sends_no_read_to_the_spool_until_an_append_wakes_the_loop() {
+    // The short first read found everything there was: nothing is read again on its own.
+    let mut rig = Rig::start(3).await;
+    assert_eq!(rig.next_batch().await, (1, 3));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = rig.spool.reads();
+    rig.release.send(Ok(3)).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        rig.spool.reads(),
+        before,
+        "a confirmation alone sends the loop to the spool's thread"
+    );
+
+    // An append still wakes it, and what was appended is handed over.
+    let more = (4..=5)
+        .map(|i| NewEntry {
+            kind: Kind::Message,
+            id: format!("m{i}"),
+            payload: b"{}".to_vec(),
+            reply_to: None,
+        })
+        .collect();
+    rig.spool.append(more).await.unwrap();
+    rig.wake.notify_waiters();
+    assert_eq!(rig.next_batch().await, (4, 5));
+    rig.release.send(Ok(2)).unwrap();
     rig.cursor_reaches(None).await;
 }

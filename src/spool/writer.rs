@@ -71,6 +71,7 @@ type Read = Box<dyn FnOnce(&View<'_>) + Send>;
 pub struct Store {
     tx: mpsc::Sender<Request>,
     counters: Arc<Counters>,
+    reads: Arc<AtomicU64>,
 }
 
 /// What the writer counts, for tests, the benchmark and `/metrics`.
@@ -152,7 +153,11 @@ impl Store {
             .name("spool-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| SpoolError::caused_by("start the spool's writer thread", e))?;
-        Ok(Store { tx, counters })
+        Ok(Store {
+            tx,
+            counters,
+            reads: Arc::default(),
+        })
     }
 
     /// How many groups of writes the writer has made durable (for tests and the benchmark).
@@ -164,6 +169,11 @@ impl Store {
     /// commits (`wxbridge_spool_fsyncs_total`).
     pub fn fsyncs(&self) -> u64 {
         self.counters.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// How many reads have been sent to the writer (for tests: each is a trip to its thread).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     fn request<T: Send + 'static>(
@@ -191,6 +201,7 @@ impl Store {
         &self,
         f: impl FnOnce(&View<'_>) -> Result<T, SpoolError> + Send + 'static,
     ) -> impl Future<Output = Result<T, SpoolError>> + Send + 'static {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.request(|reply| {
             Request::Read(Box::new(move |view: &View<'_>| drop(reply.send(f(view)))))
         })

@@ -284,11 +284,17 @@ impl Session {
     }
 
     /// Takes a rotated skey (PROTOCOL.md §2): a non-empty SKey in an init or sync answer.
-    pub fn rotate_skey(&self, skey: &str) {
-        if !skey.is_empty() {
-            if let Ok(mut c) = self.inner.credentials.write() {
+    /// True when it differs from the one held (only then is there anything to store).
+    pub fn rotate_skey(&self, skey: &str) -> bool {
+        if skey.is_empty() {
+            return false;
+        }
+        match self.inner.credentials.write() {
+            Ok(mut c) if c.ticket.skey != skey => {
                 c.ticket.skey = skey.to_owned();
+                true
             }
+            _ => false,
         }
     }
 
@@ -385,6 +391,38 @@ mod tests {
         assert_eq!(keys.sync_key, key(2));
         assert_eq!(keys.sync_check_key, key(1));
         assert!(!keys.update(key(2), SyncKey::default()));
+    }
+
+    #[test]
+    fn only_a_different_skey_counts_as_rotated() {
+        let url =
+            url::Url::parse("https://wx.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage").unwrap();
+        let credentials = Credentials {
+            hosts: crate::wechat::hosts::Hosts::from_redirect(&url),
+            ticket: crate::wechat::protocol::LoginTicket {
+                skey: "@crypt_1".into(),
+                wxsid: "sid".into(),
+                wxuin: 1,
+                pass_ticket: "pt".into(),
+            },
+            device_id: "e123456789012345".into(),
+        };
+        let session = Session::new(
+            WxClient::new(url, false, Default::default()),
+            credentials,
+            Contact::default(),
+            SyncKeys::default(),
+            ContactBook::new(Contact::default()),
+        );
+        // The sync loop stores the session file (an fsync) only on `true`.
+        assert!(!session.rotate_skey(""), "an empty SKey keeps the held one");
+        assert!(
+            !session.rotate_skey("@crypt_1"),
+            "a repeated SKey changes nothing"
+        );
+        assert!(session.rotate_skey("@crypt_2"));
+        assert_eq!(session.credentials().ticket.skey, "@crypt_2");
+        assert!(!session.rotate_skey("@crypt_2"));
     }
 
     #[test]

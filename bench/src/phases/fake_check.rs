@@ -17,7 +17,7 @@ use crate::workload;
 const SEED: u64 = 0xFACE;
 
 /// How fast the fake serves a burst on its own.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FakeServe {
     /// Messages served per drain.
     pub messages: usize,

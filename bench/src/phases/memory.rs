@@ -21,7 +21,7 @@ const IDLE: Duration = Duration::from_secs(2);
 const SEED: u64 = 0xB0057;
 
 /// Idle memory with one address book.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Idle {
     /// The book.
     pub book: BookSize,
@@ -32,7 +32,7 @@ pub struct Idle {
 }
 
 /// The phase's measurements.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Memory {
     /// Idle after login, small book.
     pub small: Idle,

@@ -73,7 +73,7 @@ pub struct SinkRuns {
 }
 
 /// The whole phase.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Throughput {
     /// Per sink, in [`Target::ALL`] order.
     pub sinks: Vec<SinkRuns>,
