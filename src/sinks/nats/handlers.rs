@@ -51,35 +51,47 @@ pub(super) async fn spawn(
         control.relogin.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(answer_requests(
-        state_get,
-        client.clone(),
-        control.status.clone(),
-        state_payload,
-        shutdown.clone(),
-    ));
-    tasks.spawn(answer_requests(
-        qr_get,
-        client.clone(),
-        control.qr.clone(),
-        qr_payload,
-        shutdown.clone(),
-    ));
-    tasks.spawn(publish_changes(
-        client.clone(),
-        subjects.state.clone(),
-        control.status.clone(),
-        state_payload,
-        shutdown.clone(),
-    ));
-    tasks.spawn(publish_changes(
-        client.clone(),
-        subjects.qr.clone(),
-        control.qr.clone(),
-        qr_payload,
-        shutdown.clone(),
-    ));
+    let mirror = Mirror {
+        client,
+        tasks,
+        shutdown,
+    };
+    mirror.spawn(state_get, &subjects.state, &control.status, state_payload);
+    mirror.spawn(qr_get, &subjects.qr, &control.qr, qr_payload);
     Ok(())
+}
+
+/// What a watched value (the state, the QR) needs on NATS: its `.get` requests answered and
+/// every change published.
+struct Mirror<'a> {
+    client: &'a Client,
+    tasks: &'a TaskTracker,
+    shutdown: &'a CancellationToken,
+}
+
+impl Mirror<'_> {
+    fn spawn<T: Clone + PartialEq + Send + Sync + 'static>(
+        &self,
+        get: Subscriber,
+        subject: &str,
+        value: &watch::Receiver<T>,
+        payload: fn(&T) -> Bytes,
+    ) {
+        self.tasks.spawn(answer_requests(
+            get,
+            self.client.clone(),
+            value.clone(),
+            payload,
+            self.shutdown.clone(),
+        ));
+        self.tasks.spawn(publish_changes(
+            self.client.clone(),
+            subject.to_owned(),
+            value.clone(),
+            payload,
+            self.shutdown.clone(),
+        ));
+    }
 }
 
 /// DESIGN's session state JSON `{"state","since","reason"}`, for `.state` and `.state.get`.
