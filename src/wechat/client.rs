@@ -18,6 +18,7 @@ use super::protocol::{
     SyncResponse,
 };
 
+mod body;
 mod error;
 
 use error::check_ret;
@@ -178,8 +179,32 @@ impl WxClient {
         };
         let resp = req.send().await.map_err(http)?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(http)?;
+        // Bytes, not `text()`: that decodes into a second copy of the whole answer, and a
+        // large account's webwxbatchgetcontact answers run to megabytes. Every answer is UTF-8
+        // (PROTOCOL.md §2), so this is normally no copy; a stray invalid byte is replaced.
+        let body = Vec::from(resp.bytes().await.map_err(http)?);
+        let body = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok((status, body))
+    }
+
+    /// Like [`WxClient::ok_text`], for an answer that may be megabytes: kept as the chunks it
+    /// arrived in (see [`body`]).
+    async fn ok_chunks(
+        &self,
+        endpoint: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<body::Chunks, WxError> {
+        let http = |source: reqwest::Error| WxError::Http {
+            endpoint,
+            host: source.url().map(host_of).unwrap_or_default(),
+            source: source.without_url(),
+        };
+        let resp = req.send().await.map_err(http)?;
+        match resp.status().as_u16() {
+            200..=299 => body::Chunks::read(resp).await.map_err(http),
+            status => Err(WxError::Status { endpoint, status }),
+        }
     }
 
     async fn ok_text(
@@ -413,21 +438,34 @@ impl WxClient {
         c: &Credentials,
         items: &[BatchItem],
     ) -> Result<Vec<Contact>, WxError> {
+        let endpoint = "webwxbatchgetcontact";
         let mut out = Vec::with_capacity(items.len());
         for chunk in items.chunks(protocol::BATCH_CONTACT_MAX) {
-            let resp: BatchContactResponse = self
-                .post_json(
-                    "webwxbatchgetcontact",
-                    c.hosts.api_url("webwxbatchgetcontact"),
-                    &[
-                        ("type", "ex".into()),
-                        ("r", now_ms().to_string()),
-                        ("lang", "zh_CN".into()),
-                        ("pass_ticket", c.ticket.pass_ticket.clone()),
-                    ],
-                    json!({ "BaseRequest": c.base_request(), "Count": chunk.len(), "List": chunk }),
-                )
-                .await?;
+            let body =
+                json!({ "BaseRequest": c.base_request(), "Count": chunk.len(), "List": chunk });
+            let req = self
+                .http
+                .post(c.hosts.api_url(endpoint))
+                .query(&[
+                    ("type", "ex".into()),
+                    ("r", now_ms().to_string()),
+                    ("lang", "zh_CN".into()),
+                    ("pass_ticket", c.ticket.pass_ticket.clone()),
+                ])
+                .timeout(self.timeouts.request)
+                .header("Content-Type", "application/json;charset=UTF-8")
+                .body(body.to_string());
+            // Sequential, as every known client fetches them (PROTOCOL.md §5.2 names no
+            // parallel calls), and it keeps one answer at a time in memory.
+            let resp: BatchContactResponse =
+                self.ok_chunks(endpoint, req)
+                    .await?
+                    .parse()
+                    .map_err(|e| WxError::Garbage {
+                        endpoint,
+                        detail: e.to_string(),
+                    })?;
+            check_ret(endpoint, &resp.base_response)?;
             out.extend(resp.contact_list);
         }
         Ok(out)
@@ -586,12 +624,6 @@ trait HasBaseResponse {
 }
 
 impl HasBaseResponse for InitResponse {
-    fn base_response(&self) -> &BaseResponse {
-        &self.base_response
-    }
-}
-
-impl HasBaseResponse for BatchContactResponse {
     fn base_response(&self) -> &BaseResponse {
         &self.base_response
     }
