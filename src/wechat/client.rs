@@ -188,13 +188,14 @@ impl WxClient {
         Ok((status, body))
     }
 
-    /// Like [`WxClient::ok_text`], for an answer that may be megabytes: kept as the chunks it
-    /// arrived in (see [`body`]).
-    async fn ok_chunks(
+    /// Like [`WxClient::ok_text`], for an answer that may be megabytes: into `buf`, which the
+    /// caller reuses (see [`body`]).
+    async fn ok_body_into(
         &self,
         endpoint: &'static str,
         req: reqwest::RequestBuilder,
-    ) -> Result<body::Chunks, WxError> {
+        buf: &mut Vec<u8>,
+    ) -> Result<(), WxError> {
         let http = |source: reqwest::Error| WxError::Http {
             endpoint,
             host: source.url().map(host_of).unwrap_or_default(),
@@ -202,7 +203,7 @@ impl WxClient {
         };
         let resp = req.send().await.map_err(http)?;
         match resp.status().as_u16() {
-            200..=299 => body::Chunks::read(resp).await.map_err(http),
+            200..=299 => body::read_into(resp, buf).await.map_err(http),
             status => Err(WxError::Status { endpoint, status }),
         }
     }
@@ -440,6 +441,7 @@ impl WxClient {
     ) -> Result<Vec<Contact>, WxError> {
         let endpoint = "webwxbatchgetcontact";
         let mut out = Vec::with_capacity(items.len());
+        let mut buf = Vec::new();
         for chunk in items.chunks(protocol::BATCH_CONTACT_MAX) {
             let body =
                 json!({ "BaseRequest": c.base_request(), "Count": chunk.len(), "List": chunk });
@@ -457,14 +459,12 @@ impl WxClient {
                 .body(body.to_string());
             // Sequential, as every known client fetches them (PROTOCOL.md §5.2 names no
             // parallel calls), and it keeps one answer at a time in memory.
+            self.ok_body_into(endpoint, req, &mut buf).await?;
             let resp: BatchContactResponse =
-                self.ok_chunks(endpoint, req)
-                    .await?
-                    .parse()
-                    .map_err(|e| WxError::Garbage {
-                        endpoint,
-                        detail: e.to_string(),
-                    })?;
+                serde_json::from_slice(&buf).map_err(|e| WxError::Garbage {
+                    endpoint,
+                    detail: e.to_string(),
+                })?;
             check_ret(endpoint, &resp.base_response)?;
             out.extend(resp.contact_list);
         }
