@@ -1,7 +1,9 @@
 //! Only the large-book login of the memory phase, for profiling it without the whole run:
 //! `cargo run --release -p wxbridge-bench --example large_book -- [contacts groups size [reps]]`
-//! (default: the 5,000 contacts and 500 groups of 500 members, one run). Prints, per
-//! run, the seconds from process start to online and the bridge's idle VmRSS and VmHWM.
+//! (default: the 5,000 contacts and 500 groups of 500 members, one run), with the
+//! bridge binary beside it or the one `WXBRIDGE_BIN` names. Prints, per run, the seconds from
+//! process start to online, the CPU time of the bridge and of the fake, and the bridge's idle
+//! VmRSS and VmHWM.
 #![forbid(unsafe_code)]
 use anyhow::Result;
 use clap::Parser;
@@ -27,6 +29,7 @@ async fn main() -> Result<()> {
         group_size: arg(2, settings.large_book.group_size),
     };
     let reps = arg(3, 1);
+    settings.bridge = std::env::var_os("WXBRIDGE_BIN").map(Into::into);
     let book = settings.large_book;
     let env = Env::start(settings).await?;
     let mb = |kib: u64| kib as f64 * 1.024 / 1000.0;
