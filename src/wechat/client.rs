@@ -188,26 +188,6 @@ impl WxClient {
         Ok((status, body))
     }
 
-    /// Like [`WxClient::ok_text`], for an answer that may be megabytes: into `buf`, which the
-    /// caller reuses (see [`body`]).
-    async fn ok_body_into(
-        &self,
-        endpoint: &'static str,
-        req: reqwest::RequestBuilder,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), WxError> {
-        let http = |source: reqwest::Error| WxError::Http {
-            endpoint,
-            host: source.url().map(host_of).unwrap_or_default(),
-            source: source.without_url(),
-        };
-        let resp = req.send().await.map_err(http)?;
-        match resp.status().as_u16() {
-            200..=299 => body::read_into(resp, buf).await.map_err(http),
-            status => Err(WxError::Status { endpoint, status }),
-        }
-    }
-
     async fn ok_text(
         &self,
         endpoint: &'static str,
@@ -459,7 +439,7 @@ impl WxClient {
                 .body(body.to_string());
             // Sequential, as every known client fetches them (PROTOCOL.md §5.2 names no
             // parallel calls), and it keeps one answer at a time in memory.
-            self.ok_body_into(endpoint, req, &mut buf).await?;
+            body::read_into(endpoint, req, &mut buf).await?;
             let resp: BatchContactResponse =
                 serde_json::from_slice(&buf).map_err(|e| WxError::Garbage {
                     endpoint,
