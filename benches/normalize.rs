@@ -31,7 +31,6 @@ fn book() -> ContactBook {
         user_name: user_name.into(),
         nick_name: nick.into(),
         display_name: display.into(),
-        attr_status: 0,
     };
     let mut b = ContactBook::new(person(ME, "Sam", ""));
     b.upsert(person(MOM, "Alice", "Mom"));
@@ -50,7 +49,8 @@ fn book() -> ContactBook {
             member(BOB, "Bob", ""),
             member("@d44f6b8d0f2b4d6f8b0d2f4b6d8f0b2d", "Cousin Li", "小李"),
             member(ME, "Sam", "Sammy"),
-        ],
+        ]
+        .into(),
         ..Contact::default()
     });
     b

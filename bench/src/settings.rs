@@ -37,14 +37,15 @@ pub struct Cli {
     /// milliseconds, as a server one such round trip away (0 skips the comparison).
     #[arg(long, default_value_t = 30)]
     pub fake_delay_ms: u64,
-    /// Contacts in the large address book.
+    /// Contacts in the large address book (the large account: 5,000 friends and 500
+    /// groups of 500 members).
     #[arg(long, default_value_t = 5_000)]
     pub large_contacts: usize,
     /// Groups in the large address book.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 500)]
     pub large_groups: usize,
     /// Members of each group of the large address book (the account included).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 500)]
     pub large_group_size: usize,
     /// Where to write the report (the part between the file's benchmark markers is replaced);
     /// `-` writes nothing. Default: `BENCHMARKS.md`, or nothing with `--quick`.

@@ -304,7 +304,6 @@ fn small_book() -> ContactBook {
         user_name: user_name.into(),
         nick_name: nick_name.into(),
         display_name: display_name.into(),
-        attr_status: 0,
     };
     book.upsert(Contact {
         user_name: "@@9f3".into(),
@@ -314,7 +313,8 @@ fn small_book() -> ContactBook {
             member("@a81", "Alice", "Mama"),
             member("@b22", "Bob", ""),
             member("@self", "Sam", "Sammy"),
-        ],
+        ]
+        .into(),
         ..Contact::default()
     });
     book

@@ -14,6 +14,7 @@ use url::Url;
 use super::hosts::Hosts;
 use super::protocol::{self, BaseRequest, BaseResponse, LoginTicket};
 
+mod body;
 mod error;
 mod login;
 mod session;
@@ -176,7 +177,12 @@ impl WxClient {
         };
         let resp = req.send().await.map_err(http)?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(http)?;
+        // Bytes, not `text()`: that decodes into a second copy of the whole answer, and a
+        // large account's webwxbatchgetcontact answers run to megabytes. Every answer is UTF-8
+        // (PROTOCOL.md §2), so this is normally no copy; a stray invalid byte is replaced.
+        let body = Vec::from(resp.bytes().await.map_err(http)?);
+        let body = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok((status, body))
     }
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
 use crate::event::{ContactSummary, ErrorCode};
-use crate::wechat::protocol::{is_group_name, AddMsg, BatchItem, Contact, Member};
+use crate::wechat::protocol::{is_group_name, AddMsg, BatchItem, Contact, Member, MemberRef};
 pub use crate::wechat::text::clean_name;
 use crate::wechat::text::{non_empty, split_group_prefix};
 
@@ -198,12 +198,8 @@ impl ContactBook {
     }
 
     /// A member of a known group.
-    pub fn member(&self, group: &str, user_name: &str) -> Option<&Member> {
-        self.contacts
-            .get(group)?
-            .member_list
-            .iter()
-            .find(|m| m.user_name == user_name)
+    pub fn member(&self, group: &str, user_name: &str) -> Option<MemberRef<'_>> {
+        self.contacts.get(group)?.member_list.find(user_name)
     }
 
     /// How many contacts, self not counted.
@@ -394,16 +390,8 @@ impl ContactBook {
                 user_name: contact.user_name,
                 nick_name: contact.nick_name,
                 display_name: contact.display_name,
-                attr_status: 0,
             };
-            match group
-                .member_list
-                .iter_mut()
-                .find(|m| m.user_name == member.user_name)
-            {
-                Some(known) => *known = member,
-                None => group.member_list.push(member),
-            }
+            group.member_list = group.member_list.with(&member);
         }
     }
 

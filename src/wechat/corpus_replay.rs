@@ -79,7 +79,7 @@ fn book_for(msg: &crate::wechat::protocol::AddMsg, own: &str) -> ContactBook {
                 user_name: user.clone(),
                 nick_name: captured_name("group", user),
                 member_count: members.len() as u64,
-                member_list: members,
+                member_list: members.into(),
                 ..Contact::default()
             });
         } else {

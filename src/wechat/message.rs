@@ -283,8 +283,8 @@ fn sender(book: &ContactBook, group: Option<&str>, id: &str) -> Sender {
     let contact = book.get(id);
     let member = group.and_then(|g| book.member(g, id));
     let name = [
-        member.map(|m| m.display_name.as_str()),
-        member.map(|m| m.nick_name.as_str()),
+        member.map(|m| m.display_name),
+        member.map(|m| m.nick_name),
         contact.map(|c| c.nick_name.as_str()),
     ]
     .into_iter()
@@ -312,7 +312,7 @@ fn mentions_self(book: &ContactBook, group: &str, text: &str) -> bool {
     let me = book.self_user();
     let group_name = book
         .member(group, &me.user_name)
-        .map(|m| clean_name(&m.display_name))
+        .map(|m| clean_name(m.display_name))
         .filter(|n| !n.is_empty());
     let name = group_name.unwrap_or_else(|| clean_name(&me.nick_name));
     if name.is_empty() {

@@ -35,11 +35,13 @@ pub const USER_AGENT: &str = "Mozilla/5.0 (Linux; U; UOS x86_64; zh-cn) AppleWeb
 pub const NEWLOGINPAGE_REDIRECT: &str = "https://wx.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage";
 
 mod bodies;
+mod members;
 
 pub use bodies::{
     parse_jslogin, parse_login_poll, parse_login_xml, parse_synccheck, qr_content, LoginPoll,
     LoginRefused, LoginTicket, ProtocolError, SyncAction, SyncCheck,
 };
+pub use members::{MemberRef, Members};
 
 /// True for the `BaseResponse.Ret` values that mean the session is gone (PROTOCOL.md §2, §7).
 pub fn ret_ends_session(ret: i64) -> bool {
@@ -110,9 +112,9 @@ impl SyncKey {
     }
 }
 
-/// A member of a group's MemberList (PROTOCOL.md §5.2).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+/// A member of a group's MemberList (PROTOCOL.md §5.2), as code builds one; a parsed list is
+/// held as [`Members`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Member {
     /// Per-login id, `@…`.
     pub user_name: String,
@@ -120,8 +122,6 @@ pub struct Member {
     pub nick_name: String,
     /// The member's name in this group, may be empty.
     pub display_name: String,
-    /// Opaque; sometimes used as a stable-ish id.
-    pub attr_status: u64,
 }
 
 /// A contact object (PROTOCOL.md §5.3): a person, a group or an official account.
@@ -147,7 +147,7 @@ pub struct Contact {
     /// Number of members for a group.
     pub member_count: u64,
     /// Members for a group (empty until batchgetcontact).
-    pub member_list: Vec<Member>,
+    pub member_list: Members,
     /// For groups: `@<32 hex>`.
     pub encry_chat_room_id: String,
     /// WeChat id, often empty.

@@ -177,6 +177,50 @@ async fn a_group_missing_from_the_address_book_is_fetched_with_batchgetcontact()
 }
 
 #[tokio::test]
+async fn a_large_accounts_groups_come_in_calls_of_50_and_name_their_members() {
+    let world = World::new().await;
+    let people: Vec<(String, String)> = (0..499)
+        .map(|i| (format!("Member {i} 🌟"), format!("M<{i}> \"x\"")))
+        .collect();
+    let people: Vec<(&str, &str)> = people
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_str()))
+        .collect();
+    for i in 0..60 {
+        world
+            .fake
+            .add_group(&format!("Group {i}"), &people[..2], true);
+    }
+    let big = world.fake.add_group("Big Group", &people, true);
+    let mut bridge = world.run_logged_in().await;
+    let calls = world.fake.requests("webwxbatchgetcontact");
+    assert!(
+        calls.len() >= 2,
+        "62 groups need two calls: {}",
+        calls.len()
+    );
+    for call in calls.iter().filter_map(|r| r.json()) {
+        assert!(call["List"].as_array().unwrap().len() <= 50, "{call}");
+    }
+    let last = &big.members[498];
+    world
+        .fake
+        .queue(Msg::group_text(&big.user_name, &last.user_name, "hi"));
+    let m = bridge.next_message().await;
+    assert_eq!(m["chat"]["name"], "Big Group");
+    assert_eq!(m["from"]["name"], "M<498> \"x\"");
+    bridge.stop().await;
+    let (code, out, err) = world.command(&["contacts", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let listed: Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|c| c["name"] == "Big Group")
+        .expect("the big group is listed");
+    assert_eq!(listed["members"], 500);
+}
+
+#[tokio::test]
 async fn the_address_book_is_paged_until_seq_is_zero() {
     let world = World::with(Options {
         contact_page_size: 2,

@@ -114,15 +114,14 @@ fn book() -> ContactBook {
                 user_name: "@a81".into(),
                 nick_name: "Alice".into(),
                 display_name: "Mama".into(),
-                attr_status: 0,
             },
             Member {
                 user_name: "@self".into(),
                 nick_name: "Sam".into(),
                 display_name: String::new(),
-                attr_status: 0,
             },
-        ],
+        ]
+        .into(),
         ..Contact::default()
     });
     b

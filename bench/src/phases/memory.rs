@@ -104,7 +104,7 @@ pub async fn run(env: &Env) -> Result<Memory> {
 }
 
 /// Idle memory after login with `book`, every sink configured.
-async fn idle(env: &Env, book: BookSize) -> Result<Idle> {
+pub async fn idle(env: &Env, book: BookSize) -> Result<Idle> {
     let stage = Stage::new(env, book).await?;
     let online = Tally::new(0);
     let _sub = MqttSubscriber::start(env.mosquitto.port, &stage.account, online.clone()).await?;

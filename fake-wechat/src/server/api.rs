@@ -5,10 +5,14 @@ use axum::body::Bytes;
 use axum::extract::{Query, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::{json, Value};
 
 use super::sync::sync_key;
-use super::{base_response, cookies, json_call, json_text, order, refused, Ctx, Params};
+use super::{
+    base_response, cookies, json_call, json_text, order, refused, serialized, Ctx, Params,
+};
+use crate::contacts::{Member, MemberList};
 use crate::escape::wx_escape;
 use crate::msg::Msg;
 use crate::record::SentMsg;
@@ -172,7 +176,7 @@ pub(crate) async fn batch_get_contact(
             empty,
         );
     }
-    let list: Vec<Value> = items
+    let list: Vec<Entry<'_>> = items
         .iter()
         .filter_map(|item| {
             let user = item["UserName"].as_str()?;
@@ -180,25 +184,59 @@ pub(crate) async fn batch_get_contact(
             if !room.is_empty() {
                 let group = st.book.group(room)?.group.as_ref()?;
                 let m = group.members.iter().find(|m| m.user_name == user)?;
-                return Some(st.book.member_json(m, &skey));
+                return Some(Entry::Plain(st.book.member_json(m, &skey)));
             }
             if let Some(c) = st.book.get(user) {
-                return Some(st.book.contact_json(c, &skey, true));
+                let v = st.book.contact_json(c, &skey, false);
+                return Some(match &c.group {
+                    Some(g) => Entry::Group(v, &g.members),
+                    None => Entry::Plain(v),
+                });
             }
             st.book
                 .any_member(user)
-                .map(|m| st.book.member_json(m, &skey))
+                .map(|m| Entry::Plain(st.book.member_json(m, &skey)))
         })
         .collect();
-    json_text(
+    let head = json!({"BaseResponse": base_response(0, ""), "Count": list.len()});
+    serialized(
         layout,
-        &order::BATCH_GET_CONTACT,
-        &json!({
-            "BaseResponse": base_response(0, ""),
-            "Count": list.len(),
-            "ContactList": list,
-        }),
+        &order::Spliced {
+            value: &head,
+            shape: &order::BATCH_GET_CONTACT,
+            key: "ContactList",
+            with: Entries(&list),
+        },
     )
+}
+
+/// A webwxbatchgetcontact ContactList entry: a group's members are written from the book
+/// (see [`MemberList`]), everything else from its `Value`.
+enum Entry<'a> {
+    Plain(Value),
+    Group(Value, &'a [Member]),
+}
+
+struct Entries<'a>(&'a [Entry<'a>]);
+
+impl Serialize for Entries<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut seq = ser.serialize_seq(Some(self.0.len()))?;
+        for entry in self.0 {
+            match entry {
+                Entry::Plain(v) => {
+                    seq.serialize_element(&order::Ordered::new(v, &order::CONTACT))?
+                }
+                Entry::Group(v, members) => seq.serialize_element(&order::Spliced {
+                    value: v,
+                    shape: &order::CONTACT,
+                    key: "MemberList",
+                    with: MemberList(members),
+                })?,
+            }
+        }
+        seq.end()
+    }
 }
 
 /// LocalID and ClientMsgId as the same string, whether sent as numbers or strings (§9.1).
@@ -281,5 +319,54 @@ pub(crate) async fn send_msg(AxState(shared): Ctx, Query(q): Params, body: Bytes
             }),
         ),
         Err(r) => refused(layout, &order::SEND_MSG, &r, empty),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contacts::Book;
+    use crate::server::wire::{to_body, Layout};
+
+    #[test]
+    fn a_group_written_from_the_book_is_the_group_as_a_value() {
+        let mut book = Book::new(false);
+        book.add_person("Alice", "");
+        let info = book.add_group(
+            "Family <3",
+            &[("Alice", "Mum"), ("Bob \"B\"", ""), ("Carol 🌟", "C")],
+            true,
+        );
+        let c = book.get(&info.user_name).unwrap();
+        let members = &c.group.as_ref().unwrap().members;
+        let whole = book.contact_json(c, "@crypt_x", true);
+        let bare = book.contact_json(c, "@crypt_x", false);
+        for layout in [Layout::Wire, Layout::Compact] {
+            let spliced = order::Spliced {
+                value: &bare,
+                shape: &order::CONTACT,
+                key: "MemberList",
+                with: MemberList(members),
+            };
+            let expected = to_body(&order::Ordered::new(&whole, &order::CONTACT), layout).unwrap();
+            assert_eq!(to_body(&spliced, layout).unwrap(), expected);
+        }
+        let head = json!({"BaseResponse": base_response(0, ""), "Count": 1});
+        let answer = order::Spliced {
+            value: &head,
+            shape: &order::BATCH_GET_CONTACT,
+            key: "ContactList",
+            with: Entries(&[Entry::Group(bare.clone(), members)]),
+        };
+        let expected = json!({
+            "BaseResponse": base_response(0, ""),
+            "Count": 1,
+            "ContactList": [whole],
+        });
+        let expected = to_body(
+            &order::Ordered::new(&expected, &order::BATCH_GET_CONTACT),
+            Layout::Wire,
+        );
+        assert_eq!(to_body(&answer, Layout::Wire).unwrap(), expected.unwrap());
     }
 }

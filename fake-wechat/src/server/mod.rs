@@ -212,7 +212,12 @@ pub(crate) fn text(body: String) -> Response {
 /// JSON, sent as the real server does: `text/plain`, raw UTF-8, in its layout (see [`wire`])
 /// and with its members in the order of `shape` (see [`order`]).
 pub(crate) fn json_text(layout: Layout, shape: &'static Shape, v: &Value) -> Response {
-    match wire::to_body(&order::Ordered::new(v, shape), layout) {
+    serialized(layout, &order::Ordered::new(v, shape))
+}
+
+/// [`json_text`] for an answer already in order (see [`order::Spliced`]).
+pub(crate) fn serialized(layout: Layout, answer: &impl serde::Serialize) -> Response {
+    match wire::to_body(answer, layout) {
         Ok(body) => text(body),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }

@@ -92,6 +92,48 @@ impl Serialize for Ordered<'_> {
 }
 
 /// `BaseResponse` (every capture).
+/// An object of shape `shape` whose member `key` is written from `with` instead of from
+/// `value` (which need not hold it): a long list, such as a large account's MemberLists
+/// (25,000 members in one webwxbatchgetcontact answer), is then written straight from the
+/// fake's own records, without a `Value` built and dropped for every entry.
+pub(crate) struct Spliced<'a, T> {
+    /// The other members.
+    pub value: &'a Value,
+    /// The member order; it names `key`.
+    pub shape: &'static Shape,
+    /// The member written from `with`.
+    pub key: &'static str,
+    /// What `key` holds.
+    pub with: T,
+}
+
+impl<T: Serialize> Serialize for Spliced<'_, T> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(map) = self.value else {
+            return self.value.serialize(ser);
+        };
+        let held = map.contains_key(self.key);
+        let mut out = ser.serialize_map(Some(map.len() + usize::from(!held)))?;
+        let mut written = usize::from(held);
+        for &(key, child) in self.shape.members {
+            if key == self.key {
+                out.serialize_entry(key, &self.with)?;
+            } else if let Some(value) = map.get(key) {
+                out.serialize_entry(key, &Ordered { value, child })?;
+                written += 1;
+            }
+        }
+        if written < map.len() {
+            for (key, value) in map {
+                if self.shape.members.iter().all(|(k, _)| k != key) {
+                    out.serialize_entry(key, value)?;
+                }
+            }
+        }
+        out.end()
+    }
+}
+
 pub(crate) const BASE_RESPONSE: Shape = Shape {
     members: &[("Ret", Plain), ("ErrMsg", Plain)],
 };

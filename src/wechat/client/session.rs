@@ -84,21 +84,33 @@ impl WxClient {
         c: &Credentials,
         items: &[BatchItem],
     ) -> Result<Vec<Contact>, WxError> {
+        let endpoint = "webwxbatchgetcontact";
         let mut out = Vec::with_capacity(items.len());
+        let mut buf = Vec::new();
         for chunk in items.chunks(protocol::BATCH_CONTACT_MAX) {
-            let resp: BatchContactResponse = self
-                .post_json(
-                    "webwxbatchgetcontact",
-                    c.hosts.api_url("webwxbatchgetcontact"),
-                    &[
-                        ("type", "ex".into()),
-                        ("r", now_ms().to_string()),
-                        ("lang", "zh_CN".into()),
-                        ("pass_ticket", c.ticket.pass_ticket.clone()),
-                    ],
-                    json!({ "BaseRequest": c.base_request(), "Count": chunk.len(), "List": chunk }),
-                )
-                .await?;
+            let body =
+                json!({ "BaseRequest": c.base_request(), "Count": chunk.len(), "List": chunk });
+            let req = self
+                .http
+                .post(c.hosts.api_url(endpoint))
+                .query(&[
+                    ("type", "ex".into()),
+                    ("r", now_ms().to_string()),
+                    ("lang", "zh_CN".into()),
+                    ("pass_ticket", c.ticket.pass_ticket.clone()),
+                ])
+                .timeout(self.timeouts.request)
+                .header("Content-Type", "application/json;charset=UTF-8")
+                .body(body.to_string());
+            // Sequential, as every known client fetches them (PROTOCOL.md §5.2 names no
+            // parallel calls), and it keeps one answer at a time in memory.
+            super::body::read_into(endpoint, req, &mut buf).await?;
+            let resp: BatchContactResponse =
+                serde_json::from_slice(&buf).map_err(|e| WxError::Garbage {
+                    endpoint,
+                    detail: e.to_string(),
+                })?;
+            check_ret(endpoint, &resp.base_response)?;
             out.extend(resp.contact_list);
         }
         Ok(out)
@@ -243,12 +255,6 @@ impl WxClient {
 }
 
 impl HasBaseResponse for InitResponse {
-    fn base_response(&self) -> &BaseResponse {
-        &self.base_response
-    }
-}
-
-impl HasBaseResponse for BatchContactResponse {
     fn base_response(&self) -> &BaseResponse {
         &self.base_response
     }

@@ -21,7 +21,6 @@ fn group(id: &str, name: &str, members: &[(&str, &str, &str)]) -> Contact {
                 user_name: (*u).into(),
                 nick_name: (*n).into(),
                 display_name: (*d).into(),
-                attr_status: 0,
             })
             .collect(),
         ..Contact::default()

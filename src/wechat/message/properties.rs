@@ -25,7 +25,7 @@ proptest! {
                 user_name: "@a81".into(),
                 nick_name: "Alice".into(),
                 ..Member::default()
-            }],
+            }].into(),
             ..Contact::default()
         });
         let msg = AddMsg {

@@ -24,21 +24,19 @@ fn book() -> ContactBook {
                 user_name: "@a81".into(),
                 nick_name: "Alice".into(),
                 display_name: "Mama".into(),
-                attr_status: 0,
             },
             Member {
                 user_name: "@b22".into(),
                 nick_name: "Bob".into(),
                 display_name: String::new(),
-                attr_status: 0,
             },
             Member {
                 user_name: "@self".into(),
                 nick_name: "Sam".into(),
                 display_name: "Sammy".into(),
-                attr_status: 0,
             },
-        ],
+        ]
+        .into(),
         ..Contact::default()
     });
     b
