@@ -86,3 +86,32 @@ fn port_entries_are_read_as_compose_reads_them() {
         yaml_serde::from_str("{target: 1883, published: 1883, host_ip: 127.0.0.1}").unwrap();
     assert_eq!(host_ip(&long), Ok(Some("127.0.0.1".parse().unwrap())));
 }
+
+#[test]
+fn the_compose_mosquitto_runs_the_shipped_config_with_nagle_off() {
+    let compose: Value = yaml_serde::from_str(include_str!("../../docker-compose.yml")).unwrap();
+    let mosquitto = &compose["services"]["mosquitto"];
+    let command: Vec<&str> = mosquitto["command"]
+        .as_sequence()
+        .expect("a command")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let config = command[command.iter().position(|a| *a == "-c").expect("-c") + 1];
+    let mount = format!("./deploy/mosquitto.conf:{config}:ro");
+    assert!(
+        mosquitto["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str() == Some(mount.as_str())),
+        "mosquitto runs {config}, which is not deploy/mosquitto.conf"
+    );
+    let lines: Vec<&str> = include_str!("../../deploy/mosquitto.conf")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    for wanted in ["listener 1883", "set_tcp_nodelay true"] {
+        assert!(lines.contains(&wanted), "deploy/mosquitto.conf lacks {wanted:?}");
+    }
+}
