@@ -112,6 +112,9 @@ fn the_compose_mosquitto_runs_the_shipped_config_with_nagle_off() {
         .filter(|l| !l.starts_with('#'))
         .collect();
     for wanted in ["listener 1883", "set_tcp_nodelay true"] {
-        assert!(lines.contains(&wanted), "deploy/mosquitto.conf lacks {wanted:?}");
+        assert!(
+            lines.contains(&wanted),
+            "deploy/mosquitto.conf lacks {wanted:?}"
+        );
     }
 }
