@@ -163,9 +163,12 @@ impl Bridge {
     }
 
     /// Moves to `state`; logs only real transitions. The QR is withdrawn once it can no longer
-    /// be used.
+    /// be used, before the new state shows: whoever sees `online` finds no QR left.
     fn set_state(&self, state: SessionState, reason: impl Into<String>) {
         let reason = reason.into();
+        if !matches!(state, SessionState::LoginRequired) {
+            self.qr.send_if_modified(|qr| qr.take().is_some());
+        }
         let changed = self.status.send_if_modified(|current| {
             if current.state == state && current.reason == reason {
                 return false;
@@ -179,9 +182,6 @@ impl Bridge {
         });
         if changed {
             tracing::info!(state = %state, reason = %reason, "session state");
-        }
-        if !matches!(state, SessionState::LoginRequired) {
-            self.qr.send_if_modified(|qr| qr.take().is_some());
         }
     }
 
