@@ -36,7 +36,15 @@ impl Bridge {
                             self.save_session(session);
                         }
                     }
-                    Err(WxError::SessionExpired { code, .. }) => return SyncEnd::Expired(code),
+                    Err(WxError::SessionExpired { code, .. }) => {
+                        // The last answer's messages are kept even though the session ends.
+                        if let Some(c) = committing.take() {
+                            if let Err(e) = c.durable.await {
+                                tracing::error!(cause = %e, "cannot commit the last sync answer");
+                            }
+                        }
+                        return SyncEnd::Expired(code);
+                    }
                     Err(e) => tracing::debug!(cause = %e, "re-validation failed; retrying"),
                 }
             }
@@ -53,15 +61,24 @@ impl Bridge {
                     None => Ok(()),
                 }
             };
-            let (check, durable) = tokio::select! {
-                _ = self.shutdown.cancelled() => return SyncEnd::Shutdown,
-                _ = self.logout.notified() => return SyncEnd::LoggedOut,
-                both = async {
-                    tokio::join!(
-                        session.client().synccheck(&creds, keys.for_synccheck(), counter),
-                        durable
-                    )
-                } => both,
+            // A stop or a logout cuts the synccheck short, never the commit: the answer it
+            // holds was already taken from WeChat.
+            let check = async {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => Err(SyncEnd::Shutdown),
+                    _ = self.logout.notified() => Err(SyncEnd::LoggedOut),
+                    r = session.client().synccheck(&creds, keys.for_synccheck(), counter) => Ok(r),
+                }
+            };
+            let (check, durable) = tokio::join!(check, durable);
+            let check = match check {
+                Ok(check) => check,
+                Err(end) => {
+                    if let Err(e) = durable {
+                        tracing::error!(cause = %e, "cannot commit the last sync answer");
+                    }
+                    return end;
+                }
             };
             counter += 1;
             let result = match (check, durable) {
