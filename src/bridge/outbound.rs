@@ -243,10 +243,17 @@ impl Bridge {
                     crate::metrics::throttled(waited);
                 },
             }
-            let guard = self
-                .sent
-                .begin(&recipient.user_name, &cmd.text, rid.as_deref());
-            let sent = session.send_text(&recipient.user_name, &cmd.text).await;
+            let guard = self.sent.begin(
+                &recipient.user_name,
+                cmd.text.as_deref().unwrap_or_default(),
+                rid.as_deref(),
+            );
+            let sent = session
+                .send_text(
+                    &recipient.user_name,
+                    cmd.text.as_deref().unwrap_or_default(),
+                )
+                .await;
             let name = display(&recipient);
             let e = match sent {
                 Ok(msg_id) => {
