@@ -25,7 +25,9 @@ use crate::wechat::session::{Session, SessionFile};
 
 mod allow;
 mod inbound;
+mod intake;
 mod login_policy;
+mod media_source;
 mod outbound;
 mod sent;
 mod supervisor;

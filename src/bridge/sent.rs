@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::event::MessageType;
+
 /// How many sent MsgIds (and recent sends) are remembered.
 const SENT_MEMORY: usize = 10_000;
 /// How long after a send an echo with a MsgId of its own is still taken for the send's.
@@ -54,6 +56,24 @@ pub(super) struct SendGuard<'a> {
     log: &'a SentLog,
     key: u64,
     request_id: Option<String>,
+}
+
+/// What a media send is remembered by in place of a text: its kind (`image`, `file`, `video`,
+/// `emoticon`), marked so that no text can be taken for it.
+pub(super) fn media_echo_key(kind: &str) -> String {
+    format!("\u{0}{kind}")
+}
+
+/// The key a media message from self is claimed by, if it is one the bridge can send.
+pub(super) fn echo_key_of(t: MessageType) -> Option<String> {
+    let kind = match t {
+        MessageType::Image => "image",
+        MessageType::File => "file",
+        MessageType::Video => "video",
+        MessageType::Emoticon => "emoticon",
+        _ => return None,
+    };
+    Some(media_echo_key(kind))
 }
 
 /// Text as the echo and the command may spell it differently: line ends and outer blanks.

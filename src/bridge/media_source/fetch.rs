@@ -1,0 +1,481 @@
+//! Fetching a command's `{"url": …}` safely (`media.fetch`): a command can come from anyone
+//! who may publish on the send topic, and must not make the bridge reach into the network it
+//! sits in (server-side request forgery).
+//!
+//! - Only `http` and `https`.
+//! - `media.fetch.allow_hosts`, when not empty, lists the only hosts that may be fetched.
+//! - A host that is not listed may only be reached on public addresses: loopback, private,
+//!   link-local, CGNAT, unspecified, multicast, documentation and other special ranges are
+//!   refused ([`is_public`]). The check is made on the addresses the name RESOLVES to, inside
+//!   the client's own resolver, so the address checked is the address connected to (no second
+//!   lookup an attacker's DNS could answer differently); an IP-literal host, which is never
+//!   resolved, is checked before the request.
+//! - Every redirect is checked the same way before it is followed (at most 5).
+//! - No proxy from the environment: a proxy would resolve the name itself, past the check.
+//! - The size is capped while the body streams (`media.fetch.max_bytes`), and the whole fetch
+//!   has `media.fetch.timeout`.
+use std::error::Error as StdError;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::redirect::{Attempt, Policy};
+use url::{Host, Url};
+
+/// How many redirects one fetch follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// The User-Agent of media fetches: the bridge says who it is, and not WeChat's browser.
+const USER_AGENT: &str = concat!("wxbridge/", env!("CARGO_PKG_VERSION"), " (media fetch)");
+
+/// Why a URL is not fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The scheme, the host or its addresses are not allowed (`media_forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Longer than `media.fetch.max_bytes` (`media_too_large`).
+    #[error("the answer is larger than media.fetch.max_bytes ({limit} bytes)")]
+    TooLarge {
+        /// The cap.
+        limit: u64,
+    },
+    /// Anything else: a status, a timeout, a connection (`media_fetch_failed`).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A refusal raised inside the resolver or the redirect policy, found again in reqwest's
+/// error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// The hosts `media.fetch.allow_hosts` lists, lowercased.
+#[derive(Debug, Clone, Default)]
+struct AllowHosts {
+    listed: Vec<String>,
+}
+
+impl AllowHosts {
+    fn new(hosts: &[String]) -> AllowHosts {
+        AllowHosts {
+            listed: hosts
+                .iter()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    fn is_listed(&self, host: &str) -> bool {
+        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+        self.listed.contains(&host)
+    }
+
+    /// Refuses a URL by its scheme, its host name or its IP-literal host.
+    fn check(&self, url: &Url) -> Result<(), Refused> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Refused(format!(
+                "only http and https URLs are fetched, not {}:",
+                url.scheme()
+            )));
+        }
+        let Some(host) = url.host() else {
+            return Err(Refused("the URL has no host".into()));
+        };
+        let name = match &host {
+            Host::Domain(d) => d.to_string(),
+            Host::Ipv4(ip) => ip.to_string(),
+            Host::Ipv6(ip) => ip.to_string(),
+        };
+        let listed = self.is_listed(&name);
+        if !self.listed.is_empty() && !listed {
+            return Err(Refused(format!(
+                "the host {name} is not in media.fetch.allow_hosts"
+            )));
+        }
+        let ip = match host {
+            Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+            Host::Domain(_) => None,
+        };
+        match ip {
+            Some(ip) if !listed && !is_public(ip) => Err(Refused(format!(
+                "{ip} is not a public address; list the host in media.fetch.allow_hosts to allow it"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The resolver of the fetch client: a name that is not listed keeps only its public
+/// addresses, and one left with none is refused before any connection.
+struct CheckedResolver {
+    allow: Arc<AllowHosts>,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if allow.is_listed(&host) {
+                return Ok(Box::new(found.into_iter()) as Addrs);
+            }
+            let public: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if public.is_empty() {
+                let shown: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+                return Err(Box::new(Refused(format!(
+                    "{host} resolves to no public address ({}); list it in \
+                     media.fetch.allow_hosts to allow it",
+                    shown.join(", ")
+                ))) as Box<dyn StdError + Send + Sync>);
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The HTTP client of media fetches, separate from WeChat's: no cookies, no proxy, the
+/// checked resolver and redirect policy.
+#[derive(Clone)]
+pub struct Fetcher {
+    http: reqwest::Client,
+    allow: Arc<AllowHosts>,
+}
+
+impl Fetcher {
+    /// A fetcher for `media.fetch.allow_hosts` and `media.fetch.timeout`.
+    pub fn new(allow_hosts: &[String], timeout: Duration) -> Fetcher {
+        let allow = Arc::new(AllowHosts::new(allow_hosts));
+        let policy_allow = allow.clone();
+        let policy = Policy::custom(move |attempt: Attempt<'_>| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            match policy_allow.check(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            }
+        });
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver {
+                allow: allow.clone(),
+            }))
+            .redirect(policy)
+            .user_agent(USER_AGENT)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            .build()
+            .expect("a TLS backend is compiled in");
+        Fetcher { http, allow }
+    }
+
+    /// Starts fetching `url`: the answer of a 2xx status whose announced length is within
+    /// `max_bytes`, ready for its body to be streamed (and capped again while it streams).
+    pub async fn open(&self, url: &Url, max_bytes: u64) -> Result<reqwest::Response, FetchError> {
+        self.allow
+            .check(url)
+            .map_err(|r| FetchError::Forbidden(r.0))?;
+        let resp = self.http.get(url.clone()).send().await.map_err(classify)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(FetchError::Failed(format!(
+                "the server answered HTTP {status}"
+            )));
+        }
+        if resp.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(FetchError::TooLarge { limit: max_bytes });
+        }
+        Ok(resp)
+    }
+}
+
+/// The next piece of a fetched body, as [`FetchError`].
+pub async fn next_chunk(resp: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, FetchError> {
+    resp.chunk().await.map_err(classify)
+}
+
+/// A reqwest error as a [`FetchError`]: a [`Refused`] anywhere in its chain is `Forbidden`.
+fn classify(e: reqwest::Error) -> FetchError {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if let Some(refused) = c.downcast_ref::<Refused>() {
+            return FetchError::Forbidden(refused.0.clone());
+        }
+        cause = c.source();
+    }
+    if e.is_timeout() {
+        return FetchError::Failed("timed out (media.fetch.timeout)".into());
+    }
+    FetchError::Failed(crate::wechat::cause::chain(&e.without_url()))
+}
+
+/// True for an address anyone on the internet could reach: not loopback, private (RFC 1918,
+/// IPv6 unique local), link-local, CGNAT (100.64/10), unspecified, broadcast, multicast,
+/// documentation, benchmarking, reserved or IETF-special. IPv4 addresses inside IPv6
+/// (mapped, NAT64, 6to4) are judged as the IPv4 address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (18..20).contains(&b))
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    let s = ip.segments();
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they carry.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return is_public_v4(embedded(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return is_public_v4(embedded(s[1], s[2]));
+    }
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // unique local
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x2001 && s[1] < 0x0200) // IETF special: Teredo, benchmarking, ORCHID…
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
+        || s[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "192.0.0.8",
+            "240.0.0.1",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:c0a8:101::1",
+            "2001::1",
+            "100::1",
+            "::127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.216.34",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    fn check(allow: &[&str], url: &str) -> Result<(), String> {
+        let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+        AllowHosts::new(&allow)
+            .check(&Url::parse(url).unwrap())
+            .map_err(|r| r.0)
+    }
+
+    #[test]
+    fn urls_are_refused_by_scheme_list_and_literal_address() {
+        assert!(check(&[], "https://example.com/a.jpg").is_ok());
+        assert!(check(&[], "file:///etc/passwd")
+            .unwrap_err()
+            .contains("http"));
+        assert!(check(&[], "ftp://example.com/x")
+            .unwrap_err()
+            .contains("http"));
+        assert!(check(&[], "http://127.0.0.1:8123/x")
+            .unwrap_err()
+            .contains("public"));
+        assert!(check(&[], "http://[::1]/x").unwrap_err().contains("public"));
+        assert!(
+            check(&[], "http://2130706433/x")
+                .unwrap_err()
+                .contains("public"),
+            "a decimal IPv4 host is still 127.0.0.1"
+        );
+        assert!(check(&[], "http://169.254.169.254/latest").is_err());
+        assert!(check(&["cam.local"], "https://example.com/a")
+            .unwrap_err()
+            .contains("allow_hosts"));
+        assert!(check(&["Cam.Local"], "http://cam.local/snap").is_ok());
+        assert!(check(&["127.0.0.1"], "http://127.0.0.1:8123/x").is_ok());
+        assert!(check(&["::1"], "http://[::1]:80/x").is_ok());
+        assert!(
+            check(&["localhost"], "http://127.0.0.1/x").is_err(),
+            "listing a name does not list its address"
+        );
+    }
+}
+
+#[cfg(test)]
+mod served {
+    //! The fetcher against a small HTTP server on 127.0.0.1: what the checks let through and
+    //! what they stop, with the server counting what reached it.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Serves `/redirect` (302 to `target`), `/big` (announces 10 MB) and anything else
+    /// as 5 bytes; counts requests.
+    async fn server(target: String) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let answer = if head.starts_with("GET /redirect") {
+                        format!(
+                            "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n"
+                        )
+                    } else if head.starts_with("GET /big") {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\nxx".to_string()
+                    } else {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_string()
+                    };
+                    let _ = s.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (port, hits)
+    }
+
+    fn fetcher(allow: &[&str]) -> Fetcher {
+        let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+        Fetcher::new(&allow, Duration::from_secs(10))
+    }
+
+    async fn body(f: &Fetcher, url: &str, max: u64) -> Result<Vec<u8>, FetchError> {
+        let mut resp = f.open(&Url::parse(url).unwrap(), max).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = next_chunk(&mut resp).await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_listed_name_is_fetched_and_a_redirect_to_an_unlisted_loopback_is_refused() {
+        let (port, hits) = server(String::new()).await;
+        let f = fetcher(&["localhost"]);
+        let got = body(&f, &format!("http://localhost:{port}/snap.jpg"), 100)
+            .await
+            .unwrap();
+        assert_eq!(got, b"hello");
+        let (port2, hits2) = server(format!("http://127.0.0.1:{port}/snap.jpg")).await;
+        let e = body(&f, &format!("http://localhost:{port2}/redirect"), 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FetchError::Forbidden(_)), "{e:?}");
+        assert_eq!(
+            hits2.load(Ordering::SeqCst),
+            1,
+            "the redirect itself was asked"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "its target never was");
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_without_a_connection() {
+        let (port, hits) = server(String::new()).await;
+        let e = body(&fetcher(&[]), &format!("http://localhost:{port}/x"), 100)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, FetchError::Forbidden(m) if m.contains("no public address")),
+            "{e:?}"
+        );
+        let e = body(&fetcher(&[]), &format!("http://127.0.0.1:{port}/x"), 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FetchError::Forbidden(_)), "{e:?}");
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_announced_length_over_the_cap_is_too_large() {
+        let (port, _) = server(String::new()).await;
+        let e = body(
+            &fetcher(&["127.0.0.1"]),
+            &format!("http://127.0.0.1:{port}/big"),
+            1000,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, FetchError::TooLarge { limit: 1000 }), "{e:?}");
+    }
+}
