@@ -3,11 +3,13 @@
 //!
 //! A command with media has its source stored first (`media_source`), and is queued as
 //! `{"sha256", "name"}`. That can take as long as a fetch (`media.fetch.timeout`), so it runs
-//! beside the intake, up to [`STORING_AT_ONCE`] at a time: a slow URL holds up only its own
-//! command. Such a command is queued (and acknowledged) when its file is stored, so a text
-//! sent after it on its own may go first; a command's own text always follows its media.
-//! A source not acknowledged at shutdown (its file still being stored) is delivered again by
-//! its broker, and a file already stored is not fetched twice: the store keeps it.
+//! beside the intake, up to [`STORING_AT_ONCE`] at a time: a slow URL holds up no other
+//! source. Each source hands in one command at a time and waits until it is queued or
+//! answered before it acknowledges it and hands in the next, so order holds within a source
+//! (a command's own text always follows its media). A command whose file is still being
+//! stored at shutdown is not acknowledged, so its broker delivers it again; a file already
+//! stored is kept, and a fetch after the restart stores the same bytes under the same name.
+
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
