@@ -3,10 +3,12 @@
 //! sits in (server-side request forgery).
 //!
 //! - Only `http` and `https`.
-//! - `media.fetch.allow_hosts`, when not empty, lists the only hosts that may be fetched.
-//! - A host that is not listed may only be reached on public addresses: loopback, private,
-//!   link-local, CGNAT, unspecified, multicast, documentation and other special ranges are
-//!   refused ([`is_public`]). The check is made on the addresses the name RESOLVES to, inside
+//! - `media.fetch.allow_hosts`, when not empty, lists the only hosts that may be fetched: by
+//!   name (`*.name` for subdomains), or by address (an IP or a CIDR block, which also admits a
+//!   name that resolves into it). A listed name may resolve anywhere.
+//! - With the list empty, only public addresses are reached: loopback, private, link-local,
+//!   CGNAT, unspecified, multicast, documentation and other special ranges are refused
+//!   ([`is_public`]). The check is made on the addresses the name RESOLVES to, inside
 //!   the client's own resolver, so the address checked is the address connected to (no second
 //!   lookup an attacker's DNS could answer differently); an IP-literal host, which is never
 //!   resolved, is checked before the request.
@@ -52,28 +54,64 @@ pub enum FetchError {
 #[error("{0}")]
 struct Refused(String);
 
-/// The hosts `media.fetch.allow_hosts` lists, lowercased.
+/// What `media.fetch.allow_hosts` lists: host names, `*.name` for the subdomains of a name,
+/// IP addresses and CIDR blocks (the config loader checked their shape).
 #[derive(Debug, Clone, Default)]
 struct AllowHosts {
-    listed: Vec<String>,
+    /// Exact names, lowercased.
+    names: Vec<String>,
+    /// `.name` of each `*.name`, lowercased.
+    suffixes: Vec<String>,
+    /// Addresses and blocks: (network, prefix length).
+    nets: Vec<(IpAddr, u8)>,
 }
 
 impl AllowHosts {
-    fn new(hosts: &[String]) -> AllowHosts {
-        AllowHosts {
-            listed: hosts
-                .iter()
-                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
-                .collect(),
+    fn new(entries: &[String]) -> AllowHosts {
+        let mut allow = AllowHosts::default();
+        for entry in entries {
+            let entry = entry.trim_matches(['[', ']']).to_ascii_lowercase();
+            let (addr, bits) = match entry.split_once('/') {
+                Some((a, b)) => (a, b.parse::<u8>().ok()),
+                None => (entry.as_str(), None),
+            };
+            if let Ok(ip) = addr.parse::<IpAddr>() {
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                allow.nets.push((ip, bits.unwrap_or(max).min(max)));
+            } else if let Some(domain) = entry.strip_prefix("*.") {
+                allow.suffixes.push(format!(".{domain}"));
+            } else {
+                allow.names.push(entry);
+            }
         }
+        allow
     }
 
-    fn is_listed(&self, host: &str) -> bool {
-        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-        self.listed.contains(&host)
+    fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.suffixes.is_empty() && self.nets.is_empty()
     }
 
-    /// Refuses a URL by its scheme, its host name or its IP-literal host.
+    /// A host name the list names (itself, or as a subdomain of a `*.` entry).
+    fn name_listed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.names.contains(&host) || self.suffixes.iter().any(|s| host.ends_with(s.as_str()))
+    }
+
+    /// An address inside a listed address or block.
+    fn addr_listed(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.nets
+            .iter()
+            .any(|&(net, bits)| in_net(ip, canonical(net), bits))
+    }
+
+    /// May the fetch client connect to `addr`, found for a host the list does not name?
+    fn addr_allowed(&self, addr: IpAddr) -> bool {
+        self.addr_listed(addr) || (self.is_empty() && is_public(addr))
+    }
+
+    /// Refuses a URL by its scheme, its host name or its IP-literal host. A name that passes
+    /// here is judged again by the addresses it resolves to ([`CheckedResolver`]).
     fn check(&self, url: &Url) -> Result<(), Refused> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Refused(format!(
@@ -81,31 +119,52 @@ impl AllowHosts {
                 url.scheme()
             )));
         }
-        let Some(host) = url.host() else {
-            return Err(Refused("the URL has no host".into()));
+        let ip = match url.host() {
+            None => return Err(Refused("the URL has no host".into())),
+            Some(Host::Domain(name)) => {
+                // With only names listed, another name is refused before any lookup; with
+                // addresses listed (or none at all), its addresses decide.
+                if self.name_listed(name) || self.is_empty() || !self.nets.is_empty() {
+                    return Ok(());
+                }
+                return Err(Refused(format!(
+                    "the host {name} is not in media.fetch.allow_hosts"
+                )));
+            }
+            Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
         };
-        let name = match &host {
-            Host::Domain(d) => d.to_string(),
-            Host::Ipv4(ip) => ip.to_string(),
-            Host::Ipv6(ip) => ip.to_string(),
-        };
-        let listed = self.is_listed(&name);
-        if !self.listed.is_empty() && !listed {
-            return Err(Refused(format!(
-                "the host {name} is not in media.fetch.allow_hosts"
-            )));
+        if self.addr_allowed(ip) {
+            return Ok(());
         }
-        let ip = match host {
-            Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-            Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-            Host::Domain(_) => None,
-        };
-        match ip {
-            Some(ip) if !listed && !is_public(ip) => Err(Refused(format!(
-                "{ip} is not a public address; list the host in media.fetch.allow_hosts to allow it"
-            ))),
-            _ => Ok(()),
+        Err(Refused(if self.is_empty() {
+            format!("{ip} is not a public address; list it in media.fetch.allow_hosts to allow it")
+        } else {
+            format!("the address {ip} is not in media.fetch.allow_hosts")
+        }))
+    }
+}
+
+/// An IPv4 address written inside IPv6 (`::ffff:a.b.c.d`) as the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is inside `net`/`bits`.
+fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
         }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
     }
 }
 
@@ -122,23 +181,28 @@ impl Resolve for CheckedResolver {
         Box::pin(async move {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if allow.is_listed(&host) {
+            if allow.name_listed(&host) {
                 return Ok(Box::new(found.into_iter()) as Addrs);
             }
-            let public: Vec<SocketAddr> = found
+            let allowed: Vec<SocketAddr> = found
                 .iter()
                 .copied()
-                .filter(|a| is_public(a.ip()))
+                .filter(|a| allow.addr_allowed(a.ip()))
                 .collect();
-            if public.is_empty() {
+            if allowed.is_empty() {
                 let shown: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+                let why = if allow.is_empty() {
+                    "no public address"
+                } else {
+                    "no address media.fetch.allow_hosts lists"
+                };
                 return Err(Box::new(Refused(format!(
-                    "{host} resolves to no public address ({}); list it in \
-                     media.fetch.allow_hosts to allow it",
+                    "{host} resolves to {why} ({}); list it in media.fetch.allow_hosts to \
+                     allow it",
                     shown.join(", ")
                 ))) as Box<dyn StdError + Send + Sync>);
             }
-            Ok(Box::new(public.into_iter()) as Addrs)
+            Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
 }
@@ -359,6 +423,24 @@ mod tests {
         assert!(check(&["cam.local"], "https://example.com/a")
             .unwrap_err()
             .contains("allow_hosts"));
+        assert!(check(&["*.example.com"], "https://cam.Example.com/a").is_ok());
+        assert!(
+            check(&["*.example.com"], "https://example.com/a").is_err(),
+            "subdomains only"
+        );
+        assert!(check(&["*.example.com"], "https://badexample.com/a").is_err());
+        assert!(check(&["192.168.1.0/24"], "http://192.168.1.20/snap").is_ok());
+        assert!(check(&["192.168.1.0/24"], "http://192.168.2.20/snap").is_err());
+        assert!(check(&["192.168.1.0/24"], "http://[::ffff:192.168.1.9]/").is_ok());
+        assert!(
+            check(&["192.168.1.0/24"], "http://8.8.8.8/").is_err(),
+            "the list is all"
+        );
+        assert!(
+            check(&["192.168.1.0/24"], "http://camera.lan/").is_ok(),
+            "its addresses decide"
+        );
+        assert!(check(&["fd00::/8"], "http://[fd12::1]/").is_ok());
         assert!(check(&["Cam.Local"], "http://cam.local/snap").is_ok());
         assert!(check(&["127.0.0.1"], "http://127.0.0.1:8123/x").is_ok());
         assert!(check(&["::1"], "http://[::1]:80/x").is_ok());
@@ -464,6 +546,28 @@ mod served {
             .unwrap_err();
         assert!(matches!(e, FetchError::Forbidden(_)), "{e:?}");
         assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_into_a_listed_block_is_fetched_on_that_address_only() {
+        let (port, hits) = server(String::new()).await;
+        let got = body(
+            &fetcher(&["127.0.0.0/8"]),
+            &format!("http://localhost:{port}/a"),
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, b"hello");
+        let e = body(
+            &fetcher(&["10.0.0.0/8"]),
+            &format!("http://localhost:{port}/a"),
+            100,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, FetchError::Forbidden(_)), "{e:?}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
