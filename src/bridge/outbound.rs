@@ -553,3 +553,43 @@ fn settle_guard(guard: sent::SendGuard<'_>, sent: &Result<String, SendError>) {
         Err(_) => guard.forget(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(media_msg: Option<&str>) -> Progress {
+        Progress {
+            kind: Some(SendKind::Image),
+            media: Some(SentMedia {
+                sha256: "ab".repeat(32),
+                size: 10,
+            }),
+            media_msg: media_msg.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_failure_after_the_media_went_out_names_the_media_message() {
+        let failed = SendResult::err(Some("r".into()), ErrorCode::RateLimited, "1205");
+        let r = progress(Some("2039")).complete(failed.clone());
+        assert_eq!(r.msg_id.as_deref(), Some("2039"));
+        let error = r.error.unwrap();
+        assert_eq!(error.code, ErrorCode::RateLimited);
+        assert!(
+            error
+                .message
+                .starts_with("the image was sent (msg_id 2039) but the text was not"),
+            "{}",
+            error.message
+        );
+        assert_eq!(r.media.unwrap().size, 10);
+
+        let r = progress(None).complete(failed);
+        assert_eq!(r.msg_id, None, "nothing went out");
+        assert_eq!(r.error.unwrap().message, "1205");
+        let ok = progress(Some("2039")).complete(SendResult::ok(None, "2039", "@a", "A"));
+        assert!(ok.ok && ok.error.is_none());
+        assert_eq!(ok.media.unwrap().sha256, "ab".repeat(32));
+    }
+}

@@ -251,6 +251,18 @@ mod tests {
     }
 
     #[test]
+    fn a_media_echo_is_claimed_by_its_kind_and_never_by_a_text() {
+        let log = SentLog::default();
+        log.begin("@a", &media_echo_key("image"), Some("r-img"))
+            .finish(Some("500"));
+        assert_eq!(log.claim_echo("@a", "image"), None, "a text named image");
+        let key = echo_key_of(MessageType::Image).unwrap();
+        assert_eq!(log.claim_echo("@b", &key), None, "other chat");
+        assert_eq!(log.claim_echo("@a", &key), Some(Some("r-img".into())));
+        assert_eq!(echo_key_of(MessageType::Text), None);
+    }
+
+    #[test]
     fn refused_sends_and_old_sends_claim_nothing() {
         let log = SentLog::default();
         log.begin("@a", "refused", None).forget();
