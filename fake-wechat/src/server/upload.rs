@@ -17,8 +17,10 @@
 //!   `undefined`);
 //! - chunks of exactly 524,288 bytes (the last one the rest), posted in order from 0.
 //!
-//! The last chunk's answer carries the MediaId; the others answer MediaId "" and StartPos
-//! = the bytes received so far [U: openwechat reads only their BaseResponse].
+//! The last chunk's answer carries the MediaId and StartPos = the size. The others answer
+//! MediaId "", StartPos 0, no thumbnail size and the EncryFileName: openwechat reads only
+//! their BaseResponse, and this is the one form whose length in the servers' layout is the
+//! `Content-Length` (162) of a captured intermediate answer for `IMG_1002.JPG`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +92,7 @@ pub(crate) fn note(st: &mut State, endpoint: &str, r: &Refusal) {
 /// What a chunk achieved.
 enum Step {
     More {
-        received: u64,
+        name: String,
     },
     Done {
         media_id: String,
@@ -126,8 +128,9 @@ pub(crate) async fn upload_media(
         })
     };
     match outcome {
-        Ok(Step::More { received }) => {
-            json_text(layout, &order::UPLOAD, &answer("", received, (0, 0), ""))
+        Ok(Step::More { name }) => {
+            let encry = ids::encry_file_name(&name);
+            json_text(layout, &order::UPLOAD, &answer("", 0, (0, 0), &encry))
         }
         Ok(Step::Done {
             media_id,
@@ -358,9 +361,7 @@ fn accept_chunk(
     p.bytes.extend_from_slice(file.data);
     p.next += 1;
     if p.next < chunks {
-        return Ok(Step::More {
-            received: p.bytes.len() as u64,
-        });
+        return Ok(Step::More { name });
     }
     let Some(p) = st.outbox.pending.remove(&client_media_id) else {
         return Err(bad("upload lost"));

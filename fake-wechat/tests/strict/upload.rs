@@ -148,6 +148,12 @@ async fn upload(c: &Client, fake: &FakeWeChat, up: &Up) -> Value {
     for i in 0..up.chunks() {
         last = post_fields(c, &up.fields(c, fake, i)).await;
         assert_eq!(last["BaseResponse"]["Ret"], 0, "chunk {i}: {last}");
+        if i + 1 < up.chunks() {
+            assert_eq!(
+                (last["MediaId"].as_str(), last["StartPos"].as_u64()),
+                (Some(""), Some(0))
+            );
+        }
     }
     last
 }
