@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::support::{Bridge, World};
 
@@ -273,5 +274,176 @@ async fn without_allow_hosts_only_public_addresses_are_fetched() {
         assert_eq!(r["error"]["code"], "media_forbidden", "{url}: {r}");
     }
     assert_eq!(origin.hits("/file/a.jpg"), 0, "no connection was made");
+    bridge.stop().await;
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_kind_is_uploaded_and_sent_from_each_source_media_first_then_text() {
+    let origin = Origin::start().await;
+    let d = dirs();
+    let report = served_bytes("report.pdf", 48_213);
+    std::fs::write(d.allowed.join("report.pdf"), &report).unwrap();
+    let clip = served_bytes("clip.mp4", 700_000);
+    let world = World::new().await;
+    let mom = world.fake.add_contact("Alice", "Mom");
+    world.fake.echo_sent(true);
+    let mut bridge = run_with(&world, &media_config(&["localhost"], &[&d.allowed], "1MiB")).await;
+
+    use base64::Engine as _;
+    let cases = [
+        (
+            json!({"to": "Mom", "image": {"url": origin.url("localhost", "/file/cam.jpg")},
+                   "text": "someone at the door", "request_id": "m-image"}),
+            served_bytes("cam.jpg", 3000),
+            ("webwxsendmsgimg", 3, "pic"),
+        ),
+        (
+            json!({"to": "Mom", "file": {"path": d.allowed.join("report.pdf")}, "request_id": "m-file"}),
+            report.clone(),
+            ("webwxsendappmsg", 6, "doc"),
+        ),
+        (
+            json!({"to": "Mom", "video": {"base64": base64::engine::general_purpose::STANDARD.encode(&clip),
+                   "name": "clip.mp4"}, "request_id": "m-video"}),
+            clip.clone(),
+            ("webwxsendvideomsg", 43, "video"),
+        ),
+        (
+            json!({"to": "Mom", "emoticon": {"url": origin.url("localhost", "/file/smile.gif")},
+                   "request_id": "m-emoticon"}),
+            served_bytes("smile.gif", 3000),
+            ("webwxsendemoticon", 47, "doc"),
+        ),
+    ];
+    for (i, (command, bytes, (endpoint, msg_type, media_type))) in cases.iter().enumerate() {
+        let r = result_of(&mut bridge, command.clone()).await;
+        assert_eq!(r["ok"], true, "{command}: {r}");
+        let sha = sha256_hex(bytes);
+        assert_eq!(
+            r["media"],
+            json!({"sha256": sha, "size": bytes.len()}),
+            "{r}"
+        );
+        let sent = world
+            .fake
+            .wait_sent_media(i + 1, crate::support::WAIT)
+            .await;
+        let m = &sent[i];
+        assert_eq!((m.endpoint.as_str(), m.msg_type), (*endpoint, *msg_type));
+        assert_eq!(m.to, mom);
+        assert_eq!(r["msg_id"], m.msg_id.as_str());
+        let upload = m.upload.as_ref().expect("sent from an upload");
+        assert_eq!(upload.sha256, sha, "the bytes arrived intact");
+        assert_eq!(upload.media_type, *media_type);
+        assert_eq!(upload.to, mom);
+    }
+    let file = &world.fake.sent_media()[1];
+    assert!(
+        file.content.contains("<title>report.pdf</title>"),
+        "{}",
+        file.content
+    );
+    assert!(
+        file.content.contains("<totallen>48213</totallen>"),
+        "{}",
+        file.content
+    );
+    assert!(
+        file.content.contains("<fileext>pdf</fileext>"),
+        "{}",
+        file.content
+    );
+
+    // The text of the first command went after its image.
+    let texts = world.fake.sent();
+    assert_eq!(texts.len(), 1, "only the first command had text");
+    assert_eq!(texts[0].content, "someone at the door");
+    let image_result = bridge
+        .seen_or_next("m-image", |v| v["request_id"] == "m-image")
+        .await;
+    assert_eq!(image_result["text_msg_id"], texts[0].msg_id.as_str());
+    let image_id: u64 = world.fake.sent_media()[0].msg_id.parse().unwrap();
+    let text_id: u64 = texts[0].msg_id.parse().unwrap();
+    assert!(image_id < text_id, "media first, then text");
+
+    // The echo of each media send is the bridge's own.
+    for (kind, rid) in [
+        ("image", "m-image"),
+        ("file", "m-file"),
+        ("video", "m-video"),
+        ("emoticon", "m-emoticon"),
+    ] {
+        let echo = bridge
+            .seen_or_next(&format!("the {kind}'s echo"), |v| {
+                v["kind"] == "message" && v["type"] == kind
+            })
+            .await;
+        assert_eq!(echo["origin"], "bridge", "{echo}");
+        assert_eq!(echo["request_id"], rid, "{echo}");
+    }
+
+    // Forwarding: a stored file by its sha256, nothing fetched again.
+    let cam_sha = sha256_hex(&served_bytes("cam.jpg", 3000));
+    let r = result_of(
+        &mut bridge,
+        json!({"to": "filehelper", "image": {"sha256": cam_sha}, "request_id": "m-forward"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["media"]["sha256"], cam_sha.as_str());
+    let forwarded = world.fake.wait_sent_media(5, crate::support::WAIT).await;
+    assert_eq!(forwarded[4].to, "filehelper");
+    assert_eq!(forwarded[4].upload.as_ref().unwrap().sha256, cam_sha);
+    assert_eq!(
+        origin.hits("/file/cam.jpg"),
+        1,
+        "the store served the forward"
+    );
+    assert!(
+        world.fake.violations().is_empty(),
+        "{:?}",
+        world.fake.violations()
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_30_mb_file_is_checked_then_uploaded_in_chunks() {
+    let d = dirs();
+    let big = served_bytes("big.zip", 30_000_000);
+    std::fs::write(d.allowed.join("big.zip"), &big).unwrap();
+    let world = World::new().await;
+    let mut bridge = run_with(&world, &media_config(&[], &[&d.allowed], "64MiB")).await;
+    let r = result_of(
+        &mut bridge,
+        json!({"to": "filehelper", "file": {"path": d.allowed.join("big.zip")}, "request_id": "big"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let sent = world.fake.wait_sent_media(1, crate::support::WAIT).await;
+    let upload = sent[0].upload.clone().expect("from an upload");
+    assert_eq!(upload.sha256, sha256_hex(&big));
+    assert_eq!(upload.chunks, 58, "524288-byte chunks");
+    assert!(
+        upload.signed,
+        "checkupload first, with its AESKey and Signature"
+    );
+    assert!(
+        !sent[0].signature.is_empty(),
+        "the send carries the Signature"
+    );
+    assert_eq!(world.fake.requests("webwxcheckupload").len(), 1);
+    assert!(
+        world.fake.violations().is_empty(),
+        "{:?}",
+        world.fake.violations()
+    );
     bridge.stop().await;
 }
