@@ -447,3 +447,50 @@ async fn a_30_mb_file_is_checked_then_uploaded_in_chunks() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_queued_media_command_survives_a_restart_without_a_second_fetch() {
+    let origin = Origin::start().await;
+    let world = World::new().await;
+    let config = world.config(&media_config(&["localhost"], &[], "1MiB"));
+    // Not logged in: the command is fetched and queued, then waits.
+    let mut first = Bridge::spawn(&config, &["run"]);
+    let first_qr = world.fake.wait_for_login_poll().await;
+    let command = json!({"to": "filehelper", "image": {"url": origin.url("localhost", "/file/door.jpg")},
+                         "text": "door", "request_id": "restart-1"});
+    first.send_line(command.to_string().as_bytes()).await;
+    // Stdin hands in one line at a time: this one is answered only once the first is queued.
+    first.send_line(b"not json").await;
+    let marker = first.next_result().await;
+    assert_eq!(marker["error"]["code"], "invalid_json", "{marker}");
+    assert_eq!(first.stop().await, 0);
+    assert_eq!(origin.hits("/file/door.jpg"), 1);
+
+    let mut second = Bridge::spawn(&config, &["run"]);
+    // Its own QR code, not the first run's.
+    while world.fake.wait_for_login_poll().await == first_qr {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    world.fake.scan();
+    world.fake.confirm();
+    let r = second
+        .next_where("the queued command's result", |v| {
+            v["kind"] == "result" && v["request_id"] == "restart-1"
+        })
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let sha = sha256_hex(&served_bytes("door.jpg", 3000));
+    assert_eq!(r["media"]["sha256"], sha.as_str());
+    let sent = world.fake.wait_sent_media(1, crate::support::WAIT).await;
+    assert_eq!(sent[0].upload.as_ref().unwrap().sha256, sha);
+    assert_eq!(
+        world.fake.wait_sent(1, crate::support::WAIT).await[0].content,
+        "door"
+    );
+    assert_eq!(
+        origin.hits("/file/door.jpg"),
+        1,
+        "the store kept the bytes: no second fetch"
+    );
+    second.stop().await;
+}
