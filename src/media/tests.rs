@@ -234,7 +234,7 @@ async fn a_file_larger_than_the_store_is_kept_until_the_next_one() {
 }
 
 #[tokio::test]
-async fn files_unused_for_max_age_are_evicted_at_open_and_by_upkeep() {
+async fn files_unused_for_max_age_are_evicted_at_open_and_later() {
     let dir = tempfile::tempdir().unwrap();
     let stale = seed(dir.path(), b"stale", 31 * DAY);
     let fresh = seed(dir.path(), b"fresh", 29 * DAY);
@@ -247,6 +247,35 @@ async fn files_unused_for_max_age_are_evicted_at_open_and_by_upkeep() {
     assert_eq!(store.evict(SystemTime::now() + 29 * DAY, None), 0);
     assert_eq!(store.evict(SystemTime::now() + 31 * DAY, None), 1);
     assert_eq!(store.get(&fresh), None);
+}
+
+#[tokio::test]
+async fn upkeep_evicts_files_as_they_grow_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let bounds = Bounds {
+        max_bytes: 1 << 20,
+        max_age: Duration::from_secs(1),
+    };
+    let store = MediaStore::open(dir.path().into(), bounds).unwrap();
+    let stored = store.ingest(&b"short-lived"[..], 100).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let upkeep = tokio::spawn(
+        store
+            .clone()
+            .upkeep(Duration::from_millis(100), shutdown.clone()),
+    );
+    // Looked at on disk: `get` would count as a use and keep it young.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stored.path.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !stored.path.exists(),
+        "evicted about a second after its last use"
+    );
+    assert_eq!(store.get(&stored.sha256), None);
+    shutdown.cancel();
+    upkeep.await.unwrap();
 }
 
 #[test]
