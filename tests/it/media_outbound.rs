@@ -494,3 +494,63 @@ async fn a_queued_media_command_survives_a_restart_without_a_second_fetch() {
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_multipart_post_send_is_uploaded_and_sent_with_its_text() {
+    let world = World::new().await;
+    let mom = world.fake.add_contact("Alice", "Mom");
+    let (mut bridge, api) = crate::http::start(&world, "", &[]).await;
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    let photo = served_bytes("snap.jpg", 5000);
+    let boundary = "wxbridge-outbound-test";
+    let mut body = Vec::new();
+    for (name, value) in [("to", "Mom"), ("text", "door"), ("request_id", "mp-1")] {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; \
+             filename=\"snap.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = api
+        .request(reqwest::Method::POST, "/send")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let result: Value = r.json().await.unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    let sha = sha256_hex(&photo);
+    assert_eq!(result["media"]["sha256"], sha.as_str());
+    let sent = world.fake.wait_sent_media(1, crate::support::WAIT).await;
+    assert_eq!((sent[0].msg_type, sent[0].to.as_str()), (3, mom.as_str()));
+    let upload = sent[0].upload.as_ref().unwrap();
+    assert_eq!(
+        (upload.sha256.as_str(), upload.name.as_str()),
+        (sha.as_str(), "snap.jpg")
+    );
+    assert_eq!(
+        world.fake.wait_sent(1, crate::support::WAIT).await[0].content,
+        "door"
+    );
+    assert!(
+        world.fake.violations().is_empty(),
+        "{:?}",
+        world.fake.violations()
+    );
+    bridge.stop().await;
+}
