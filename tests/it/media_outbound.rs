@@ -554,3 +554,41 @@ async fn a_multipart_post_send_is_uploaded_and_sent_with_its_text() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn when_only_the_text_fails_the_result_names_the_sent_media_and_it_is_not_sent_again() {
+    let world = World::new().await;
+    let mut bridge = run_with(&world, &media_config(&[], &[], "1MiB")).await;
+    use base64::Engine as _;
+    let photo = served_bytes("one.jpg", 2000);
+    // The image is accepted; every send after it answers 1205.
+    world.fake.fail_sends(1205, 1);
+    let r = result_of(
+        &mut bridge,
+        json!({"to": "filehelper", "image": {"base64": base64::engine::general_purpose::STANDARD.encode(&photo),
+               "name": "one.jpg"}, "text": "caption", "request_id": "half"}),
+    )
+    .await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"]["code"], "rate_limited", "{r}");
+    let media = world.fake.sent_media();
+    assert_eq!(
+        media.len(),
+        1,
+        "the image went out once, retries were the text's"
+    );
+    assert_eq!(r["msg_id"], media[0].msg_id.as_str(), "{r}");
+    assert_eq!(r["media"]["sha256"], sha256_hex(&photo).as_str());
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the image was sent"), "{message}");
+    assert!(
+        world.fake.requests("webwxsendmsg").len() >= 2,
+        "the text was retried"
+    );
+    assert_eq!(
+        world.fake.requests("webwxuploadmedia").len(),
+        1,
+        "uploaded once"
+    );
+    bridge.stop().await;
+}
