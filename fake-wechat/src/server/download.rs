@@ -437,7 +437,11 @@ fn stream(
             if !sent_first {
                 sent_first = true;
                 if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+                    // A client that goes away during the stall ends the send at once.
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = tx.closed() => return,
+                    }
                 }
             }
         }
