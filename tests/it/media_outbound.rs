@@ -592,3 +592,43 @@ async fn when_only_the_text_fails_the_result_names_the_sent_media_and_it_is_not_
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn media_commands_keep_send_allow_and_request_id_idempotency() {
+    let origin = Origin::start().await;
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "Mom");
+    world.fake.add_contact("Eve", "Stranger");
+    let mut bridge = Bridge::spawn_with_env(
+        &world.config(&media_config(&["localhost"], &[], "1MiB")),
+        &["run"],
+        &[("WXBRIDGE__SEND__ALLOW__0", "Mom")],
+    );
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    let url = origin.url("localhost", "/file/pic.jpg");
+    let r = result_of(
+        &mut bridge,
+        json!({"to": "Stranger", "image": {"url": url}, "request_id": "not-allowed"}),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
+    assert!(
+        world.fake.requests("webwxuploadmedia").is_empty(),
+        "refused before the upload"
+    );
+
+    let command = json!({"to": "Mom", "image": {"url": url}, "request_id": "once"});
+    let first = result_of(&mut bridge, command.clone()).await;
+    assert_eq!(first["ok"], true, "{first}");
+    let again = result_of(&mut bridge, command).await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["msg_id"], first["msg_id"]);
+    assert_eq!(world.fake.sent_media().len(), 1, "sent once");
+    assert_eq!(
+        origin.hits("/file/pic.jpg"),
+        2,
+        "the refused command's fetch and the first; not the repeat's"
+    );
+    bridge.stop().await;
+}
