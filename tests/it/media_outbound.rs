@@ -632,3 +632,41 @@ async fn media_commands_keep_send_allow_and_request_id_idempotency() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_fetch_holds_up_no_other_source() {
+    let origin = Origin::start().await;
+    let world = World::new().await;
+    let extra = media_config(&["localhost"], &[], "1MiB").replace("timeout: 2s", "timeout: 5s");
+    let (mut bridge, api) = crate::http::start(&world, &extra, &[]).await;
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    // Its URL answers after 10 s: the fetch times out after 5.
+    let slow = json!({"to": "filehelper", "image": {"url": origin.url("localhost", "/slow")},
+                      "request_id": "slow"});
+    bridge.send_line(slow.to_string().as_bytes()).await;
+    tokio::time::timeout(crate::support::WAIT, async {
+        while origin.hits("/slow") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the slow fetch started");
+    let quick = api
+        .request(reqwest::Method::POST, "/send")
+        .json(&json!({"to": "filehelper", "text": "meanwhile", "request_id": "quick"}))
+        .send()
+        .await
+        .unwrap();
+    let quick: Value = quick.json().await.unwrap();
+    assert_eq!(quick["ok"], true, "{quick}");
+    let first = bridge
+        .next_where("a result", |v| v["kind"] == "result")
+        .await;
+    assert_eq!(first["request_id"], "quick", "the text went first: {first}");
+    let slow = bridge
+        .next_where("the slow result", |v| v["request_id"] == "slow")
+        .await;
+    assert_eq!(slow["error"]["code"], "media_fetch_failed", "{slow}");
+    bridge.stop().await;
+}

@@ -123,7 +123,7 @@ mod served {
     use super::*;
 
     /// Serves `/redirect` (302 to `target`), `/big` (announces 10 MB) and anything else
-    /// as 5 bytes; counts requests.
+    /// as 5 bytes, to the bridge's own User-Agent only (400 otherwise); counts requests.
     async fn server(target: String) -> (u16, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -140,7 +140,12 @@ mod served {
                     let mut buf = vec![0u8; 4096];
                     let n = s.read(&mut buf).await.unwrap_or(0);
                     let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let answer = if head.starts_with("GET /redirect") {
+                    let says_who = head
+                        .to_ascii_lowercase()
+                        .contains("\r\nuser-agent: wxbridge/");
+                    let answer = if !says_who {
+                        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_string()
+                    } else if head.starts_with("GET /redirect") {
                         format!(
                             "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n"
                         )
