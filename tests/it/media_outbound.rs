@@ -670,3 +670,31 @@ async fn a_slow_fetch_holds_up_no_other_source() {
     assert_eq!(slow["error"]["code"], "media_fetch_failed", "{slow}");
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_media_echo_with_a_msg_id_of_its_own_is_still_the_bridges() {
+    let world = World::new().await;
+    world.fake.echo_sent_with_new_ids(true);
+    let mut bridge = run_with(&world, &media_config(&[], &[], "1MiB")).await;
+    use base64::Engine as _;
+    let photo = served_bytes("echo.jpg", 2000);
+    let r = result_of(
+        &mut bridge,
+        json!({"to": "filehelper", "image": {"base64": base64::engine::general_purpose::STANDARD.encode(&photo),
+               "name": "echo.jpg"}, "request_id": "echo-new-id"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let echo = bridge
+        .seen_or_next("the image's echo", |v| {
+            v["kind"] == "message" && v["type"] == "image"
+        })
+        .await;
+    assert_ne!(
+        echo["id"], r["msg_id"],
+        "the echo has a MsgId of its own: {echo}"
+    );
+    assert_eq!(echo["origin"], "bridge", "{echo}");
+    assert_eq!(echo["request_id"], "echo-new-id");
+    bridge.stop().await;
+}
