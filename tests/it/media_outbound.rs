@@ -698,3 +698,30 @@ async fn a_media_echo_with_a_msg_id_of_its_own_is_still_the_bridges() {
     assert_eq!(echo["request_id"], "echo-new-id");
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_wechat_refuses_is_upload_failed_and_nothing_reaches_the_chat() {
+    let world = World::new().await;
+    let mut bridge = run_with(&world, &media_config(&[], &[], "1MiB")).await;
+    world
+        .fake
+        .fault("webwxuploadmedia", wxbridge_fake::Fault::Status(503), 1);
+    use base64::Engine as _;
+    let photo = served_bytes("refused.jpg", 2000);
+    let r = result_of(
+        &mut bridge,
+        json!({"to": "filehelper", "image": {"base64": base64::engine::general_purpose::STANDARD.encode(&photo),
+               "name": "refused.jpg"}, "text": "caption", "request_id": "up-fail"}),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], "upload_failed", "{r}");
+    assert_eq!(
+        r["media"]["sha256"],
+        sha256_hex(&photo).as_str(),
+        "stored: send it again by sha256"
+    );
+    assert!(r.get("msg_id").is_none(), "{r}");
+    assert!(world.fake.sent_media().is_empty());
+    assert!(world.fake.sent().is_empty(), "nor the text");
+    bridge.stop().await;
+}
