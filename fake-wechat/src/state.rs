@@ -11,8 +11,10 @@ use tokio::sync::Notify;
 
 use crate::contacts::Book;
 use crate::ids;
+use crate::media::outbox::Outbox;
+use crate::media::Library;
 use crate::msg::Msg;
-use crate::record::{Fault, QueuedMsg, RequestRecord, SentMsg};
+use crate::record::{Fault, QueuedMsg, RequestRecord, SentMsg, Violation};
 use crate::Options;
 
 /// The first MsgId/NewMsgId handed out: above 2^53, so a client that parses NewMsgId as an
@@ -43,6 +45,11 @@ impl Shared {
     /// The state; a panic in another holder does not make it unusable.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the state (no long poll is woken).
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.lock())
     }
 
     /// Changes the state and wakes every long poll.
@@ -119,6 +126,9 @@ pub(crate) struct Session {
     pub pass_ticket_decoded: String,
     pub pass_ticket: String,
     pub data_ticket: String,
+    /// Logged in in desktop mode (`mod=desktop`, §1.5): file sends then need `mod=desktop`
+    /// and an empty appid (§9.3).
+    pub desktop: bool,
     /// Set once the session is over: by logout (1100) or by an expire control.
     pub ended: Option<u32>,
 }
@@ -173,6 +183,15 @@ pub(crate) struct State {
     pub send_failure: Option<(i64, usize)>,
     pub faults: HashMap<String, VecDeque<Fault>>,
     pub requests: Vec<RequestRecord>,
+    /// Every queued message's media.
+    pub media: Library,
+    /// See `FakeWeChat::set_media_delay` and `set_media_rate`.
+    pub media_delay: Duration,
+    pub media_rate: Option<u64>,
+    /// Rules broken on the media endpoints.
+    pub violations: Vec<Violation>,
+    /// Uploads and media sends.
+    pub outbox: Outbox,
 }
 
 impl State {
@@ -202,6 +221,11 @@ impl State {
             send_failure: None,
             faults: HashMap::new(),
             requests: Vec::new(),
+            media: Library::default(),
+            media_delay: Duration::ZERO,
+            media_rate: None,
+            violations: Vec::new(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -236,7 +260,9 @@ impl State {
     /// Appends a message to the sync stream with fresh ids.
     pub fn push_msg(&mut self, msg: Msg) -> QueuedMsg {
         let id = self.next_id();
+        let media_len = msg.media_len;
         let entry = msg.finish(&self.book.me.user_name, id, unix_now());
+        self.media.register(&entry, media_len);
         let queued = QueuedMsg {
             msg_id: match &entry["MsgId"] {
                 Value::String(s) => s.clone(),
@@ -246,6 +272,25 @@ impl State {
         };
         self.stream.push(SyncEntry::Msg(entry));
         queued
+    }
+
+    /// Appends the server's copy of a sent message (§8.1) with id `id`; a sent upload's
+    /// bytes are what its downloads serve.
+    pub fn push_echo(&mut self, msg: Msg, id: u64, bytes: Option<std::sync::Arc<Vec<u8>>>) {
+        let entry = msg.finish(&self.book.me.user_name, id, unix_now());
+        match bytes {
+            Some(b) => self.media.register_bytes(&entry, b),
+            None => self.media.register(&entry, None),
+        }
+        self.stream.push(SyncEntry::Msg(entry));
+    }
+
+    /// Notes a broken rule of a media endpoint.
+    pub fn violation(&mut self, endpoint: &str, rule: impl Into<String>) {
+        self.violations.push(Violation {
+            endpoint: endpoint.to_owned(),
+            rule: rule.into(),
+        });
     }
 
     /// The sequence number of the newest stream entry.

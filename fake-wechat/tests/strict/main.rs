@@ -5,6 +5,8 @@ mod api;
 mod captured;
 mod distance;
 mod login;
+mod media;
 mod support;
 mod sync;
+mod upload;
 mod wire;
