@@ -45,6 +45,7 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
         Some(section) => Some(nats::prepare(section, account)?),
         None => None,
     };
+    check_media_paths(config)?;
     let webhooks = config
         .webhooks
         .iter()
@@ -56,6 +57,29 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
         nats,
         webhooks,
     })
+}
+
+/// `media.dir`, when it exists, must be a directory (it is made at start when it does not);
+/// every `media.paths` entry must be a directory that exists: outbound `{"path": …}` sources
+/// are only read from inside one.
+fn check_media_paths(config: &Config) -> Result<(), ConfigError> {
+    let dir = config.media.dir_in(&config.state_dir);
+    if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
+        return Err(ConfigError::Sink(
+            format!("media.dir: {} is not a directory", dir.display()).into(),
+        ));
+    }
+    for (index, path) in config.media.paths.iter().enumerate() {
+        let problem = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => "is not a directory".to_owned(),
+            Err(e) => format!("cannot be read: {e}"),
+        };
+        return Err(ConfigError::Sink(
+            format!("media.paths[{index}]: {} {problem}", path.display()).into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `run`: the bridge until SIGINT/SIGTERM. A config that [`prepare`] refuses exits 2 before
@@ -86,6 +110,16 @@ pub async fn run(config: Config) -> ExitCode {
         },
         None => None,
     };
+    // Opened after the metrics recorder is installed, so the store's gauges are recorded;
+    // off the runtime, since it scans the whole store.
+    let media_config = config.clone();
+    let opened = tokio::task::spawn_blocking(move || crate::media::Media::open(&media_config))
+        .await
+        .unwrap_or_else(|e| Err(format!("cannot open the media store: {e}")));
+    let media = match opened {
+        Ok(media) => media,
+        Err(message) => return failure(message),
+    };
     // Two trees: the bridge stops first, at a safe point; the sinks then get a moment to
     // deliver what is spooled before they stop too.
     let shutdown = CancellationToken::new();
@@ -95,7 +129,18 @@ pub async fn run(config: Config) -> ExitCode {
     tokio::spawn(crate::signal::stop_on_signal(shutdown.clone()));
 
     let (intake, intake_rx) = Intake::new(1024);
-    let bridge = Bridge::new(config.clone(), spool.clone(), shutdown.clone());
+    tracker.spawn(
+        media
+            .store
+            .clone()
+            .upkeep(media.upkeep_every(), sinks_shutdown.clone()),
+    );
+    let bridge = Bridge::new(
+        config.clone(),
+        spool.clone(),
+        media.clone(),
+        shutdown.clone(),
+    );
     let control = bridge.control(intake.clone(), sinks_shutdown.clone());
     let mut sinks = Deliveries {
         spool: spool.clone(),
@@ -126,6 +171,7 @@ pub async fn run(config: Config) -> ExitCode {
             config: http_config.clone(),
             send_ttl: config.send.default_ttl,
             max_bytes: config.send.max_bytes,
+            media: media.clone(),
         };
         // Stops with the sinks, so it answers while they drain.
         tracker.spawn(crate::http::serve(listener, state, sinks_shutdown.clone()));
