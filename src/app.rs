@@ -45,6 +45,7 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
         Some(section) => Some(nats::prepare(section, account)?),
         None => None,
     };
+    check_media_paths(config)?;
     let webhooks = config
         .webhooks
         .iter()
@@ -56,6 +57,22 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
         nats,
         webhooks,
     })
+}
+
+/// Every `media.paths` entry must be a directory that exists: outbound `{"path": …}` sources
+/// are only read from inside one.
+fn check_media_paths(config: &Config) -> Result<(), ConfigError> {
+    for (index, path) in config.media.paths.iter().enumerate() {
+        let problem = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => "is not a directory".to_owned(),
+            Err(e) => format!("cannot be read: {e}"),
+        };
+        return Err(ConfigError::Sink(
+            format!("media.paths[{index}]: {} {problem}", path.display()).into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `run`: the bridge until SIGINT/SIGTERM. A config that [`prepare`] refuses exits 2 before
@@ -86,6 +103,11 @@ pub async fn run(config: Config) -> ExitCode {
         },
         None => None,
     };
+    // Opened after the metrics recorder is installed, so the store's gauges are recorded.
+    let media = match crate::media::Media::open(&config) {
+        Ok(media) => media,
+        Err(message) => return failure(message),
+    };
     // Two trees: the bridge stops first, at a safe point; the sinks then get a moment to
     // deliver what is spooled before they stop too.
     let shutdown = CancellationToken::new();
@@ -95,7 +117,18 @@ pub async fn run(config: Config) -> ExitCode {
     tokio::spawn(crate::signal::stop_on_signal(shutdown.clone()));
 
     let (intake, intake_rx) = Intake::new(1024);
-    let bridge = Bridge::new(config.clone(), spool.clone(), shutdown.clone());
+    tracker.spawn(
+        media
+            .store
+            .clone()
+            .upkeep(media.upkeep_every(), sinks_shutdown.clone()),
+    );
+    let bridge = Bridge::new(
+        config.clone(),
+        spool.clone(),
+        media.clone(),
+        shutdown.clone(),
+    );
     let control = bridge.control(intake.clone(), sinks_shutdown.clone());
     let mut sinks = Deliveries {
         spool: spool.clone(),
@@ -126,6 +159,7 @@ pub async fn run(config: Config) -> ExitCode {
             config: http_config.clone(),
             send_ttl: config.send.default_ttl,
             max_bytes: config.send.max_bytes,
+            media: media.clone(),
         };
         // Stops with the sinks, so it answers while they drain.
         tracker.spawn(crate::http::serve(listener, state, sinks_shutdown.clone()));

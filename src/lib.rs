@@ -9,6 +9,7 @@
 //! - [`bridge`] wires the two: login policy, the sync loop, the outbound queue and limiter.
 //! - [`sinks`] are where events go and commands come from (stdio is the embedded default).
 //! - [`config`] is the typed, strict configuration and its loader.
+//! - [`media`] is the content-addressed store of media files and the signer of their URLs.
 //! - [`http`] is the HTTP API and the status page; [`metrics`] the Prometheus metrics it serves.
 //! - [`app`] builds `run`'s topology from the config, starts it and drains it at the end.
 //! - [`cli`], [`commands`] (the one-shot subcommands), [`logging`] and [`signal`] make up the
@@ -25,6 +26,7 @@ pub mod http;
 pub mod limiter;
 pub mod lock;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod qr;
 pub mod retry;

@@ -25,11 +25,17 @@
 //! | `wxbridge_last_sync_age_seconds` | gauge | – | seconds since the last successful sync |
 //! | `wxbridge_logins_total` | counter | `kind` | logins: `stored`, `push`, `qr` |
 //! | `wxbridge_http_accept_errors_total` | counter | – | connections the HTTP API failed to accept (out of descriptors…) |
+//! | `wxbridge_media_stored_bytes` | gauge | – | bytes in the media store |
+//! | `wxbridge_media_stored_files` | gauge | – | files in the media store |
+//! | `wxbridge_media_evicted_total` | counter | `reason` | files evicted from the media store: `age` (unused for `media.max_age`), `size` (least recently used, over `media.max_bytes`) |
+//! | `wxbridge_media_evicted_bytes_total` | counter | – | bytes those files held |
 //! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge), `too_large` (over `send.max_bytes`, answered `invalid_command`; oversized Home Assistant publishes, ignored) |
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -151,6 +157,21 @@ fn describe() {
         "wxbridge_http_accept_errors_total",
         "Connections the HTTP API failed to accept, such as for want of file descriptors"
     );
+    describe_gauge!(
+        "wxbridge_media_stored_bytes",
+        Unit::Bytes,
+        "Bytes in the media store"
+    );
+    describe_gauge!("wxbridge_media_stored_files", "Files in the media store");
+    describe_counter!(
+        "wxbridge_media_evicted_total",
+        "Files evicted from the media store: age (unused for media.max_age), size (over media.max_bytes)"
+    );
+    describe_counter!(
+        "wxbridge_media_evicted_bytes_total",
+        Unit::Bytes,
+        "Bytes held by the files evicted from the media store"
+    );
     describe_counter!(
         "wxbridge_mqtt_refused_total",
         "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped), too_large"
@@ -166,6 +187,23 @@ fn preset() {
     counter!("wxbridge_send_results_total", "result" => "ok").absolute(0);
     counter!("wxbridge_http_accept_errors_total").absolute(0);
     counter!("wxbridge_spool_fsyncs_total").absolute(0);
+    for reason in ["age", "size"] {
+        counter!("wxbridge_media_evicted_total", "reason" => reason).absolute(0);
+    }
+    counter!("wxbridge_media_evicted_bytes_total").absolute(0);
+}
+
+/// The media store now holds `bytes` in `files` files.
+pub fn media_store_size(bytes: u64, files: usize) {
+    gauge!("wxbridge_media_stored_bytes").set(bytes as f64);
+    gauge!("wxbridge_media_stored_files").set(files as f64);
+}
+
+/// A media file of `bytes` was evicted, for its age or to make room.
+pub fn media_evicted(for_age: bool, bytes: u64) {
+    let reason = if for_age { "age" } else { "size" };
+    counter!("wxbridge_media_evicted_total", "reason" => reason).increment(1);
+    counter!("wxbridge_media_evicted_bytes_total").increment(bytes);
 }
 
 /// Inbound messages of these types were spooled.

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::{Event, LoginQr, SessionState, SessionStatus};
+use crate::media::Media;
 use crate::retry::Retry;
 use crate::sinks::{Control, IncomingCommand, Intake};
 use crate::spool::{Kind, NewEntry, Store};
@@ -35,6 +36,8 @@ pub use supervisor::show_login_progress;
 /// The parts of a running bridge that its tasks share.
 pub struct Bridge {
     config: Config,
+    /// The media store, the URL signer and the `media` section.
+    media: Media,
     client: WxClient,
     session_file: SessionFile,
     spool: Store,
@@ -55,7 +58,7 @@ pub struct Bridge {
 
 impl Bridge {
     /// A bridge on `spool` that stops at safe points when `shutdown` is cancelled.
-    pub fn new(config: Config, spool: Store, shutdown: CancellationToken) -> Bridge {
+    pub fn new(config: Config, spool: Store, media: Media, shutdown: CancellationToken) -> Bridge {
         let client = WxClient::new(
             config.wechat.login_url.clone(),
             config.wechat.desktop_mode,
@@ -64,6 +67,7 @@ impl Bridge {
         let session_file = SessionFile::in_dir(&config.state_dir);
         Bridge {
             config,
+            media,
             client,
             session_file,
             spool,
@@ -113,8 +117,14 @@ impl Bridge {
             intake,
             results: self.results.clone(),
             retry: Retry::from_config(&self.config.retry),
+            media: self.media.clone(),
             shutdown,
         }
+    }
+
+    /// The media store, the URL signer and the `media` section.
+    pub fn media(&self) -> &Media {
+        &self.media
     }
 
     /// Runs until shutdown: the session supervisor, the intake and the sender side by side.

@@ -265,8 +265,8 @@ fn is_within(key: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }
 
-/// Fills the defaults that depend on other keys: `wechat.qr_png` from `state_dir` and
-/// `mqtt.client_id` from `account`. An explicit null counts as not set.
+/// Fills the defaults that depend on other keys: `wechat.qr_png` and `media.dir` from
+/// `state_dir`, and `mqtt.client_id` from `account`. An explicit null counts as not set.
 fn fill_derived_defaults(root: &mut Mapping) {
     let text_of = |root: &Mapping, key: &str, default: &str| {
         root.get(key)
@@ -285,6 +285,19 @@ fn fill_derived_defaults(root: &mut Mapping) {
             let path = default_qr_png(Path::new(&state_dir));
             wechat.insert(
                 Value::from("qr_png"),
+                Value::from(path.to_string_lossy().as_ref()),
+            );
+        }
+    }
+    let media = root.entry(Value::from("media")).or_insert(Value::Null);
+    if media.is_null() {
+        *media = Value::Mapping(Mapping::new());
+    }
+    if let Value::Mapping(media) = media {
+        if media.get("dir").is_none_or(Value::is_null) {
+            let path = super::media::default_media_dir(Path::new(&state_dir));
+            media.insert(
+                Value::from("dir"),
                 Value::from(path.to_string_lossy().as_ref()),
             );
         }

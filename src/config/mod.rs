@@ -10,12 +10,15 @@ mod error;
 mod expand;
 mod lenient;
 mod load;
+mod media;
 mod overrides;
 mod tree;
 mod validate;
 
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod media_tests;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +32,7 @@ use url::Url;
 
 pub use error::ConfigError;
 pub use load::{load, parse, Loaded};
+pub use media::{byte_size, MediaConfig, MediaDownload, MediaFetchConfig};
 
 /// The directory used when `state_dir` is not set.
 const DEFAULT_STATE_DIR: &str = "./state";
@@ -61,6 +65,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// Home Assistant MQTT discovery; only takes effect when `mqtt` is configured.
     pub homeassistant: HomeAssistantConfig,
+    /// Inbound media downloads, the media store and outbound media sources.
+    pub media: MediaConfig,
 }
 
 impl Default for Config {
@@ -77,6 +83,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             http: None,
             homeassistant: HomeAssistantConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -229,6 +236,8 @@ pub struct MqttConfig {
     pub base_topic: String,
     /// QoS of published events: 0, 1 or 2.
     pub qos: u8,
+    /// Also publish each stored inbound file's bytes on `<base_topic>/<account>/media/<sha256>`.
+    pub media: bool,
 }
 
 impl Default for MqttConfig {
@@ -243,6 +252,7 @@ impl Default for MqttConfig {
             key_file: None,
             base_topic: "wechat".to_owned(),
             qos: 1,
+            media: false,
         }
     }
 }
@@ -275,6 +285,8 @@ pub struct NatsConfig {
     pub jetstream: bool,
     /// JetStream stream name; its subjects are `<prefix>.<account>.message` and `.event`.
     pub stream: String,
+    /// With `jetstream`: the object store bucket that holds inbound files, named by sha256.
+    pub media_bucket: String,
 }
 
 impl Default for NatsConfig {
@@ -289,6 +301,7 @@ impl Default for NatsConfig {
             ca_file: None,
             jetstream: false,
             stream: "WECHAT".to_owned(),
+            media_bucket: "wechat-media".to_owned(),
         }
     }
 }

@@ -377,7 +377,7 @@ fn unknown_key_is_rejected_by_name() {
     assert_eq!(
         err,
         "bridge.yaml: unknown key \"mqtt.hots\" (known keys: url, client_id, username, password, \
-         ca_file, cert_file, key_file, base_topic, qos)"
+         ca_file, cert_file, key_file, base_topic, qos, media)"
     );
     let err = parse_err("acount: home\n", &[]);
     assert!(
@@ -678,6 +678,7 @@ fn example_file_shows_the_defaults() {
     assert_eq!(config.nats, Some(NatsConfig::default()));
     assert_eq!(config.http, Some(HttpConfig::default()));
     assert_eq!(config.homeassistant, defaults.homeassistant);
+    assert_eq!(config.media, defaults.media);
     let webhook = WebhookConfig::new("http://127.0.0.1:8080/hook".parse().unwrap());
     assert_eq!(config.webhooks, [webhook]);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{Config, HttpConfig};
+use super::{Config, HttpConfig, MediaConfig};
 
 /// The first rule a configuration breaks.
 #[derive(Debug)]
@@ -131,6 +131,21 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
             (None, Some(_)) => return Err(problem("nats.password", "needs nats.user too")),
             _ => {}
         }
+        // JetStream's rule for object store (and KV) bucket names.
+        let valid_bucket = !nats.media_bucket.is_empty()
+            && nats
+                .media_bucket
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_bucket {
+            return Err(problem(
+                "nats.media_bucket",
+                format!(
+                    "must be letters, digits, `_` or `-` (got {:?}); it names a JetStream object store",
+                    nats.media_bucket
+                ),
+            ));
+        }
     }
 
     for (index, webhook) in config.webhooks.iter().enumerate() {
@@ -150,6 +165,89 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
     }
 
     not_empty("homeassistant.prefix", &config.homeassistant.prefix)?;
+    validate_media(&config.media)
+}
+
+/// The `media` section: sizes and durations that leave room to work, URLs the bridge can
+/// sign for, hosts it can match. That `paths` exist is checked by [`crate::app::prepare`].
+fn validate_media(media: &MediaConfig) -> Result<(), Problem> {
+    if media.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        return Err(problem("media.dir", "must not be empty"));
+    }
+    at_least_one_byte("media.max_bytes", media.max_bytes)?;
+    at_least_one_byte("media.max_file_bytes", media.max_file_bytes)?;
+    if media.max_file_bytes > media.max_bytes {
+        return Err(problem(
+            "media.max_file_bytes",
+            format!(
+                "must not be larger than media.max_bytes (got {} > {}): the store could not keep such a file",
+                super::byte_size::format(media.max_file_bytes),
+                super::byte_size::format(media.max_bytes)
+            ),
+        ));
+    }
+    positive("media.max_age", media.max_age)?;
+    positive("media.wait", media.wait)?;
+    if let Some(url) = &media.public_url {
+        check_url("media.public_url", url, &["http", "https"])?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(problem(
+                "media.public_url",
+                format!("must be a base URL without ?query or #fragment (got \"{url}\")"),
+            ));
+        }
+    }
+    for (index, host) in media.fetch.allow_hosts.iter().enumerate() {
+        if !is_host_pattern(host) {
+            return Err(problem(
+                format!("media.fetch.allow_hosts[{index}]"),
+                format!(
+                    "must be a host name (*.example.com for its subdomains), an IP address or \
+                     a CIDR block such as 192.168.1.0/24, without scheme or port (got {host:?})"
+                ),
+            ));
+        }
+    }
+    at_least_one_byte("media.fetch.max_bytes", media.fetch.max_bytes)?;
+    positive("media.fetch.timeout", media.fetch.timeout)?;
+    for (index, path) in media.paths.iter().enumerate() {
+        if path.as_os_str().is_empty() {
+            return Err(problem(
+                format!("media.paths[{index}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A `media.fetch.allow_hosts` entry: `name`, `*.name`, an IP address or `ip/prefix`.
+fn is_host_pattern(entry: &str) -> bool {
+    if let Some((ip, bits)) = entry.split_once('/') {
+        let max = match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => 32,
+            Ok(std::net::IpAddr::V6(_)) => 128,
+            Err(_) => return false,
+        };
+        return bits.parse::<u8>().is_ok_and(|bits| bits <= max);
+    }
+    if entry.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = entry.strip_prefix("*.").unwrap_or(entry);
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn at_least_one_byte(key: &str, value: u64) -> Result<(), Problem> {
+    if value == 0 {
+        return Err(problem(key, "must be more than 0 (got 0)"));
+    }
     Ok(())
 }
 

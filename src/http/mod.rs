@@ -88,6 +88,8 @@ pub struct HttpState {
     /// `send.max_bytes`: commands up to this size are read (larger ones are answered
     /// `invalid_command`; far larger ones are refused with 413).
     pub max_bytes: usize,
+    /// The media store and URL signer, for `GET /media/<sha256>` and multipart `POST /send`.
+    pub media: crate::media::Media,
 }
 
 /// What the handlers share.

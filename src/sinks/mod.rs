@@ -374,6 +374,8 @@ pub struct Control {
     pub results: tokio::sync::broadcast::Sender<(u64, crate::event::SendResult)>,
     /// `retry.*`: a fresh jittered reconnect schedule per call.
     pub retry: crate::retry::Retry,
+    /// The media store (files by sha256), its URL signer and the `media` section.
+    pub media: crate::media::Media,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
 }

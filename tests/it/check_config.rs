@@ -191,7 +191,18 @@ async fn check_config_and_run_agree_on_every_sink_rule_and_named_file() {
             format!("http:\n  listen: 0.0.0.0:{}\n", free_port()),
             "http.listen",
         ),
+        refused(
+            "a media path that does not exist",
+            format!("media:\n  paths: [{f}, {f}/missing]\n"),
+            "media.paths[1]",
+        ),
+        refused(
+            "a media path that is a file",
+            format!("media:\n  paths: [{f}/garbage.pem]\n"),
+            "media.paths[0]",
+        ),
         accepted("the stdio default", String::new()),
+        accepted("a media path that is a directory", format!("media:\n  paths: [{f}]\n")),
         accepted(
             "MQTT",
             format!("mqtt:\n  url: mqtt://127.0.0.1:{}\n", mosquitto.port),

@@ -20,6 +20,10 @@ pub struct Side {
     pub relogin: Arc<Notify>,
     pub logout: Arc<Notify>,
     pub shutdown: CancellationToken,
+    /// The state dir holding the control's media store (`media/`) and signing key; held so
+    /// it lives as long as the link.
+    #[allow(dead_code)]
+    pub state_dir: tempfile::TempDir,
 }
 
 impl Drop for Side {
@@ -54,6 +58,16 @@ pub fn control(state: SessionState, retry_max: Duration) -> (Control, Side) {
     let (intake, commands) = Intake::new(16);
     let (relogin, logout) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let shutdown = CancellationToken::new();
+    let state_dir = tempfile::tempdir().unwrap();
+    let config = wxbridge::config::Config {
+        state_dir: state_dir.path().to_owned(),
+        media: wxbridge::config::MediaConfig {
+            dir: None,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let media = wxbridge::media::Media::open(&config).expect("a media store in a temp dir");
     let control = Control {
         account: "home".to_owned(),
         status: status_rx,
@@ -66,6 +80,7 @@ pub fn control(state: SessionState, retry_max: Duration) -> (Control, Side) {
             initial: Duration::from_millis(50),
             max: retry_max,
         },
+        media,
         shutdown: shutdown.clone(),
     };
     let side = Side {
@@ -75,6 +90,7 @@ pub fn control(state: SessionState, retry_max: Duration) -> (Control, Side) {
         relogin,
         logout,
         shutdown,
+        state_dir,
     };
     (control, side)
 }
