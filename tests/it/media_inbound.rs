@@ -245,6 +245,14 @@ async fn small_files_travel_inline_and_every_stored_file_gets_a_signed_url() {
     let prefix = format!("http://127.0.0.1:{port}/media/{sha}?");
     assert!(url.starts_with(&prefix), "{url}");
     assert!(url.contains("exp=") && url.contains("sig="), "{url}");
+    let fetched = reqwest::get(url).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.headers()["content-type"], "image/gif");
+    assert_eq!(
+        fetched.bytes().await.unwrap().to_vec(),
+        world.fake.media_bytes(&small).unwrap(),
+        "the signed link serves the stored bytes"
+    );
 
     let event = message_with_id(&mut bridge, &large).await;
     assert_stored(&world, &event, &large);
