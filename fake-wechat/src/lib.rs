@@ -13,8 +13,10 @@
 //!   [`wire_json`] the servers' JSON layout (one member per line, PROTOCOL.md §8.7); every
 //!   answer's members come in the order the captured real answers have them.
 //! - Every queued image, voice, video, emoticon and file message has bytes of its kind
-//!   (`media`), served by the download endpoints of PROTOCOL.md §9.5; [`Violation`]s
-//!   record the rules clients broke on the media endpoints.
+//!   (`media`), served by the download endpoints of PROTOCOL.md §9.5. Uploads (§9.2) and
+//!   media sends (§9.3) are accepted only as the official client makes them and recorded
+//!   as [`Upload`]s and [`SentMedia`]; [`Violation`]s record the rules clients broke on the
+//!   media endpoints.
 //! - `server` holds the endpoints; `state` the shared state and session rules;
 //!   `contacts` the address book; `record` what the fake observed; `ids` id shapes;
 //!   `escape` the server's text escaping.
@@ -37,5 +39,5 @@ pub use control::{captured_name, FakeWeChat, SessionInfo};
 pub use escape::{emoji_span, wx_escape};
 pub use msg::Msg;
 pub use options::Options;
-pub use record::{Fault, QueuedMsg, RequestRecord, SentMsg, Violation};
+pub use record::{Fault, QueuedMsg, RequestRecord, SentMedia, SentMsg, Upload, Violation};
 pub use server::{wire_json, EXTSPAM};

@@ -20,7 +20,8 @@ pub struct RequestRecord {
     /// Headers by lowercase name; repeated `cookie` headers are joined with `; `, others
     /// with `, `.
     pub headers: BTreeMap<String, String>,
-    /// The body, lossily decoded as UTF-8.
+    /// The body, lossily decoded as UTF-8 (a `multipart/` body only up to its first 64 KiB:
+    /// the form fields and the start of the file).
     pub body: String,
 }
 
@@ -82,4 +83,56 @@ pub struct Violation {
     pub endpoint: String,
     /// What was wrong, e.g. "webwx_data_ticket does not match the cookie".
     pub rule: String,
+}
+
+/// A file a client uploaded with `webwxuploadmedia` and the fake accepted (see
+/// [`FakeWeChat::uploads`](crate::FakeWeChat::uploads)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    /// The MediaId the last chunk's answer gave (`@crypt_…`).
+    pub media_id: String,
+    /// The `name` field.
+    pub name: String,
+    /// Bytes received (equal to `size` and TotalLen).
+    pub size: u64,
+    /// The FileMd5 the client sent, which matched the bytes (lowercase hex).
+    pub md5: String,
+    /// SHA-256 of the bytes received (lowercase hex), to compare with what was sent.
+    pub sha256: String,
+    /// Requests it took: 1, or the `chunks` count.
+    pub chunks: usize,
+    /// The `mediatype` field: `pic`, `video` or `doc`.
+    pub media_type: String,
+    /// ToUserName of the `uploadmediarequest`.
+    pub to: String,
+    /// Whether it went through `webwxcheckupload` with its AESKey and Signature (over 25 MiB).
+    pub signed: bool,
+}
+
+/// A media message a client sent (`webwxsendmsgimg`, `webwxsendvideomsg`, `webwxsendappmsg`,
+/// `webwxsendemoticon`) and the fake accepted (see
+/// [`FakeWeChat::sent_media`](crate::FakeWeChat::sent_media)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentMedia {
+    /// The endpoint, e.g. `webwxsendmsgimg`.
+    pub endpoint: String,
+    /// Msg.Type: 3, 43 (or 62), 6, 47.
+    pub msg_type: u32,
+    /// ToUserName.
+    pub to: String,
+    /// The MediaId sent: Msg.MediaId, or for a file the `<attachid>` of its XML; empty for an
+    /// emoticon sent by EMoticonMd5.
+    pub media_id: String,
+    /// Msg.Content as sent (the `<appmsg>` XML for a file).
+    pub content: String,
+    /// Msg.Signature, if any.
+    pub signature: String,
+    /// Msg.EMoticonMd5, if any.
+    pub emoticon_md5: String,
+    /// LocalID (= ClientMsgId).
+    pub local_id: String,
+    /// The MsgID the fake answered with.
+    pub msg_id: String,
+    /// The upload the MediaId came from, if it came from one.
+    pub upload: Option<Upload>,
 }

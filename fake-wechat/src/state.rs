@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::contacts::Book;
 use crate::ids;
+use crate::media::outbox::Outbox;
 use crate::media::Library;
 use crate::msg::Msg;
 use crate::record::{Fault, QueuedMsg, RequestRecord, SentMsg, Violation};
@@ -120,6 +121,9 @@ pub(crate) struct Session {
     pub pass_ticket_decoded: String,
     pub pass_ticket: String,
     pub data_ticket: String,
+    /// Logged in in desktop mode (`mod=desktop`, §1.5): file sends then need `mod=desktop`
+    /// and an empty appid (§9.3).
+    pub desktop: bool,
     /// Set once the session is over: by logout (1100) or by an expire control.
     pub ended: Option<u32>,
 }
@@ -181,6 +185,8 @@ pub(crate) struct State {
     pub media_rate: Option<u64>,
     /// Rules broken on the media endpoints.
     pub violations: Vec<Violation>,
+    /// Uploads and media sends.
+    pub outbox: Outbox,
 }
 
 impl State {
@@ -214,6 +220,7 @@ impl State {
             media_delay: Duration::ZERO,
             media_rate: None,
             violations: Vec::new(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -260,6 +267,17 @@ impl State {
         };
         self.stream.push(SyncEntry::Msg(entry));
         queued
+    }
+
+    /// Appends the server's copy of a sent message (§8.1) with id `id`; a sent upload's
+    /// bytes are what its downloads serve.
+    pub fn push_echo(&mut self, msg: Msg, id: u64, bytes: Option<std::sync::Arc<Vec<u8>>>) {
+        let entry = msg.finish(&self.book.me.user_name, id, unix_now());
+        match bytes {
+            Some(b) => self.media.register_bytes(&entry, b),
+            None => self.media.register(&entry, None),
+        }
+        self.stream.push(SyncEntry::Msg(entry));
     }
 
     /// Notes a broken rule of a media endpoint.

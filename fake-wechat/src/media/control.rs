@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Variant;
-use crate::record::Violation;
+use crate::record::{SentMedia, Upload, Violation};
 use crate::FakeWeChat;
 
 impl FakeWeChat {
@@ -61,6 +61,34 @@ impl FakeWeChat {
             .msg_id(msg_id)
             .and_then(|id| st.media.get(&id).map(f))
             .unwrap_or(0)
+    }
+
+    /// Every upload the fake accepted (all chunks in, md5 right), oldest first.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.shared.lock().outbox.uploads.clone()
+    }
+
+    /// The bytes an upload delivered, by its MediaId.
+    pub fn upload_bytes(&self, media_id: &str) -> Option<Vec<u8>> {
+        let st = self.shared.lock();
+        st.outbox
+            .by_media_id
+            .get(media_id)
+            .map(|(_, _, bytes)| bytes.to_vec())
+    }
+
+    /// The media sends the fake accepted (images, videos, files, emoticons), in order. Text
+    /// sends are in [`FakeWeChat::sent`]; `fail_sends` counts both.
+    pub fn sent_media(&self) -> Vec<SentMedia> {
+        self.shared.lock().outbox.sent.clone()
+    }
+
+    /// Waits until at least `n` media sends were accepted or `timeout` passed; returns them.
+    pub async fn wait_sent_media(&self, n: usize, timeout: Duration) -> Vec<SentMedia> {
+        self.shared
+            .wait_for(timeout, |st| (st.outbox.sent.len() >= n).then_some(()))
+            .await;
+        self.sent_media()
     }
 
     /// The rules clients broke on the media endpoints (downloads, uploads, media sends),

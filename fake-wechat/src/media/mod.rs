@@ -5,6 +5,7 @@
 
 mod control;
 pub(crate) mod make;
+pub(crate) mod outbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -210,6 +211,17 @@ impl Library {
             }
         }
         self.items.insert(msg_id, Item::new(kind, entry, len));
+    }
+
+    /// Registers an entry whose bytes are given (the echo of a sent upload).
+    pub fn register_bytes(&mut self, entry: &Value, bytes: Arc<Vec<u8>>) {
+        self.register(entry, Some(bytes.len() as u64));
+        if let Some(item) = entry["MsgId"]
+            .as_str()
+            .and_then(|id| self.items.get_mut(id))
+        {
+            item.keep(Variant::Full, bytes);
+        }
     }
 
     /// The MsgId an id names: a MsgId, or a NewMsgId (itchat sends that one).

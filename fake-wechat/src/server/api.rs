@@ -240,7 +240,7 @@ impl Serialize for Entries<'_> {
 }
 
 /// LocalID and ClientMsgId as the same string, whether sent as numbers or strings (§9.1).
-fn id_text(v: &Value) -> Option<String> {
+pub(super) fn id_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             Some(s.clone())

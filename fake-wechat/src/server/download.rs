@@ -355,10 +355,15 @@ fn insert(h: &mut HeaderMap, name: axum::http::HeaderName, value: String) {
     }
 }
 
-/// `200`, the endpoint's type, no body; a broken rule is recorded.
+/// `200`, the endpoint's type, no body; a broken rule of a live session is recorded.
 fn nothing(shared: &Shared, style: &Style, miss: Miss) -> Response {
     if let Miss::Broken(why) = miss {
-        shared.update(|st| st.violation(style.endpoint, why));
+        shared.update(|st| {
+            // A session that ended under the client is not the client's fault.
+            if st.session.as_ref().is_some_and(|s| s.ended.is_none()) {
+                st.violation(style.endpoint, why);
+            }
+        });
     }
     (
         StatusCode::OK,

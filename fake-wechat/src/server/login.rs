@@ -148,6 +148,7 @@ pub(crate) async fn new_login_page(
             pass_ticket_decoded: decoded,
             pass_ticket: encoded,
             data_ticket: ids::cookie_token(64),
+            desktop,
             ended: None,
         };
         let xml = format!(

@@ -7,8 +7,11 @@
 mod api;
 mod download;
 mod login;
+mod multipart;
 mod order;
+mod send_media;
 mod sync;
+mod upload;
 mod wire;
 
 pub use login::EXTSPAM;
@@ -29,7 +32,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -67,6 +70,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             axum::routing::post(api::batch_get_contact),
         )
         .route(&cgi("webwxsendmsg"), axum::routing::post(api::send_msg))
+        .route(&cgi("webwxsendmsgimg"), post(send_media::send_msg_img))
+        .route(&cgi("webwxsendvideomsg"), post(send_media::send_video_msg))
+        .route(&cgi("webwxsendappmsg"), post(send_media::send_app_msg))
+        .route(&cgi("webwxsendemoticon"), post(send_media::send_emoticon))
+        .route(&cgi("webwxuploadmedia"), post(upload::upload_media))
+        .route(&cgi("webwxcheckupload"), post(upload::check_upload))
         .route(&cgi("webwxgetmsgimg"), get(download::get_msg_img))
         .route(&cgi("webwxgetvoice"), get(download::get_voice))
         .route(&cgi("webwxgetvideo"), get(download::get_video))
@@ -160,7 +169,7 @@ async fn intercept(AxState(shared): Ctx, req: Request, next: Next) -> Response {
                     .map(|q| q.0)
                     .unwrap_or_default(),
                 headers: header_map(&parts.headers),
-                body: String::from_utf8_lossy(&bytes).into_owned(),
+                body: recorded_body(&parts.headers, &bytes),
             });
         }
         st.faults.get_mut(&endpoint).and_then(|q| q.pop_front())
@@ -177,6 +186,23 @@ async fn intercept(AxState(shared): Ctx, req: Request, next: Next) -> Response {
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Most of a multipart body that is recorded: its form fields and the start of its file.
+const MULTIPART_RECORDED: usize = 64 * 1024;
+
+/// The body as recorded: lossy UTF-8, and for a multipart upload (512 KiB chunks of a file
+/// that may be tens of MiB) only its first 64 KiB, so recording stays small.
+fn recorded_body(headers: &HeaderMap, bytes: &[u8]) -> String {
+    let multipart = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"multipart/"));
+    let end = if multipart {
+        bytes.len().min(MULTIPART_RECORDED)
+    } else {
+        bytes.len()
+    };
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {

@@ -331,6 +331,29 @@ pub(crate) const SEND_MSG: Shape = Shape {
     ],
 };
 
+/// The webwxuploadmedia answer (a captured last-chunk answer, PROTOCOL.md §9.2).
+pub(crate) const UPLOAD: Shape = Shape {
+    members: &[
+        ("BaseResponse", Obj(&BASE_RESPONSE)),
+        ("MediaId", Plain),
+        ("StartPos", Plain),
+        ("CDNThumbImgHeight", Plain),
+        ("CDNThumbImgWidth", Plain),
+        ("EncryFileName", Plain),
+    ],
+};
+
+/// The webwxcheckupload answer: no capture; PROTOCOL.md §9.2's order.
+pub(crate) const CHECK_UPLOAD: Shape = Shape {
+    members: &[
+        ("BaseResponse", Obj(&BASE_RESPONSE)),
+        ("MediaId", Plain),
+        ("AESKey", Plain),
+        ("Signature", Plain),
+        ("EncryFileName", Plain),
+    ],
+};
+
 /// The webwxpushloginurl answer: no capture; PROTOCOL.md §1.6's order.
 pub(crate) const PUSH_LOGIN: Shape = Shape {
     members: &[("ret", Plain), ("msg", Plain), ("uuid", Plain)],

@@ -8,4 +8,5 @@ mod login;
 mod media;
 mod support;
 mod sync;
+mod upload;
 mod wire;
