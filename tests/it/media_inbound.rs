@@ -417,3 +417,50 @@ async fn a_file_stored_before_a_crash_is_not_fetched_again() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn on_mqtt_and_nats_a_text_after_a_slow_image_comes_after_it_with_the_file_described() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let (mqtt, nats) = (crate::brokers::mosquitto(), crate::brokers::nats_server());
+    let config = world.config(&format!(
+        "mqtt:\n  url: mqtt://127.0.0.1:{}\n  client_id: wxbridge-media\n\
+         nats:\n  url: nats://127.0.0.1:{}\n",
+        mqtt.port, nats.port
+    ));
+    let mut w = crate::watch::Watcher::new(mqtt.port, "observer", "wechat/test/message").await;
+    let nc = async_nats::connect(format!("127.0.0.1:{}", nats.port))
+        .await
+        .unwrap();
+    let mut core = nc.subscribe("wechat.test.message").await.unwrap();
+    // The events go to the buses, not to stdout: the messages queued now are fetched once
+    // the bridge is online.
+    let bridge = Bridge::spawn(&config, &["run"]);
+    world.scan_and_confirm().await;
+    world.fake.set_media_delay(Duration::from_secs(2));
+
+    let image = world.fake.queue(Msg::image(&alice)).msg_id;
+    let after = world.fake.queue(Msg::text(&alice, "after")).msg_id;
+    let sha = sha256_hex(&world.fake.media_bytes(&image).unwrap());
+    let mut on_mqtt = Vec::new();
+    for _ in 0..2 {
+        let m = w.next_on("wechat/test/message").await;
+        on_mqtt.push(serde_json::from_slice::<Value>(&m.payload).unwrap());
+    }
+    let mut on_nats = Vec::new();
+    for _ in 0..2 {
+        use futures_util::StreamExt;
+        let m = tokio::time::timeout(crate::support::WAIT, core.next())
+            .await
+            .expect("a NATS message")
+            .unwrap();
+        on_nats.push(serde_json::from_slice::<Value>(&m.payload).unwrap());
+    }
+    for (sink, got) in [("mqtt", &on_mqtt), ("nats", &on_nats)] {
+        assert_eq!(got[0]["id"], image.as_str(), "{sink}: image first");
+        assert_eq!(got[0]["media"]["sha256"], sha.as_str(), "{sink}");
+        assert_eq!(got[1]["id"], after.as_str(), "{sink}: then the text");
+        crate::schema::assert_valid(&got[0]);
+    }
+    bridge.stop().await;
+}
