@@ -464,3 +464,34 @@ async fn on_mqtt_and_nats_a_text_after_a_slow_image_comes_after_it_with_the_file
     }
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_held_download_waits_through_a_new_login_and_uses_the_new_session() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let config = world.config("media:\n  wait: 60s\n");
+    let mut bridge = Bridge::spawn(&config, &["run"]);
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    world.fake.set_media_delay(Duration::from_secs(30));
+    let image = world.fake.queue(Msg::image(&alice)).msg_id;
+    tokio::time::timeout(crate::support::WAIT, async {
+        while world.fake.downloads(&image) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the download started");
+    assert_eq!(bridge.stop().await, 0);
+
+    // The stored session is dead: the next start needs a new login before it can download.
+    world.fake.expire_session(1101);
+    world.fake.set_media_delay(Duration::ZERO);
+    let mut bridge = Bridge::spawn(&config, &["run"]);
+    bridge.wait_state("login_required").await;
+    world.scan_and_confirm().await;
+    let event = message_with_id(&mut bridge, &image).await;
+    assert_stored(&world, &event, &image);
+    assert_eq!(world.fake.downloads_completed(&image), 1);
+    bridge.stop().await;
+}
