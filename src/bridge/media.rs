@@ -54,6 +54,8 @@ use crate::wechat::session::Session;
 
 /// Downloads under way at once, at most.
 pub const PARALLEL: usize = 4;
+/// How many times a release is tried before the entry waits for the next start.
+const RELEASE_TRIES: usize = 5;
 
 /// A held entry to download for.
 #[derive(Debug)]
@@ -254,7 +256,17 @@ impl Downloader {
 
     /// Releases `seq` with `payload`, wakes the sinks and forgets its record.
     async fn release(&self, seq: Seq, payload: Vec<u8>, deadline: Option<Instant>) {
-        match self.spool.release(seq, payload).await {
+        // Every sink waits behind a held entry: a failed release is tried again a few times
+        // (the spool's own failures are rare and mostly lasting) before it waits for a restart.
+        let mut pauses = self.retry.schedule().take(RELEASE_TRIES - 1);
+        let mut released = self.spool.release(seq, payload.clone()).await;
+        while released.is_err() {
+            let Some(pause) = pauses.next() else { break };
+            tracing::warn!(seq, "cannot release a held event; trying again");
+            tokio::time::sleep(pause).await;
+            released = self.spool.release(seq, payload.clone()).await;
+        }
+        match released {
             Ok(_) => {
                 self.wake.notify_waiters();
                 if let Some(deadline) = deadline {
