@@ -59,9 +59,16 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
     })
 }
 
-/// Every `media.paths` entry must be a directory that exists: outbound `{"path": …}` sources
+/// `media.dir`, when it exists, must be a directory (it is made at start when it does not);
+/// every `media.paths` entry must be a directory that exists: outbound `{"path": …}` sources
 /// are only read from inside one.
 fn check_media_paths(config: &Config) -> Result<(), ConfigError> {
+    let dir = config.media.dir_in(&config.state_dir);
+    if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
+        return Err(ConfigError::Sink(
+            format!("media.dir: {} is not a directory", dir.display()).into(),
+        ));
+    }
     for (index, path) in config.media.paths.iter().enumerate() {
         let problem = match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => continue,
@@ -103,8 +110,13 @@ pub async fn run(config: Config) -> ExitCode {
         },
         None => None,
     };
-    // Opened after the metrics recorder is installed, so the store's gauges are recorded.
-    let media = match crate::media::Media::open(&config) {
+    // Opened after the metrics recorder is installed, so the store's gauges are recorded;
+    // off the runtime, since it scans the whole store.
+    let media_config = config.clone();
+    let opened = tokio::task::spawn_blocking(move || crate::media::Media::open(&media_config))
+        .await
+        .unwrap_or_else(|e| Err(format!("cannot open the media store: {e}")));
+    let media = match opened {
         Ok(media) => media,
         Err(message) => return failure(message),
     };

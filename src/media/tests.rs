@@ -234,7 +234,7 @@ async fn a_file_larger_than_the_store_is_kept_until_the_next_one() {
 }
 
 #[tokio::test]
-async fn files_unused_for_max_age_are_evicted_at_open_and_by_upkeep() {
+async fn files_unused_for_max_age_are_evicted_at_open_and_later() {
     let dir = tempfile::tempdir().unwrap();
     let stale = seed(dir.path(), b"stale", 31 * DAY);
     let fresh = seed(dir.path(), b"fresh", 29 * DAY);
@@ -249,6 +249,35 @@ async fn files_unused_for_max_age_are_evicted_at_open_and_by_upkeep() {
     assert_eq!(store.get(&fresh), None);
 }
 
+#[tokio::test]
+async fn upkeep_evicts_files_as_they_grow_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let bounds = Bounds {
+        max_bytes: 1 << 20,
+        max_age: Duration::from_secs(1),
+    };
+    let store = MediaStore::open(dir.path().into(), bounds).unwrap();
+    let stored = store.ingest(&b"short-lived"[..], 100).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let upkeep = tokio::spawn(
+        store
+            .clone()
+            .upkeep(Duration::from_millis(100), shutdown.clone()),
+    );
+    // Looked at on disk: `get` would count as a use and keep it young.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stored.path.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !stored.path.exists(),
+        "evicted about a second after its last use"
+    );
+    assert_eq!(store.get(&stored.sha256), None);
+    shutdown.cancel();
+    upkeep.await.unwrap();
+}
+
 #[test]
 fn a_sha256_is_64_lowercase_hex_digits() {
     assert!(is_sha256(&"a".repeat(64)));
@@ -257,4 +286,62 @@ fn a_sha256_is_64_lowercase_hex_digits() {
     assert!(!is_sha256(&"a".repeat(63)));
     assert!(!is_sha256(&format!("{}/", "a".repeat(63))));
     assert!(!is_sha256(&"g".repeat(64)));
+}
+
+#[test]
+fn signed_urls_use_media_public_url_then_http_public_url_then_the_listen_address() {
+    use crate::config::HttpConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::config::Config {
+        state_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    config.media.dir = None;
+    let sha = sha_of(b"x");
+    let base = |config: &crate::config::Config| {
+        Media::open(config)
+            .unwrap()
+            .signed_url(&sha)
+            .map(|u| u[..url::Position::AfterPath].to_owned())
+    };
+    assert_eq!(base(&config), None, "no HTTP listener: no link");
+    config.http = Some(HttpConfig::default());
+    assert_eq!(
+        base(&config).as_deref(),
+        Some(format!("http://127.0.0.1:8787/media/{sha}").as_str())
+    );
+    config.http.as_mut().unwrap().public_url = Some("https://proxy.example/wx".parse().unwrap());
+    assert_eq!(
+        base(&config).as_deref(),
+        Some(format!("https://proxy.example/wx/media/{sha}").as_str())
+    );
+    config.media.public_url = Some("https://media.example/".parse().unwrap());
+    let media = Media::open(&config).unwrap();
+    let url = media.signed_url(&sha).unwrap();
+    assert!(url
+        .as_str()
+        .starts_with(&format!("https://media.example/media/{sha}?exp=")));
+    let exp: u64 = url
+        .query_pairs()
+        .find(|(k, _)| k == "exp")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let week = DEFAULT_VALIDITY.as_secs();
+    assert!(
+        (unix_now() + week - 5..=unix_now() + week).contains(&exp),
+        "7 days"
+    );
+    let sig = url
+        .query_pairs()
+        .find(|(k, _)| k == "sig")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(media.signer.verify(&sha, exp, &sig, unix_now()));
+    assert!(
+        dir.path().join("media").is_dir(),
+        "<state_dir>/media by default"
+    );
 }

@@ -201,6 +201,11 @@ async fn check_config_and_run_agree_on_every_sink_rule_and_named_file() {
             format!("media:\n  paths: [{f}/garbage.pem]\n"),
             "media.paths[0]",
         ),
+        refused(
+            "a media store that is a file",
+            format!("media:\n  dir: {f}/garbage.pem\n"),
+            "media.dir",
+        ),
         accepted("the stdio default", String::new()),
         accepted("a media path that is a directory", format!("media:\n  paths: [{f}]\n")),
         accepted(
