@@ -342,7 +342,10 @@ impl Msg {
     /// voice, video, emoticons and files; see [`FakeWeChat::media_bytes`]): a video large
     /// enough to need several Range requests, a file over a size limit. A file's FileSize
     /// and the `totallen` of its Content follow `n`. Below the smallest valid file of the
-    /// kind, that smallest file is served (files are cut to FileSize exactly).
+    /// kind, that smallest file is served (files are cut to FileSize exactly). The `length`
+    /// (`len` for an emoticon) in an image, voice, video or emoticon Content's XML follows
+    /// `n` too; without this call it keeps its nominal value, which the served bytes need
+    /// not match.
     ///
     /// Without it an image is a JPEG of ImgWidth×ImgHeight at its natural size, a voice
     /// note holds VoiceLength of MP3 frames, a video is 128 KiB, an emoticon a 240×240 GIF,
@@ -365,6 +368,17 @@ impl Msg {
             self = self
                 .with("Content", json!(content))
                 .with("FileSize", json!(n.to_string()));
+        }
+        let marker = match self.field("MsgType").and_then(Value::as_u64) {
+            Some(3 | 34 | 43 | 62) => " length=&quot;",
+            Some(47) => " len = &quot;",
+            _ => return self,
+        };
+        let content = self.field("Content").and_then(Value::as_str).unwrap_or("");
+        if let Some(at) = content.find(marker).map(|at| at + marker.len()) {
+            let digits = content[at..].bytes().take_while(u8::is_ascii_digit).count();
+            let content = format!("{}{n}{}", &content[..at], &content[at + digits..]);
+            self = self.with("Content", json!(content));
         }
         self
     }
@@ -508,6 +522,20 @@ mod tests {
         .parties();
         assert_eq!(users, vec!["@@g".to_owned()]);
         assert_eq!(member.as_deref(), Some("@m1"));
+    }
+
+    #[test]
+    fn media_len_sets_the_length_the_content_announces() {
+        let content = |m: Msg| m.field("Content").unwrap().as_str().unwrap().to_owned();
+        let image = content(Msg::image("@a").media_len(777));
+        assert!(image.contains(" length=&quot;777&quot;"), "{image}");
+        let voice = content(Msg::voice("@a", 3_000).media_len(9_999));
+        assert!(voice.contains(" length=&quot;9999&quot;"), "{voice}");
+        assert!(voice.contains("voicelength=&quot;3000&quot;"), "{voice}");
+        let video = content(Msg::video("@a", 3).media_len(5_000_000));
+        assert!(video.contains(" length=&quot;5000000&quot;"), "{video}");
+        let emoticon = content(Msg::emoticon("@a").media_len(123));
+        assert!(emoticon.contains(" len = &quot;123&quot;"), "{emoticon}");
     }
 
     #[test]

@@ -210,7 +210,7 @@ pub(crate) async fn get_media(
         let broken = |why: &str| Miss::Broken(why.to_owned());
         let jar = cookies(&headers);
         st.check_cookies(&jar).map_err(|r| Miss::Broken(r.why))?;
-        let Some(session) = &st.session else {
+        let Some(session) = st.session.as_ref().filter(|s| s.ended.is_none()) else {
             return Err(broken("no session"));
         };
         let need = |k: &str| q.get(k).ok_or_else(|| broken(&format!("{k} missing")));

@@ -374,3 +374,27 @@ async fn a_stalled_download_sends_its_first_part_then_waits() {
     assert_eq!(fake.downloads(&video.msg_id), 2);
     assert_eq!(fake.downloads_completed(&video.msg_id), 1);
 }
+
+#[tokio::test]
+async fn downloads_after_the_session_ended_get_nothing_and_no_violation() {
+    let fake = start().await;
+    let c = logged_in(&fake).await;
+    let friend = fake.add_contact("Ann", "");
+    let msg = Msg::file(&friend, "a.txt", 10);
+    let query = media_query(&fake, &c, &msg, &friend);
+    let file = fake.queue(msg);
+    let image = fake.queue(Msg::image(&friend));
+    fake.expire_session(1101);
+    let (_, _, body) = get_media(&c, &query).await;
+    assert!(body.is_empty());
+    let (_, _, body) = get(
+        &c,
+        "webwxgetmsgimg",
+        &[("MsgID", &image.msg_id), ("skey", &c.skey)],
+        &[],
+    )
+    .await;
+    assert!(body.is_empty());
+    assert_eq!(fake.violations(), vec![]);
+    assert_eq!(fake.downloads(&file.msg_id), 0);
+}
