@@ -416,7 +416,9 @@ impl Downloader {
     }
 }
 
-/// The download request of `event`'s media, and the size the message announces (files).
+/// The download request of `event`'s media, and the size the message announces: a file's
+/// FileSize, the `length` of a voice note's or video's XML. An image's `length` is that of a
+/// smaller rendition than `type=big` serves, so images are checked on their answer alone.
 fn request_for(event: &MessageEvent) -> Option<(MediaRequest, Option<u64>)> {
     let mut req = MediaRequest {
         endpoint: MediaEndpoint::MsgImg,
@@ -432,7 +434,13 @@ fn request_for(event: &MessageEvent) -> Option<(MediaRequest, Option<u64>)> {
             MediaKind::Voice => MediaEndpoint::Voice,
             MediaKind::Video => MediaEndpoint::Video,
         };
-        return Some((req, None));
+        let announced = match media.kind {
+            MediaKind::Voice | MediaKind::Video => {
+                announced_length(&Attachment::from_raw(&event.raw).content)
+            }
+            MediaKind::Image | MediaKind::Emoticon => None,
+        };
+        return Some((req, announced));
     }
     let file = event.file.as_ref()?;
     // What the event does not carry, the raw entry does.
@@ -455,12 +463,26 @@ struct Attachment {
     from_user_name: String,
     media_id: String,
     encry_file_name: String,
+    content: String,
 }
 
 impl Attachment {
     fn from_raw(raw: &RawValue) -> Attachment {
         serde_json::from_str(raw.get()).unwrap_or_default()
     }
+}
+
+/// The `length="…"` attribute of a message's (escaped or plain) XML: ` length=` with a space
+/// before it, so `voicelength`, `playlength` and `cdnthumblength` are passed over.
+fn announced_length(content: &str) -> Option<u64> {
+    [" length=&quot;", " length=\""].iter().find_map(|marker| {
+        let at = content.find(marker)? + marker.len();
+        let digits: String = content[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
 }
 
 fn kind_label(event: &MessageEvent) -> &'static str {
@@ -537,6 +559,25 @@ mod tests {
             assert_eq!((req.endpoint, req.msg_id.as_str()), (endpoint, "42"));
             assert_eq!(announced, None);
         }
+    }
+
+    #[test]
+    fn a_video_announces_its_length_in_its_xml_an_image_does_not_count() {
+        let video = event(
+            r#""media":{"msg_id":"42","kind":"video","sha256":null,"mime":null,"size":null,"duration_s":3}"#,
+            r#"{"Content":"&lt;msg&gt;&lt;videomsg cdnthumblength=&quot;9&quot; playlength=&quot;3&quot; length=&quot;5000&quot; /&gt;"}"#,
+        );
+        assert_eq!(request_for(&video).unwrap().1, Some(5000));
+        let image = event(
+            r#""media":{"msg_id":"42","kind":"image","sha256":null,"mime":null,"size":null}"#,
+            r#"{"Content":"&lt;msg&gt;&lt;img length=&quot;5000&quot; /&gt;"}"#,
+        );
+        assert_eq!(request_for(&image).unwrap().1, None);
+        assert_eq!(
+            announced_length(r#"<voicemsg voicelength="3000" length="812"/>"#),
+            Some(812)
+        );
+        assert_eq!(announced_length("@token"), None);
     }
 
     #[test]

@@ -160,6 +160,11 @@ async fn a_file_over_max_file_bytes_is_too_large_and_never_requested() {
         .fake
         .queue(Msg::image(&alice).media_len(60_000))
         .msg_id;
+    // A video's XML announces its length.
+    let video = world
+        .fake
+        .queue(Msg::video(&alice, 3).media_len(80_000))
+        .msg_id;
     let after = world.fake.queue(Msg::text(&alice, "after")).msg_id;
 
     let event = message_with_id(&mut bridge, &file).await;
@@ -175,6 +180,12 @@ async fn a_file_over_max_file_bytes_is_too_large_and_never_requested() {
     assert_eq!(event["media"]["error"], "too_large", "{event}");
     let sha = sha256_hex(&world.fake.media_bytes(&image).unwrap());
     assert!(!stored_path(&world, &sha).exists(), "nothing stored");
+    let event = message_with_id(&mut bridge, &video).await;
+    assert_eq!(event["media"]["error"], "too_large", "{event}");
+    assert!(
+        world.fake.requests("webwxgetvideo").is_empty(),
+        "never requested"
+    );
     message_with_id(&mut bridge, &after).await;
     bridge.stop().await;
 }
