@@ -506,3 +506,23 @@ async fn a_held_download_waits_through_a_new_login_and_uses_the_new_session() {
     assert_eq!(world.fake.downloads_completed(&image), 1);
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_download_still_running_at_media_wait_goes_out_as_fetch_failed() {
+    let world = World::new().await;
+    let alice = world.fake.add_contact("Alice", "");
+    let config = world.config("media:\n  wait: 1s\n");
+    let mut bridge = Bridge::spawn(&config, &["run"]);
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    // Far longer than the wait: only the deadline can end it.
+    world.fake.set_media_delay(Duration::from_secs(120));
+    let image = world.fake.queue(Msg::image(&alice)).msg_id;
+    let after = world.fake.queue(Msg::text(&alice, "after")).msg_id;
+    let event = message_with_id(&mut bridge, &image).await;
+    assert_eq!(event["media"]["error"], "fetch_failed", "{event}");
+    assert!(event["media"]["sha256"].is_null());
+    crate::schema::assert_valid(&event);
+    assert_eq!(bridge.next_message().await["id"], after.as_str());
+    bridge.stop().await;
+}
