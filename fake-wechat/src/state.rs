@@ -47,6 +47,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Reads the state (no long poll is woken).
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.lock())
+    }
+
     /// Changes the state and wakes every long poll.
     pub fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         let out = f(&mut self.lock());

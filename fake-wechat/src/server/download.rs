@@ -133,7 +133,7 @@ pub(crate) async fn get_msg_img(
             "type={other} is neither big nor slave"
         ))),
     };
-    let found = shared.update(|st| {
+    let found = shared.read(|st| {
         let variant = variant?;
         check_api(st, &headers, &q)?;
         let msg_id = find(
@@ -162,7 +162,7 @@ pub(crate) async fn get_voice(
         content_type: "audio/mpeg",
         range: RangeRule::Ignored,
     };
-    let found = shared.update(|st| {
+    let found = shared.read(|st| {
         check_api(st, &headers, &q)?;
         Ok((
             find(st, param(&q, &["msgid", "MsgID"]), &[Kind::Voice])?,
@@ -183,7 +183,7 @@ pub(crate) async fn get_video(
         content_type: "video/mp4",
         range: RangeRule::Required,
     };
-    let found = shared.update(|st| {
+    let found = shared.read(|st| {
         check_api(st, &headers, &q)?;
         Ok((
             find(st, param(&q, &["msgid", "MsgID"]), &[Kind::Video])?,
@@ -206,7 +206,7 @@ pub(crate) async fn get_media(
         content_type: "application/octet-stream",
         range: RangeRule::Honoured,
     };
-    let found = shared.update(|st| {
+    let found = shared.read(|st| {
         let broken = |why: &str| Miss::Broken(why.to_owned());
         let jar = cookies(&headers);
         st.check_cookies(&jar).map_err(|r| Miss::Broken(r.why))?;
@@ -340,11 +340,9 @@ async fn answer(
         _ => {}
     }
     insert(&mut res_headers, CONTENT_LENGTH, (end - start).to_string());
-    shared.update(|st| {
-        if let Some(item) = st.media.get_mut(&msg_id) {
-            item.started += 1;
-        }
-    });
+    if let Some(item) = shared.lock().media.get_mut(&msg_id) {
+        item.started += 1;
+    }
     let body = stream(shared.clone(), msg_id, bytes, start as usize, end as usize);
     (status, res_headers, body).into_response()
 }
@@ -439,15 +437,17 @@ fn stream(
             if !sent_first {
                 sent_first = true;
                 if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+                    // A client that goes away during the stall ends the send at once.
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = tx.closed() => return,
+                    }
                 }
             }
         }
-        shared.update(|st| {
-            if let Some(item) = st.media.get_mut(&msg_id) {
-                item.completed += 1;
-            }
-        });
+        if let Some(item) = shared.lock().media.get_mut(&msg_id) {
+            item.completed += 1;
+        }
     });
     Body::from_stream(Chunks(rx))
 }

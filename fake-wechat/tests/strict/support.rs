@@ -125,15 +125,20 @@ impl Client {
 
     /// GETs the redirect with `fun=new&version=v2` and keeps the credentials.
     pub async fn new_login_page(&mut self, redirect: &str) -> String {
-        let xml = self
-            .http
-            .get(format!("{redirect}&fun=new&version=v2"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        self.new_login_page_as(redirect, false).await
+    }
+
+    /// [`Client::new_login_page`], in desktop mode (§1.5) if `desktop`.
+    pub async fn new_login_page_as(&mut self, redirect: &str, desktop: bool) -> String {
+        let mut req = self.http.get(format!("{redirect}&fun=new&version=v2"));
+        if desktop {
+            req = self
+                .http
+                .get(format!("{redirect}&fun=new&version=v2&mod=desktop"))
+                .header("client-version", "2.0.0")
+                .header("extspam", wxbridge_fake::EXTSPAM);
+        }
+        let xml = req.send().await.unwrap().text().await.unwrap();
         self.skey = tag(&xml, "skey").unwrap_or_default();
         self.sid = tag(&xml, "wxsid").unwrap_or_default();
         self.uin = tag(&xml, "wxuin").unwrap_or_default();
@@ -228,6 +233,11 @@ impl Client {
 
 /// A client logged in (QR scan and confirm) and initialised.
 pub async fn logged_in(fake: &FakeWeChat) -> Client {
+    logged_in_as(fake, false).await
+}
+
+/// [`logged_in`], in desktop mode (§1.5) if `desktop`.
+pub async fn logged_in_as(fake: &FakeWeChat, desktop: bool) -> Client {
     let mut c = Client::new(&fake.url());
     let uuid = c.jslogin().await;
     let poller = {
@@ -242,7 +252,7 @@ pub async fn logged_in(fake: &FakeWeChat) -> Client {
     fake.scan();
     fake.confirm();
     let redirect = poller.await.unwrap();
-    let xml = c.new_login_page(&redirect).await;
+    let xml = c.new_login_page_as(&redirect, desktop).await;
     assert!(xml.contains("<ret>0</ret>"), "{xml}");
     c.init().await;
     c

@@ -6,7 +6,7 @@ use md5::{Digest, Md5};
 use serde_json::{json, Value};
 use wxbridge_fake::FakeWeChat;
 
-use crate::support::{logged_in, start, Client};
+use crate::support::{logged_in, logged_in_as, start, Client};
 
 const CHUNK: usize = 524_288;
 
@@ -486,4 +486,32 @@ async fn over_25_mib_needs_checkupload_and_its_signature() {
     let v = send(&c, "webwxsendappmsg", &ASYNC, file(sig)).await;
     assert_eq!(v["BaseResponse"]["Ret"], 0, "{v}");
     assert_eq!(fake.violations().len(), 3);
+}
+
+#[tokio::test]
+async fn a_desktop_mode_file_send_needs_mod_desktop_and_an_empty_appid() {
+    let fake = start().await;
+    let c = logged_in_as(&fake, true).await;
+    let to = fake.add_contact("Ann", "");
+    let up = Up::new("a.txt", "doc", bytes(300, 4), &to);
+    let media_id = upload(&c, &fake, &up).await["MediaId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web = appmsg("a.txt", 300, &media_id, "txt");
+    let desktop = web.replace("appid='wxeb7ec651dd0aefa9'", "appid=''");
+    let file = |xml: &str| json!({"Type": 6, "Content": xml, "ToUserName": to});
+    let with_mod = [("fun", "async"), ("f", "json"), ("mod", "desktop")];
+    let v = send(&c, "webwxsendappmsg", &ASYNC, file(&desktop)).await;
+    assert_eq!(v["BaseResponse"]["Ret"], 1, "no mod=desktop: {v}");
+    let v = send(&c, "webwxsendappmsg", &with_mod, file(&web)).await;
+    assert_eq!(v["BaseResponse"]["Ret"], 1, "the web client's appid: {v}");
+    let v = send(&c, "webwxsendappmsg", &with_mod, file(&desktop)).await;
+    assert_eq!(v["BaseResponse"]["Ret"], 0, "{v}");
+    let rules: Vec<String> = fake.violations().into_iter().map(|v| v.rule).collect();
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert!(
+        rules[0].contains("mod=desktop") && rules[1].contains("appid"),
+        "{rules:?}"
+    );
 }
