@@ -112,7 +112,7 @@ impl super::Bridge {
 }
 
 /// `<state_dir>/media-held`: one file per held entry whose file the store has, named by its
-/// seq, holding the sha256.
+/// seq, holding `<sha256> <MsgId>`.
 const RECORDS: &str = "media-held";
 
 /// Whether `config` downloads the media `event` carries (false: it carries none).
@@ -134,7 +134,7 @@ pub(super) fn wanted(config: &MediaConfig, event: &MessageEvent) -> bool {
 pub(super) struct Downloader {
     /// The store, the signer, the base URL and the `media` section.
     pub(super) media: Media,
-    /// `<state_dir>/media-held`: the sha256 of each held entry whose file is stored.
+    /// `<state_dir>/media-held`: the sha256 of each held entry whose file is stored ([`RECORDS`]).
     pub(super) records: PathBuf,
     pub(super) spool: Store,
     pub(super) wake: Arc<Notify>,
@@ -226,10 +226,8 @@ impl Downloader {
         let kind = kind_label(&event);
         if let Some(outcome) = outcome {
             let filled = match outcome {
-                Ok(stored) => {
-                    crate::metrics::media_download(kind, "stored");
-                    Ok(self.describe(stored).await)
-                }
+                // Counted by `fetch`: downloaded or found.
+                Ok(stored) => Ok(self.describe(stored).await),
                 Err(error) => {
                     crate::metrics::media_download(kind, error_label(error));
                     tracing::warn!(msg_id = %event.id, kind, error = error_label(error), "media not stored");
@@ -362,6 +360,7 @@ impl Downloader {
                         tracing::warn!(cause = %e, "cannot record a stored file; a restart would fetch it again");
                     }
                     super::inbound::failpoint("media_stored_before_release");
+                    crate::metrics::media_download(kind_label(event), "stored");
                     return Ok(stored);
                 }
                 // The servers answer a download outside a live session as they answer for
