@@ -14,6 +14,7 @@ mod http_access;
 mod http_limits;
 mod login;
 mod media_http;
+mod media_inbound;
 mod messages;
 mod mqtt;
 mod mqtt_intake;
