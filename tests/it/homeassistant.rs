@@ -709,6 +709,62 @@ async fn the_login_qr_entity_is_available_only_while_a_scan_is_awaited_and_never
     assert_eq!(late.image.as_deref(), Some(&png[..]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_bridge_shows_the_login_qr_entity_until_the_scan_and_then_makes_it_unavailable() {
+    if render("{{ 1 }}", &json!({})).is_none() {
+        eprintln!("SKIPPED: python3 with jinja2 is needed to render the availability template");
+        return;
+    }
+    let world = World::new().await;
+    let broker = brokers::mosquitto();
+    let config = world.config(&format!(
+        "mqtt:\n  url: mqtt://127.0.0.1:{}\n  client_id: wxbridge-test\n",
+        broker.port
+    ));
+    let mut w = Watcher::new(broker.port, "ha", "#").await;
+    let _bridge = Bridge::spawn(&config, &["run"]);
+    // The bridge publishes its status and the QR before the discovery configs: keep them for
+    // the entity, as HA gets them retained once it subscribes.
+    let mut before = Vec::new();
+    let discovery = loop {
+        let m = w.next().await;
+        if m.topic == "homeassistant/image/wxbridge_test/login_qr/config" && !m.payload.is_empty() {
+            break serde_json::from_slice::<Value>(&m.payload).unwrap();
+        }
+        before.push(m);
+    };
+    let mut ha = QrEntity::new(&discovery);
+    assert!(!ha.available());
+    for m in before {
+        ha.receive(&m.topic, &m.payload);
+    }
+
+    // Offline → online: the bridge is up and waits for a scan.
+    while !ha.available() {
+        let m = w.next().await;
+        ha.receive(&m.topic, &m.payload);
+    }
+    let png = ha.image.clone().expect("the QR is shown");
+    image::load_from_memory_with_format(&png, image::ImageFormat::Png).expect("a PNG");
+
+    // Scanned: online, and the entity unavailable again without an empty image.
+    world.scan_and_confirm().await;
+    let mut online = false;
+    while !online || ha.available() {
+        let m = w.next().await;
+        if m.topic == "wechat/test/state" {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            online |= v["state"] == "online";
+        }
+        ha.receive(&m.topic, &m.payload);
+    }
+    for m in w.drain(Duration::from_millis(500)).await {
+        ha.receive(&m.topic, &m.payload);
+    }
+    assert!(!ha.available(), "unavailable while logged in");
+    assert_eq!(ha.image.as_deref(), Some(&png[..]));
+}
+
 /// Renders `template` as HA renders a template on an MQTT payload: `value` is the payload as
 /// text, `value_json` its JSON when it is JSON. None without python3 and jinja2.
 fn render_payload(template: &str, payload: &[u8]) -> Option<String> {

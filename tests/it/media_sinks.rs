@@ -21,6 +21,7 @@ use wxbridge::spool::{Entry, Kind};
 
 use crate::brokers;
 use crate::control::{control, deliver_all, entry, Side};
+use crate::mqtt::{until_connected, Gate};
 use crate::watch::{Msg, Watcher};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -164,6 +165,37 @@ async fn mqtt_media_bytes_arrive_before_their_event_and_match_the_sha256() {
     // Not retained: a late subscriber finds no file.
     let mut late = Watcher::new(broker.port, "late", "wechat/home/media/#").await;
     assert!(late.drain(Duration::from_millis(500)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_waits_for_the_brokers_puback_of_its_file() {
+    let broker = brokers::mosquitto();
+    let gate = Gate::new(broker.port).await;
+    let (control, _side, store) = setup();
+    let photo = put(&store, &jpeg(10, 2000)).await;
+    let mut sink = start_mqtt(gate.port, true, control);
+    until_connected(&sink).await;
+    let mut w = Watcher::new(broker.port, "sub", "wechat/home/#").await;
+    w.drain(Duration::from_millis(300)).await;
+
+    gate.hold(true);
+    let batch = [media_entry(1, "600", "image", "contact", &photo.sha256)];
+    let delivery = tokio::spawn(async move {
+        deliver_all(&mut sink, &batch, WAIT).await;
+        sink
+    });
+    let media_topic = format!("wechat/home/media/{}", photo.sha256);
+    w.next_on(&media_topic).await;
+    // The broker has the file, but its PUBACK is held: the event must wait for it.
+    let meanwhile = w.drain(Duration::from_millis(700)).await;
+    assert!(
+        meanwhile.iter().all(|m| m.topic != "wechat/home/message"),
+        "the event went out before the file was confirmed"
+    );
+    gate.hold(false);
+    let event = w.next_on("wechat/home/message").await;
+    assert_eq!(event_id(&event), "600");
+    tokio::time::timeout(WAIT, delivery).await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
