@@ -17,7 +17,10 @@
 //! | `wxbridge_spool_depth` | gauge | `sink` | entries waiting for the sink |
 //! | `wxbridge_spool_oldest_event_age_seconds` | gauge | `sink` | age of the oldest waiting entry (0 when none) |
 //! | `wxbridge_sink_connected` | gauge | `sink` | 1 when the sink's link is up |
-//! | `wxbridge_retries_total` | counter | `op` | WeChat calls retried: `sync`, `resume`, `login`, `send` |
+//! | `wxbridge_retries_total` | counter | `op` | WeChat calls retried: `sync`, `resume`, `login`, `send`, `media` |
+//! | `wxbridge_media_downloads_total` | counter | `kind`, `outcome` | inbound media by outcome: `stored`, `found` (stored before a restart), `too_large`, `expired`, `fetch_failed` |
+//! | `wxbridge_media_downloaded_bytes_total` | counter | – | bytes of inbound media downloaded |
+//! | `wxbridge_media_wait_seconds` | histogram | – | how long held events waited for their media, spooled to released |
 //! | `wxbridge_send_results_total` | counter | `result` | results: `ok` or the error code |
 //! | `wxbridge_send_throttle_wait_seconds` | histogram | – | sends that waited for the throttle (`_count`) and how long (`_sum`) |
 //! | `wxbridge_send_queue_depth` | gauge | – | commands in the outbound queue |
@@ -46,6 +49,9 @@ use crate::event::{MessageType, SendResult};
 /// nobody else does it).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// Buckets of the media wait histogram, in seconds: `media.wait` is 20 s by default.
+const MEDIA_WAIT_BUCKETS: [f64; 9] = [0.05, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0];
+
 /// Buckets of the throttle wait histogram, in seconds: the throttle spaces sends by
 /// `1 / send.rate.per_second` (2 s by default) and halves the rate after a 1205.
 const THROTTLE_BUCKETS: [f64; 9] = [0.05, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0];
@@ -62,6 +68,11 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     Matcher::Full("wxbridge_send_throttle_wait_seconds".to_owned()),
                     &THROTTLE_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("wxbridge_media_wait_seconds".to_owned()),
+                    &MEDIA_WAIT_BUCKETS,
                 )
                 .expect("the bucket list is not empty")
                 .build_recorder();
@@ -127,6 +138,20 @@ fn describe() {
     describe_counter!(
         "wxbridge_retries_total",
         "WeChat operations retried after a failure, by operation"
+    );
+    describe_counter!(
+        "wxbridge_media_downloads_total",
+        "Inbound media by kind and outcome: stored, found, too_large, expired, fetch_failed"
+    );
+    describe_counter!(
+        "wxbridge_media_downloaded_bytes_total",
+        Unit::Bytes,
+        "Bytes of inbound media downloaded from WeChat"
+    );
+    describe_histogram!(
+        "wxbridge_media_wait_seconds",
+        Unit::Seconds,
+        "How long events held for their media waited, from spooled to released"
     );
     describe_counter!(
         "wxbridge_send_results_total",
@@ -232,6 +257,21 @@ pub fn login(kind: &'static str) {
 /// A WeChat operation failed and is retried: `sync`, `resume`, `login`, `send`.
 pub fn retry(op: &'static str) {
     counter!("wxbridge_retries_total", "op" => op).increment(1);
+}
+
+/// An inbound media file of `kind` ended with `outcome` (see the table).
+pub fn media_download(kind: &'static str, outcome: &'static str) {
+    counter!("wxbridge_media_downloads_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// `n` bytes of inbound media arrived.
+pub fn media_bytes(n: usize) {
+    counter!("wxbridge_media_downloaded_bytes_total").increment(n as u64);
+}
+
+/// A held event was released after waiting `waited`.
+pub fn media_wait(waited: Duration) {
+    histogram!("wxbridge_media_wait_seconds").record(waited.as_secs_f64());
 }
 
 /// A send result was published.

@@ -20,7 +20,7 @@ const LOGIN_POLL_WAIT: Duration = Duration::from_secs(30);
 /// or on [`FakeWeChat::shutdown`].
 #[derive(Clone)]
 pub struct FakeWeChat {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     _task: Arc<ServerTask>,
 }
 

@@ -12,6 +12,9 @@
 //! - [`Msg`] builds inbound messages of every type; [`wx_escape`] is the server's escaping;
 //!   [`wire_json`] the servers' JSON layout (one member per line, PROTOCOL.md §8.7); every
 //!   answer's members come in the order the captured real answers have them.
+//! - Every queued image, voice, video, emoticon and file message has bytes of its kind
+//!   (`media`), served by the download endpoints of PROTOCOL.md §9.5; [`Violation`]s
+//!   record the rules clients broke on the media endpoints.
 //! - `server` holds the endpoints; `state` the shared state and session rules;
 //!   `contacts` the address book; `record` what the fake observed; `ids` id shapes;
 //!   `escape` the server's text escaping.
@@ -22,6 +25,7 @@ mod contacts;
 mod control;
 mod escape;
 mod ids;
+mod media;
 mod msg;
 mod options;
 mod record;
@@ -33,5 +37,5 @@ pub use control::{captured_name, FakeWeChat, SessionInfo};
 pub use escape::{emoji_span, wx_escape};
 pub use msg::Msg;
 pub use options::Options;
-pub use record::{Fault, QueuedMsg, RequestRecord, SentMsg};
+pub use record::{Fault, QueuedMsg, RequestRecord, SentMsg, Violation};
 pub use server::{wire_json, EXTSPAM};

@@ -41,6 +41,8 @@ pub struct Msg {
     to: Party,
     fields: Map<String, Value>,
     raw: bool,
+    /// The length of the media bytes, when a test chose it ([`Msg::media_len`]).
+    pub(crate) media_len: Option<u64>,
 }
 
 impl Msg {
@@ -53,6 +55,7 @@ impl Msg {
             to: Party::Me,
             fields,
             raw: false,
+            media_len: None,
         }
     }
 
@@ -273,6 +276,7 @@ impl Msg {
             to: party("ToUserName"),
             fields,
             raw: true,
+            media_len: None,
         }
     }
 
@@ -332,6 +336,37 @@ impl Msg {
         let content = self.field("Content").and_then(Value::as_str).unwrap_or("");
         let prefixed = format!("{member}:<br/>{content}");
         self.with("Content", json!(prefixed))
+    }
+
+    /// Makes the media bytes a download of this message serves `n` bytes long (images,
+    /// voice, video, emoticons and files; see [`FakeWeChat::media_bytes`]): a video large
+    /// enough to need several Range requests, a file over a size limit. A file's FileSize
+    /// and the `totallen` of its Content follow `n`. Below the smallest valid file of the
+    /// kind, that smallest file is served (files are cut to FileSize exactly).
+    ///
+    /// Without it an image is a JPEG of ImgWidth×ImgHeight at its natural size, a voice
+    /// note holds VoiceLength of MP3 frames, a video is 128 KiB, an emoticon a 240×240 GIF,
+    /// a file FileSize bytes.
+    ///
+    /// [`FakeWeChat::media_bytes`]: crate::FakeWeChat::media_bytes
+    pub fn media_len(mut self, n: u64) -> Msg {
+        self.media_len = Some(n);
+        if self.field("AppMsgType").and_then(Value::as_u64) == Some(6) {
+            let old = self
+                .field("FileSize")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let content = self.field("Content").and_then(Value::as_str).unwrap_or("");
+            let content = content.replace(
+                &format!("&lt;totallen&gt;{old}&lt;/totallen&gt;"),
+                &format!("&lt;totallen&gt;{n}&lt;/totallen&gt;"),
+            );
+            self = self
+                .with("Content", json!(content))
+                .with("FileSize", json!(n.to_string()));
+        }
+        self
     }
 
     /// Sets ToUserName (the default is the account itself).

@@ -73,3 +73,13 @@ pub enum Fault {
     /// Wait this long, then handle the request normally.
     Slow(Duration),
 }
+
+/// A rule of the media endpoints a client broke (see
+/// [`FakeWeChat::violations`](crate::FakeWeChat::violations)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The endpoint (last path segment): `webwxgetvideo`, `webwxuploadmedia`, …
+    pub endpoint: String,
+    /// What was wrong, e.g. "webwx_data_ticket does not match the cookie".
+    pub rule: String,
+}

@@ -11,8 +11,9 @@ use tokio::sync::Notify;
 
 use crate::contacts::Book;
 use crate::ids;
+use crate::media::Library;
 use crate::msg::Msg;
-use crate::record::{Fault, QueuedMsg, RequestRecord, SentMsg};
+use crate::record::{Fault, QueuedMsg, RequestRecord, SentMsg, Violation};
 use crate::Options;
 
 /// The first MsgId/NewMsgId handed out: above 2^53, so a client that parses NewMsgId as an
@@ -173,6 +174,13 @@ pub(crate) struct State {
     pub send_failure: Option<(i64, usize)>,
     pub faults: HashMap<String, VecDeque<Fault>>,
     pub requests: Vec<RequestRecord>,
+    /// Every queued message's media.
+    pub media: Library,
+    /// See `FakeWeChat::set_media_delay` and `set_media_rate`.
+    pub media_delay: Duration,
+    pub media_rate: Option<u64>,
+    /// Rules broken on the media endpoints.
+    pub violations: Vec<Violation>,
 }
 
 impl State {
@@ -202,6 +210,10 @@ impl State {
             send_failure: None,
             faults: HashMap::new(),
             requests: Vec::new(),
+            media: Library::default(),
+            media_delay: Duration::ZERO,
+            media_rate: None,
+            violations: Vec::new(),
         }
     }
 
@@ -236,7 +248,9 @@ impl State {
     /// Appends a message to the sync stream with fresh ids.
     pub fn push_msg(&mut self, msg: Msg) -> QueuedMsg {
         let id = self.next_id();
+        let media_len = msg.media_len;
         let entry = msg.finish(&self.book.me.user_name, id, unix_now());
+        self.media.register(&entry, media_len);
         let queued = QueuedMsg {
             msg_id: match &entry["MsgId"] {
                 Value::String(s) => s.clone(),
@@ -246,6 +260,14 @@ impl State {
         };
         self.stream.push(SyncEntry::Msg(entry));
         queued
+    }
+
+    /// Notes a broken rule of a media endpoint.
+    pub fn violation(&mut self, endpoint: &str, rule: impl Into<String>) {
+        self.violations.push(Violation {
+            endpoint: endpoint.to_owned(),
+            rule: rule.into(),
+        });
     }
 
     /// The sequence number of the newest stream entry.

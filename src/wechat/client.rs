@@ -17,10 +17,12 @@ use super::protocol::{self, BaseRequest, BaseResponse, LoginTicket};
 mod body;
 mod error;
 mod login;
+mod media;
 mod session;
 
 use error::{check_ret, garbage};
 pub use error::{SendError, WxError};
+pub use media::{Download, DownloadError, MediaEndpoint, MediaRequest};
 
 /// What a request needs to speak for a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

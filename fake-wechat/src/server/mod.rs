@@ -5,6 +5,7 @@
 //! text, BaseResponse refusals, cookies).
 
 mod api;
+mod download;
 mod login;
 mod order;
 mod sync;
@@ -66,6 +67,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             axum::routing::post(api::batch_get_contact),
         )
         .route(&cgi("webwxsendmsg"), axum::routing::post(api::send_msg))
+        .route(&cgi("webwxgetmsgimg"), get(download::get_msg_img))
+        .route(&cgi("webwxgetvoice"), get(download::get_voice))
+        .route(&cgi("webwxgetvideo"), get(download::get_video))
+        .route(&cgi("webwxgetmedia"), get(download::get_media))
         .route(&cgi("synccheck"), get(sync::sync_check))
         .route(&cgi("webwxsync"), axum::routing::post(sync::sync))
         .layer(middleware::from_fn_with_state(shared.clone(), intercept))
@@ -84,12 +89,17 @@ async fn distance(AxState(shared): Ctx, req: Request, next: Next) -> Response {
     res
 }
 
-/// Gzips every non-empty answer to a client that accepts it, as the real servers do (§2),
-/// whole and with a `Content-Length`.
+/// Gzips every non-empty text answer to a client that accepts it, as the real servers do
+/// (§2), whole and with a `Content-Length`. Media bodies (images, audio, video, files) go
+/// out as they are and streamed, as in the captures.
 async fn gzip(AxState(shared): Ctx, req: Request, next: Next) -> Response {
     let wanted = shared.opts.gzip && accepts_gzip(req.headers());
     let res = next.run(req).await;
-    if !wanted || res.headers().contains_key(CONTENT_ENCODING) {
+    let text = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/"));
+    if !wanted || !text || res.headers().contains_key(CONTENT_ENCODING) {
         return res;
     }
     let (mut parts, body) = res.into_parts();

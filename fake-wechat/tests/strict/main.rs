@@ -5,6 +5,7 @@ mod api;
 mod captured;
 mod distance;
 mod login;
+mod media;
 mod support;
 mod sync;
 mod wire;
