@@ -2,7 +2,8 @@
 //! files message events refer to on `wechat/<account>/media/<sha256>` before their events
 //! (`mqtt.media`), in the JetStream object store before the event (NATS), Home Assistant's
 //! last image, and events whose file the store no longer has. The sinks are driven by hand,
-//! as `run_delivery` would, with files put into a real media store first.
+//! as `run_delivery` would, with files put into a real media store first; one test runs the
+//! real binary end to end, from the fake's image to both buses.
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -397,4 +398,58 @@ async fn core_nats_carries_no_media() {
         .unwrap();
     let js = jetstream::new(client);
     assert!(js.get_object_store("wechat-media").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_from_wechat_reaches_mqtt_nats_and_home_assistant_with_its_bytes() {
+    let world = crate::support::World::new().await;
+    let alice = world.fake.add_contact("Alice", "Mom");
+    let (mqtt, nats) = (brokers::mosquitto(), brokers::nats_server());
+    let config = world.config(&format!(
+        "mqtt:\n  url: mqtt://127.0.0.1:{}\n  client_id: wxbridge-test\n  media: true\n\
+         nats:\n  url: nats://127.0.0.1:{}\n  jetstream: true\n",
+        mqtt.port, nats.port
+    ));
+    let mut w = Watcher::new(mqtt.port, "observer", "wechat/test/#").await;
+    let nc = async_nats::connect(format!("127.0.0.1:{}", nats.port))
+        .await
+        .unwrap();
+    let mut events = nc.subscribe("wechat.test.message").await.unwrap();
+    nc.flush().await.unwrap();
+    let _bridge = crate::support::Bridge::spawn(&config, &["run"]);
+    world.scan_and_confirm().await;
+
+    let msg_id = world.fake.queue(wxbridge_fake::Msg::image(&alice)).msg_id;
+    let bytes = world.fake.media_bytes(&msg_id).expect("the fake has bytes");
+    let sha = hex(&bytes);
+
+    // MQTT: the bytes on the media topic, then the event naming them; HA's last image too.
+    let media_topic = format!("wechat/test/media/{sha}");
+    let (mut file, mut last_image) = (None, None);
+    let event = loop {
+        let m = w.next().await;
+        if m.topic == media_topic {
+            file = Some(m.payload.clone());
+        } else if m.topic == "wechat/test/homeassistant/last_image" {
+            last_image = Some(m.payload.clone());
+        } else if m.topic == "wechat/test/message" {
+            break serde_json::from_slice::<Value>(&m.payload).unwrap();
+        }
+    };
+    assert_eq!(event["media"]["sha256"], sha.as_str(), "{event}");
+    assert_eq!(file.as_deref(), Some(&bytes[..]), "the file came first");
+    assert_eq!(last_image.as_deref(), Some(&bytes[..]));
+
+    // NATS: the object is in the store by the time the event is.
+    let event = tokio::time::timeout(WAIT, events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(v["media"]["sha256"], sha.as_str());
+    let bucket = jetstream::new(nc)
+        .get_object_store("wechat-media")
+        .await
+        .expect("the bucket was created");
+    assert_eq!(read_object(&bucket, &sha).await, bytes);
 }
