@@ -475,6 +475,15 @@ async fn entities_no_longer_configured_are_removed_from_home_assistant() {
 
     let (sink, side) = start(&broker, &targets(&["Mom", "Dad"]));
     configs(&mut w, FIXED.len() + 2).await;
+    // A QR shown on the QR entity's own image topic, retained.
+    let qr_image = "wechat/home/homeassistant/login_qr";
+    let mut images = Watcher::new(broker.port, "images", qr_image).await;
+    side.qr.send_replace(Some(LoginQr {
+        url: "https://login.weixin.qq.com/l/x==".to_owned(),
+        png: b"\x89PNG not really".to_vec(),
+        expires_at: datetime!(2026-11-28 16:25:01 UTC),
+    }));
+    assert!(!images.next_on(qr_image).await.payload.is_empty());
     stop(sink, side).await;
 
     // Dad is dropped from the config: his notify entity goes, Mom's stays.
@@ -503,6 +512,11 @@ async fn entities_no_longer_configured_are_removed_from_home_assistant() {
     assert!(emptied.contains(mom));
     let retained = retained_configs(&broker, "after-off").await;
     assert!(retained.is_empty(), "still retained: {:?}", retained.keys());
+    // The QR entity's image went with it.
+    assert!(images.next_on(qr_image).await.payload.is_empty());
+    let mut late = Watcher::new(broker.port, "late-images", "wechat/home/homeassistant/#").await;
+    let left = late.drain(Duration::from_millis(500)).await;
+    assert!(left.is_empty(), "still retained: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
