@@ -4,7 +4,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -115,8 +115,19 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
 /// `POST /send`: the body is a send command (DESIGN.md "Outbound command and result"); the
 /// answer is its result, 200 whether it is `ok` or not. 503 at shutdown; 504 with a `timeout`
 /// result when no result came in time (the command stays queued and its result still goes to
-/// the result topics).
-pub async fn send(State(state): State<Shared>, body: Bytes) -> Response {
+/// the result topics). A `multipart/form-data` body carries a file too ([`super::upload`]).
+pub async fn send(State(state): State<Shared>, request: Request) -> Response {
+    if super::upload::is_multipart(request.headers()) {
+        return super::upload::send(state, request).await;
+    }
+    match Bytes::from_request(request, &()).await {
+        Ok(body) => submit(&state, body).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// Hands a JSON command to the intake and answers its result (see [`send`]).
+pub(super) async fn submit(state: &Shared, body: Bytes) -> Response {
     let wait = send_wait(&body, state.send_ttl);
     // Subscribed before submitting, so the result cannot slip past.
     let mut results = state.control.results.subscribe();

@@ -13,6 +13,7 @@
 //! - A `POST` whose `Origin` is not this server's own is refused (403) with or without a token:
 //!   a web page on another site must not be able to send messages through a bridge on the
 //!   same machine.
+//! - A `GET /media/<sha256>` with a valid signed link needs no token ([`super::media`]).
 //! - Every answer behind the guard carries `Cache-Control: no-store` unless it says otherwise:
 //!   contacts, message texts, the QR code and send results must not stay in caches.
 use std::collections::VecDeque;
@@ -153,6 +154,13 @@ pub async fn guard(State(state): State<Shared>, request: Request, next: Next) ->
 }
 
 async fn check(state: &Shared, request: Request, next: Next) -> Response {
+    if request
+        .extensions()
+        .get::<super::media::SignedMedia>()
+        .is_some()
+    {
+        return next.run(request).await;
+    }
     if request.method() == Method::POST && !same_origin(request.headers()) {
         return refuse(
             StatusCode::FORBIDDEN,

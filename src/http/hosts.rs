@@ -10,6 +10,9 @@
 //! - `localhost` (any port);
 //! - a name in `http.allowed_hosts` (`name` matches any port, `name:port` that port only).
 //!
+//! A `GET /media/<sha256>` with a valid signed link passes whatever its `Host` (the link is
+//! the credential, and a page that rebinds a name cannot know it).
+//!
 //! Anything else is answered 421 (Misdirected Request). A request with no `Host` at all
 //! (HTTP/1.0 tools) is not a browser's and passes.
 use std::net::IpAddr;
@@ -80,7 +83,13 @@ fn normalize(name: &str) -> String {
 /// The middleware in front of every route but `/healthz`.
 pub async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let host = request.headers().get(HOST).map(|h| h.to_str());
+    // A signed media link is a credential of its own; no page can use it without knowing it.
+    let signed = request
+        .extensions()
+        .get::<super::media::SignedMedia>()
+        .is_some();
     let allowed = match host {
+        _ if signed => true,
         None => true,
         Some(Ok(host)) => state.hosts.allows(host),
         Some(Err(_)) => false,

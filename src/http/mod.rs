@@ -5,14 +5,15 @@
 //! | `GET /healthz` | liveness: 200 while the process serves (never needs the token) |
 //! | `GET /readyz` | 200 when the session is `online` and every sink is connected, else 503 naming what is not |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`] lists the names) |
-//! | `POST /send` | a send command; answers its result (200 for every result, `ok` tells) |
+//! | `POST /send` | a send command (JSON, or multipart with a file); answers its result (200 for every result, `ok` tells) |
+//! | `GET /media/<sha256>` | a stored media file (token, cookie or signed link; `Range`, `ETag`) |
 //! | `POST /relogin` | requests a new login |
 //! | `POST /signout` | ends the page's session with the bridge (not the WeChat session) |
 //! | `GET /contacts` | the contacts of the current login |
 //! | `GET /qr.png` | the login QR while a scan is awaited |
 //! | `GET /` | the status page; `GET /api/status` is what it polls |
 //!
-//! Access rules are in [`auth`] and [`hosts`]; how connections are accepted and bounded is in
+//! Access rules are in [`auth`] and [`hosts`] (and [`media`] for signed links); how connections are accepted and bounded is in
 //! [`listener`]. The listener is bound before anything else starts, so a taken port fails
 //! `run` at once (exit 1, naming the address); it serves until the sinks stop, finishing the
 //! requests in flight.
@@ -40,8 +41,10 @@ mod auth;
 mod health;
 mod hosts;
 mod listener;
+mod media;
 mod page;
 mod recent;
+mod upload;
 
 pub use health::{observe, SinkHealth, Watched};
 pub use listener::{connection_cap, nofile_limit, raise_nofile_limit, HEADER_TIMEOUT};
@@ -148,9 +151,19 @@ pub fn router(state: HttpState) -> Router {
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
         // Outermost, so a foreign Host is refused before anything else looks at the request.
         .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard));
+    // A signed link is checked before the host and token guards, which then let it pass.
+    let media = Router::new()
+        .route("/media/{sha256}", get(media::get))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            media::signed,
+        ));
     Router::new()
         .route("/healthz", get(api::healthz))
         .merge(guarded)
+        .merge(media)
         .with_state(shared)
 }
 

@@ -8,7 +8,7 @@ use crate::http::{eventually, start, Api};
 use crate::support::World;
 
 /// Every route behind the guards, as (method, path).
-const GUARDED: [(&str, &str); 11] = [
+const GUARDED: [(&str, &str); 12] = [
     ("GET", "/"),
     ("GET", "/page.js"),
     ("GET", "/api/status"),
@@ -16,6 +16,10 @@ const GUARDED: [(&str, &str); 11] = [
     ("GET", "/metrics"),
     ("GET", "/contacts"),
     ("GET", "/qr.png"),
+    (
+        "GET",
+        "/media/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    ),
     ("POST", "/send"),
     ("POST", "/relogin"),
     ("POST", "/signout"),

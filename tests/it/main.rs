@@ -13,6 +13,7 @@ mod http;
 mod http_access;
 mod http_limits;
 mod login;
+mod media_http;
 mod media_inbound;
 mod media_sinks;
 mod messages;
