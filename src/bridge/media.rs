@@ -25,6 +25,13 @@
 //! entry with such a record whose file is in the store is released from it. What remains is
 //! the instant between the store's rename and that write: a crash there costs one more
 //! download, never the event.
+//!
+//! # Sessions
+//!
+//! Each try asks with the session current at that moment, so a relogin in the middle of a
+//! wait is used at once. The servers answer a download outside a live session as they answer
+//! for media they no longer have, with nothing; such an answer counts as `expired` only when
+//! the session it was asked with is still the current one, else it is retried.
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -335,6 +342,17 @@ impl Downloader {
                     super::inbound::failpoint("media_stored_before_release");
                     return Ok(stored);
                 }
+                // The servers answer a download outside a live session as they answer for
+                // media they no longer have: with nothing. If the session has ended or been
+                // replaced meanwhile, that answer says nothing about the file.
+                Ok(Err(Failure::Final(MediaError::Expired)))
+                    if !session
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|s| s.same_as(&current)) =>
+                {
+                    "the session ended during the download".to_owned()
+                }
                 Ok(Err(Failure::Final(error))) => return Err(error),
                 Ok(Err(Failure::Retry(why))) => why,
             };
@@ -450,5 +468,75 @@ fn error_label(e: MediaError) -> &'static str {
         MediaError::TooLarge => "too_large",
         MediaError::Expired => "expired",
         MediaError::FetchFailed => "fetch_failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(extra: &str, raw: &str) -> MessageEvent {
+        serde_json::from_str(&format!(
+            r#"{{"kind":"message","id":"42","account":"a","time":"2026-01-01T00:00:00Z",
+            "type":"image","msg_type":3,"origin":"contact",
+            "chat":{{"id":"@x","name":"x","group":false}},
+            "from":{{"id":"@x","name":"x","remark":null,"self":false}},
+            "text":null,"mentioned":false,{extra},"raw":{raw}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn config(download: &[MediaDownload]) -> MediaConfig {
+        MediaConfig {
+            download: download.to_vec(),
+            ..MediaConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_attachment_is_asked_for_with_the_raw_entrys_sender_and_encrypted_name() {
+        let e = event(
+            r#""file":{"name":"a.pdf","size":12,"media_id":"@crypt_1","sha256":null,"mime":null}"#,
+            r#"{"FromUserName":"@alice","MediaId":"@crypt_1","EncryFileName":"a%2Epdf"}"#,
+        );
+        let (req, announced) = request_for(&e).unwrap();
+        assert_eq!(req.endpoint, MediaEndpoint::Attachment);
+        assert_eq!(req.sender, "@alice");
+        assert_eq!(req.media_id, "@crypt_1");
+        assert_eq!(req.encry_file_name, "a%2Epdf");
+        assert_eq!(announced, Some(12), "FileSize is checked before asking");
+    }
+
+    #[test]
+    fn images_and_stickers_come_from_getmsgimg_videos_from_getvideo() {
+        for (kind, endpoint) in [
+            ("image", MediaEndpoint::MsgImg),
+            ("emoticon", MediaEndpoint::MsgImg),
+            ("voice", MediaEndpoint::Voice),
+            ("video", MediaEndpoint::Video),
+        ] {
+            let e = event(
+                &format!(
+                    r#""media":{{"msg_id":"42","kind":"{kind}","sha256":null,"mime":null,"size":null}}"#
+                ),
+                "{}",
+            );
+            let (req, announced) = request_for(&e).unwrap();
+            assert_eq!((req.endpoint, req.msg_id.as_str()), (endpoint, "42"));
+            assert_eq!(announced, None);
+        }
+    }
+
+    #[test]
+    fn only_the_kinds_in_media_download_are_waited_for() {
+        let image = event(
+            r#""media":{"msg_id":"42","kind":"image","sha256":null,"mime":null,"size":null}"#,
+            "{}",
+        );
+        let text = event(r#""location":{"label":"x","url":null}"#, "{}");
+        assert!(wanted(&config(&[MediaDownload::Image]), &image));
+        assert!(!wanted(&config(&[MediaDownload::File]), &image));
+        assert!(!wanted(&config(&[]), &image));
+        assert!(!wanted(&config(&[MediaDownload::Image]), &text));
     }
 }

@@ -253,6 +253,27 @@ async fn small_files_travel_inline_and_every_stored_file_gets_a_signed_url() {
         "over inline_max_bytes"
     );
     assert!(event["media"]["url"].is_string());
+
+    let metrics = crate::http::Api::new(port)
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"wxbridge_media_downloads_total{kind="emoticon",outcome="stored"} 1"#,
+        r#"wxbridge_media_downloads_total{kind="video",outcome="stored"} 1"#,
+        "wxbridge_media_wait_seconds_count 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    let bytes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wxbridge_media_downloaded_bytes_total "))
+        .expect("bytes downloaded")
+        .parse()
+        .unwrap();
+    assert!(bytes >= 300_000, "{bytes}");
     bridge.stop().await;
 }
 
