@@ -10,8 +10,8 @@
 //!   `<base>/<account>/homeassistant/last_image`, retained, for the `last_image` entity; this
 //!   needs no `mqtt.media`.
 //!
-//! A file the store no longer has (evicted, or the download failed and the event says so) or
-//! cannot read is skipped: the event is published anyway, and the skip is logged and counted
+//! (An event whose download failed names no file: its `sha256` is null.) A file the store no
+//! longer has (evicted) or cannot read is skipped: the event is published anyway, and the skip is logged and counted
 //! (`wxbridge_media_skipped_total{sink="mqtt"}`). A file too large for an MQTT packet (MQTT's
 //! own limit, 256 MiB) is skipped the same way, rather than breaking the connection. The link
 //! task reads one file at a time, on Tokio's blocking pool, and holds it in memory while it is
@@ -92,12 +92,15 @@ impl Media {
                 crate::metrics::media_skipped("mqtt", "too_large");
                 continue;
             }
-            files.push(File {
-                sha256: r.sha256,
-                path: stored.path,
-                bytes_topic: self.bytes.then_some(topic),
-                last_image: last_image && stored.mime.starts_with("image/"),
-            });
+            let last_image = last_image && stored.mime.starts_with("image/");
+            if self.bytes || last_image {
+                files.push(File {
+                    sha256: r.sha256,
+                    path: stored.path,
+                    bytes_topic: self.bytes.then_some(topic),
+                    last_image,
+                });
+            }
         }
         files
     }
