@@ -275,13 +275,14 @@ impl Deliveries<'_> {
     }
 }
 
-/// Waits (up to `limit`) until every sink has delivered what is spooled.
+/// Waits (up to `limit`) until every sink has delivered what it can: a held entry (its media
+/// still downloading) and what follows it stay spooled for the next start.
 async fn drain(spool: &Store, sinks: &[String], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
         let mut pending = 0;
         for s in sinks {
-            pending += spool.backlog(s).await.map(|b| b.depth).unwrap_or(0);
+            pending += spool.pending(s, 1).await.map_or(0, |p| p.len());
         }
         if pending == 0 {
             return;

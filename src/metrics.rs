@@ -17,7 +17,10 @@
 //! | `wxbridge_spool_depth` | gauge | `sink` | entries waiting for the sink |
 //! | `wxbridge_spool_oldest_event_age_seconds` | gauge | `sink` | age of the oldest waiting entry (0 when none) |
 //! | `wxbridge_sink_connected` | gauge | `sink` | 1 when the sink's link is up |
-//! | `wxbridge_retries_total` | counter | `op` | WeChat calls retried: `sync`, `resume`, `login`, `send` |
+//! | `wxbridge_retries_total` | counter | `op` | WeChat calls retried: `sync`, `resume`, `login`, `send`, `media` |
+//! | `wxbridge_media_downloads_total` | counter | `kind`, `outcome` | inbound media by outcome: `stored`, `found` (stored before a restart), `too_large`, `expired`, `fetch_failed` |
+//! | `wxbridge_media_downloaded_bytes_total` | counter | – | bytes of inbound media downloaded |
+//! | `wxbridge_media_wait_seconds` | histogram | – | how long held events waited for their media, spooled to released |
 //! | `wxbridge_send_results_total` | counter | `result` | results: `ok` or the error code |
 //! | `wxbridge_send_throttle_wait_seconds` | histogram | – | sends that waited for the throttle (`_count`) and how long (`_sum`) |
 //! | `wxbridge_send_queue_depth` | gauge | – | commands in the outbound queue |
@@ -30,6 +33,7 @@
 //! | `wxbridge_media_evicted_total` | counter | `reason` | files evicted from the media store: `age` (unused for `media.max_age`), `size` (least recently used, over `media.max_bytes`) |
 //! | `wxbridge_media_evicted_bytes_total` | counter | – | bytes those files held |
 //! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge), `too_large` (over `send.max_bytes`, answered `invalid_command`; oversized Home Assistant publishes, ignored) |
+//! | `wxbridge_media_skipped_total` | counter | `sink`, `reason` | files an event refers to that a bus could not carry before it (the event went anyway): `missing` (not in the media store: evicted), `too_large` (over MQTT's packet limit), `failed` (the NATS object store refused it) |
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -44,6 +48,9 @@ use crate::event::{MessageType, SendResult};
 /// How often the recorder's upkeep runs (CRATES.md §2.6: without the exporter's own listener,
 /// nobody else does it).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Buckets of the media wait histogram, in seconds: `media.wait` is 20 s by default.
+const MEDIA_WAIT_BUCKETS: [f64; 9] = [0.05, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0];
 
 /// Buckets of the throttle wait histogram, in seconds: the throttle spaces sends by
 /// `1 / send.rate.per_second` (2 s by default) and halves the rate after a 1205.
@@ -61,6 +68,11 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     Matcher::Full("wxbridge_send_throttle_wait_seconds".to_owned()),
                     &THROTTLE_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("wxbridge_media_wait_seconds".to_owned()),
+                    &MEDIA_WAIT_BUCKETS,
                 )
                 .expect("the bucket list is not empty")
                 .build_recorder();
@@ -128,6 +140,20 @@ fn describe() {
         "WeChat operations retried after a failure, by operation"
     );
     describe_counter!(
+        "wxbridge_media_downloads_total",
+        "Inbound media by kind and outcome: stored, found, too_large, expired, fetch_failed"
+    );
+    describe_counter!(
+        "wxbridge_media_downloaded_bytes_total",
+        Unit::Bytes,
+        "Bytes of inbound media downloaded from WeChat"
+    );
+    describe_histogram!(
+        "wxbridge_media_wait_seconds",
+        Unit::Seconds,
+        "How long events held for their media waited, from spooled to released"
+    );
+    describe_counter!(
         "wxbridge_send_results_total",
         "Send results by outcome: ok or the error code"
     );
@@ -175,6 +201,11 @@ fn describe() {
     describe_counter!(
         "wxbridge_mqtt_refused_total",
         "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped), too_large"
+    );
+    describe_counter!(
+        "wxbridge_media_skipped_total",
+        "Files a bus could not carry before their event (the event went anyway): missing, \
+         too_large, failed"
     );
 }
 
@@ -228,6 +259,21 @@ pub fn retry(op: &'static str) {
     counter!("wxbridge_retries_total", "op" => op).increment(1);
 }
 
+/// An inbound media file of `kind` ended with `outcome` (see the table).
+pub fn media_download(kind: &'static str, outcome: &'static str) {
+    counter!("wxbridge_media_downloads_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// `n` bytes of inbound media arrived.
+pub fn media_bytes(n: usize) {
+    counter!("wxbridge_media_downloaded_bytes_total").increment(n as u64);
+}
+
+/// A held event was released after waiting `waited`.
+pub fn media_wait(waited: Duration) {
+    histogram!("wxbridge_media_wait_seconds").record(waited.as_secs_f64());
+}
+
 /// A send result was published.
 pub fn send_result(result: &SendResult) {
     let outcome = match &result.error {
@@ -241,6 +287,12 @@ pub fn send_result(result: &SendResult) {
 /// The MQTT link refused an incoming publish: `queue_full` or `too_large`.
 pub fn mqtt_refused(reason: &'static str) {
     counter!("wxbridge_mqtt_refused_total", "reason" => reason).increment(1);
+}
+
+/// `sink` published an event without the file it refers to, for `reason` (`missing`,
+/// `too_large`, `failed`).
+pub fn media_skipped(sink: &'static str, reason: &'static str) {
+    counter!("wxbridge_media_skipped_total", "sink" => sink, "reason" => reason).increment(1);
 }
 
 /// A send waited `waited` for the throttle.

@@ -188,6 +188,8 @@ impl Bridge {
             let self_name = session.user().user_name.clone();
             let mut in_batch = HashSet::new();
             let mut entries = Vec::new();
+            // Indices of the entries held for their media, with a copy of their payload.
+            let mut held = Vec::new();
             let mut types = Vec::new();
             for (msg, new) in messages.iter().zip(unseen) {
                 if !new || !in_batch.insert(msg.msg_id.as_str()) {
@@ -220,13 +222,19 @@ impl Bridge {
                     }
                 }
                 types.push(event.message_type);
+                let wait = super::media::wanted(&self.media.config, &event);
                 match event.to_json() {
-                    Ok(payload) => entries.push(NewEntry {
-                        kind: Kind::Message,
-                        id: msg.msg_id.clone(),
-                        payload,
-                        reply_to: None,
-                    }),
+                    Ok(payload) => {
+                        if wait {
+                            held.push((entries.len() as u32, payload.clone()));
+                        }
+                        entries.push(NewEntry {
+                            kind: Kind::Message,
+                            id: msg.msg_id.clone(),
+                            payload,
+                            reply_to: None,
+                        })
+                    }
                     Err(e) => {
                         tracing::error!(cause = %e, msg_id = %msg.msg_id, "cannot serialize an event")
                     }
@@ -234,9 +242,10 @@ impl Bridge {
             }
 
             failpoint("after_sync_before_commit");
+            let holding = held.iter().map(|(i, _)| *i).collect();
             let committed = self
                 .spool
-                .commit_sync(entries, ids, Some(encode_keys(&keys)))
+                .commit_sync_holding(entries, holding, ids, Some(encode_keys(&keys)))
                 .await
                 .map_err(|e| WxError::Garbage {
                     endpoint: "spool",
@@ -247,6 +256,10 @@ impl Bridge {
             session.update_keys(keys.sync_key, keys.sync_check_key);
             if !committed.seqs.is_empty() {
                 self.wake.notify_waiters();
+            }
+            for (index, payload) in held {
+                let seq = committed.seqs[index as usize];
+                self.hand_to_downloader(seq, payload);
             }
             Ok(())
         };
@@ -282,7 +295,7 @@ pub(super) enum SyncEnd {
 
 /// Crash-recovery tests kill the process at a named point: `WXBRIDGE_FAILPOINT=<name>`.
 /// Only debug builds look.
-fn failpoint(name: &str) {
+pub(super) fn failpoint(name: &str) {
     #[cfg(debug_assertions)]
     if std::env::var("WXBRIDGE_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");

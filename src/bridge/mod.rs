@@ -27,6 +27,7 @@ mod allow;
 mod inbound;
 mod intake;
 mod login_policy;
+mod media;
 mod media_source;
 mod outbound;
 mod sent;
@@ -55,6 +56,9 @@ pub struct Bridge {
     logout: Arc<Notify>,
     queue_changed: Notify,
     results: broadcast::Sender<(u64, crate::event::SendResult)>,
+    /// Held entries for the downloader (see `media`), and its end of the channel until `run`.
+    downloads: mpsc::UnboundedSender<media::Job>,
+    download_jobs: std::sync::Mutex<Option<mpsc::UnboundedReceiver<media::Job>>>,
     shutdown: CancellationToken,
 }
 
@@ -67,6 +71,7 @@ impl Bridge {
             Timeouts::default(),
         );
         let session_file = SessionFile::in_dir(&config.state_dir);
+        let (downloads, download_jobs) = mpsc::unbounded_channel();
         Bridge {
             config,
             media,
@@ -88,6 +93,8 @@ impl Bridge {
             logout: Arc::new(Notify::new()),
             queue_changed: Notify::new(),
             results: broadcast::Sender::new(64),
+            downloads,
+            download_jobs: std::sync::Mutex::new(Some(download_jobs)),
             shutdown,
         }
     }
@@ -134,7 +141,8 @@ impl Bridge {
         tokio::join!(
             self.supervise_session(),
             self.intake_loop(commands),
-            self.send_loop()
+            self.send_loop(),
+            self.download_loop(),
         );
         self.set_state(SessionState::Offline, "stopped");
     }

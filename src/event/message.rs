@@ -107,19 +107,123 @@ pub enum MediaKind {
     Emoticon,
 }
 
-/// `media` of image, voice, video and emoticon messages: what is needed to download it.
+/// Why a message's file is not in the store (DESIGN.md "Media").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaError {
+    /// Over `media.max_file_bytes`: not fetched.
+    TooLarge,
+    /// WeChat no longer has it.
+    Expired,
+    /// Every try failed until `media.wait` ran out.
+    FetchFailed,
+}
+
+/// What the store holds of a downloaded file, as an event tells it: the fields `media` and
+/// `file` share (DESIGN.md "Media").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredMedia {
+    /// Lowercase hex sha256 of the bytes: the name in the store and in `GET /media/<sha256>`.
+    pub sha256: String,
+    /// Sniffed from the bytes.
+    pub mime: String,
+    /// Bytes.
+    pub size: u64,
+    /// Images: pixels.
+    pub width: Option<u32>,
+    /// Images: pixels.
+    pub height: Option<u32>,
+    /// A signed `GET /media/<sha256>` link, when the bridge knows its own base URL.
+    pub url: Option<String>,
+    /// The bytes, when at most `media.inline_max_bytes`.
+    pub base64: Option<String>,
+}
+
+/// `media` of image, voice, video and emoticon messages.
+///
+/// When the kind is in `media.download`, the event goes out once the download is done:
+/// `sha256`, `mime` and `size` describe the stored file, or they are `null` and `error` says
+/// why. A kind not downloaded carries `null` there and no `error`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Media {
     /// The MsgId the download URL names.
     pub msg_id: String,
     /// Which kind of media.
     pub kind: MediaKind,
+    /// Lowercase hex sha256 of the stored bytes; `null` when not stored.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// MIME type sniffed from the bytes; `null` when not stored.
+    #[serde(default)]
+    pub mime: Option<String>,
+    /// Bytes stored; `null` when not stored.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// A file name, when WeChat gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Images: width in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Images: height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
     /// Voice only: VoiceLength.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// Video only: PlayLength.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<u64>,
+    /// Signed `GET /media/<sha256>` link (no token needed), when the bridge has a base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The bytes, when at most `media.inline_max_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// Why the file is not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<MediaError>,
+}
+
+impl Media {
+    /// `media` before any download: what the message itself says.
+    pub fn new(msg_id: String, kind: MediaKind) -> Media {
+        Media {
+            msg_id,
+            kind,
+            sha256: None,
+            mime: None,
+            size: None,
+            name: None,
+            width: None,
+            height: None,
+            duration_ms: None,
+            duration_s: None,
+            url: None,
+            base64: None,
+            error: None,
+        }
+    }
+
+    /// Records the stored file.
+    pub fn stored(&mut self, s: StoredMedia) {
+        self.sha256 = Some(s.sha256);
+        self.mime = Some(s.mime);
+        self.size = Some(s.size);
+        self.width = s.width;
+        self.height = s.height;
+        self.url = s.url;
+        self.base64 = s.base64;
+        self.error = None;
+    }
+
+    /// Records why there is no file.
+    pub fn failed(&mut self, error: MediaError) {
+        self.sha256 = None;
+        self.mime = None;
+        self.size = None;
+        self.error = Some(error);
+    }
 }
 
 /// `friend_request` of a `friend_request` message.
@@ -153,15 +257,77 @@ pub struct Link {
     pub description: Option<String>,
 }
 
-/// `file` of a `file` message.
+/// `file` of a `file` message. With `file` in `media.download` it gains the stored file's
+/// fields as [`Media`] does; not downloaded, `size` is WeChat's FileSize and `sha256` and
+/// `mime` are `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct File {
     /// The file name.
     pub name: String,
-    /// Bytes; `null` when WeChat's FileSize is not a number.
+    /// Bytes: of the stored file; else WeChat's FileSize, `null` when that is not a number
+    /// or when `error` is set.
     pub size: Option<u64>,
     /// Needed to download it.
     pub media_id: String,
+    /// Lowercase hex sha256 of the stored bytes; `null` when not stored.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// MIME type sniffed from the bytes; `null` when not stored.
+    #[serde(default)]
+    pub mime: Option<String>,
+    /// Images: width in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Images: height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Signed `GET /media/<sha256>` link (no token needed), when the bridge has a base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The bytes, when at most `media.inline_max_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// Why the file is not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<MediaError>,
+}
+
+impl File {
+    /// `file` before any download: what the message itself says.
+    pub fn new(name: String, size: Option<u64>, media_id: String) -> File {
+        File {
+            name,
+            size,
+            media_id,
+            sha256: None,
+            mime: None,
+            width: None,
+            height: None,
+            url: None,
+            base64: None,
+            error: None,
+        }
+    }
+
+    /// Records the stored file.
+    pub fn stored(&mut self, s: StoredMedia) {
+        self.sha256 = Some(s.sha256);
+        self.mime = Some(s.mime);
+        self.size = Some(s.size);
+        self.width = s.width;
+        self.height = s.height;
+        self.url = s.url;
+        self.base64 = s.base64;
+        self.error = None;
+    }
+
+    /// Records why there is no file.
+    pub fn failed(&mut self, error: MediaError) {
+        self.sha256 = None;
+        self.mime = None;
+        self.size = None;
+        self.error = Some(error);
+    }
 }
 
 /// `app` of an `app` message (MsgType 49 other than links and files).
@@ -376,16 +542,32 @@ mod tests {
             serde_json::to_value(&loc).unwrap(),
             json!({"label":"Tiananmen","url":null})
         );
-        let media = Media {
-            msg_id: "1".into(),
-            kind: MediaKind::Voice,
+        let mut media = Media {
             duration_ms: Some(3200),
-            duration_s: None,
+            ..Media::new("1".into(), MediaKind::Voice)
         };
         assert_eq!(
             serde_json::to_value(&media).unwrap(),
-            json!({"msg_id":"1","kind":"voice","duration_ms":3200})
+            json!({"msg_id":"1","kind":"voice","sha256":null,"mime":null,"size":null,"duration_ms":3200})
         );
+        media.stored(StoredMedia {
+            sha256: "ab".repeat(32),
+            mime: "audio/mpeg".into(),
+            size: 5,
+            url: Some("http://h/media/x".into()),
+            ..StoredMedia::default()
+        });
+        assert_eq!(
+            serde_json::to_value(&media).unwrap(),
+            json!({"msg_id":"1","kind":"voice","sha256":"ab".repeat(32),"mime":"audio/mpeg",
+                   "size":5,"duration_ms":3200,"url":"http://h/media/x"})
+        );
+        media.failed(MediaError::FetchFailed);
+        assert_eq!(
+            serde_json::to_value(&media).unwrap()["error"],
+            json!("fetch_failed")
+        );
+        assert_eq!(serde_json::to_value(&media).unwrap()["sha256"], json!(null));
         assert_eq!(
             serde_json::to_value(MessageType::FriendRequest).unwrap(),
             json!("friend_request")

@@ -30,8 +30,8 @@ pub use kind::{
     ContactsKind, ErrorKind, Kind, LoginKind, LogoutKind, MessageKind, ResultKind, StateKind,
 };
 pub use message::{
-    App, Card, Chat, File, FriendRequest, Link, Location, Media, MediaKind, MessageEvent,
-    MessageType, Origin, Revoke, Sender,
+    App, Card, Chat, File, FriendRequest, Link, Location, Media, MediaError, MediaKind,
+    MessageEvent, MessageType, Origin, Revoke, Sender, StoredMedia,
 };
 pub use result::{Recipient, ResultError, SendResult, SentMedia};
 pub use send_media::{check_name, MediaSource, SendKind, SendMedia};

@@ -285,11 +285,15 @@ fn apply(group: &mut Group<'_>, op: &Op) -> Result<(), SpoolError> {
     match op {
         Op::Sync {
             entries,
+            held,
             msg_ids,
             keys,
         } => {
             let ids: Vec<&str> = msg_ids.iter().map(String::as_str).collect();
-            group.sync(entries, &ids, keys.as_deref())?;
+            group.sync(entries, held, &ids, keys.as_deref())?;
+        }
+        Op::Release { seq, payload } => {
+            group.release(*seq, payload)?;
         }
         Op::ClearKeys => group.clear_keys()?,
         Op::Register(sink) => group.register(sink)?,

@@ -152,7 +152,27 @@ pub trait Spool: Send + Sync + 'static {
         entries: Vec<NewEntry>,
         msg_ids: &[&str],
         keys: Option<&[u8]>,
+    ) -> Result<Committed, SpoolError> {
+        self.commit_sync_holding(entries, &[], msg_ids, keys)
+    }
+
+    /// [`Spool::commit_sync`] with the entries whose index is in `held` appended *held*: no
+    /// sink is handed one, or anything spooled after it, until [`Spool::release`].
+    fn commit_sync_holding(
+        &self,
+        entries: Vec<NewEntry>,
+        held: &[u32],
+        msg_ids: &[&str],
+        keys: Option<&[u8]>,
     ) -> Result<Committed, SpoolError>;
+
+    /// One transaction: replaces held entry `seq`'s payload (its kind, id and append time
+    /// stay) and lifts its hold. False, changing nothing, when it is not held (released
+    /// before) or no longer stored (dropped at the bound).
+    fn release(&self, seq: Seq, payload: &[u8]) -> Result<bool, SpoolError>;
+
+    /// The held entries still stored, in spool order.
+    fn held(&self) -> Result<Vec<Entry>, SpoolError>;
 
     /// Appends entries that come of no sync (login, logout, contacts, error).
     fn append(&self, entries: Vec<NewEntry>) -> Result<Committed, SpoolError> {
@@ -179,7 +199,7 @@ pub trait Spool: Send + Sync + 'static {
     }
 
     /// Up to `limit` entries after both `sink`'s cursor and `after`, in order (a pipelining
-    /// sink reads on past what it has in flight).
+    /// sink reads on past what it has in flight), stopping before the first held entry.
     fn pending_after(&self, sink: &str, after: Seq, limit: usize)
         -> Result<Vec<Entry>, SpoolError>;
 

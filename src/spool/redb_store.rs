@@ -16,6 +16,7 @@
 //! | `keys`     | str → bytes   | `sync` → the sync keys as the bridge encodes them (JSON `{"sync_key":…,"sync_check_key":…}`) |
 //! | `commands` | `u64` → bytes | command id → the bridge's record |
 //! | `results`  | str → bytes   | request_id → stored unix ms (u64 BE), then the result payload |
+//! | `held`     | `u64` → ()    | seqs of entries appended *held*: no sink is handed one, or anything after it, until [`Spool::release`] |
 //!
 //! # Retention
 //!
@@ -34,6 +35,15 @@
 //!   `complete_command` transaction; a [`Spool::recent_result`] window past 24 h sees 24 h.
 //!
 //! Depth is `head − cursor` from the counters (O(1)); seqs a sink skipped still count.
+//!
+//! # Held entries
+//!
+//! A message whose media is still downloading is appended held, in the same transaction as
+//! the rest of its sync answer: it has its seq, its MsgId is marked seen, the sync keys move
+//! on. [`Spool::pending_after`] stops before the first held seq past the cursor, so each sink
+//! keeps spool order: what came before flows, what came after waits. [`Spool::release`]
+//! replaces the payload (the header, seq and append time stay) and drops the mark. A held
+//! entry dropped at the bound loses its mark with it.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,8 +60,8 @@ pub(in crate::spool) use codec::{kind_byte, kind_of};
 pub(in crate::spool) use group::Group;
 use group::{stage_ack, stage_clear_keys, stage_enqueue, stage_register, stage_retain};
 use tables::{
-    all_cursors, create_private_file, delete_through, next_counter, unknown_sink, Context,
-    COMMANDS, CURSORS, ENTRIES, KEYS, META, NEXT_SEQ, RESULTS, SEEN, SYNC_KEYS,
+    all_cursors, create_private_file, delete_through, first_held_from, next_counter, unknown_sink,
+    Context, COMMANDS, CURSORS, ENTRIES, HELD, KEYS, META, NEXT_SEQ, RESULTS, SEEN, SYNC_KEYS,
 };
 
 mod codec;
@@ -121,6 +131,7 @@ impl RedbSpool {
         txn.open_table(KEYS).ctx("create keys")?;
         txn.open_table(COMMANDS).ctx("create commands")?;
         txn.open_table(RESULTS).ctx("create results")?;
+        txn.open_table(HELD).ctx("create held")?;
         txn.commit().ctx("commit the tables")?;
         Ok(spool)
     }
@@ -148,6 +159,7 @@ impl RedbSpool {
     fn commit_sync_at(
         &self,
         entries: Vec<NewEntry>,
+        held: &[u32],
         msg_ids: &[&str],
         keys: Option<&[u8]>,
         now: u64,
@@ -157,7 +169,7 @@ impl RedbSpool {
         }
         let prune = due(&self.seen_pruned_ms, now);
         let txn = self.write()?;
-        let committed = self.stage_sync(&txn, &entries, msg_ids, keys, now, prune)?;
+        let committed = self.stage_sync(&txn, &entries, held, msg_ids, keys, now, prune)?;
         txn.commit().ctx("commit a sync")?;
         if prune {
             self.seen_pruned_ms.store(now, Ordering::Relaxed);
@@ -167,16 +179,18 @@ impl RedbSpool {
     }
 
     /// Writes a sync answer into `txn` without committing it.
+    #[allow(clippy::too_many_arguments)]
     fn stage_sync(
         &self,
         txn: &WriteTransaction,
         entries: &[NewEntry],
+        held: &[u32],
         msg_ids: &[&str],
         keys: Option<&[u8]>,
         now: u64,
         prune_seen: bool,
     ) -> Result<Committed, SpoolError> {
-        let committed = self.stage_append(txn, entries, now)?;
+        let committed = self.stage_append(txn, entries, held, now)?;
         {
             let mut seen = txn.open_table(SEEN).ctx("open seen")?;
             for id in msg_ids {
@@ -197,11 +211,13 @@ impl RedbSpool {
         Ok(committed)
     }
 
-    /// Appends `entries` in `txn`, then applies the bound and collects what it frees.
+    /// Appends `entries` in `txn` (those whose index is in `held` marked held), then applies
+    /// the bound and collects what it frees.
     fn stage_append(
         &self,
         txn: &WriteTransaction,
         entries: &[NewEntry],
+        held: &[u32],
         now: u64,
     ) -> Result<Committed, SpoolError> {
         if entries.is_empty() {
@@ -230,6 +246,16 @@ impl RedbSpool {
         }
         let head = first + seqs.len() as u64 - 1;
         meta.insert(NEXT_SEQ, head + 1).ctx("advance the seq")?;
+        // Unstored entries (no sink) have nobody to wait for them.
+        if !held.is_empty() && !sinks.is_empty() {
+            let mut marks = txn.open_table(HELD).ctx("open held")?;
+            for &index in held {
+                let seq = seqs.get(index as usize).copied().ok_or_else(|| {
+                    SpoolError::new(format!("held entry {index} is not in the sync"))
+                })?;
+                marks.insert(seq, ()).ctx("hold an entry")?;
+            }
+        }
 
         let mut dropped = Vec::new();
         let mut lowest = head;
@@ -246,6 +272,10 @@ impl RedbSpool {
         }
         if !dropped.is_empty() {
             delete_through(&mut table, lowest)?;
+            let mut marks = txn.open_table(HELD).ctx("open held")?;
+            marks
+                .retain_in(..=lowest, |_, _| false)
+                .ctx("drop the marks of dropped entries")?;
         }
         Ok(Committed { seqs, dropped })
     }
@@ -316,7 +346,43 @@ impl RedbSpool {
                     .ctx("prune results")?;
             }
         }
-        self.stage_append(txn, std::slice::from_ref(result_entry), now)
+        self.stage_append(txn, std::slice::from_ref(result_entry), &[], now)
+    }
+
+    /// Writes [`Spool::release`] into `txn` without committing it.
+    fn stage_release(
+        &self,
+        txn: &WriteTransaction,
+        seq: Seq,
+        payload: &[u8],
+    ) -> Result<bool, SpoolError> {
+        let was_held = {
+            let mut marks = txn.open_table(HELD).ctx("open held")?;
+            let removed = marks.remove(seq).ctx("release an entry")?.is_some();
+            removed
+        };
+        if !was_held {
+            return Ok(false);
+        }
+        let mut table = txn.open_table(ENTRIES).ctx("open entries")?;
+        let old = match table.get(seq).ctx("read a held entry")? {
+            Some(bytes) => codec::decode_entry(seq, bytes.value())?,
+            // Dropped at the bound with its mark; a mark without its entry is only tidied.
+            None => return Ok(false),
+        };
+        let mut buf = Vec::new();
+        codec::encode_entry(
+            old.kind,
+            &old.id,
+            old.reply_to.as_deref(),
+            old.appended_ms,
+            payload,
+            &mut buf,
+        )?;
+        table
+            .insert(seq, buf.as_slice())
+            .ctx("replace a held entry")?;
+        Ok(true)
     }
 
     /// [`Spool::recent_result`] at `now` (unix ms).
@@ -355,13 +421,35 @@ impl Spool for RedbSpool {
             .collect()
     }
 
-    fn commit_sync(
+    fn commit_sync_holding(
         &self,
         entries: Vec<NewEntry>,
+        held: &[u32],
         msg_ids: &[&str],
         keys: Option<&[u8]>,
     ) -> Result<Committed, SpoolError> {
-        self.commit_sync_at(entries, msg_ids, keys, now_ms())
+        self.commit_sync_at(entries, held, msg_ids, keys, now_ms())
+    }
+
+    fn release(&self, seq: Seq, payload: &[u8]) -> Result<bool, SpoolError> {
+        let txn = self.write()?;
+        let released = self.stage_release(&txn, seq, payload)?;
+        txn.commit().ctx("commit a release")?;
+        Ok(released)
+    }
+
+    fn held(&self) -> Result<Vec<Entry>, SpoolError> {
+        let txn = self.read()?;
+        let marks = txn.open_table(HELD).ctx("open held")?;
+        let table = txn.open_table(ENTRIES).ctx("open entries")?;
+        let mut out = Vec::new();
+        for row in marks.iter().ctx("list held entries")? {
+            let seq = row.ctx("read a held entry")?.0.value();
+            if let Some(bytes) = table.get(seq).ctx("read a held entry")? {
+                out.push(codec::decode_entry(seq, bytes.value())?);
+            }
+        }
+        Ok(out)
     }
 
     fn sync_keys(&self) -> Result<Option<Vec<u8>>, SpoolError> {
@@ -401,8 +489,11 @@ impl Spool for RedbSpool {
         let cursors = txn.open_table(CURSORS).ctx("open cursors")?;
         let cursor = cursor_of(&cursors, sink)?;
         let table = txn.open_table(ENTRIES).ctx("open entries")?;
+        let from = cursor.max(after) + 1;
+        let marks = txn.open_table(HELD).ctx("open held")?;
+        let until = first_held_from(&marks, from)?.unwrap_or(u64::MAX);
         table
-            .range(cursor.max(after) + 1..)
+            .range(from..until)
             .ctx("read pending entries")?
             .take(limit)
             .map(|row| {

@@ -225,12 +225,44 @@ impl Store {
         msg_ids: Vec<String>,
         keys: Option<Vec<u8>>,
     ) -> impl Future<Output = Result<Committed, SpoolError>> + Send + 'static {
+        self.commit_sync_holding(entries, Vec::new(), msg_ids, keys)
+    }
+
+    /// [`Spool::commit_sync_holding`]; answers once the commit is durable. Holding costs no
+    /// commit of its own: the held entries ride in the sync's group.
+    pub fn commit_sync_holding(
+        &self,
+        entries: Vec<NewEntry>,
+        held: Vec<u32>,
+        msg_ids: Vec<String>,
+        keys: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<Committed, SpoolError>> + Send + 'static {
         self.write(|reply| Write::Sync {
             entries,
+            held,
             msg_ids,
             keys,
             reply,
         })
+    }
+
+    /// [`Spool::release`]; answers once the commit is durable. The caller wakes the delivery
+    /// loops.
+    pub fn release(
+        &self,
+        seq: Seq,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<bool, SpoolError>> + Send + 'static {
+        self.write(move |reply| Write::Release {
+            seq,
+            payload,
+            reply,
+        })
+    }
+
+    /// [`Spool::held`].
+    pub fn held(&self) -> impl Future<Output = Result<Vec<Entry>, SpoolError>> + Send + 'static {
+        self.read(|v| v.spool.held())
     }
 
     /// [`Spool::append`]; answers once the commit is durable.

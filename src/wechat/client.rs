@@ -18,11 +18,13 @@ use super::protocol::{self, BaseRequest, BaseResponse, LoginTicket};
 mod body;
 mod error;
 mod login;
+mod media;
 mod session;
 mod upload;
 
 use error::{check_ret, garbage};
 pub use error::{SendError, WxError};
+pub use media::{Download, DownloadError, MediaEndpoint, MediaRequest};
 pub use upload::{file_md5, MediaMessage, UploadFile, Uploaded};
 
 /// What a request needs to speak for a session.

@@ -324,12 +324,7 @@ fn mentions_self(book: &ContactBook, group: &str, text: &str) -> bool {
 
 /// Sets `message_type`, `text` and the type's extra field from the content past the prefix.
 fn fill_content(event: &mut MessageEvent, msg: &AddMsg, body: &str) {
-    let media = |kind| Media {
-        msg_id: msg.msg_id.clone(),
-        kind,
-        duration_ms: None,
-        duration_s: None,
-    };
+    let media = |kind| Media::new(msg.msg_id.clone(), kind);
     match msg.msg_type {
         1 if (msg.sub_msg_type == 48 && !msg.url.is_empty()) || is_map_url(&msg.url) => {
             event.message_type = MessageType::Location;
@@ -510,20 +505,18 @@ fn fill_app(event: &mut MessageEvent, msg: &AddMsg, body: &str) {
         }
         6 => {
             event.message_type = MessageType::File;
-            event.file = Some(File {
-                name: non_empty(clean_name(&msg.file_name))
-                    .or(title)
-                    .unwrap_or_default(),
-                size: msg.file_size.trim().parse().ok().or_else(|| {
-                    // `<appmsg><appattach><totallen>`.
-                    let attach =
-                        appmsg.and_then(|n| n.children().find(|c| c.has_tag_name("appattach")));
-                    attach
-                        .and_then(|n| child_text(n, "totallen"))
-                        .and_then(|s| s.parse().ok())
-                }),
-                media_id: msg.media_id.clone(),
+            let name = non_empty(clean_name(&msg.file_name))
+                .or(title)
+                .unwrap_or_default();
+            let size = msg.file_size.trim().parse().ok().or_else(|| {
+                // `<appmsg><appattach><totallen>`.
+                let attach =
+                    appmsg.and_then(|n| n.children().find(|c| c.has_tag_name("appattach")));
+                attach
+                    .and_then(|n| child_text(n, "totallen"))
+                    .and_then(|s| s.parse().ok())
             });
+            event.file = Some(File::new(name, size, msg.media_id.clone()));
         }
         _ => {
             event.message_type = MessageType::App;

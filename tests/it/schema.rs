@@ -494,6 +494,30 @@ fn malformed_events_and_results_are_rejected() {
     let mut no_media = image.clone();
     no_media.as_object_mut().unwrap().remove("media");
     assert_invalid(&no_media);
+    // Media fields: a stored file, a failed one, and the mixtures the contract rules out.
+    let sha = "ab".repeat(32);
+    let mut stored = image.clone();
+    stored["media"]["sha256"] = json!(sha);
+    stored["media"]["mime"] = json!("image/png");
+    stored["media"]["size"] = json!(70);
+    stored["media"]["width"] = json!(2);
+    stored["media"]["url"] = json!("http://127.0.0.1/media/x?exp=1&sig=00");
+    assert_valid(&stored);
+    let mut failed = image.clone();
+    failed["media"]["error"] = json!("expired");
+    assert_valid(&failed);
+    let mut failed_with_hash = stored.clone();
+    failed_with_hash["media"]["error"] = json!("too_large");
+    assert_invalid(&failed_with_hash);
+    let mut unknown_error = failed.clone();
+    unknown_error["media"]["error"] = json!("gone");
+    assert_invalid(&unknown_error);
+    let mut upper_hash = stored.clone();
+    upper_hash["media"]["sha256"] = json!("AB".repeat(32));
+    assert_invalid(&upper_hash);
+    let mut url_without_file = image.clone();
+    url_without_file["media"]["url"] = json!("http://127.0.0.1/media/x");
+    assert_invalid(&url_without_file);
 
     let err = serde_json::to_value(SendResult::err(None, ErrorCode::Timeout, "late")).unwrap();
     let mut bad_code = err.clone();

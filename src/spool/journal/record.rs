@@ -20,14 +20,23 @@ const RETAIN: u8 = 4;
 const ENQUEUE: u8 = 5;
 const COMPLETE: u8 = 6;
 const ACK: u8 = 7;
+/// A sync with held entries: [`SYNC`]'s fields, then the held indices (a text-only sync keeps
+/// the shorter form).
+const SYNC_HELD: u8 = 8;
+const RELEASE: u8 = 9;
 
 /// One logical write of a group, as replay applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(in crate::spool) enum Op {
     Sync {
         entries: Vec<NewEntry>,
+        held: Vec<u32>,
         msg_ids: Vec<String>,
         keys: Option<Vec<u8>>,
+    },
+    Release {
+        seq: Seq,
+        payload: Vec<u8>,
     },
     ClearKeys,
     Register(String),
@@ -110,14 +119,27 @@ impl RecordBuf {
     pub(in crate::spool) fn sync(
         &mut self,
         entries: &[NewEntry],
+        held: &[u32],
         msg_ids: &[String],
         keys: Option<&[u8]>,
     ) -> Result<(), SpoolError> {
-        self.buf.push(SYNC);
+        self.buf
+            .push(if held.is_empty() { SYNC } else { SYNC_HELD });
         self.u32(len_u32(entries.len())?);
         entries.iter().try_for_each(|e| self.entry(e))?;
         self.strings(msg_ids)?;
-        self.optional(keys)
+        self.optional(keys)?;
+        if !held.is_empty() {
+            self.u32(len_u32(held.len())?);
+            held.iter().for_each(|&i| self.u32(i));
+        }
+        Ok(())
+    }
+
+    pub(in crate::spool) fn release(&mut self, seq: Seq, payload: &[u8]) -> Result<(), SpoolError> {
+        self.buf.push(RELEASE);
+        self.u64(seq);
+        self.bytes_field(payload)
     }
 
     pub(in crate::spool) fn clear_keys(&mut self) {
@@ -173,16 +195,28 @@ pub(in crate::spool) fn decode(bytes: &[u8]) -> Result<(u64, Vec<Op>), SpoolErro
     let mut ops = Vec::new();
     while !r.rest.is_empty() {
         let op = match r.take(1)?[0] {
-            SYNC => {
+            tag @ (SYNC | SYNC_HELD) => {
                 let n = r.u32()?;
                 let entries = (0..n).map(|_| r.entry()).collect::<Result<_, _>>()?;
                 let msg_ids = r.strings()?;
                 let keys = r.optional()?.map(<[u8]>::to_vec);
+                let held = if tag == SYNC_HELD {
+                    let n = r.u32()?;
+                    (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?
+                } else {
+                    Vec::new()
+                };
                 Op::Sync {
                     entries,
+                    held,
                     msg_ids,
                     keys,
                 }
+            }
+            RELEASE => {
+                let seq = r.u64()?;
+                let payload = r.bytes()?.to_vec();
+                Op::Release { seq, payload }
             }
             CLEAR_KEYS => Op::ClearKeys,
             REGISTER => Op::Register(r.string()?),
@@ -290,11 +324,20 @@ mod tests {
         let mut rec = RecordBuf::new(42);
         rec.sync(
             &[entry("a", None), entry("b", Some("_INBOX.1"))],
+            &[],
             &["a".into(), "b".into()],
             Some(b"keys"),
         )
         .unwrap();
-        rec.sync(&[], &[], None).unwrap();
+        rec.sync(&[], &[], &[], None).unwrap();
+        rec.sync(
+            &[entry("c", None), entry("d", None)],
+            &[1],
+            &["c".into()],
+            None,
+        )
+        .unwrap();
+        rec.release(12, b"{\"media\":1}").unwrap();
         rec.clear_keys();
         rec.register("mqtt").unwrap();
         rec.retain(&["mqtt".into()]).unwrap();
@@ -310,13 +353,25 @@ mod tests {
             vec![
                 Op::Sync {
                     entries: vec![entry("a", None), entry("b", Some("_INBOX.1"))],
+                    held: vec![],
                     msg_ids: vec!["a".into(), "b".into()],
                     keys: Some(b"keys".to_vec()),
                 },
                 Op::Sync {
                     entries: vec![],
+                    held: vec![],
                     msg_ids: vec![],
                     keys: None
+                },
+                Op::Sync {
+                    entries: vec![entry("c", None), entry("d", None)],
+                    held: vec![1],
+                    msg_ids: vec!["c".into()],
+                    keys: None
+                },
+                Op::Release {
+                    seq: 12,
+                    payload: b"{\"media\":1}".to_vec()
                 },
                 Op::ClearKeys,
                 Op::Register("mqtt".into()),
@@ -343,7 +398,7 @@ mod tests {
     #[test]
     fn a_cut_record_is_an_error_not_a_panic() {
         let mut rec = RecordBuf::new(1);
-        rec.sync(&[entry("a", None)], &["a".into()], Some(b"k"))
+        rec.sync(&[entry("a", None)], &[0], &["a".into()], Some(b"k"))
             .unwrap();
         let bytes = rec.bytes();
         for cut in 0..bytes.len() {

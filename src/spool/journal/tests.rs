@@ -417,3 +417,42 @@ fn an_append_writes_about_the_pages_it_touches_not_more() {
         "{per_append} bytes written per append"
     );
 }
+
+#[tokio::test]
+async fn held_entries_and_their_release_ride_the_journal_and_are_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = started(dir.path()).await;
+    let fsyncs = store.fsyncs();
+    store
+        .commit_sync_holding(
+            vec![message("m1"), message("m2"), message("m3")],
+            vec![1],
+            vec!["m1".into(), "m2".into(), "m3".into()],
+            Some(b"keys".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.fsyncs(),
+        fsyncs + 1,
+        "holding costs no fsync of its own"
+    );
+    assert_eq!(seqs(&store.pending(SINK, 10).await.unwrap()), vec![1]);
+
+    // A crash with the entry still held: it is held after the restart.
+    let held_image = crash_image(dir.path());
+    store.release(2, b"{\"done\":1}".to_vec()).await.unwrap();
+    let released_image = crash_image(dir.path());
+
+    let recovered = spawn(held_image.path());
+    assert_eq!(ids(&recovered.held().await.unwrap()), ["m2"]);
+    assert_eq!(seqs(&recovered.pending(SINK, 10).await.unwrap()), vec![1]);
+    recovered.close().await;
+
+    let recovered = spawn(released_image.path());
+    assert!(recovered.held().await.unwrap().is_empty());
+    let pending = recovered.pending(SINK, 10).await.unwrap();
+    assert_eq!(seqs(&pending), vec![1, 2, 3]);
+    assert_eq!(pending[1].payload, b"{\"done\":1}");
+    recovered.close().await;
+}

@@ -123,13 +123,14 @@ impl Group<'_> {
     pub(in crate::spool) fn sync(
         &mut self,
         entries: &[NewEntry],
+        held: &[u32],
         msg_ids: &[&str],
         keys: Option<&[u8]>,
     ) -> Result<Committed, SpoolError> {
         let prune = self.prune_seen && !self.pruned_seen;
         let committed = self
             .spool
-            .stage_sync(&self.txn, entries, msg_ids, keys, self.now, prune)?;
+            .stage_sync(&self.txn, entries, held, msg_ids, keys, self.now, prune)?;
         self.pruned_seen |= prune;
         self.dropped.extend(committed.dropped.iter().cloned());
         Ok(committed)
@@ -149,6 +150,15 @@ impl Group<'_> {
         self.pruned_results |= prune;
         self.dropped.extend(committed.dropped.iter().cloned());
         Ok(committed.seqs[0])
+    }
+
+    /// Stages [`Spool::release`](crate::spool::Spool::release).
+    pub(in crate::spool) fn release(
+        &mut self,
+        seq: Seq,
+        payload: &[u8],
+    ) -> Result<bool, SpoolError> {
+        self.spool.stage_release(&self.txn, seq, payload)
     }
 
     /// Stages [`Spool::ack`](crate::spool::Spool::ack).

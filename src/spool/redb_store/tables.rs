@@ -14,6 +14,7 @@ pub(super) const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen")
 pub(super) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 pub(super) const COMMANDS: TableDefinition<u64, &[u8]> = TableDefinition::new("commands");
 pub(super) const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
+pub(super) const HELD: TableDefinition<u64, ()> = TableDefinition::new("held");
 
 /// `meta`: the seq the next entry gets.
 pub(super) const NEXT_SEQ: &str = "next_seq";
@@ -90,6 +91,17 @@ pub(super) fn all_cursors(
             Ok((sink.value().to_owned(), cursor.value()))
         })
         .collect()
+}
+
+/// The first held seq at or after `from`, if any: no sink reads past it.
+pub(super) fn first_held_from(
+    held: &impl ReadableTable<u64, ()>,
+    from: Seq,
+) -> Result<Option<Seq>, SpoolError> {
+    match held.range(from..).ctx("read held entries")?.next() {
+        Some(row) => Ok(Some(row.ctx("read a held entry")?.0.value())),
+        None => Ok(None),
+    }
 }
 
 /// Deletes the entries with seq ≤ `seq`: one range, however many.

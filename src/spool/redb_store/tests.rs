@@ -271,9 +271,11 @@ fn backlog_reports_the_oldest_undelivered_append() {
     let dir = TempDir::new().unwrap();
     let spool = open(&dir, 100);
     spool.register_sink("a").unwrap();
-    spool.commit_sync_at(messages(0..1), &[], None, T0).unwrap();
     spool
-        .commit_sync_at(messages(1..2), &[], None, T0 + 10)
+        .commit_sync_at(messages(0..1), &[], &[], None, T0)
+        .unwrap();
+    spool
+        .commit_sync_at(messages(1..2), &[], &[], None, T0 + 10)
         .unwrap();
     assert_eq!(spool.backlog("a").unwrap().oldest_ms, Some(T0));
     spool.ack("a", 1).unwrap();
@@ -287,18 +289,18 @@ fn seen_marks_older_than_a_week_are_pruned() {
     let spool = open(&dir, 100);
     spool.register_sink("a").unwrap();
     spool
-        .commit_sync_at(Vec::new(), &["old"], None, T0)
+        .commit_sync_at(Vec::new(), &[], &["old"], None, T0)
         .unwrap();
     spool
-        .commit_sync_at(Vec::new(), &["recent"], None, T0 + 6 * DAY_MS)
+        .commit_sync_at(Vec::new(), &[], &["recent"], None, T0 + 6 * DAY_MS)
         .unwrap();
     // Within the hour of the last prune nothing is scanned.
     spool
-        .commit_sync_at(Vec::new(), &["x"], None, T0 + 6 * DAY_MS + HOUR_MS / 2)
+        .commit_sync_at(Vec::new(), &[], &["x"], None, T0 + 6 * DAY_MS + HOUR_MS / 2)
         .unwrap();
     assert_eq!(spool.unseen(&["old"]).unwrap(), [false]);
     spool
-        .commit_sync_at(Vec::new(), &["y"], None, T0 + 8 * DAY_MS)
+        .commit_sync_at(Vec::new(), &[], &["y"], None, T0 + 8 * DAY_MS)
         .unwrap();
     assert_eq!(
         spool.unseen(&["old", "recent", "x", "y"]).unwrap(),
@@ -407,6 +409,7 @@ fn an_uncommitted_sync_leaves_nothing_behind() {
             .stage_sync(
                 &txn,
                 &messages(2..4),
+                &[],
                 &["m2", "m3"],
                 Some(&*keys(2)),
                 T0,
@@ -481,4 +484,91 @@ fn a_spool_error_keeps_the_redb_error_as_its_source() {
         message.starts_with("spool: open the spool file: "),
         "{message}"
     );
+}
+
+#[test]
+fn a_held_entry_stops_each_sink_before_it_until_released() {
+    let dir = TempDir::new().unwrap();
+    let spool = open(&dir, 100);
+    spool.register_sink("mqtt").unwrap();
+    spool.register_sink("hook").unwrap();
+    spool
+        .commit_sync_holding(messages(0..4), &[1], &["m0", "m1", "m2", "m3"], None)
+        .unwrap();
+    // What came before flows; the held one and what came after wait, for every sink.
+    assert_eq!(ids(&spool.pending("mqtt", 10).unwrap()), ["m0"]);
+    assert_eq!(ids(&spool.pending("hook", 10).unwrap()), ["m0"]);
+    spool.ack("mqtt", 1).unwrap();
+    assert!(spool.pending("mqtt", 10).unwrap().is_empty());
+    assert!(spool.pending_after("hook", 1, 10).unwrap().is_empty());
+    assert_eq!(ids(&spool.held().unwrap()), ["m1"]);
+
+    assert!(spool.release(2, br#"{"media":"done"}"#).unwrap());
+    let pending = spool.pending("mqtt", 10).unwrap();
+    assert_eq!(ids(&pending), ["m1", "m2", "m3"]);
+    assert_eq!(pending[0].payload, br#"{"media":"done"}"#);
+    assert_eq!(pending[0].seq, 2, "a release keeps the seq");
+    assert!(spool.held().unwrap().is_empty());
+    assert_eq!(
+        ids(&spool.pending("hook", 10).unwrap()),
+        ["m0", "m1", "m2", "m3"]
+    );
+}
+
+#[test]
+fn releasing_twice_or_an_unknown_seq_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let spool = open(&dir, 100);
+    spool.register_sink("a").unwrap();
+    spool
+        .commit_sync_holding(messages(0..1), &[0], &["m0"], None)
+        .unwrap();
+    assert!(spool.release(1, b"first").unwrap());
+    assert!(!spool.release(1, b"second").unwrap());
+    assert!(!spool.release(99, b"nothing").unwrap());
+    assert_eq!(spool.pending("a", 10).unwrap()[0].payload, b"first");
+}
+
+#[test]
+fn held_entries_survive_a_reopen_with_their_append_time() {
+    let dir = TempDir::new().unwrap();
+    {
+        let spool = open(&dir, 100);
+        spool.register_sink("a").unwrap();
+        spool
+            .commit_sync_at(messages(0..3), &[0, 2], &["m0", "m1", "m2"], None, T0)
+            .unwrap();
+    }
+    let spool = open(&dir, 100);
+    let held = spool.held().unwrap();
+    assert_eq!(ids(&held), ["m0", "m2"]);
+    assert!(held.iter().all(|e| e.appended_ms == T0));
+    assert!(spool.pending("a", 10).unwrap().is_empty());
+    spool.release(1, b"{}").unwrap();
+    assert_eq!(ids(&spool.pending("a", 10).unwrap()), ["m0", "m1"]);
+    assert_eq!(spool.pending("a", 10).unwrap()[0].appended_ms, T0);
+}
+
+#[test]
+fn a_held_entry_dropped_at_the_bound_loses_its_mark_too() {
+    let dir = TempDir::new().unwrap();
+    let spool = open(&dir, 2);
+    spool.register_sink("a").unwrap();
+    spool
+        .commit_sync_holding(messages(0..1), &[0], &["m0"], None)
+        .unwrap();
+    spool.append(messages(1..4)).unwrap();
+    assert!(spool.held().unwrap().is_empty());
+    assert_eq!(ids(&spool.pending("a", 10).unwrap()), ["m2", "m3"]);
+    assert!(!spool.release(1, b"late").unwrap());
+}
+
+#[test]
+fn with_no_sink_nothing_is_held() {
+    let dir = TempDir::new().unwrap();
+    let spool = open(&dir, 100);
+    spool
+        .commit_sync_holding(messages(0..1), &[0], &["m0"], None)
+        .unwrap();
+    assert!(spool.held().unwrap().is_empty());
 }

@@ -37,9 +37,15 @@ pub(super) enum Request {
 pub(super) enum Write {
     Sync {
         entries: Vec<NewEntry>,
+        held: Vec<u32>,
         msg_ids: Vec<String>,
         keys: Option<Vec<u8>>,
         reply: Reply<Committed>,
+    },
+    Release {
+        seq: Seq,
+        payload: Vec<u8>,
+        reply: Reply<bool>,
     },
     ClearKeys(Reply<()>),
     Register {
@@ -67,6 +73,7 @@ enum Answer {
     Committed(Committed),
     Done,
     Id(u64),
+    Released(bool),
 }
 
 impl Write {
@@ -75,13 +82,15 @@ impl Write {
         Ok(match self {
             Write::Sync {
                 entries,
+                held,
                 msg_ids,
                 keys,
                 ..
             } => {
                 let ids: Vec<&str> = msg_ids.iter().map(String::as_str).collect();
-                Answer::Committed(group.sync(entries, &ids, keys.as_deref())?)
+                Answer::Committed(group.sync(entries, held, &ids, keys.as_deref())?)
             }
+            Write::Release { seq, payload, .. } => Answer::Released(group.release(*seq, payload)?),
             Write::ClearKeys(_) => {
                 group.clear_keys()?;
                 Answer::Done
@@ -110,10 +119,12 @@ impl Write {
         match self {
             Write::Sync {
                 entries,
+                held,
                 msg_ids,
                 keys,
                 ..
-            } => rec.sync(entries, msg_ids, keys.as_deref()),
+            } => rec.sync(entries, held, msg_ids, keys.as_deref()),
+            Write::Release { seq, payload, .. } => rec.release(*seq, payload),
             Write::ClearKeys(_) => {
                 rec.clear_keys();
                 Ok(())
@@ -135,6 +146,7 @@ impl Write {
         // A caller that went away (shutdown) needs no answer.
         match (self, answer) {
             (Write::Sync { reply, .. }, Answer::Committed(c)) => drop(reply.send(Ok(c))),
+            (Write::Release { reply, .. }, Answer::Released(r)) => drop(reply.send(Ok(r))),
             (
                 Write::ClearKeys(reply)
                 | Write::Register { reply, .. }
@@ -152,6 +164,7 @@ impl Write {
         let e = || SpoolError::new(e.to_string());
         match self {
             Write::Sync { reply, .. } => drop(reply.send(Err(e()))),
+            Write::Release { reply, .. } => drop(reply.send(Err(e()))),
             Write::ClearKeys(reply)
             | Write::Register { reply, .. }
             | Write::Retain { reply, .. } => drop(reply.send(Err(e()))),

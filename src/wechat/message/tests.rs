@@ -269,11 +269,11 @@ fn file_carries_name_size_and_media_id() {
     assert_eq!(e.message_type, MessageType::File);
     assert_eq!(
         e.file,
-        Some(File {
-            name: "report.pdf".into(),
-            size: Some(123_456),
-            media_id: "@crypt_abc".into(),
-        })
+        Some(File::new(
+            "report.pdf".into(),
+            Some(123_456),
+            "@crypt_abc".into()
+        ))
     );
 }
 
