@@ -266,7 +266,7 @@ pub fn command(data: &[u8]) {
     }
     match unlimited {
         Ok(cmd) => {
-            assert!(!cmd.text.is_empty());
+            assert!(cmd.text.as_ref().is_some_and(|t| !t.is_empty()) || cmd.media.is_some());
             assert!(cmd.to.is_some() != cmd.to_id.is_some());
             assert!(cmd.to.as_ref().is_none_or(|s| !s.is_empty()));
             assert!(cmd.to_id.as_ref().is_none_or(|s| !s.is_empty()));
