@@ -24,7 +24,7 @@ mod upload;
 
 use error::{check_ret, garbage};
 pub use error::{SendError, WxError};
-pub use media::{Download, DownloadError, MediaEndpoint, MediaRequest};
+pub use media::{announced_length, Download, DownloadError, MediaEndpoint, MediaRequest};
 pub use upload::{file_md5, MediaMessage, UploadFile, Uploaded};
 
 /// What a request needs to speak for a session.
