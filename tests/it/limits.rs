@@ -217,3 +217,57 @@ async fn after_a_1205_the_limits_are_halved_and_the_state_says_so() {
     );
     assert_eq!(sent_texts(&world), ["a1"]);
 }
+
+#[tokio::test]
+async fn the_status_page_and_metrics_count_sends_waits_and_limit_hits() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "Mom");
+    let limits = "limits: { per_recipient: { per_minute: 1, per_hour: 60 }, per_day: 3, \
+                  jitter: [0s, 0s] }";
+    let (mut bridge, api) = crate::http::start(&world, "", &[limits]).await;
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+
+    for (to, text) in [("Mom", "m1"), ("filehelper", "f1"), ("filehelper", "f2")] {
+        bridge.send_line(&command(to, text, None)).await;
+    }
+    assert_eq!(result_of(&mut bridge, "m1").await["ok"], true);
+    assert_eq!(result_of(&mut bridge, "f1").await["ok"], true);
+    // f2 waits for filehelper's minute; the day's third goes after it.
+    bridge
+        .send_line(&command("Mom", "m2", Some(Duration::from_secs(3))))
+        .await;
+    assert_limit_exceeded(
+        &result_of(&mut bridge, "m2").await,
+        "send.limits.per_recipient.per_minute",
+    );
+
+    let (_, status) = api.json("/api/status").await;
+    assert_eq!(
+        status["sends_today"],
+        json!({"count": 2, "per_day": 3}),
+        "{status}"
+    );
+    let scrape = api.scrape().await;
+    let sample = |name, labels: &[(&str, &str)]| crate::http::sample(&scrape, name, labels);
+    assert_eq!(sample("wxbridge_sends_total", &[("class", "person")]), 1.0);
+    assert_eq!(
+        sample("wxbridge_sends_total", &[("class", "filehelper")]),
+        1.0
+    );
+    assert_eq!(sample("wxbridge_sends_today", &[]), 2.0);
+    assert_eq!(sample("wxbridge_sends_per_day_limit", &[]), 3.0);
+    assert_eq!(
+        sample(
+            "wxbridge_send_limit_waits_total",
+            &[("limit", "per_minute")]
+        ),
+        1.0,
+        "f2 waits"
+    );
+    assert_eq!(
+        sample("wxbridge_send_limit_hits_total", &[("limit", "per_minute")]),
+        1.0,
+        "m2 answered limit_exceeded"
+    );
+}
