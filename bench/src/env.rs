@@ -127,6 +127,8 @@ pub struct Stage {
     pub account: String,
     /// The bridge's directory (config, state, log).
     pub dir: tempfile::TempDir,
+    /// Top-level YAML sections added to the bridge's config (empty: none).
+    pub extra_config: String,
 }
 
 impl Stage {
@@ -172,6 +174,7 @@ impl Stage {
             book,
             account: env.next_account(),
             dir,
+            extra_config: String::new(),
         })
     }
 
@@ -190,6 +193,7 @@ impl Stage {
             sinks,
             send_rate: SEND_RATE,
             http_port: crate::brokers::free_port()?,
+            extra: &self.extra_config,
         };
         BridgeProcess::spawn(&env.bin, &config, tally)
     }

@@ -7,6 +7,7 @@ use crate::machine::{Machine, Usage};
 use crate::phases::distance::Distance;
 use crate::phases::fake_check::FakeServe;
 use crate::phases::latency::Latency;
+use crate::phases::media::Media;
 use crate::phases::memory::{Idle, Memory};
 use crate::phases::throughput::{SinkRuns, Target, Throughput};
 use crate::phases::Run;
@@ -14,6 +15,7 @@ use crate::settings::{BookSize, Phase, Settings};
 use crate::stats::{Percentiles, Spread};
 
 mod distance;
+mod media;
 
 /// Everything one benchmark run measured.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct Report {
     pub memory: Memory,
     /// Start-up times with a stored session.
     pub startup: Vec<Duration>,
+    /// Media in: the mix to MQTT and the large video.
+    pub media: Media,
 }
 
 /// One of the targets, checked.
@@ -167,6 +171,7 @@ impl Report {
                 b.expected,
             );
         }
+        out.extend(self.media_incomplete());
         out
     }
 
@@ -315,6 +320,7 @@ impl Report {
             met: steady.map(|c| c <= 2.0),
         });
         self.storage_checks(&mut out);
+        out.extend(self.media_checks());
         out
     }
 
@@ -403,6 +409,9 @@ impl Report {
         }
         if s.runs(Phase::Startup) {
             self.write_startup(&mut md);
+        }
+        if s.runs(Phase::Media) {
+            self.write_media(&mut md);
         }
         md
     }
