@@ -436,7 +436,8 @@ impl Report {
             md,
             "### Inbound throughput\n\n{} messages (about two thirds texts of realistic length, \
              private and group mixed, the rest images, stickers, voice, links, files…), served \
-             in webwxsync batches of up to 100. The messages are queued at the fake before the \
+             in webwxsync batches of up to 100, media downloads off (`media.download: []`; the \
+             media phase measures them). The messages are queued at the fake before the \
              bridge logs in, so that its first synccheck answers at once; each run is timed from \
              that first synccheck to the last event at the receiver. The raw client publishes \
              the bridge's own payloads straight to the same broker or receiver. {} {}, bridge \
@@ -600,7 +601,8 @@ impl Report {
         let b = &mem.burst;
         let l = &self.latency;
         md.push_str(
-            "### Memory\n\nEvery sink configured (MQTT, NATS JetStream, webhook). VmRSS is the \
+            "### Memory\n\nEvery sink configured (MQTT, NATS JetStream, webhook), media downloads \
+             off (the media phase measures memory while they run). VmRSS is the \
              resident memory at that moment, VmHWM its peak since the process started (both \
              from `/proc`); 1 MB = 10⁶ bytes.\n\n| state | VmRSS | VmHWM (peak) |\n|---|---|---|\n",
         );
