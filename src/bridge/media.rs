@@ -21,10 +21,10 @@
 //! A stop abandons the downloads under way (their temporary files go with them): their entries
 //! stay held in the spool, and the next start lists them ([`Store::held`]) and downloads them
 //! again, each with a fresh `media.wait`. A file already stored is not fetched again: right
-//! after the store has it, its sha256 is written to `<state_dir>/media-held/<seq>`, and a held
-//! entry with such a record whose file is in the store is released from it. What remains is
-//! the instant between the store's rename and that write: a crash there costs one more
-//! download, never the event.
+//! after the store has it, its sha256 and the MsgId are written to
+//! `<state_dir>/media-held/<seq>`, and a held entry with such a record (of its MsgId) whose
+//! file is in the store is released from it. What remains is the instant between the store's
+//! rename and that write: a crash there costs one more download, never the event.
 //!
 //! # Sessions
 //!
@@ -112,7 +112,7 @@ impl super::Bridge {
 }
 
 /// `<state_dir>/media-held`: one file per held entry whose file the store has, named by its
-/// seq, holding the sha256.
+/// seq, holding `<sha256> <MsgId>`.
 const RECORDS: &str = "media-held";
 
 /// Whether `config` downloads the media `event` carries (false: it carries none).
@@ -134,7 +134,7 @@ pub(super) fn wanted(config: &MediaConfig, event: &MessageEvent) -> bool {
 pub(super) struct Downloader {
     /// The store, the signer, the base URL and the `media` section.
     pub(super) media: Media,
-    /// `<state_dir>/media-held`: the sha256 of each held entry whose file is stored.
+    /// `<state_dir>/media-held`: the sha256 of each held entry whose file is stored ([`RECORDS`]).
     pub(super) records: PathBuf,
     pub(super) spool: Store,
     pub(super) wake: Arc<Notify>,
@@ -226,10 +226,8 @@ impl Downloader {
         let kind = kind_label(&event);
         if let Some(outcome) = outcome {
             let filled = match outcome {
-                Ok(stored) => {
-                    crate::metrics::media_download(kind, "stored");
-                    Ok(self.describe(stored).await)
-                }
+                // Counted by `fetch`: downloaded or found.
+                Ok(stored) => Ok(self.describe(stored).await),
                 Err(error) => {
                     crate::metrics::media_download(kind, error_label(error));
                     tracing::warn!(msg_id = %event.id, kind, error = error_label(error), "media not stored");
@@ -317,11 +315,20 @@ impl Downloader {
         limit: &Semaphore,
     ) -> Result<Stored, MediaError> {
         let record = self.records.join(seq.to_string());
-        if let Ok(sha) = tokio::fs::read_to_string(&record).await {
-            if let Some(stored) = self.media.store.get(sha.trim()) {
-                crate::metrics::media_download(kind_label(event), "found");
-                return Ok(stored);
-            }
+        // `<sha256> <MsgId>`: the MsgId guards against a record left over from another
+        // spool file, whose seqs would not be this one's.
+        let found = tokio::fs::read_to_string(&record)
+            .await
+            .ok()
+            .and_then(|text| {
+                let (sha, msg_id) = text.trim().split_once(' ')?;
+                (msg_id == event.id)
+                    .then(|| self.media.store.get(sha))
+                    .flatten()
+            });
+        if let Some(stored) = found {
+            crate::metrics::media_download(kind_label(event), "found");
+            return Ok(stored);
         }
         let Some((req, announced)) = request_for(event) else {
             return Err(MediaError::FetchFailed);
@@ -348,10 +355,12 @@ impl Downloader {
             let why = match tokio::time::timeout_at(deadline, self.try_once(&current, &req)).await {
                 Err(_) => return Err(MediaError::FetchFailed),
                 Ok(Ok(stored)) => {
-                    if let Err(e) = tokio::fs::write(&record, stored.sha256.as_bytes()).await {
+                    let text = format!("{} {}", stored.sha256, event.id);
+                    if let Err(e) = tokio::fs::write(&record, text).await {
                         tracing::warn!(cause = %e, "cannot record a stored file; a restart would fetch it again");
                     }
                     super::inbound::failpoint("media_stored_before_release");
+                    crate::metrics::media_download(kind_label(event), "stored");
                     return Ok(stored);
                 }
                 // The servers answer a download outside a live session as they answer for
