@@ -20,7 +20,7 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 shift $(( $# > 0 ? 1 : 0 ))
-all_targets=(js_text login_xml sync_response message_content command)
+all_targets=(js_text login_xml sync_response message_content command media_xml upload_answer)
 if [ $# -gt 0 ]; then
   targets=("$@")
 else

@@ -33,6 +33,7 @@
 //! | `wxbridge_media_evicted_total` | counter | `reason` | files evicted from the media store: `age` (unused for `media.max_age`), `size` (least recently used, over `media.max_bytes`) |
 //! | `wxbridge_media_evicted_bytes_total` | counter | – | bytes those files held |
 //! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge), `too_large` (over `send.max_bytes`, answered `invalid_command`; oversized Home Assistant publishes, ignored) |
+//! | `wxbridge_media_skipped_total` | counter | `sink`, `reason` | files an event refers to that a bus could not carry before it (the event went anyway): `missing` (not in the media store: evicted), `too_large` (over MQTT's packet limit), `failed` (the NATS object store refused it) |
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -201,6 +202,11 @@ fn describe() {
         "wxbridge_mqtt_refused_total",
         "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped), too_large"
     );
+    describe_counter!(
+        "wxbridge_media_skipped_total",
+        "Files a bus could not carry before their event (the event went anyway): missing, \
+         too_large, failed"
+    );
 }
 
 /// Counters that should read 0 rather than be absent before anything happened, so rates and
@@ -281,6 +287,12 @@ pub fn send_result(result: &SendResult) {
 /// The MQTT link refused an incoming publish: `queue_full` or `too_large`.
 pub fn mqtt_refused(reason: &'static str) {
     counter!("wxbridge_mqtt_refused_total", "reason" => reason).increment(1);
+}
+
+/// `sink` published an event without the file it refers to, for `reason` (`missing`,
+/// `too_large`, `failed`).
+pub fn media_skipped(sink: &'static str, reason: &'static str) {
+    counter!("wxbridge_media_skipped_total", "sink" => sink, "reason" => reason).increment(1);
 }
 
 /// A send waited `waited` for the throttle.

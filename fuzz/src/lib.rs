@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 use wxbridge::event::{parse_command, Command, ErrorCode, Event, MessageEvent, MessageType};
+use wxbridge::wechat::client::{announced_length, MediaEndpoint, MediaRequest};
 use wxbridge::wechat::contacts::ContactBook;
 use wxbridge::wechat::message::{normalize, Context};
+use wxbridge::wechat::protocol::upload::{file_appmsg, CheckUploadResponse, UploadResponse};
 use wxbridge::wechat::protocol::{
     parse_jslogin, parse_login_poll, parse_login_xml, parse_sync_response, parse_synccheck, AddMsg,
     Contact, LoginPoll, Member, ProtocolError, RecommendInfo,
@@ -266,7 +268,7 @@ pub fn command(data: &[u8]) {
     }
     match unlimited {
         Ok(cmd) => {
-            assert!(!cmd.text.is_empty());
+            assert!(cmd.text.as_ref().is_some_and(|t| !t.is_empty()) || cmd.media.is_some());
             assert!(cmd.to.is_some() != cmd.to_id.is_some());
             assert!(cmd.to.as_ref().is_none_or(|s| !s.is_empty()));
             assert!(cmd.to_id.as_ref().is_none_or(|s| !s.is_empty()));
@@ -284,6 +286,148 @@ pub fn command(data: &[u8]) {
             ));
             assert!(e.request_id.as_ref().is_none_or(|s| !s.is_empty()));
         }
+    }
+}
+
+/// `media_xml`: an image, voice, video, emoticon or file message (PROTOCOL.md §8.2) whose
+/// Content (the media XML, escaped or not), FileName, FileSize, MediaId and EncryFileName are
+/// the input split at NUL, the type from the first byte. The event must name its media, and
+/// the download the bridge would make (PROTOCOL.md §9.5) must come from the entry: the right
+/// endpoint, the attachment's own sender, MediaId and EncryFileName, and a size limit checked
+/// against no more than what the entry announces. Then the file's `<appmsg>` as the bridge
+/// sends it (PROTOCOL.md §9.3), escaped as the servers echo it, must read back with its size
+/// and, for a plain title, its name.
+pub fn media_xml(data: &[u8]) {
+    let (head, tail) = data.split_at(data.len().min(2));
+    let byte = |i: usize| head.get(i).copied().unwrap_or(0);
+    let text = String::from_utf8_lossy(tail);
+    let mut fields = text.split('\0');
+    let mut next = || fields.next().unwrap_or("").to_owned();
+    let (content, file_name, file_size, media_id, encry) = (next(), next(), next(), next(), next());
+
+    const TYPES: [u32; 6] = [3, 34, 43, 47, 62, 49];
+    let msg_type = TYPES[usize::from(byte(0)) % TYPES.len()];
+    let raw = serde_json::json!({
+        "MsgId": "4839201934821",
+        "FromUserName": "@a81",
+        "ToUserName": "@self",
+        "MsgType": msg_type,
+        "AppMsgType": 6,
+        "Content": content,
+        "FileName": file_name,
+        "FileSize": file_size,
+        "MediaId": media_id,
+        "EncryFileName": encry,
+    });
+    let msg = AddMsg {
+        msg_id: "4839201934821".into(),
+        from_user_name: "@a81".into(),
+        to_user_name: "@self".into(),
+        msg_type,
+        app_msg_type: 6,
+        content: content.clone(),
+        file_name: file_name.clone(),
+        file_size: file_size.clone(),
+        media_id: media_id.clone(),
+        voice_length: u64::from(byte(1)) * 100,
+        play_length: u64::from(byte(1)),
+        create_time: 1_795_882_801,
+        raw: Some(serde_json::value::RawValue::from_string(raw.to_string()).expect("JSON")),
+        ..AddMsg::default()
+    };
+    let book = small_book();
+    let ctx = Context {
+        account: "home",
+        book: &book,
+        sent_by_bridge: None,
+    };
+    let event = check_normalize(&msg, &ctx).expect("a media message with a MsgId is an event");
+    let (req, announced) =
+        MediaRequest::for_event(&event).expect("media and files have a download request");
+    assert_eq!(req.msg_id, msg.msg_id);
+    match msg_type {
+        49 => {
+            let file = event.file.as_ref().expect("AppMsgType 6 is a file");
+            assert_eq!(req.endpoint, MediaEndpoint::Attachment);
+            assert_eq!(req.sender, "@a81");
+            assert_eq!(req.media_id, media_id);
+            assert_eq!(req.encry_file_name, encry);
+            assert_eq!(
+                announced, file.size,
+                "the limit is checked against FileSize"
+            );
+        }
+        _ => {
+            let media = event.media.as_ref().expect("a media type carries media");
+            let endpoint = match msg_type {
+                3 | 47 => MediaEndpoint::MsgImg,
+                34 => MediaEndpoint::Voice,
+                _ => MediaEndpoint::Video,
+            };
+            assert_eq!(req.endpoint, endpoint);
+            assert_eq!(media.msg_id, msg.msg_id);
+            match endpoint {
+                MediaEndpoint::MsgImg => assert_eq!(announced, None),
+                _ => assert_eq!(announced, announced_length(&content)),
+            }
+        }
+    }
+    if let Some(n) = announced_length(&content) {
+        assert!(
+            content.contains(&n.to_string()),
+            "{n} is not in {content:?}"
+        );
+    }
+
+    // The bridge's own file message, as the servers would echo it.
+    let len = u64::from(byte(1)) << (byte(0) % 40);
+    let sent = file_appmsg(&file_name, len, &media_id, byte(0) & 1 == 0);
+    let echo = AddMsg {
+        msg_type: 49,
+        app_msg_type: 6,
+        content: sent
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;"),
+        file_name: String::new(),
+        file_size: String::new(),
+        ..msg
+    };
+    let event = check_normalize(&echo, &ctx).expect("a file is an event");
+    let file = event.file.expect("the echo is a file");
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.trim() == s
+            && !s.contains("emoji")
+            && !s.contains('\u{a0}')
+            && s.chars()
+                .all(|c| !c.is_control() && !matches!(c, '\u{fffe}' | '\u{ffff}'))
+    };
+    if plain(&file_name) && plain(&media_id) {
+        assert_eq!(file.size, Some(len), "{sent}");
+        assert_eq!(file.name, file_name, "{sent}");
+    }
+}
+
+/// `upload_answer`: a `webwxuploadmedia` or `webwxcheckupload` answer (PROTOCOL.md §9.2),
+/// read as the upload client reads it. Reading never panics and gives the same result twice,
+/// and a MediaId, Signature or AESKey read from a body without escapes is in that body.
+pub fn upload_answer(data: &[u8]) {
+    let body = String::from_utf8_lossy(data);
+    let upload = serde_json::from_str::<UploadResponse>(&body);
+    let check = serde_json::from_str::<CheckUploadResponse>(&body);
+    assert_eq!(
+        format!("{upload:?}"),
+        format!("{:?}", serde_json::from_str::<UploadResponse>(&body))
+    );
+    let literal = |value: &str| body.contains('\\') || body.contains(value);
+    if let Ok(answer) = &upload {
+        assert!(literal(&answer.media_id) && literal(&answer.start_pos));
+    }
+    if let Ok(answer) = &check {
+        assert!(literal(&answer.media_id));
+        assert!(literal(&answer.signature) && literal(&answer.aes_key));
     }
 }
 

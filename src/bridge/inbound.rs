@@ -211,10 +211,11 @@ impl Bridge {
                 let Some(mut event) = event else { continue };
                 if event.origin == Origin::Phone {
                     // An echo that carries a MsgId of its own: recognised by chat and text.
-                    let echo = event
+                    let key = event
                         .text
-                        .as_deref()
-                        .and_then(|text| self.sent.claim_echo(&event.chat.id, text));
+                        .clone()
+                        .or_else(|| super::sent::echo_key_of(event.message_type));
+                    let echo = key.and_then(|key| self.sent.claim_echo(&event.chat.id, &key));
                     if let Some(request_id) = echo {
                         event.origin = Origin::Bridge;
                         event.request_id = Some(request_id);

@@ -38,7 +38,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +48,7 @@ use crate::event::{MediaError, MediaKind, MessageEvent, StoredMedia};
 use crate::media::{IngestError, Media, Stored};
 use crate::retry::Retry;
 use crate::spool::{Seq, Store};
-use crate::wechat::client::{DownloadError, MediaEndpoint, MediaRequest};
+use crate::wechat::client::{DownloadError, MediaRequest};
 use crate::wechat::session::Session;
 
 /// Downloads under way at once, at most.
@@ -330,7 +329,7 @@ impl Downloader {
             crate::metrics::media_download(kind_label(event), "found");
             return Ok(stored);
         }
-        let Some((req, announced)) = request_for(event) else {
+        let Some((req, announced)) = MediaRequest::for_event(event) else {
             return Err(MediaError::FetchFailed);
         };
         let max = self.media.config.max_file_bytes;
@@ -423,75 +422,6 @@ impl Downloader {
         }
         writer.finish().await.map_err(ingest)
     }
-}
-
-/// The download request of `event`'s media, and the size the message announces: a file's
-/// FileSize, the `length` of a voice note's or video's XML. An image's `length` is that of a
-/// smaller rendition than `type=big` serves, so images are checked on their answer alone.
-fn request_for(event: &MessageEvent) -> Option<(MediaRequest, Option<u64>)> {
-    let mut req = MediaRequest {
-        endpoint: MediaEndpoint::MsgImg,
-        msg_id: event.id.clone(),
-        sender: String::new(),
-        media_id: String::new(),
-        encry_file_name: String::new(),
-    };
-    if let Some(media) = &event.media {
-        req.msg_id = media.msg_id.clone();
-        req.endpoint = match media.kind {
-            MediaKind::Image | MediaKind::Emoticon => MediaEndpoint::MsgImg,
-            MediaKind::Voice => MediaEndpoint::Voice,
-            MediaKind::Video => MediaEndpoint::Video,
-        };
-        let announced = match media.kind {
-            MediaKind::Voice | MediaKind::Video => {
-                announced_length(&Attachment::from_raw(&event.raw).content)
-            }
-            MediaKind::Image | MediaKind::Emoticon => None,
-        };
-        return Some((req, announced));
-    }
-    let file = event.file.as_ref()?;
-    // What the event does not carry, the raw entry does.
-    let raw = Attachment::from_raw(&event.raw);
-    req.endpoint = MediaEndpoint::Attachment;
-    req.sender = raw.from_user_name;
-    req.media_id = if file.media_id.is_empty() {
-        raw.media_id
-    } else {
-        file.media_id.clone()
-    };
-    req.encry_file_name = raw.encry_file_name;
-    Some((req, file.size))
-}
-
-/// The fields of a raw AddMsgList entry an attachment download needs.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct Attachment {
-    from_user_name: String,
-    media_id: String,
-    encry_file_name: String,
-    content: String,
-}
-
-impl Attachment {
-    fn from_raw(raw: &RawValue) -> Attachment {
-        serde_json::from_str(raw.get()).unwrap_or_default()
-    }
-}
-
-/// The `length="…"` attribute of a message's (escaped or plain) XML: ` length=` with a space
-/// before it, so `voicelength`, `playlength` and `cdnthumblength` are passed over.
-fn announced_length(content: &str) -> Option<u64> {
-    [" length=&quot;", " length=\""].iter().find_map(|marker| {
-        let at = content.find(marker)? + marker.len();
-        let digits: String = content[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
-    })
 }
 
 fn kind_label(event: &MessageEvent) -> &'static str {

@@ -25,8 +25,10 @@ use crate::wechat::session::{Session, SessionFile};
 
 mod allow;
 mod inbound;
+mod intake;
 mod login_policy;
 mod media;
+mod media_source;
 mod outbound;
 mod sent;
 mod supervisor;

@@ -1,98 +1,49 @@
-//! The outbound side: commands from every source are validated and written to the durable
-//! queue (then acknowledged to their source), and the sender takes them in order, resolves the
-//! recipient, waits for the limiter and a live session, sends, and spools exactly one result.
+//! The sender: it takes the commands the intake queued, in order, resolves the recipient,
+//! waits for the limiter and a live session, uploads and sends the media (PROTOCOL.md
+//! §9.2–§9.3) and the text, and spools exactly one result per command.
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 use super::allow::display;
+use super::sent;
 use super::Bridge;
-use crate::event::{parse_command, Command, CommandError, ErrorCode, SendResult, SessionState};
+use crate::event::{
+    Command, ErrorCode, MediaSource, SendKind, SendMedia, SendResult, SentMedia, SessionState,
+};
 use crate::limiter::Limiter;
-use crate::sinks::webhook::REPLY_PREFIX;
-use crate::sinks::{Accepted, IncomingCommand, Origin};
+use crate::media::Stored;
 use crate::spool::{Kind, NewEntry};
-use crate::wechat::client::SendError;
+use crate::wechat::client::{file_md5, MediaMessage, SendError, UploadFile, Uploaded, WxError};
 use crate::wechat::contacts::ResolveError;
 use crate::wechat::protocol::Contact;
 use crate::wechat::session::Session;
 
 /// How long a request_id is remembered for idempotency (DESIGN.md).
-const REQUEST_ID_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+pub(super) const REQUEST_ID_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// How often a 1205 answer is retried before the command is answered `rate_limited`.
 const TOO_FREQUENT_RETRIES: u32 = 3;
 
 /// A command as the outbound queue stores it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    command: Command,
+pub(super) struct Record {
+    pub(super) command: Command,
     /// When it arrived (unix ms): the default deadline counts from here.
-    received_ms: i64,
+    pub(super) received_ms: i64,
     /// The NATS reply subject of a request.
-    reply_to: Option<String>,
+    pub(super) reply_to: Option<String>,
 }
 
 impl Bridge {
-    /// Validates each incoming command: an invalid one is answered at once, a valid one is
-    /// written to the durable queue. Either way its source is then told it may acknowledge.
-    pub(super) async fn intake_loop(&self, mut commands: mpsc::Receiver<IncomingCommand>) {
-        loop {
-            let incoming = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                c = commands.recv() => match c { Some(c) => c, None => return },
-            };
-            let reply_to = match &incoming.origin {
-                Origin::Nats { reply } => reply.clone(),
-                _ => None,
-            };
-            let parsed = parse_command(&incoming.payload, self.config.send.max_bytes)
-                .and_then(|c| reserved_request_id(c, &incoming.origin));
-            let handled = match parsed {
-                Err(e) => {
-                    tracing::info!(code = %e.code, origin = ?incoming.origin, "rejected a command: {}", e.message);
-                    let result = SendResult::from(e);
-                    self.answer(None, result.clone(), reply_to)
-                        .await
-                        .then_some(Accepted::Answered(result))
-                }
-                Ok(command) => {
-                    let record = Record {
-                        command,
-                        received_ms: (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-                            as i64,
-                        reply_to,
-                    };
-                    let queued = match serde_json::to_vec(&record) {
-                        Ok(r) => self
-                            .spool
-                            .enqueue_command(r)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match queued {
-                        Ok(id) => {
-                            self.queue_changed.notify_one();
-                            Some(Accepted::Queued(id))
-                        }
-                        Err(e) => {
-                            tracing::error!(cause = %e, "cannot queue a command");
-                            None
-                        }
-                    }
-                }
-            };
-            // Not handled: dropping `accepted` tells the source not to acknowledge it.
-            if let (Some(outcome), Some(done)) = (handled, incoming.accepted) {
-                let _ = done.send(outcome);
-            }
-        }
-    }
-
     /// Spools a result (completing queued command `id` when given). False if the spool failed.
-    async fn answer(&self, id: Option<u64>, result: SendResult, reply_to: Option<String>) -> bool {
+    pub(super) async fn answer(
+        &self,
+        id: Option<u64>,
+        result: SendResult,
+        reply_to: Option<String>,
+    ) -> bool {
         crate::metrics::send_result(&result);
         let payload = match serde_json::to_vec(&result) {
             Ok(p) => p,
@@ -194,8 +145,47 @@ impl Bridge {
         }
     }
 
-    /// Sends one command; None only on shutdown.
+    /// Sends one command; None only on shutdown. With media, the file is uploaded and sent
+    /// first, then the text if any: each message passes the limiter, a 1205 or the end of the
+    /// session repeats only the step that failed, and a failure after the media went out
+    /// carries its MsgID so that only the text needs sending again.
     async fn send_one(&self, record: &Record, limiter: &mut Limiter) -> Option<SendResult> {
+        let cmd = &record.command;
+        let file = match &cmd.media {
+            None => None,
+            Some(media) => match self.queued_media(media) {
+                Ok(file) => Some((media, file)),
+                Err(message) => {
+                    return Some(SendResult::err(
+                        cmd.request_id.clone(),
+                        ErrorCode::InvalidCommand,
+                        message,
+                    ))
+                }
+            },
+        };
+        let mut progress = Progress {
+            kind: file.as_ref().map(|(m, _)| m.kind),
+            media: file.as_ref().map(|(_, f)| SentMedia {
+                sha256: f.sha256.clone(),
+                size: f.size,
+            }),
+            media_msg: None,
+        };
+        let result = self
+            .send_steps(record, file, limiter, &mut progress)
+            .await?;
+        Some(progress.complete(result))
+    }
+
+    /// The steps of [`Bridge::send_one`]; `progress` records what went out.
+    async fn send_steps(
+        &self,
+        record: &Record,
+        file: Option<(&SendMedia, Stored)>,
+        limiter: &mut Limiter,
+        progress: &mut Progress,
+    ) -> Option<SendResult> {
         let cmd = &record.command;
         let rid = cmd.request_id.clone();
         let received =
@@ -206,6 +196,9 @@ impl Bridge {
             .unwrap_or(received + self.config.send.default_ttl);
         let mut too_frequent = 0;
         let mut session_rx = self.session.subscribe();
+        // The upload is kept for the session that made it: a MediaId names a file to one login.
+        let mut uploaded: Option<(Session, Uploaded)> = None;
+        let mut md5: Option<String> = None;
         loop {
             let left = deadline - OffsetDateTime::now_utc();
             if left <= time::Duration::ZERO {
@@ -236,6 +229,38 @@ impl Bridge {
                 Ok(r) => r,
                 Err(result) => return Some(*result),
             };
+            let to = recipient.user_name.clone();
+            let name = display(&recipient);
+            let media_step = file.as_ref().filter(|_| progress.media_msg.is_none());
+            if let Some((media, stored)) = media_step {
+                if uploaded.as_ref().is_none_or(|(s, _)| !s.same_as(&session)) {
+                    let done = self.upload(&session, &to, media, stored, &mut md5).await;
+                    match done {
+                        Ok(u) => uploaded = Some((session.clone(), u)),
+                        Err(Failure::Stop(mut result)) => {
+                            result.request_id = rid;
+                            return Some(*result);
+                        }
+                        Err(Failure::Retry(e)) => {
+                            match self
+                                .after_refusal(
+                                    e,
+                                    &rid,
+                                    &mut too_frequent,
+                                    limiter,
+                                    &session,
+                                    &mut session_rx,
+                                    left,
+                                )
+                                .await
+                            {
+                                Some(result) => return Some(result),
+                                None => continue,
+                            }
+                        }
+                    }
+                }
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
                 waited = limiter.acquire() => if !waited.is_zero() {
@@ -243,71 +268,190 @@ impl Bridge {
                     crate::metrics::throttled(waited);
                 },
             }
-            let guard = self
-                .sent
-                .begin(&recipient.user_name, &cmd.text, rid.as_deref());
-            let sent = session.send_text(&recipient.user_name, &cmd.text).await;
-            let name = display(&recipient);
-            let e = match sent {
-                Ok(msg_id) => {
-                    guard.finish(Some(&msg_id));
-                    return Some(SendResult::ok(rid, msg_id, recipient.user_name, name));
-                }
-                Err(e) => {
-                    // Without an answer the message may have gone out: its echo must still
-                    // be recognised. A refusal sent nothing.
-                    if matches!(e, SendError::Transport(_)) {
-                        guard.finish(None);
-                    } else {
-                        guard.forget();
+            let sent = match (media_step, &uploaded) {
+                (Some((media, stored)), Some((_, up))) => {
+                    let guard = self.sent.begin(
+                        &to,
+                        &sent::media_echo_key(media.kind.as_str()),
+                        rid.as_deref(),
+                    );
+                    let message = media_message(media, stored);
+                    let sent = session.send_media(&to, message, up).await;
+                    settle_guard(guard, &sent);
+                    match sent {
+                        Ok(msg_id) => {
+                            progress.media_msg = Some(msg_id.clone());
+                            if cmd.text.is_none() {
+                                return Some(SendResult::ok(rid, msg_id, to, name));
+                            }
+                            // The text goes next, through the limiter like any message.
+                            continue;
+                        }
+                        Err(e) => Err(e),
                     }
-                    e
+                }
+                _ => {
+                    let text = cmd.text.as_deref().unwrap_or_default();
+                    let guard = self.sent.begin(&to, text, rid.as_deref());
+                    let sent = session.send_text(&to, text).await;
+                    settle_guard(guard, &sent);
+                    sent
                 }
             };
-            match e {
-                SendError::TooFrequent if too_frequent < TOO_FREQUENT_RETRIES => {
-                    too_frequent += 1;
-                    limiter.slow_down();
-                    crate::metrics::retry("send");
-                    tracing::warn!(
-                        attempt = too_frequent,
-                        "WeChat says too frequent; slowing down"
-                    );
+            let e = match sent {
+                Ok(msg_id) => {
+                    let result = match progress.media_msg.clone() {
+                        Some(media_msg) => {
+                            let mut r = SendResult::ok(rid, media_msg, to, name);
+                            r.text_msg_id = Some(msg_id);
+                            r
+                        }
+                        None => SendResult::ok(rid, msg_id, to, name),
+                    };
+                    return Some(result);
                 }
-                SendError::TooFrequent => {
-                    return Some(SendResult::err(
-                        rid,
-                        ErrorCode::RateLimited,
-                        "WeChat answered 1205 (too frequent) and the retries ran out",
-                    ))
-                }
-                SendError::SessionExpired(ret) => {
-                    tracing::info!(
-                        ret,
-                        "the session ended while sending; the command waits for the next login"
-                    );
-                    let next =
-                        session_rx.wait_for(|s| s.as_ref().is_none_or(|s2| !s2.same_as(&session)));
-                    let _ = tokio::time::timeout(left, next).await;
-                }
-                SendError::Transport(e) => {
-                    // The request may have reached WeChat: retrying could send twice.
-                    return Some(SendResult::err(
-                        rid,
-                        ErrorCode::Timeout,
-                        format!(
-                            "no answer from WeChat; the message may or may not have been sent: {e}"
-                        ),
-                    ));
-                }
-                other => {
-                    let ret = other.ret().unwrap_or(-1);
-                    return Some(SendResult::wechat_error(rid, ret, other.to_string()));
-                }
+                Err(e) => e,
+            };
+            if let Some(result) = self
+                .after_refusal(
+                    e,
+                    &rid,
+                    &mut too_frequent,
+                    limiter,
+                    &session,
+                    &mut session_rx,
+                    left,
+                )
+                .await
+            {
+                return Some(result);
             }
         }
     }
 
+    /// What follows a send WeChat did not take: the result that ends the command, or `None`
+    /// to try again (after slowing down for a 1205, or after the next login).
+    #[allow(clippy::too_many_arguments)]
+    async fn after_refusal(
+        &self,
+        e: SendError,
+        rid: &Option<String>,
+        too_frequent: &mut u32,
+        limiter: &mut Limiter,
+        session: &Session,
+        session_rx: &mut watch::Receiver<Option<Session>>,
+        left: Duration,
+    ) -> Option<SendResult> {
+        let rid = rid.clone();
+        match e {
+            SendError::TooFrequent if *too_frequent < TOO_FREQUENT_RETRIES => {
+                *too_frequent += 1;
+                limiter.slow_down();
+                crate::metrics::retry("send");
+                tracing::warn!(
+                    attempt = *too_frequent,
+                    "WeChat says too frequent; slowing down"
+                );
+                None
+            }
+            SendError::TooFrequent => Some(SendResult::err(
+                rid,
+                ErrorCode::RateLimited,
+                "WeChat answered 1205 (too frequent) and the retries ran out",
+            )),
+            SendError::SessionExpired(ret) => {
+                tracing::info!(
+                    ret,
+                    "the session ended while sending; the command waits for the next login"
+                );
+                let next =
+                    session_rx.wait_for(|s| s.as_ref().is_none_or(|s2| !s2.same_as(session)));
+                let _ = tokio::time::timeout(left, next).await;
+                None
+            }
+            SendError::Transport(e) => {
+                // The request may have reached WeChat: retrying could send twice.
+                Some(SendResult::err(
+                    rid,
+                    ErrorCode::Timeout,
+                    format!(
+                        "no answer from WeChat; the message may or may not have been sent: {e}"
+                    ),
+                ))
+            }
+            other => {
+                let ret = other.ret().unwrap_or(-1);
+                Some(SendResult::wechat_error(rid, ret, other.to_string()))
+            }
+        }
+    }
+
+    /// The queued media's stored file. The intake stored it; it is gone only if the store
+    /// evicted it since.
+    fn queued_media(&self, media: &SendMedia) -> Result<Stored, String> {
+        let MediaSource::Sha256(sha) = &media.source else {
+            return Err(format!(
+                "`{}` was queued without being stored first",
+                media.kind
+            ));
+        };
+        self.media.store.get(sha).ok_or_else(|| {
+            format!(
+                "`{}.sha256`: the file {sha} is no longer in the media store (evicted since the \
+                 command was queued); send it again",
+                media.kind
+            )
+        })
+    }
+
+    /// Uploads the stored file for `to`: `upload_failed` when WeChat does not take it, a
+    /// retry when the session ended or WeChat said 1205. Nothing reached the chat yet, so
+    /// either is safe.
+    async fn upload(
+        &self,
+        session: &Session,
+        to: &str,
+        media: &SendMedia,
+        stored: &Stored,
+        md5: &mut Option<String>,
+    ) -> Result<Uploaded, Failure> {
+        let failed = |message: String| {
+            Failure::Stop(Box::new(SendResult::err(
+                None,
+                ErrorCode::UploadFailed,
+                message,
+            )))
+        };
+        let md5 = match md5 {
+            Some(m) => m.clone(),
+            None => {
+                let m = file_md5(&stored.path)
+                    .await
+                    .map_err(|e| failed(format!("cannot read the stored file: {e}")))?;
+                *md5 = Some(m.clone());
+                m
+            }
+        };
+        let name = media.name.clone().unwrap_or_else(|| stored.sha256.clone());
+        let file = UploadFile {
+            path: &stored.path,
+            name: &name,
+            mime: &stored.mime,
+            size: stored.size,
+            md5: &md5,
+        };
+        match session.upload(to, file).await {
+            Ok(u) => Ok(u),
+            Err(WxError::SessionExpired { code, .. }) => {
+                Err(Failure::Retry(SendError::SessionExpired(code)))
+            }
+            Err(WxError::Ret { ret: 1205, .. }) => Err(Failure::Retry(SendError::TooFrequent)),
+            Err(e) => {
+                tracing::warn!(cause = %e, sha256 = %stored.sha256, "upload failed");
+                Err(failed(format!("WeChat did not take the upload: {e}")))
+            }
+        }
+    }
     /// Resolves when the state becomes `login_forbidden`.
     async fn status_changed_to_forbidden(&self) {
         let mut rx = self.status.subscribe();
@@ -353,22 +497,60 @@ impl Bridge {
     }
 }
 
-/// Refuses a command whose request_id is a webhook reply's, unless it is one: a command that
-/// took a reply's request_id first would be sent in the reply's place, and the reply itself
-/// would be answered as a repeat.
-fn reserved_request_id(command: Command, origin: &Origin) -> Result<Command, CommandError> {
-    match &command.request_id {
-        Some(rid) if rid.starts_with(REPLY_PREFIX) && *origin != Origin::Webhook => {
-            Err(CommandError {
-                code: ErrorCode::InvalidCommand,
-                message: format!(
-                    "`request_id` must not start with `{REPLY_PREFIX}`: that prefix is reserved \
-                     for webhook replies"
-                ),
-                request_id: command.request_id.clone(),
-            })
+/// How an upload failed.
+enum Failure {
+    /// For good: this result (without its request_id, which the caller fills in).
+    Stop(Box<SendResult>),
+    /// As a send can: tried again the same way.
+    Retry(SendError),
+}
+
+/// What a command with media has sent so far.
+struct Progress {
+    kind: Option<SendKind>,
+    media: Option<SentMedia>,
+    /// The media message's MsgID, once WeChat took it.
+    media_msg: Option<String>,
+}
+
+impl Progress {
+    /// The command's result with its media, and, for a failure after the media went out,
+    /// the media's MsgID and a message saying only the text is missing.
+    fn complete(self, mut result: SendResult) -> SendResult {
+        if let (false, Some(msg_id), Some(error)) =
+            (result.ok, &self.media_msg, result.error.as_mut())
+        {
+            let kind = self.kind.map_or("media", SendKind::as_str);
+            error.message = format!(
+                "the {kind} was sent (msg_id {msg_id}) but the text was not: {}",
+                error.message
+            );
+            result.msg_id = Some(msg_id.clone());
         }
-        _ => Ok(command),
+        result.with_media(self.media)
+    }
+}
+
+/// What WeChat is asked to send for a stored file.
+fn media_message<'a>(media: &'a SendMedia, stored: &Stored) -> MediaMessage<'a> {
+    match media.kind {
+        SendKind::Image => MediaMessage::Image,
+        SendKind::Video => MediaMessage::Video,
+        SendKind::Emoticon => MediaMessage::Emoticon,
+        SendKind::File => MediaMessage::File {
+            title: media.name.as_deref().unwrap_or("file"),
+            size: stored.size,
+        },
+    }
+}
+
+/// Records a send's outcome in the sent log: without an answer the message may have gone
+/// out, so its echo must still be recognised; a refusal sent nothing.
+fn settle_guard(guard: sent::SendGuard<'_>, sent: &Result<String, SendError>) {
+    match sent {
+        Ok(msg_id) => guard.finish(Some(msg_id)),
+        Err(SendError::Transport(_)) => guard.finish(None),
+        Err(_) => guard.forget(),
     }
 }
 
@@ -376,27 +558,38 @@ fn reserved_request_id(command: Command, origin: &Origin) -> Result<Command, Com
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_webhook_replies_may_use_the_reply_prefix() {
-        let command = |rid: &str| {
-            parse_command(
-                format!(r#"{{"to":"filehelper","text":"hi","request_id":"{rid}"}}"#).as_bytes(),
-                1024,
-            )
-            .unwrap()
-        };
-        for origin in [
-            Origin::Stdin,
-            Origin::Mqtt,
-            Origin::Nats { reply: None },
-            Origin::Http,
-        ] {
-            let err = reserved_request_id(command("reply:home:42"), &origin).unwrap_err();
-            assert_eq!(err.code, ErrorCode::InvalidCommand);
-            assert_eq!(err.request_id.as_deref(), Some("reply:home:42"));
-            assert!(err.message.contains("reserved"), "{}", err.message);
-            assert!(reserved_request_id(command("r-reply:1"), &origin).is_ok());
+    fn progress(media_msg: Option<&str>) -> Progress {
+        Progress {
+            kind: Some(SendKind::Image),
+            media: Some(SentMedia {
+                sha256: "ab".repeat(32),
+                size: 10,
+            }),
+            media_msg: media_msg.map(str::to_owned),
         }
-        assert!(reserved_request_id(command("reply:home:42"), &Origin::Webhook).is_ok());
+    }
+
+    #[test]
+    fn a_failure_after_the_media_went_out_names_the_media_message() {
+        let failed = SendResult::err(Some("r".into()), ErrorCode::RateLimited, "1205");
+        let r = progress(Some("2039")).complete(failed.clone());
+        assert_eq!(r.msg_id.as_deref(), Some("2039"));
+        let error = r.error.unwrap();
+        assert_eq!(error.code, ErrorCode::RateLimited);
+        assert!(
+            error
+                .message
+                .starts_with("the image was sent (msg_id 2039) but the text was not"),
+            "{}",
+            error.message
+        );
+        assert_eq!(r.media.unwrap().size, 10);
+
+        let r = progress(None).complete(failed);
+        assert_eq!(r.msg_id, None, "nothing went out");
+        assert_eq!(r.error.unwrap().message, "1205");
+        let ok = progress(Some("2039")).complete(SendResult::ok(None, "2039", "@a", "A"));
+        assert!(ok.ok && ok.error.is_none());
+        assert_eq!(ok.media.unwrap().sha256, "ab".repeat(32));
     }
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::event::MessageType;
+
 /// How many sent MsgIds (and recent sends) are remembered.
 const SENT_MEMORY: usize = 10_000;
 /// How long after a send an echo with a MsgId of its own is still taken for the send's.
@@ -54,6 +56,24 @@ pub(super) struct SendGuard<'a> {
     log: &'a SentLog,
     key: u64,
     request_id: Option<String>,
+}
+
+/// What a media send is remembered by in place of a text: its kind (`image`, `file`, `video`,
+/// `emoticon`), marked so that no text can be taken for it.
+pub(super) fn media_echo_key(kind: &str) -> String {
+    format!("\u{0}{kind}")
+}
+
+/// The key a media message from self is claimed by, if it is one the bridge can send.
+pub(super) fn echo_key_of(t: MessageType) -> Option<String> {
+    let kind = match t {
+        MessageType::Image => "image",
+        MessageType::File => "file",
+        MessageType::Video => "video",
+        MessageType::Emoticon => "emoticon",
+        _ => return None,
+    };
+    Some(media_echo_key(kind))
 }
 
 /// Text as the echo and the command may spell it differently: line ends and outer blanks.
@@ -228,6 +248,18 @@ mod tests {
         log.begin("@a", "same", None).finish(Some("300"));
         assert_eq!(log.lookup("300"), Some(None));
         assert_eq!(log.claim_echo("@a", "same"), None);
+    }
+
+    #[test]
+    fn a_media_echo_is_claimed_by_its_kind_and_never_by_a_text() {
+        let log = SentLog::default();
+        log.begin("@a", &media_echo_key("image"), Some("r-img"))
+            .finish(Some("500"));
+        assert_eq!(log.claim_echo("@a", "image"), None, "a text named image");
+        let key = echo_key_of(MessageType::Image).unwrap();
+        assert_eq!(log.claim_echo("@b", &key), None, "other chat");
+        assert_eq!(log.claim_echo("@a", &key), Some(Some("r-img".into())));
+        assert_eq!(echo_key_of(MessageType::Text), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::head;
+use super::send_media::{parse_media, MediaField, SendKind, SendMedia};
 use super::timestamp::{parse_rfc3339, utc_time_opt};
 
 /// Why a command failed (DESIGN.md "Outbound command and result").
@@ -34,6 +35,15 @@ pub enum ErrorCode {
     WechatError,
     /// No answer in time.
     Timeout,
+    /// A media source the config does not allow: a URL's scheme or host (`media.fetch.
+    /// allow_hosts`, private addresses), a path outside `media.paths`.
+    MediaForbidden,
+    /// A media source over `media.fetch.max_bytes`.
+    MediaTooLarge,
+    /// A media URL could not be fetched (status, timeout, connection).
+    MediaFetchFailed,
+    /// WeChat did not take the upload of the media.
+    UploadFailed,
 }
 
 impl ErrorCode {
@@ -50,6 +60,10 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::WechatError => "wechat_error",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::MediaForbidden => "media_forbidden",
+            ErrorCode::MediaTooLarge => "media_too_large",
+            ErrorCode::MediaFetchFailed => "media_fetch_failed",
+            ErrorCode::UploadFailed => "upload_failed",
         }
     }
 }
@@ -60,8 +74,10 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A validated send command. Serializable so the durable outbound queue can store it.
+/// A validated send command. Serializable so the durable outbound queue can store it, in the
+/// command's own JSON shape (what [`parse_command`] reads).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "QueuedForm", try_from = "QueuedForm")]
 pub struct Command {
     /// A name: remark, nickname, group name or `filehelper`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,8 +85,14 @@ pub struct Command {
     /// A UserName of the current login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_id: Option<String>,
-    /// What to send; never empty.
-    pub text: String,
+    /// The text to send; never empty. Absent only when `media` is given; with both, the
+    /// media goes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// An image, file, video or emoticon to send. In the outbound queue its source is always
+    /// `sha256`: other sources are stored before the command is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<SendMedia>,
     /// Echoed in the result; also the idempotency key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -81,6 +103,89 @@ pub struct Command {
         with = "utc_time_opt"
     )]
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// [`Command`] as JSON: the media as its kind's field.
+#[derive(Serialize, Deserialize)]
+struct QueuedForm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<MediaField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<MediaField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    video: Option<MediaField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    emoticon: Option<MediaField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "utc_time_opt"
+    )]
+    expires_at: Option<OffsetDateTime>,
+}
+
+impl From<Command> for QueuedForm {
+    fn from(c: Command) -> Self {
+        let mut form = QueuedForm {
+            to: c.to,
+            to_id: c.to_id,
+            text: c.text,
+            image: None,
+            file: None,
+            video: None,
+            emoticon: None,
+            request_id: c.request_id,
+            expires_at: c.expires_at,
+        };
+        if let Some(media) = c.media {
+            let field = Some(media.to_field());
+            match media.kind {
+                SendKind::Image => form.image = field,
+                SendKind::File => form.file = field,
+                SendKind::Video => form.video = field,
+                SendKind::Emoticon => form.emoticon = field,
+            }
+        }
+        form
+    }
+}
+
+impl TryFrom<QueuedForm> for Command {
+    type Error = String;
+
+    fn try_from(f: QueuedForm) -> Result<Self, String> {
+        let given = [
+            (SendKind::Image, f.image),
+            (SendKind::File, f.file),
+            (SendKind::Video, f.video),
+            (SendKind::Emoticon, f.emoticon),
+        ];
+        let mut media = None;
+        for (kind, field) in given {
+            if let Some(field) = field {
+                if media.is_some() {
+                    return Err("more than one media field".into());
+                }
+                media = Some(SendMedia::from_field(kind, field)?);
+            }
+        }
+        Ok(Command {
+            to: f.to,
+            to_id: f.to_id,
+            text: f.text,
+            media,
+            request_id: f.request_id,
+            expires_at: f.expires_at,
+        })
+    }
 }
 
 /// A command that could not be accepted.
@@ -95,7 +200,17 @@ pub struct CommandError {
     pub request_id: Option<String>,
 }
 
-const COMMAND_FIELDS: [&str; 5] = ["to", "to_id", "text", "request_id", "expires_at"];
+const COMMAND_FIELDS: [&str; 9] = [
+    "to",
+    "to_id",
+    "text",
+    "request_id",
+    "expires_at",
+    "image",
+    "file",
+    "video",
+    "emoticon",
+];
 
 /// Validates a send command payload.
 ///
@@ -104,7 +219,9 @@ const COMMAND_FIELDS: [&str; 5] = ["to", "to_id", "text", "request_id", "expires
 ///   whole inside them, see `head.rs`); else the result's `request_id` is null.
 /// - Not UTF-8 or not JSON: `invalid_json` (no request_id).
 /// - Otherwise every problem is `invalid_command` naming the field: not an object, an unknown
-///   field, `text` missing, not a string or empty, neither or both of `to` / `to_id`, an empty
+///   field, `text` missing (without media), not a string or empty, more than one media field,
+///   a media field without exactly one source or with a bad one (`send_media.rs`), neither or
+///   both of `to` / `to_id`, an empty
 ///   or non-string recipient or request_id, an `expires_at` that is not RFC 3339. A `null`
 ///   optional field counts as absent. A past `expires_at` is accepted here: whether it has
 ///   passed is the sender's decision (`expired`), made against its clock.
@@ -147,15 +264,22 @@ pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<Command, Comman
     };
     if let Some(unknown) = map.keys().find(|k| !COMMAND_FIELDS.contains(&k.as_str())) {
         return Err(invalid(format!(
-            "unknown field `{unknown}`; expected one of `to`, `to_id`, `text`, `request_id`, `expires_at`"
+            "unknown field `{unknown}`; expected one of `to`, `to_id`, `text`, `request_id`, \
+             `expires_at`, `image`, `file`, `video`, `emoticon`"
         )));
     }
+    let media = parse_media(&map).map_err(invalid)?;
     let text = match map.get("text") {
-        None | Some(Value::Null) => return Err(invalid("missing field `text`".into())),
+        None | Some(Value::Null) if media.is_some() => None,
+        None | Some(Value::Null) => {
+            return Err(invalid(
+                "missing field `text` (or one of `image`, `file`, `video`, `emoticon`)".into(),
+            ))
+        }
         Some(Value::String(s)) if s.is_empty() => {
             return Err(invalid("`text` must not be empty".into()))
         }
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(invalid("`text` must be a string".into())),
     };
     let to = optional_string(&map, "to").map_err(invalid)?;
@@ -185,6 +309,7 @@ pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<Command, Comman
         to,
         to_id,
         text,
+        media,
         request_id,
         expires_at,
     })
@@ -221,6 +346,10 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::WechatError,
             ErrorCode::Timeout,
+            ErrorCode::MediaForbidden,
+            ErrorCode::MediaTooLarge,
+            ErrorCode::MediaFetchFailed,
+            ErrorCode::UploadFailed,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
@@ -242,7 +371,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.to.as_deref(), Some("Mom"));
         assert_eq!(c.to_id, None);
-        assert_eq!(c.text, "on my way");
+        assert_eq!(c.text.as_deref(), Some("on my way"));
         assert_eq!(c.request_id.as_deref(), Some("r-17"));
         let c = parse_command(
             br#"{"to_id":"@a81","text":"x","expires_at":"2026-11-28T19:00:00+01:00","to":null}"#,
@@ -257,6 +386,54 @@ mod tests {
             r#"{"to_id":"@a81","text":"x","expires_at":"2026-11-28T18:00:00Z"}"#
         );
         assert_eq!(serde_json::from_str::<Command>(&stored).unwrap(), c);
+    }
+
+    #[test]
+    fn media_may_come_with_or_without_text() {
+        let c = parse_command(
+            br#"{"to":"Family","image":{"url":"https://cam.example/snap.jpg"},"text":"door"}"#,
+            MAX,
+        )
+        .unwrap();
+        let media = c.media.unwrap();
+        assert_eq!(media.kind, crate::event::SendKind::Image);
+        assert_eq!(
+            media.source,
+            crate::event::MediaSource::Url("https://cam.example/snap.jpg".into())
+        );
+        assert_eq!(c.text.as_deref(), Some("door"));
+        let c = parse_command(
+            format!(
+                r#"{{"to":"Mom","file":{{"sha256":"{}","name":"a.pdf"}}}}"#,
+                "0".repeat(64)
+            )
+            .as_bytes(),
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(c.text, None);
+        let stored = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            stored,
+            format!(
+                r#"{{"to":"Mom","file":{{"sha256":"{}","name":"a.pdf"}}}}"#,
+                "0".repeat(64)
+            ),
+            "the queue holds the command's own shape"
+        );
+        assert_eq!(parse_command(stored.as_bytes(), MAX).unwrap(), c);
+        assert_eq!(c.media.unwrap().name.as_deref(), Some("a.pdf"));
+        for payload in [
+            r#"{"to":"Mom","image":{"url":"https://a/b"},"text":""}"#,
+            r#"{"to":"Mom","image":{},"text":"hi"}"#,
+            r#"{"image":{"url":"https://a/b"}}"#,
+        ] {
+            assert_eq!(
+                command_err(payload).code,
+                ErrorCode::InvalidCommand,
+                "{payload}"
+            );
+        }
     }
 
     #[test]
@@ -442,7 +619,7 @@ mod properties {
             let cmd = parse_command(&bytes, bytes.len()).unwrap();
             prop_assert_eq!(cmd.to_id.clone(), by_id.then(|| to.clone()));
             prop_assert_eq!(cmd.to.clone(), (!by_id).then(|| to.clone()));
-            prop_assert_eq!(&cmd.text, &text);
+            prop_assert_eq!(cmd.text.as_deref(), Some(text.as_str()));
             prop_assert_eq!(&cmd.request_id, &request_id);
             prop_assert_eq!(cmd.expires_at, expires_at);
             let stored = serde_json::to_string(&cmd).unwrap();

@@ -21,6 +21,7 @@ mod head;
 mod kind;
 mod message;
 mod result;
+mod send_media;
 mod session;
 mod timestamp;
 
@@ -32,7 +33,8 @@ pub use message::{
     App, Card, Chat, File, FriendRequest, Link, Location, Media, MediaError, MediaKind,
     MessageEvent, MessageType, Origin, Revoke, Sender, StoredMedia,
 };
-pub use result::{Recipient, ResultError, SendResult};
+pub use result::{Recipient, ResultError, SendResult, SentMedia};
+pub use send_media::{check_name, MediaSource, SendKind, SendMedia};
 pub use session::{
     ContactSummary, ContactsEvent, ErrorEvent, LoginEvent, LoginQr, LoginUser, LogoutEvent,
     SessionState, SessionStatus, StateEvent,

@@ -14,6 +14,16 @@ pub struct Recipient {
     pub name: String,
 }
 
+/// `media` of a result: the file that was (or was to be) sent, as the media store holds it;
+/// `{"sha256": …}` sends it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMedia {
+    /// Lowercase hex sha256 of the bytes.
+    pub sha256: String,
+    /// Their length in bytes.
+    pub size: u64,
+}
+
 /// The `error` of a failed [`SendResult`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultError {
@@ -36,12 +46,19 @@ pub struct SendResult {
     pub request_id: Option<String>,
     /// True when WeChat accepted the message.
     pub ok: bool,
-    /// WeChat's MsgID, on success.
+    /// WeChat's MsgID, on success: of the media message when the command had media. Also on
+    /// a failure after the media went out, when only the text was not sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg_id: Option<String>,
+    /// The text's MsgID when a command with media also had text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_msg_id: Option<String>,
     /// Where it went, on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Recipient>,
+    /// The command's media once it was stored, on success and failure alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<SentMedia>,
     /// Why not, on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResultError>,
@@ -64,10 +81,12 @@ impl SendResult {
             request_id,
             ok: true,
             msg_id: Some(msg_id.into()),
+            text_msg_id: None,
             to: Some(Recipient {
                 id: to_id.into(),
                 name: to_name.into(),
             }),
+            media: None,
             error: None,
             duplicate: false,
         }
@@ -80,7 +99,9 @@ impl SendResult {
             request_id,
             ok: false,
             msg_id: None,
+            text_msg_id: None,
             to: None,
+            media: None,
             error: Some(ResultError {
                 code,
                 message: message.into(),
@@ -97,6 +118,14 @@ impl SendResult {
             error.ret = Some(ret);
         }
         result
+    }
+}
+
+impl SendResult {
+    /// This result with the command's `media`.
+    pub fn with_media(mut self, media: Option<SentMedia>) -> Self {
+        self.media = media;
+        self
     }
 }
 
@@ -129,5 +158,17 @@ mod tests {
         );
         let back: SendResult = serde_json::from_str(&serde_json::to_string(&wx).unwrap()).unwrap();
         assert_eq!(back, wx);
+        let mut media = SendResult::ok(None, "2039", "@a81", "Alice").with_media(Some(SentMedia {
+            sha256: "ab".repeat(32),
+            size: 48213,
+        }));
+        media.text_msg_id = Some("2040".into());
+        assert_eq!(
+            serde_json::to_string(&media).unwrap(),
+            format!(
+                r#"{{"kind":"result","request_id":null,"ok":true,"msg_id":"2039","text_msg_id":"2040","to":{{"id":"@a81","name":"Alice"}},"media":{{"sha256":"{}","size":48213}}}}"#,
+                "ab".repeat(32)
+            )
+        );
     }
 }

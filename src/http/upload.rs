@@ -15,7 +15,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::auth::refuse;
 use super::Shared;
@@ -128,17 +128,11 @@ pub async fn send(state: Shared, request: Request) -> Response {
             let _ = drain(&mut multipart, &mut upload, file_limit).await;
             let request_id = upload.request_id();
             tracing::info!(limit, "a multipart upload was over media.fetch.max_bytes");
-            Json(json!({
-                "kind": "result",
-                "request_id": request_id,
-                "ok": false,
-                "error": {
-                    "code": "media_too_large",
-                    "message": format!(
-                        "the file is larger than media.fetch.max_bytes ({limit} bytes)"
-                    ),
-                },
-            }))
+            Json(SendResult::err(
+                request_id,
+                ErrorCode::MediaTooLarge,
+                format!("the file is larger than media.fetch.max_bytes ({limit} bytes)"),
+            ))
             .into_response()
         }
         Err(Refusal::Store(e)) => {
@@ -265,6 +259,7 @@ fn malformed(e: multer::Error) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn stored(sha256: &str) -> Stored {
         Stored {

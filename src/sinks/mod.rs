@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::spool::{Entry, Kind, Seq, Store};
 
+pub mod media;
 pub mod mqtt;
 pub mod nats;
 pub mod stdio;

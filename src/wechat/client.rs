@@ -3,6 +3,7 @@
 //! method of [`WxClient`]: those of a login in `login`, those that speak for a session in
 //! `session`; this file holds the client, its cookie jar and the transport they share.
 //! Parsing and decisions are in [`super::protocol`].
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,10 +20,12 @@ mod error;
 mod login;
 mod media;
 mod session;
+mod upload;
 
 use error::{check_ret, garbage};
 pub use error::{SendError, WxError};
-pub use media::{Download, DownloadError, MediaEndpoint, MediaRequest};
+pub use media::{announced_length, Download, DownloadError, MediaEndpoint, MediaRequest};
+pub use upload::{file_md5, MediaMessage, UploadFile, Uploaded};
 
 /// What a request needs to speak for a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -72,6 +75,8 @@ pub struct WxClient {
     login_origin: Url,
     desktop_mode: bool,
     timeouts: Timeouts,
+    /// Numbers the uploads' `WU_FILE_<n>` ids, as the web page counts its files.
+    upload_seq: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for WxClient {
@@ -126,6 +131,7 @@ impl WxClient {
             login_origin,
             desktop_mode,
             timeouts,
+            upload_seq: Arc::new(AtomicU64::new(0)),
         }
     }
 

@@ -36,6 +36,7 @@ pub const NEWLOGINPAGE_REDIRECT: &str = "https://wx.qq.com/cgi-bin/mmwebwx-bin/w
 
 mod bodies;
 mod members;
+pub mod upload;
 
 pub use bodies::{
     parse_jslogin, parse_login_poll, parse_login_xml, parse_synccheck, qr_content, LoginPoll,

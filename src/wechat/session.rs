@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{Credentials, SendError, WxClient};
+use super::client::{
+    Credentials, MediaMessage, SendError, UploadFile, Uploaded, WxClient, WxError,
+};
 use super::contacts::ContactBook;
 use super::protocol::{self, Contact, SyncKey};
 
@@ -354,6 +356,39 @@ impl Session {
         self.inner
             .client
             .send_text(&creds, &self.inner.user.user_name, to, text, &id)
+            .await
+    }
+}
+
+impl Session {
+    /// Uploads a stored file for a message to `to` (PROTOCOL.md §9.2).
+    pub async fn upload(&self, to: &str, file: UploadFile<'_>) -> Result<Uploaded, WxError> {
+        let creds = self.credentials();
+        self.inner
+            .client
+            .upload_media(&creds, &self.inner.user.user_name, to, file)
+            .await
+    }
+
+    /// Sends an uploaded file to `to` and answers WeChat's MsgID (PROTOCOL.md §9.3).
+    pub async fn send_media(
+        &self,
+        to: &str,
+        message: MediaMessage<'_>,
+        uploaded: &Uploaded,
+    ) -> Result<String, SendError> {
+        let creds = self.credentials();
+        let id = protocol::new_client_msg_id(now_ms());
+        self.inner
+            .client
+            .send_media(
+                &creds,
+                &self.inner.user.user_name,
+                to,
+                message,
+                uploaded,
+                &id,
+            )
             .await
     }
 }

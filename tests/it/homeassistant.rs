@@ -212,6 +212,7 @@ const FIXED: &[(&str, &str)] = &[
     ("sensor", "last_message"),
     ("event", "message"),
     ("image", "login_qr"),
+    ("image", "last_image"),
     ("button", "relogin"),
     ("button", "logout"),
 ];
@@ -310,15 +311,22 @@ fn check(topic: &str, v: &Value) -> String {
         }
     };
 
-    // Availability: the process status, so the QR and relogin stay usable while logged out.
+    // Availability: the process status, so relogin stays usable while logged out; the login
+    // QR also needs a QR to show (see the QR test).
     assert!(!payload.contains_key("availability_topic"), "{topic}");
     let availability = v["availability"].as_array().expect("availability list");
-    assert_eq!(availability.len(), 1, "{topic}");
-    for k in availability[0].as_object().unwrap().keys() {
-        assert!(
-            AVAILABILITY.contains(&k.as_str()),
-            "{topic}: availability.{k}"
-        );
+    let expected = if object == "login_qr" { 2 } else { 1 };
+    assert_eq!(availability.len(), expected, "{topic}");
+    for entry in availability {
+        for k in entry.as_object().unwrap().keys() {
+            assert!(
+                AVAILABILITY.contains(&k.as_str()),
+                "{topic}: availability.{k}"
+            );
+        }
+    }
+    if expected > 1 {
+        assert_eq!(v["availability_mode"], "all", "{topic}");
     }
     assert_eq!(
         availability[0],
@@ -402,8 +410,12 @@ async fn every_discovery_payload_is_what_home_assistant_documents() {
         json!(MESSAGE_TYPES)
     );
     let image = config(&got, "image", "login_qr");
-    assert_eq!(image["image_topic"], "wechat/home/qr/png");
+    assert_eq!(image["image_topic"], "wechat/home/homeassistant/login_qr");
     assert_eq!(image["content_type"], "image/png");
+    let last = config(&got, "image", "last_image");
+    assert_eq!(last["image_topic"], "wechat/home/homeassistant/last_image");
+    assert_eq!(last["content_type"], "image/jpeg");
+    assert_eq!(last["name"], "Last image");
     assert_eq!(
         config(&got, "button", "relogin")["command_topic"],
         "wechat/home/relogin"
@@ -463,6 +475,15 @@ async fn entities_no_longer_configured_are_removed_from_home_assistant() {
 
     let (sink, side) = start(&broker, &targets(&["Mom", "Dad"]));
     configs(&mut w, FIXED.len() + 2).await;
+    // A QR shown on the QR entity's own image topic, retained.
+    let qr_image = "wechat/home/homeassistant/login_qr";
+    let mut images = Watcher::new(broker.port, "images", qr_image).await;
+    side.qr.send_replace(Some(LoginQr {
+        url: "https://login.weixin.qq.com/l/x==".to_owned(),
+        png: b"\x89PNG not really".to_vec(),
+        expires_at: datetime!(2026-11-28 16:25:01 UTC),
+    }));
+    assert!(!images.next_on(qr_image).await.payload.is_empty());
     stop(sink, side).await;
 
     // Dad is dropped from the config: his notify entity goes, Mom's stays.
@@ -491,6 +512,11 @@ async fn entities_no_longer_configured_are_removed_from_home_assistant() {
     assert!(emptied.contains(mom));
     let retained = retained_configs(&broker, "after-off").await;
     assert!(retained.is_empty(), "still retained: {:?}", retained.keys());
+    // The QR entity's image went with it.
+    assert!(images.next_on(qr_image).await.payload.is_empty());
+    let mut late = Watcher::new(broker.port, "late-images", "wechat/home/homeassistant/#").await;
+    let left = late.drain(Duration::from_millis(500)).await;
+    assert!(left.is_empty(), "still retained: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,17 +580,106 @@ async fn the_buttons_and_notify_entities_reach_the_bridge() {
     assert!(none.is_err(), "a command for an unknown target: {none:?}");
 }
 
+/// Home Assistant's view of the login QR entity, fed from what the broker delivers: the image
+/// bytes its image topic last carried, and each availability topic's last verdict (HA starts
+/// every topic at unavailable until a message arrives).
+struct QrEntity {
+    image_topic: String,
+    image: Option<Vec<u8>>,
+    /// `(topic, value_template, available)` per availability entry.
+    availability: Vec<(String, Option<String>, bool)>,
+    /// `availability_mode`: `all`, `any`, or (HA's default) `latest`.
+    mode: String,
+    /// The last verdict on any availability topic.
+    latest: bool,
+}
+
+impl QrEntity {
+    fn new(config: &Value) -> QrEntity {
+        let availability = config["availability"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let template = a["value_template"].as_str().map(str::to_owned);
+                (a["topic"].as_str().unwrap().to_owned(), template, false)
+            })
+            .collect();
+        QrEntity {
+            image_topic: config["image_topic"].as_str().unwrap().to_owned(),
+            image: None,
+            availability,
+            mode: config["availability_mode"]
+                .as_str()
+                .unwrap_or("latest")
+                .to_owned(),
+            latest: false,
+        }
+    }
+
+    /// Takes one message as HA's MQTT image entity does.
+    fn receive(&mut self, topic: &str, payload: &[u8]) {
+        if topic == self.image_topic {
+            assert!(
+                !payload.is_empty(),
+                "an empty image reached HA's image topic"
+            );
+            self.image = Some(payload.to_vec());
+        }
+        for (t, template, available) in &mut self.availability {
+            if t == topic {
+                let word = match template {
+                    Some(template) => render_payload(template, payload).unwrap(),
+                    None => String::from_utf8_lossy(payload).into_owned(),
+                };
+                match word.as_str() {
+                    "online" => (*available, self.latest) = (true, true),
+                    "offline" => (*available, self.latest) = (false, false),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Whether HA shows the entity as available, per its `availability_mode`.
+    fn available(&self) -> bool {
+        match self.mode.as_str() {
+            "all" => self.availability.iter().all(|(_, _, a)| *a),
+            "any" => self.availability.iter().any(|(_, _, a)| *a),
+            _ => self.latest,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_login_qr_image_topic_carries_a_decodable_png() {
+async fn the_login_qr_entity_is_available_only_while_a_scan_is_awaited_and_never_gets_an_empty_image(
+) {
+    if render("{{ 1 }}", &json!({})).is_none() {
+        eprintln!("SKIPPED: python3 with jinja2 is needed to render the availability template");
+        return;
+    }
     let broker = brokers::mosquitto();
     let mut w = Watcher::new(broker.port, "ha", "homeassistant/#").await;
     let (_sink, side) = start(&broker, &HomeAssistantConfig::default());
     let got = configs(&mut w, FIXED.len()).await;
-    let image = config(&got, "image", "login_qr");
-    let topic = image["image_topic"].as_str().unwrap();
-    assert_eq!(image["content_type"], "image/png");
+    let config = config(&got, "image", "login_qr");
+    assert_eq!(config["content_type"], "image/png");
+    let mut ha = QrEntity::new(config);
+    assert_ne!(
+        ha.image_topic, "wechat/home/qr/png",
+        "that one is emptied after login"
+    );
 
-    let mut png_watch = Watcher::new(broker.port, "tablet", topic).await;
+    let mut bus = Watcher::new(broker.port, "tablet", "wechat/home/#").await;
+    let feed = |ha: &mut QrEntity, msgs: Vec<crate::watch::Msg>| {
+        for m in msgs {
+            ha.receive(&m.topic, &m.payload);
+        }
+    };
+    feed(&mut ha, bus.drain(Duration::from_millis(500)).await);
+    assert!(!ha.available(), "no QR yet: unavailable");
+
+    // A scan is awaited: the PNG arrives on HA's image topic before the entity turns available.
     let url = "https://login.weixin.qq.com/l/abc123==";
     let png = wxbridge::qr::png(url).unwrap();
     side.qr.send_replace(Some(LoginQr {
@@ -572,32 +687,123 @@ async fn the_login_qr_image_topic_carries_a_decodable_png() {
         png: png.clone(),
         expires_at: datetime!(2026-11-28 16:25:01 UTC),
     }));
-    let m = loop {
-        let m = png_watch.next_on(topic).await;
-        if !m.payload.is_empty() {
-            break m;
+    while !ha.available() {
+        let m = bus.next().await;
+        ha.receive(&m.topic, &m.payload);
+        if ha.available() {
+            assert_eq!(
+                ha.image.as_deref(),
+                Some(&png[..]),
+                "available with the new QR"
+            );
         }
-    };
-    assert_eq!(&m.payload[..], &png[..]);
-    let decoded = image::load_from_memory_with_format(&m.payload, image::ImageFormat::Png)
-        .expect("a PNG HA can show");
+    }
+    let decoded =
+        image::load_from_memory_with_format(ha.image.as_ref().unwrap(), image::ImageFormat::Png)
+            .expect("a PNG HA can show");
     assert!(decoded.width() >= 21 && decoded.width() == decoded.height());
 
-    // Logged in: the image is cleared (an empty retained payload deletes it).
+    // Logged in: unavailable again, the image untouched; `/qr/png` itself is still cleared.
     side.qr.send_replace(None);
-    assert!(png_watch.next_on(topic).await.payload.is_empty());
+    let mut cleared = false;
+    while ha.available() || !cleared {
+        let m = bus.next().await;
+        cleared |= m.topic == "wechat/home/qr/png" && m.payload.is_empty();
+        ha.receive(&m.topic, &m.payload);
+    }
+    feed(&mut ha, bus.drain(Duration::from_millis(500)).await);
+    assert!(!ha.available());
+    assert_eq!(ha.image.as_deref(), Some(&png[..]));
+
+    // An HA that starts now finds the image retained and the entity unavailable.
+    let mut late = QrEntity::new(config);
+    let mut fresh = Watcher::new(broker.port, "late-ha", "wechat/home/#").await;
+    feed(&mut late, fresh.drain(Duration::from_millis(500)).await);
+    assert!(!late.available());
+    assert_eq!(late.image.as_deref(), Some(&png[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_bridge_shows_the_login_qr_entity_until_the_scan_and_then_makes_it_unavailable() {
+    if render("{{ 1 }}", &json!({})).is_none() {
+        eprintln!("SKIPPED: python3 with jinja2 is needed to render the availability template");
+        return;
+    }
+    let world = World::new().await;
+    let broker = brokers::mosquitto();
+    let config = world.config(&format!(
+        "mqtt:\n  url: mqtt://127.0.0.1:{}\n  client_id: wxbridge-test\n",
+        broker.port
+    ));
+    let mut w = Watcher::new(broker.port, "ha", "#").await;
+    let _bridge = Bridge::spawn(&config, &["run"]);
+    // The bridge publishes its status and the QR before the discovery configs: keep them for
+    // the entity, as HA gets them retained once it subscribes.
+    let mut before = Vec::new();
+    let discovery = loop {
+        let m = w.next().await;
+        if m.topic == "homeassistant/image/wxbridge_test/login_qr/config" && !m.payload.is_empty() {
+            break serde_json::from_slice::<Value>(&m.payload).unwrap();
+        }
+        before.push(m);
+    };
+    let mut ha = QrEntity::new(&discovery);
+    assert!(!ha.available());
+    for m in before {
+        ha.receive(&m.topic, &m.payload);
+    }
+
+    // Offline → online: the bridge is up and waits for a scan.
+    while !ha.available() {
+        let m = w.next().await;
+        ha.receive(&m.topic, &m.payload);
+    }
+    let png = ha.image.clone().expect("the QR is shown");
+    image::load_from_memory_with_format(&png, image::ImageFormat::Png).expect("a PNG");
+
+    // Scanned: online, and the entity unavailable again without an empty image.
+    world.scan_and_confirm().await;
+    let mut online = false;
+    while !online || ha.available() {
+        let m = w.next().await;
+        if m.topic == "wechat/test/state" {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            online |= v["state"] == "online";
+        }
+        ha.receive(&m.topic, &m.payload);
+    }
+    for m in w.drain(Duration::from_millis(500)).await {
+        ha.receive(&m.topic, &m.payload);
+    }
+    assert!(!ha.available(), "unavailable while logged in");
+    assert_eq!(ha.image.as_deref(), Some(&png[..]));
+}
+
+/// Renders `template` as HA renders a template on an MQTT payload: `value` is the payload as
+/// text, `value_json` its JSON when it is JSON. None without python3 and jinja2.
+fn render_payload(template: &str, payload: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(payload);
+    let value_json = serde_json::from_slice::<Value>(payload).unwrap_or(Value::Null);
+    render_with(template, &value_json, Some(&text))
 }
 
 /// Renders `template` with `value_json` as Jinja's sandbox does (HA's templates are Jinja
 /// with extra filters; `to_json` is the one ours use). None when `python3` with `jinja2` is
 /// not installed.
 fn render(template: &str, value_json: &Value) -> Option<String> {
+    render_with(template, value_json, None)
+}
+
+/// [`render`], with `value` (the payload as text) set too when given.
+fn render_with(template: &str, value_json: &Value, value: Option<&str>) -> Option<String> {
     const SCRIPT: &str = "import json, sys\n\
         from jinja2.sandbox import ImmutableSandboxedEnvironment\n\
         env = ImmutableSandboxedEnvironment()\n\
         env.filters['to_json'] = lambda v: json.dumps(v, ensure_ascii=False)\n\
         req = json.load(sys.stdin)\n\
-        sys.stdout.write(env.from_string(req['template']).render(value_json=req['value']))\n";
+        vars = {'value_json': req['value']}\n\
+        if req.get('text') is not None: vars['value'] = req['text']\n\
+        sys.stdout.write(env.from_string(req['template']).render(**vars))\n";
     let probe = std::process::Command::new("python3")
         .args(["-c", "import jinja2"])
         .output();
@@ -611,7 +817,7 @@ fn render(template: &str, value_json: &Value) -> Option<String> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let request = json!({"template": template, "value": value_json});
+    let request = json!({"template": template, "value": value_json, "text": value});
     {
         use std::io::Write as _;
         let mut stdin = child.stdin.take().unwrap();

@@ -58,3 +58,13 @@ fn message_content_corpus_keeps_the_event_shape() {
 fn command_corpus_never_accepts_over_max_bytes() {
     replay("command", checks::command);
 }
+
+#[test]
+fn media_xml_corpus_downloads_what_the_entry_names() {
+    replay("media_xml", checks::media_xml);
+}
+
+#[test]
+fn upload_answer_corpus_reads_only_what_the_answer_says() {
+    replay("upload_answer", checks::upload_answer);
+}

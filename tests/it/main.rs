@@ -15,6 +15,8 @@ mod http_limits;
 mod login;
 mod media_http;
 mod media_inbound;
+mod media_outbound;
+mod media_sinks;
 mod messages;
 mod mqtt;
 mod mqtt_intake;

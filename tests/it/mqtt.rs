@@ -107,8 +107,8 @@ async fn until_ids(w: &mut Watcher, seen: &mut BTreeSet<u64>, want: impl Iterato
 
 /// A TCP relay between the link and the broker that can hold the broker's answers (PUBACKs,
 /// PINGRESPs) or cut every connection without a DISCONNECT.
-struct Gate {
-    port: u16,
+pub struct Gate {
+    pub port: u16,
     hold: watch::Sender<bool>,
     cut: Arc<Mutex<CancellationToken>>,
     task: JoinHandle<()>,
@@ -122,7 +122,7 @@ impl Drop for Gate {
 }
 
 impl Gate {
-    async fn new(upstream: u16) -> Gate {
+    pub async fn new(upstream: u16) -> Gate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (hold, held) = watch::channel(false);
@@ -145,7 +145,7 @@ impl Gate {
         }
     }
 
-    fn hold(&self, on: bool) {
+    pub fn hold(&self, on: bool) {
         self.hold.send_replace(on);
     }
 
@@ -341,6 +341,8 @@ async fn status_state_and_qr_are_retained_and_the_qr_is_cleared_after_login() {
     assert_eq!(
         topics,
         [
+            // Home Assistant's copy of the PNG (discovery is on), never emptied.
+            "wechat/home/homeassistant/login_qr",
             "wechat/home/qr",
             "wechat/home/qr/png",
             "wechat/home/state",

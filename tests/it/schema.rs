@@ -8,7 +8,7 @@ use time::macros::datetime;
 use wxbridge::event::{
     parse_command, ContactSummary, ContactsEvent, ContactsKind, ErrorCode, ErrorEvent, ErrorKind,
     Event, LoginEvent, LoginKind, LoginUser, LogoutEvent, LogoutKind, MessageEvent, SendResult,
-    SessionState, SessionStatus, StateEvent, StateKind,
+    SentMedia, SessionState, SessionStatus, StateEvent, StateKind,
 };
 use wxbridge::wechat::contacts::ContactBook;
 use wxbridge::wechat::message::{normalize, Context};
@@ -350,6 +350,24 @@ fn login_logout_contacts_error_and_state_match_the_event_schema() {
     }
 }
 
+/// A result of a command with media and text: sent, or failed after the media went out.
+fn media_result(ok: bool) -> SendResult {
+    let media = Some(SentMedia {
+        sha256: "ab".repeat(32),
+        size: 48213,
+    });
+    if ok {
+        let mut r = SendResult::ok(None, "2040", "@a81", "Alice").with_media(media);
+        r.text_msg_id = Some("2041".into());
+        r
+    } else {
+        let mut r = SendResult::err(None, ErrorCode::Timeout, "the image was sent; not the text")
+            .with_media(media);
+        r.msg_id = Some("2040".into());
+        r
+    }
+}
+
 #[test]
 fn results_ok_and_err_match_the_result_schema() {
     let results = [
@@ -364,6 +382,16 @@ fn results_ok_and_err_match_the_result_schema() {
         SendResult::wechat_error(Some("r-19".into()), 1205, "WeChat refused"),
         SendResult::from(parse_command(b"{nope", 65536).unwrap_err()),
         SendResult::from(parse_command(br#"{"request_id":"r-20","to":"Mom"}"#, 65536).unwrap_err()),
+        media_result(true),
+        media_result(false),
+        SendResult::err(None, ErrorCode::MediaForbidden, "not a public address"),
+        SendResult::err(
+            None,
+            ErrorCode::MediaTooLarge,
+            "larger than media.fetch.max_bytes",
+        ),
+        SendResult::err(None, ErrorCode::MediaFetchFailed, "HTTP 404"),
+        SendResult::err(None, ErrorCode::UploadFailed, "HTTP 500"),
     ];
     for result in &results {
         assert_valid(&serde_json::to_value(result).unwrap());
@@ -385,6 +413,10 @@ fn commands_the_bridge_accepts_match_the_command_schema() {
         json!({"to_id": "@a81", "text": "…", "expires_at": "2026-11-28T18:00:00Z"}),
         json!({"to": null, "to_id": "@a81", "text": "x", "expires_at": "2026-11-28T19:00:00+01:00"}),
         json!({"to": "filehelper", "text": "note", "request_id": null}),
+        json!({"to": "Family", "image": {"url": "https://cam.example/snap.jpg"}, "text": "door"}),
+        json!({"to": "Mom", "file": {"path": "/srv/share/a.pdf", "name": "report.pdf"}}),
+        json!({"to": "Mom", "video": {"base64": "AAAA", "name": "clip.mp4"}, "text": null}),
+        json!({"to": "Mom", "emoticon": {"sha256": "ab".repeat(32)}, "image": null}),
     ] {
         assert_valid_command(&payload);
         assert!(
@@ -406,6 +438,13 @@ fn commands_the_bridge_refuses_fail_the_command_schema() {
         json!({"to": "Mom", "text": "hi", "request_id": 17}),
         json!({"to": "Mom", "text": "hi", "expires_at": "tomorrow"}),
         json!({"to": "Mom", "text": "hi", "priority": 1}),
+        json!({"to": "Mom", "image": {}}),
+        json!({"to": "Mom", "image": {"url": "https://a/b", "path": "/c"}}),
+        json!({"to": "Mom", "image": {"base64": "AAAA"}}),
+        json!({"to": "Mom", "image": {"sha256": "abc"}}),
+        json!({"to": "Mom", "image": {"url": "https://a/b"}, "file": {"url": "https://a/c"}}),
+        json!({"to": "Mom", "image": {"url": "https://a/b", "size": 3}}),
+        json!({"to": "Mom", "image": null}),
     ] {
         assert!(
             !errors(command, &payload).is_empty(),

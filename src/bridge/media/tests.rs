@@ -1,5 +1,6 @@
 //! Which request each kind of held event makes, and which events are held.
 use super::*;
+use crate::wechat::client::{announced_length, MediaEndpoint};
 
 fn event(extra: &str, raw: &str) -> MessageEvent {
     serde_json::from_str(&format!(
@@ -25,7 +26,7 @@ fn an_attachment_is_asked_for_with_the_raw_entrys_sender_and_encrypted_name() {
         r#""file":{"name":"a.pdf","size":12,"media_id":"@crypt_1","sha256":null,"mime":null}"#,
         r#"{"FromUserName":"@alice","MediaId":"@crypt_1","EncryFileName":"a%2Epdf"}"#,
     );
-    let (req, announced) = request_for(&e).unwrap();
+    let (req, announced) = MediaRequest::for_event(&e).unwrap();
     assert_eq!(req.endpoint, MediaEndpoint::Attachment);
     assert_eq!(req.sender, "@alice");
     assert_eq!(req.media_id, "@crypt_1");
@@ -47,7 +48,7 @@ fn images_and_stickers_come_from_getmsgimg_videos_from_getvideo() {
             ),
             "{}",
         );
-        let (req, announced) = request_for(&e).unwrap();
+        let (req, announced) = MediaRequest::for_event(&e).unwrap();
         assert_eq!((req.endpoint, req.msg_id.as_str()), (endpoint, "42"));
         assert_eq!(announced, None);
     }
@@ -59,12 +60,12 @@ fn a_video_announces_its_length_in_its_xml_an_image_does_not_count() {
         r#""media":{"msg_id":"42","kind":"video","sha256":null,"mime":null,"size":null,"duration_s":3}"#,
         r#"{"Content":"&lt;msg&gt;&lt;videomsg cdnthumblength=&quot;9&quot; playlength=&quot;3&quot; length=&quot;5000&quot; /&gt;"}"#,
     );
-    assert_eq!(request_for(&video).unwrap().1, Some(5000));
+    assert_eq!(MediaRequest::for_event(&video).unwrap().1, Some(5000));
     let image = event(
         r#""media":{"msg_id":"42","kind":"image","sha256":null,"mime":null,"size":null}"#,
         r#"{"Content":"&lt;msg&gt;&lt;img length=&quot;5000&quot; /&gt;"}"#,
     );
-    assert_eq!(request_for(&image).unwrap().1, None);
+    assert_eq!(MediaRequest::for_event(&image).unwrap().1, None);
     assert_eq!(
         announced_length(r#"<voicemsg voicelength="3000" length="812"/>"#),
         Some(812)

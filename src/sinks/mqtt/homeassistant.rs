@@ -5,7 +5,7 @@
 //!
 //! Entities, each under `<prefix>/<component>/wxbridge_<account>/<object>/config` with the
 //! unique id `wxbridge_<account>_<object>`, all available while `<base>/<account>/status` says
-//! `online` (so the QR image and the re-login button work while the session needs a login):
+//! `online` (so the re-login button works while the session needs a login):
 //!
 //! | component | object | reads / writes |
 //! |---|---|---|
@@ -13,16 +13,30 @@
 //! | `sensor` (enum) | `session` | the state word of `/state`; `since`, `reason` as attributes |
 //! | `sensor` | `last_message` | `sender: text` of `/message`; the event as attributes |
 //! | `event` | `message` | fires per `/message`, `event_type` = the message type |
-//! | `image` | `login_qr` | the raw PNG on `/qr/png` |
+//! | `image` | `login_qr` | the raw PNG on `/homeassistant/login_qr`; available only while `/qr` holds a QR |
+//! | `image` | `last_image` | the last inbound image's bytes on `/homeassistant/last_image` |
 //! | `button` | `relogin`, `logout` | publish to `/relogin`, `/logout` |
 //! | `notify` | `notify_<slug>` | publish the message text to `/notify/<slug>` |
+//!
+//! The two images have topics of their own, retained and never emptied: HA stores whatever
+//! arrives on an image topic as the image, and its image proxy answers 500 for an empty one, so
+//! the empty payload that clears `/qr/png` after a login would show as a broken image. The QR
+//! entity is unavailable instead while no scan is awaited: its second availability entry reads
+//! `/qr` (the QR JSON while a scan is awaited, emptied after the login) through a template, and
+//! `availability_mode: all` needs both it and `/status`. The QR PNG goes out before the QR JSON,
+//! so HA never shows the previous code as available. The last image is published (with its
+//! bytes read from the media store) before its message event, whether or not `mqtt.media` is
+//! on; its `content_type` is fixed at `image/jpeg`, what WeChat sends nearly always, because an
+//! MQTT image entity takes one content type for its topic (browsers show a PNG or GIF served
+//! under it all the same).
 //!
 //! Removal: the link subscribes to `<prefix>/+/wxbridge_<account>/+/config`, so the broker
 //! hands it every config this account ever left retained; a non-empty one that is not in the
 //! current set (a notify target dropped from the config, or everything once discovery is
 //! disabled) is answered with an empty retained payload, which makes HA delete the entity. The
 //! broker's retained store is the record of what was published: nothing is kept locally, and
-//! a wiped state dir or a second machine changes nothing.
+//! a wiped state dir or a second machine changes nothing. A removed image entity's image topic
+//! is emptied along with its config.
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
@@ -58,6 +72,13 @@ const SESSION_STATES: [SessionState; 5] = [
     SessionState::LoginForbidden,
     SessionState::Offline,
 ];
+
+/// The login QR's second availability: `/qr` holds the QR JSON while a scan is awaited and is
+/// emptied after the login (HA renders the template with `value` = the payload as text).
+const QR_AVAILABLE_TEMPLATE: &str = "{{ 'online' if value else 'offline' }}";
+
+/// The last image's content type (see the module docs).
+const LAST_IMAGE_CONTENT_TYPE: &str = "image/jpeg";
 
 /// The connectivity sensor: on exactly when the session is online.
 const CONNECTED_TEMPLATE: &str = "{{ 'ON' if value_json.state == 'online' else 'OFF' }}";
@@ -102,6 +123,9 @@ pub(super) struct Discovery {
     current: HashSet<String>,
     /// Notify targets by slug.
     targets: HashMap<String, String>,
+    /// `(config topic, image topic)` of each image entity whose image topic is ours alone:
+    /// emptied together when the entity is removed.
+    images: Vec<(String, String)>,
 }
 
 impl Discovery {
@@ -117,6 +141,16 @@ impl Discovery {
             configs: Vec::new(),
             current: HashSet::new(),
             targets: HashMap::new(),
+            images: [
+                ("login_qr", &topics.ha_login_qr),
+                ("last_image", &topics.ha_last_image),
+            ]
+            .into_iter()
+            .map(|(object, topic)| {
+                let config = format!("{prefix}/image/wxbridge_{account}/{object}/config");
+                (config, topic.clone())
+            })
+            .collect(),
         };
         if config.enabled {
             for target in config.notify_targets.iter().filter(|t| !t.is_empty()) {
@@ -150,6 +184,20 @@ impl Discovery {
     /// A config topic of this account's that is not in the current set: one to empty.
     pub fn is_stale(&self, topic: &str) -> bool {
         self.is_ours(topic) && !self.current.contains(topic)
+    }
+
+    /// Whether any entity is announced (discovery is on): the link then also publishes the
+    /// images' own topics.
+    pub fn enabled(&self) -> bool {
+        !self.configs.is_empty()
+    }
+
+    /// The image topic that goes with the config on `topic`, if it is an image entity's.
+    pub fn image_topic(&self, config_topic: &str) -> Option<&str> {
+        self.images
+            .iter()
+            .find(|(config, _)| config == config_topic)
+            .map(|(_, image)| image.as_str())
     }
 
     /// The notify target whose command topic ends in `slug`.
@@ -237,8 +285,28 @@ impl Entities<'_> {
                 "Login QR",
                 json!({
                     "icon": "mdi:qrcode",
-                    "image_topic": t.qr_png,
+                    "image_topic": t.ha_login_qr,
                     "content_type": "image/png",
+                    "availability": [
+                        self.status_availability(),
+                        {
+                            "topic": t.qr,
+                            "value_template": QR_AVAILABLE_TEMPLATE,
+                            "payload_available": "online",
+                            "payload_not_available": "offline",
+                        },
+                    ],
+                    "availability_mode": "all",
+                }),
+            ),
+            self.entity(
+                "image",
+                "last_image",
+                "Last image",
+                json!({
+                    "icon": "mdi:image",
+                    "image_topic": t.ha_last_image,
+                    "content_type": LAST_IMAGE_CONTENT_TYPE,
                 }),
             ),
             self.entity(
@@ -267,6 +335,15 @@ impl Entities<'_> {
         entities
     }
 
+    /// Available while the process is up: `<base>/<account>/status`.
+    fn status_availability(&self) -> Value {
+        json!({
+            "topic": self.topics.status,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        })
+    }
+
     /// One retained config: what every entity shares (name, ids, device, origin,
     /// availability) plus `specific`.
     fn entity(
@@ -289,11 +366,7 @@ impl Entities<'_> {
                 "sw_version": version,
             },
             "origin": {"name": "wxbridge", "sw_version": version},
-            "availability": [{
-                "topic": self.topics.status,
-                "payload_available": "online",
-                "payload_not_available": "offline",
-            }],
+            "availability": [self.status_availability()],
         })
         .as_object()
         .cloned()
@@ -394,7 +467,7 @@ mod tests {
     fn configs_are_under_the_node_and_stale_ones_are_recognized() {
         let d = discovery(&["Mom", "Family Group", "Mom", ""]);
         let topics: Vec<&str> = d.configs().iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(topics.len(), 9, "{topics:?}");
+        assert_eq!(topics.len(), 10, "{topics:?}");
         assert!(topics.contains(&"homeassistant/notify/wxbridge_home/notify_Mom/config"));
         assert!(topics.contains(&"homeassistant/image/wxbridge_home/login_qr/config"));
         assert_eq!(d.notify_target("Family_20Group"), Some("Family Group"));
@@ -420,5 +493,19 @@ mod tests {
         assert!(d.configs().is_empty());
         assert_eq!(d.notify_target("Mom"), None);
         assert!(d.is_stale("homeassistant/sensor/wxbridge_home/session/config"));
+        assert!(!d.enabled());
+        assert_eq!(
+            d.image_topic("homeassistant/image/wxbridge_home/last_image/config"),
+            Some("wechat/home/homeassistant/last_image"),
+            "a retracted image entity takes its image along"
+        );
+        assert_eq!(
+            d.image_topic("homeassistant/image/wxbridge_home/login_qr/config"),
+            Some("wechat/home/homeassistant/login_qr")
+        );
+        assert_eq!(
+            d.image_topic("homeassistant/sensor/wxbridge_home/session/config"),
+            None
+        );
     }
 }

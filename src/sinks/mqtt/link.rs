@@ -46,10 +46,22 @@ pub(super) struct Batch {
     pub id: u64,
     /// The configured event QoS.
     pub qos: QoS,
-    /// `(index in the batch, topic, payload)`, in order.
-    pub publishes: Vec<(usize, String, Vec<u8>)>,
+    /// The entries to publish, in order.
+    pub publishes: Vec<Item>,
     /// Cancelled once `deliver` returns: the link task then skips what it has not sent yet.
     pub abandoned: CancellationToken,
+}
+
+/// One entry of a [`Batch`].
+pub(super) struct Item {
+    /// Its position in the batch.
+    pub index: usize,
+    /// Where the event goes.
+    pub topic: String,
+    /// The event.
+    pub payload: Vec<u8>,
+    /// The files it refers to, published first (`media.rs`).
+    pub files: Vec<super::media::File>,
 }
 
 /// Entry `index` of batch `batch` was confirmed by the broker.
@@ -107,6 +119,8 @@ pub(super) struct Poller {
     pub shutdown: CancellationToken,
     /// Stop polling now.
     pub stop: CancellationToken,
+    /// The highest id of a media publish the broker confirmed, to the link task.
+    pub media_acked: watch::Sender<u64>,
 }
 
 impl Poller {
@@ -192,12 +206,20 @@ impl Poller {
             }
             _ => None,
         };
-        if let Some(Tag::Entry { batch, index }) = done {
-            if self.confirmed.try_send(Confirmed { batch, index }).is_err() {
-                // Cannot happen (see `confirmed`); were it lost, the sink's 30 s without
-                // progress would publish the batch again.
-                tracing::debug!(batch, index, "mqtt confirmation not handed to the sink");
+        match done {
+            Some(Tag::Entry { batch, index }) => {
+                if self.confirmed.try_send(Confirmed { batch, index }).is_err() {
+                    // Cannot happen (see `confirmed`); were it lost, the sink's 30 s without
+                    // progress would publish the batch again.
+                    tracing::debug!(batch, index, "mqtt confirmation not handed to the sink");
+                }
             }
+            Some(Tag::Media { id }) => {
+                // A late ack of a media publish given up on is older than the one awaited.
+                self.media_acked
+                    .send_if_modified(|acked| std::mem::replace(acked, (*acked).max(id)) < id);
+            }
+            Some(Tag::Control) | None => {}
         }
     }
 
@@ -315,6 +337,13 @@ pub(super) struct Publisher {
     pub unwritten: Unwritten,
     /// Status, QR, shutdown.
     pub control: Control,
+    /// The highest media publish id the broker confirmed (from the poller).
+    pub media_acked: watch::Receiver<u64>,
+    /// The last media publish id handed out.
+    pub media_ids: std::sync::atomic::AtomicU64,
+    /// Set while a file goes out, so the sink waits for it rather than giving up on the
+    /// batches in flight after 30 s without a confirmation.
+    pub media_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Publisher {
@@ -436,6 +465,10 @@ impl Publisher {
         } else if !p.payload.is_empty() && self.discovery.is_stale(&p.topic) {
             tracing::info!(topic = %p.topic, "removing a home assistant entity no longer configured");
             self.retained(&p.topic, Vec::new()).await;
+            if let Some(image) = self.discovery.image_topic(&p.topic) {
+                // The entity is gone: its retained image is of no use to anyone.
+                self.retained(image, Vec::new()).await;
+            }
         }
     }
 
@@ -447,46 +480,75 @@ impl Publisher {
     }
 
     /// The QR while a scan is awaited; empty retained payloads (which delete) once it is gone.
+    /// Home Assistant's copy of the PNG goes first and is never emptied: `/qr` turns its entity
+    /// available and unavailable (see `homeassistant.rs`), so HA never shows an empty image or
+    /// the previous code.
     async fn publish_qr(&self, qr: Option<&crate::event::LoginQr>) {
-        let (json, png) = match qr {
-            Some(qr) => (qr.to_json(), qr.png.clone()),
-            None => (Vec::new(), Vec::new()),
-        };
-        self.retained(&self.topics.qr, json).await;
-        self.retained(&self.topics.qr_png, png).await;
+        match qr {
+            Some(qr) => {
+                if self.discovery.enabled() {
+                    self.retained(&self.topics.ha_login_qr, qr.png.clone())
+                        .await;
+                }
+                self.retained(&self.topics.qr_png, qr.png.clone()).await;
+                self.retained(&self.topics.qr, qr.to_json()).await;
+            }
+            None => {
+                self.retained(&self.topics.qr, Vec::new()).await;
+                self.retained(&self.topics.qr_png, Vec::new()).await;
+            }
+        }
     }
 
     /// A retained QoS 1 publish of ours (status, state, QR, discovery); nobody waits for its
     /// PUBACK.
-    async fn retained(&self, topic: &str, payload: Vec<u8>) {
+    pub(super) async fn retained(&self, topic: &str, payload: impl Into<bytes::Bytes>) {
         self.publish(Tag::Control, topic, QoS::AtLeastOnce, true, payload)
             .await;
     }
 
-    /// Publishes a batch in order, pipelined; stops early once the sink gave up on it.
+    /// Publishes a batch in order, pipelined (an entry with files waits for them, `media.rs`);
+    /// stops early once the sink gave up on it.
     async fn publish_batch(&self, batch: Batch) {
-        for (index, topic, payload) in batch.publishes {
+        for out in batch.publishes {
+            for file in &out.files {
+                if batch.abandoned.is_cancelled() {
+                    return;
+                }
+                self.publish_file(file, batch.qos, &batch.abandoned).await;
+            }
             if batch.abandoned.is_cancelled() {
                 return;
             }
             let tag = Tag::Entry {
                 batch: batch.id,
-                index,
+                index: out.index,
             };
-            self.publish(tag, &topic, batch.qos, false, payload).await;
+            self.publish(tag, &out.topic, batch.qos, false, out.payload)
+                .await;
         }
     }
 
     /// Hands one publish to the client, its tag queued first so the poller can pair it. While
     /// the broker is away the client's channel fills up and this waits; shutdown ends the wait
-    /// (the pairing no longer matters then).
-    async fn publish(&self, tag: Tag, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) {
+    /// (the pairing no longer matters then). Our topics are valid by construction (the loader
+    /// checked the base topic), so the payload goes as it is, without a copy.
+    pub(super) async fn publish(
+        &self,
+        tag: Tag,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<bytes::Bytes>,
+    ) {
         self.unwritten
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(tag);
         let handed = tokio::select! {
-            r = self.client.publish(topic, qos, retain, payload) => r.map_err(|e| e.to_string()),
+            r = self.client.publish_bytes(topic, qos, retain, payload.into()) => {
+                r.map_err(|e| e.to_string())
+            }
             _ = self.control.shutdown.cancelled() => Err("shutting down".to_owned()),
         };
         if let Err(cause) = handed {

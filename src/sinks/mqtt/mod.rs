@@ -2,7 +2,10 @@
 //! `/event` and `/send/result`; the retained `/status`, `/state`, `/qr` and `/qr/png`; send
 //! commands, re-login and log-out requests in on `/send`, `/relogin` and `/logout`; and, unless
 //! `homeassistant.enabled` is false, Home Assistant discovery (`homeassistant.rs`) with its
-//! notify commands in on `/notify/<target>`.
+//! notify commands in on `/notify/<target>`. With `mqtt.media`, the bytes of each stored file
+//! a message event refers to go out on `/media/<sha256>` before the event, confirmed first;
+//! with discovery on, inbound images also go to Home Assistant's last-image entity
+//! (`media.rs`).
 //!
 //! Shape: [`prepare`] builds the client options from the `mqtt` section (`options.rs`), the
 //! TLS files read and checked, and [`Prepared::start`] spawns three tasks (`link.rs`): the
@@ -54,6 +57,7 @@ use thiserror::Error;
 
 mod homeassistant;
 mod link;
+mod media;
 mod options;
 mod sink;
 mod topics;

@@ -14,9 +14,14 @@ use super::topics::Topics;
 use super::MqttError;
 use crate::config::MqttConfig;
 
-/// The largest packet the bridge publishes. rumqttc's default is 10 KiB, which an event
+/// The largest event the bridge publishes. rumqttc's default is 10 KiB, which an event
 /// carrying `raw` or a QR PNG exceeds.
 pub(super) const MAX_PACKET: usize = 16 * 1024 * 1024;
+
+/// The largest media packet (`mqtt.media`, Home Assistant's last image): the most MQTT can
+/// frame, which is also rumqttc's outgoing limit here. A larger one would fail rumqttc's size
+/// check, and that ends the connection; such a file is skipped instead (`media.rs`).
+pub(super) const MAX_MEDIA_PACKET: usize = MAX_INCOMING;
 
 /// The largest packet the bridge reads: the most MQTT can frame (the remaining length's
 /// four-byte limit, MQTT 3.1.1 §2.2.3), so rumqttc's size check never fails. A failed check
@@ -68,7 +73,7 @@ pub(super) fn build(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions,
     options
         .set_clean_session(false)
         .set_keep_alive(KEEP_ALIVE)
-        .set_max_packet_size(MAX_INCOMING, MAX_PACKET)
+        .set_max_packet_size(MAX_INCOMING, MAX_MEDIA_PACKET)
         // Commands are acked only once the bridge has them (DESIGN.md "Outbound command").
         .set_manual_acks(true)
         .set_last_will(LastWill::new(

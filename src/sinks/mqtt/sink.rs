@@ -2,6 +2,7 @@
 //! entries, each confirmed by its PUBACK (see the module docs for the guarantee).
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use super::homeassistant::Discovery;
-use super::link::{self, Batch, Confirmed, LinkState, Poller, Publisher};
+use super::link::{self, Batch, Confirmed, Item, LinkState, Poller, Publisher};
+use super::media::Media;
 use super::options::{self, MAX_PACKET};
 use super::topics::Topics;
 use super::tracker::{Tracker, Unwritten};
@@ -59,6 +61,10 @@ pub struct MqttSink {
     session: u64,
     /// When the batches in flight fail for want of any confirmation.
     deadline: Instant,
+    /// The media store and what to publish of it, when anything is.
+    media: Option<Media>,
+    /// Set by the link task while a file goes out: the deadline waits then.
+    media_busy: Arc<AtomicBool>,
 }
 
 /// The `mqtt` section checked and turned into client options (the TLS files read now), ready
@@ -79,6 +85,7 @@ pub fn prepare(
         options,
         topics,
         max_bytes,
+        media_bytes: config.media,
     })
 }
 
@@ -89,6 +96,8 @@ pub struct Prepared {
     discovery: Arc<Discovery>,
     qos: QoS,
     max_bytes: usize,
+    /// `mqtt.media`.
+    media_bytes: bool,
 }
 
 impl Prepared {
@@ -113,7 +122,19 @@ fn spawn(prepared: Prepared, control: Control) -> MqttSink {
         discovery,
         qos,
         max_bytes,
+        media_bytes,
     } = prepared;
+    // With `mqtt.media` each file an event refers to goes to `<base>/<account>/media/<sha256>`
+    // before it; with Home Assistant discovery, the last inbound image goes to its entity
+    // (`media.rs`). With neither, events are not even looked at.
+    let media = Some(Media {
+        store: control.media.store.clone(),
+        bytes: media_bytes,
+        last_image: discovery.enabled(),
+    })
+    .filter(|m| m.bytes || m.last_image);
+    let media_busy = Arc::new(AtomicBool::new(false));
+    let (media_acked_tx, media_acked_rx) = watch::channel(0);
     let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
     eventloop.set_network_options(options::network());
 
@@ -143,6 +164,7 @@ fn spawn(prepared: Prepared, control: Control) -> MqttSink {
         retry: control.retry,
         shutdown: control.shutdown.clone(),
         stop: stop_poller.clone(),
+        media_acked: media_acked_tx,
     };
     let poller = tokio::spawn(poller.run(eventloop));
     tokio::spawn(link::run_commands(
@@ -159,6 +181,9 @@ fn spawn(prepared: Prepared, control: Control) -> MqttSink {
         discovery,
         unwritten,
         control,
+        media_acked: media_acked_rx,
+        media_ids: Default::default(),
+        media_busy: media_busy.clone(),
     };
     let link_state = state_rx.clone();
     let done = stopped.clone();
@@ -180,6 +205,8 @@ fn spawn(prepared: Prepared, control: Control) -> MqttSink {
         flight: VecDeque::new(),
         session: 0,
         deadline: Instant::now(),
+        media,
+        media_busy,
     }
 }
 
@@ -322,6 +349,12 @@ impl Sink for MqttSink {
         let mut done = vec![false; batch.len()];
         let mut publishes = Vec::with_capacity(batch.len());
         for (index, entry) in batch.into_iter().enumerate() {
+            let files = match (&self.media, entry.kind) {
+                (Some(media), Kind::Message) => {
+                    media.files(&entry.id, &entry.payload, &self.topics)
+                }
+                _ => Vec::new(),
+            };
             let topic = self.topics.for_kind(entry.kind);
             if packet_size(topic, entry.payload.len()) > MAX_PACKET {
                 // It could never be delivered and would block every entry behind it.
@@ -335,7 +368,12 @@ impl Sink for MqttSink {
                 done[index] = true;
                 continue;
             }
-            publishes.push((index, topic.to_owned(), entry.payload));
+            publishes.push(Item {
+                index,
+                topic: topic.to_owned(),
+                payload: entry.payload,
+                files,
+            });
         }
         let abandoned = CancellationToken::new();
         self.flight.push_back(InFlight {
@@ -350,10 +388,22 @@ impl Sink for MqttSink {
             publishes,
             abandoned,
         };
-        match tokio::time::timeout_at(self.deadline, self.batches.send(handed)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(self.fail("the mqtt link has stopped")),
-            Err(_) => return Err(self.fail("the mqtt link is busy")),
+        let failure = loop {
+            match tokio::time::timeout_at(self.deadline, self.batches.reserve()).await {
+                Ok(Ok(permit)) => {
+                    permit.send(handed);
+                    break None;
+                }
+                Ok(Err(_)) => break Some("the mqtt link has stopped"),
+                Err(_) if self.media_busy.load(Ordering::Relaxed) => {
+                    // A large file is going out: that is progress too.
+                    self.deadline = Instant::now() + PROGRESS;
+                }
+                Err(_) => break Some("the mqtt link is busy"),
+            }
+        };
+        if let Some(cause) = failure {
+            return Err(self.fail(cause));
         }
         self.absorb();
         Ok(self.take_confirmed())
@@ -388,6 +438,11 @@ impl Sink for MqttSink {
                     }
                 }
                 _ = tokio::time::sleep_until(self.deadline) => {
+                    if self.media_busy.load(Ordering::Relaxed) {
+                        // A large file is going out; its event follows once it is confirmed.
+                        self.deadline = Instant::now() + PROGRESS;
+                        continue;
+                    }
                     return Err(self.fail("the mqtt broker confirmed nothing for 30 s"));
                 }
             }

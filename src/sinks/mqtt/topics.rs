@@ -27,6 +27,13 @@ pub(super) struct Topics {
     /// `<base>/<account>/notify/+`: the command topics of Home Assistant's notify entities
     /// (subscribed); see [`Topics::notify`].
     pub notify_filter: String,
+    /// `<base>/<account>/media`: media bytes go to `<media>/<sha256>` (see [`Topics::media`]).
+    media: String,
+    /// The login QR PNG for Home Assistant's image entity: retained and never emptied, because
+    /// HA's image proxy answers 500 for an empty image (the entity is unavailable instead).
+    pub ha_login_qr: String,
+    /// The last inbound image's bytes for Home Assistant's image entity, retained.
+    pub ha_last_image: String,
 }
 
 impl Topics {
@@ -45,6 +52,9 @@ impl Topics {
             relogin: t("relogin"),
             logout: t("logout"),
             notify_filter: t("notify/+"),
+            media: t("media"),
+            ha_login_qr: t("homeassistant/login_qr"),
+            ha_last_image: t("homeassistant/last_image"),
         }
     }
 
@@ -59,6 +69,11 @@ impl Topics {
             .strip_prefix(self.notify_prefix())
             .and_then(|rest| rest.strip_prefix('/'))
             .filter(|slug| !slug.is_empty() && !slug.contains('/'))
+    }
+
+    /// Where the bytes of a stored file go: `<base>/<account>/media/<sha256>`.
+    pub fn media(&self, sha256: &str) -> String {
+        format!("{}/{sha256}", self.media)
     }
 
     fn notify_prefix(&self) -> &str {
@@ -95,6 +110,9 @@ mod tests {
         assert_eq!(t.notify_slug("wechat/home/notifyX/Mom"), None);
         assert_eq!(t.notify_slug("wechat/home/send"), None);
         assert_eq!(t.for_kind(Kind::Message), "wechat/home/message");
+        assert_eq!(t.media("ab12"), "wechat/home/media/ab12");
+        assert_eq!(t.ha_login_qr, "wechat/home/homeassistant/login_qr");
+        assert_eq!(t.ha_last_image, "wechat/home/homeassistant/last_image");
         for kind in [Kind::Login, Kind::Logout, Kind::Contacts, Kind::Error] {
             assert_eq!(t.for_kind(kind), "wechat/home/event");
         }

@@ -33,6 +33,11 @@ pub(super) enum Tag {
         /// The entry's position in the batch.
         index: usize,
     },
+    /// The bytes of a file an event refers to; the event waits for this one's ack.
+    Media {
+        /// Numbered by the link task, one after the other.
+        id: u64,
+    },
 }
 
 /// Tags of publishes handed to the client but not yet written, oldest first.
@@ -206,7 +211,7 @@ mod tests {
         let mut lost = t.connected(false);
         lost.sort_by_key(|t| match t {
             Tag::Entry { index, .. } => *index,
-            Tag::Control => usize::MAX,
+            Tag::Control | Tag::Media { .. } => usize::MAX,
         });
         assert_eq!(lost, [entry(0), entry(1)]);
         assert_eq!(unwritten.lock().unwrap().len(), 1);

@@ -48,6 +48,10 @@
 //! the server routes the subjects to. The configuration sent is minimal so that nats-server 2.9
 //! accepts it.
 //!
+//! **Media.** With JetStream on and media downloaded, the files a message event refers to go
+//! into the object store `nats.media_bucket` (created if missing; object name = sha256)
+//! before the event is published; without JetStream nothing extra happens (`media.rs`).
+//!
 //! **Reconnects.** The client connects in the background (`start` never fails because the
 //! server is down) and reconnects for ever, restoring its subscriptions by itself. The first
 //! attempt is immediate; attempt `n` then waits a random time between `d` and `2d`, capped at
@@ -56,6 +60,7 @@
 //! per attempt.
 mod connect;
 mod handlers;
+mod media;
 mod sink;
 mod stream;
 mod subjects;
@@ -166,6 +171,7 @@ pub fn prepare(config: &NatsConfig, account: &str) -> Result<Prepared, ConfigErr
         link: Arc::new(connect::LinkState::new(&config.url)),
         subjects,
         stream: config.jetstream.then(|| config.stream.clone()),
+        media_bucket: config.media_bucket.clone(),
     })
 }
 
@@ -177,6 +183,8 @@ pub struct Prepared {
     subjects: Subjects,
     /// `nats.stream` when JetStream is on.
     stream: Option<String>,
+    /// `nats.media_bucket` (the loader checked the name).
+    media_bucket: String,
 }
 
 impl Prepared {
@@ -195,6 +203,7 @@ impl Prepared {
             link,
             subjects,
             stream,
+            media_bucket,
         } = self;
         let health = link.health.subscribe();
         let client = connect::connect(options, addr, control.retry, link.clone()).await?;
@@ -209,6 +218,13 @@ impl Prepared {
             ));
             target
         });
+        // With JetStream, each file an event refers to goes into the object store first.
+        let objects = jetstream.as_ref().map(|target| media::Objects {
+            store: control.media.store.clone(),
+            bucket: media_bucket,
+            context: target.context.clone(),
+            handle: None,
+        });
         tasks.close();
         let waited = tasks.clone();
         tracker.spawn(async move { waited.wait().await });
@@ -219,6 +235,7 @@ impl Prepared {
             account: control.account,
             link,
             tasks,
+            objects,
         };
         Ok(Started { sink, health })
     }

@@ -14,8 +14,10 @@ use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
 use super::connect::LinkState;
+use super::media::Objects;
 use super::stream::Target;
 use super::{Subjects, STALL};
+use crate::sinks::media::referred;
 use crate::sinks::{DeliveryError, Sink};
 use crate::spool::{Entry, Kind};
 
@@ -30,6 +32,8 @@ pub struct NatsSink {
     pub(super) account: String,
     pub(super) link: Arc<LinkState>,
     pub(super) tasks: TaskTracker,
+    /// The media object store, with JetStream and a media store.
+    pub(super) objects: Option<Objects>,
 }
 
 /// How far one entry of a batch got while publishing.
@@ -168,7 +172,22 @@ impl Sink for NatsSink {
 
         let mut sent = Vec::with_capacity(batch.len());
         let mut stopped = None;
-        for entry in batch {
+        'entries: for entry in batch {
+            // The event's files go into the object store first (`media.rs`).
+            if let (Some(objects), Kind::Message) = (&mut self.objects, entry.kind) {
+                for file in referred(&entry.payload) {
+                    let put = tokio::select! {
+                        r = objects.put(&entry.id, &file.sha256, &self.client) => r,
+                        _ = disconnected(&mut disconnects) => {
+                            Err("the NATS connection was lost".to_owned())
+                        }
+                    };
+                    if let Err(cause) = put {
+                        stopped = Some(cause);
+                        break 'entries;
+                    }
+                }
+            }
             let step = tokio::select! {
                 r = timeout(STALL, self.publish(entry)) => r,
                 _ = disconnected(&mut disconnects) => {

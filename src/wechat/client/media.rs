@@ -18,7 +18,10 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, REFERER};
 use thiserror::Error;
 
+use serde_json::value::RawValue;
+
 use super::{host_of, Credentials, WxClient, WxError};
+use crate::event::{MediaKind, MessageEvent};
 use crate::wechat::hosts::cgi;
 
 /// Which download endpoint a message's media comes from.
@@ -47,6 +50,77 @@ pub struct MediaRequest {
     pub media_id: String,
     /// Attachments: EncryFileName.
     pub encry_file_name: String,
+}
+
+impl MediaRequest {
+    /// The download request of `event`'s media, and the size the message announces: a file's
+    /// FileSize, the `length` of a voice note's or video's XML. An image's `length` is that of a
+    /// smaller rendition than `type=big` serves, so images are checked on their answer alone.
+    pub fn for_event(event: &MessageEvent) -> Option<(MediaRequest, Option<u64>)> {
+        let mut req = MediaRequest {
+            endpoint: MediaEndpoint::MsgImg,
+            msg_id: event.id.clone(),
+            sender: String::new(),
+            media_id: String::new(),
+            encry_file_name: String::new(),
+        };
+        if let Some(media) = &event.media {
+            req.msg_id = media.msg_id.clone();
+            req.endpoint = match media.kind {
+                MediaKind::Image | MediaKind::Emoticon => MediaEndpoint::MsgImg,
+                MediaKind::Voice => MediaEndpoint::Voice,
+                MediaKind::Video => MediaEndpoint::Video,
+            };
+            let announced = match media.kind {
+                MediaKind::Voice | MediaKind::Video => {
+                    announced_length(&Attachment::from_raw(&event.raw).content)
+                }
+                MediaKind::Image | MediaKind::Emoticon => None,
+            };
+            return Some((req, announced));
+        }
+        let file = event.file.as_ref()?;
+        // What the event does not carry, the raw entry does.
+        let raw = Attachment::from_raw(&event.raw);
+        req.endpoint = MediaEndpoint::Attachment;
+        req.sender = raw.from_user_name;
+        req.media_id = if file.media_id.is_empty() {
+            raw.media_id
+        } else {
+            file.media_id.clone()
+        };
+        req.encry_file_name = raw.encry_file_name;
+        Some((req, file.size))
+    }
+}
+
+/// The fields of a raw AddMsgList entry an attachment download needs.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Attachment {
+    from_user_name: String,
+    media_id: String,
+    encry_file_name: String,
+    content: String,
+}
+
+impl Attachment {
+    fn from_raw(raw: &RawValue) -> Attachment {
+        serde_json::from_str(raw.get()).unwrap_or_default()
+    }
+}
+
+/// The `length="…"` attribute of a message's (escaped or plain) XML: ` length=` with a space
+/// before it, so `voicelength`, `playlength` and `cdnthumblength` are passed over.
+pub fn announced_length(content: &str) -> Option<u64> {
+    [" length=&quot;", " length=\""].iter().find_map(|marker| {
+        let at = content.find(marker)? + marker.len();
+        let digits: String = content[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
 }
 
 /// Why a download gave no bytes.

@@ -10,7 +10,7 @@ use crate::wechat::protocol::{
 };
 
 impl WxClient {
-    fn session_query(c: &Credentials) -> Vec<(&'static str, String)> {
+    pub(super) fn session_query(c: &Credentials) -> Vec<(&'static str, String)> {
         vec![
             ("lang", "zh_CN".into()),
             ("pass_ticket", c.ticket.pass_ticket.clone()),
@@ -208,6 +208,15 @@ impl WxClient {
                 })
                 .to_string(),
             );
+        self.send_answer(endpoint, req).await
+    }
+
+    /// Posts a send and maps its answer: the MsgID, or why not (PROTOCOL.md §9.1, §11).
+    pub(super) async fn send_answer(
+        &self,
+        endpoint: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<String, SendError> {
         let body = self
             .ok_text(endpoint, req)
             .await
