@@ -75,6 +75,8 @@ pub struct BridgeConfig<'a> {
     /// The HTTP API's port on 127.0.0.1: the benchmark reads the spool's fsync counter from
     /// `/metrics` there.
     pub http_port: u16,
+    /// More top-level YAML sections, appended as given (empty: none).
+    pub extra: &'a str,
 }
 
 /// A YAML string (JSON's quoting is valid YAML).
@@ -122,6 +124,7 @@ impl BridgeConfig<'_> {
                 quoted(url)
             ));
         }
+        y.push_str(self.extra);
         y
     }
 }

@@ -23,6 +23,11 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 pub const SEND_RATE: u32 = 1_000;
 /// Set this environment variable to keep every run's bridge directory.
 pub const KEEP: &str = "WXBRIDGE_BENCH_KEEP";
+/// The config of every phase but the media phase: no media downloads. Those phases measure
+/// the relay of events against raw clients, which download nothing; a media event waits for
+/// its file, so with downloads on they would time the fake's media serving and the store
+/// instead. The media phase measures those.
+pub const NO_DOWNLOADS: &str = "media:\n  download: []\n";
 /// Seed of the address books.
 const BOOK_SEED: u64 = 0x5EED_B00C;
 
@@ -127,6 +132,9 @@ pub struct Stage {
     pub account: String,
     /// The bridge's directory (config, state, log).
     pub dir: tempfile::TempDir,
+    /// Top-level YAML sections added to the bridge's config: by default, media downloads off
+    /// (see [`NO_DOWNLOADS`]).
+    pub extra_config: String,
 }
 
 impl Stage {
@@ -172,6 +180,7 @@ impl Stage {
             book,
             account: env.next_account(),
             dir,
+            extra_config: NO_DOWNLOADS.to_owned(),
         })
     }
 
@@ -190,6 +199,7 @@ impl Stage {
             sinks,
             send_rate: SEND_RATE,
             http_port: crate::brokers::free_port()?,
+            extra: &self.extra_config,
         };
         BridgeProcess::spawn(&env.bin, &config, tally)
     }

@@ -15,6 +15,8 @@
 //! - [`phases::memory`]: resident memory idle with a small and a large address book and
 //!   during a burst, and the spool on disk;
 //! - [`phases::startup`]: process start to `online` with a stored session;
+//! - [`phases::media`]: an inbound mix with media to MQTT (messages and bytes to the store per
+//!   second), and memory while a large video streams into the store;
 //!
 //! and [`report`] turns the results into Markdown and checks the targets. Nothing here
 //! asserts a target: the `quick` test only checks that every message arrived.
@@ -107,6 +109,11 @@ pub async fn run(settings: Settings) -> Result<Report> {
         progress!("start-up");
         startup = phases::startup::run(&env).await?;
     }
+    let mut media = Default::default();
+    if settings.runs(Phase::Media) {
+        progress!("media");
+        media = phases::media::run(&env).await?;
+    }
     Ok(Report {
         load: (load_before, machine::load_average()),
         machine: Machine::detect(),
@@ -118,6 +125,7 @@ pub async fn run(settings: Settings) -> Result<Report> {
         distance,
         memory,
         startup,
+        media,
     })
 }
 

@@ -141,6 +141,14 @@ pub fn usage(pid: u32) -> Option<Usage> {
     })
 }
 
+/// Resets `pid`'s peak resident memory (`VmHWM`) to what it holds now, by writing `5` to
+/// `/proc/<pid>/clear_refs` (Linux 4.0 and later; allowed for a process of the same user), so
+/// the next [`usage`] reads the peak since this call rather than since the process started.
+/// Answers whether the reset was made.
+pub fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 /// utime + stime of a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces
 /// and parentheses, so fields are counted after its closing `)`: state is the first, utime
 /// the 12th and stime the 13th.
@@ -216,6 +224,28 @@ mod tests {
         let stat =
             "4242 (wx (br) idge) S 1 4242 4242 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 9 0 1 1 1";
         assert_eq!(cpu_time(stat), Some(Duration::from_millis(1750)));
+    }
+
+    #[test]
+    fn a_reset_peak_forgets_memory_given_back() {
+        let pid = std::process::id();
+        // Filled with ones, so every page is touched; above malloc's mmap threshold, so
+        // dropping it hands the pages back to the kernel.
+        let block = vec![1u8; 64 << 20];
+        std::hint::black_box(&block);
+        drop(block);
+        let before = usage(pid).expect("our own /proc entry");
+        assert!(
+            reset_peak(pid),
+            "clear_refs is writable for our own process"
+        );
+        let after = usage(pid).expect("our own /proc entry");
+        assert!(
+            after.hwm_kib + 32 * 1024 < before.hwm_kib,
+            "VmHWM {} KiB before the reset, {} KiB after",
+            before.hwm_kib,
+            after.hwm_kib
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::machine::{Machine, Usage};
 use crate::phases::distance::Distance;
 use crate::phases::fake_check::FakeServe;
 use crate::phases::latency::Latency;
+use crate::phases::media::Media;
 use crate::phases::memory::{Idle, Memory};
 use crate::phases::throughput::{SinkRuns, Target, Throughput};
 use crate::phases::Run;
@@ -14,6 +15,7 @@ use crate::settings::{BookSize, Phase, Settings};
 use crate::stats::{Percentiles, Spread};
 
 mod distance;
+mod media;
 
 /// Everything one benchmark run measured.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct Report {
     pub memory: Memory,
     /// Start-up times with a stored session.
     pub startup: Vec<Duration>,
+    /// Media in: the mix to MQTT and the large video.
+    pub media: Media,
 }
 
 /// One of the issue's targets, checked.
@@ -167,6 +171,7 @@ impl Report {
                 b.expected,
             );
         }
+        out.extend(self.media_incomplete());
         out
     }
 
@@ -315,6 +320,7 @@ impl Report {
             met: steady.map(|c| c <= 2.0),
         });
         self.storage_checks(&mut out);
+        out.extend(self.media_checks());
         out
     }
 
@@ -404,6 +410,9 @@ impl Report {
         if s.runs(Phase::Startup) {
             self.write_startup(&mut md);
         }
+        if s.runs(Phase::Media) {
+            self.write_media(&mut md);
+        }
         md
     }
 
@@ -427,7 +436,8 @@ impl Report {
             md,
             "### Inbound throughput\n\n{} messages (about two thirds texts of realistic length, \
              private and group mixed, the rest images, stickers, voice, links, files…), served \
-             in webwxsync batches of up to 100. The messages are queued at the fake before the \
+             in webwxsync batches of up to 100, media downloads off (`media.download: []`; the \
+             media phase measures them). The messages are queued at the fake before the \
              bridge logs in, so that its first synccheck answers at once; each run is timed from \
              that first synccheck to the last event at the receiver. The raw client publishes \
              the bridge's own payloads straight to the same broker or receiver. {} {}, bridge \
@@ -591,7 +601,8 @@ impl Report {
         let b = &mem.burst;
         let l = &self.latency;
         md.push_str(
-            "### Memory\n\nEvery sink configured (MQTT, NATS JetStream, webhook). VmRSS is the \
+            "### Memory\n\nEvery sink configured (MQTT, NATS JetStream, webhook), media downloads \
+             off (the media phase measures memory while they run). VmRSS is the \
              resident memory at that moment, VmHWM its peak since the process started (both \
              from `/proc`); 1 MB = 10⁶ bytes.\n\n| state | VmRSS | VmHWM (peak) |\n|---|---|---|\n",
         );

@@ -47,6 +47,12 @@ pub struct Cli {
     /// Members of each group of the large address book (the account included).
     #[arg(long, default_value_t = 500)]
     pub large_group_size: usize,
+    /// Messages in the media phase's inbound mix (about a third of them media).
+    #[arg(long, default_value_t = 1_000)]
+    pub media_messages: usize,
+    /// Size of the media phase's video, in MB (10⁶ bytes), streamed while memory is sampled.
+    #[arg(long, default_value_t = 50)]
+    pub video_mb: u64,
     /// Where to write the report (the part between the file's benchmark markers is replaced);
     /// `-` writes nothing. Default: `BENCHMARKS.md`, or nothing with `--quick`.
     #[arg(long, value_name = "FILE")]
@@ -81,6 +87,8 @@ pub enum Phase {
     Memory,
     /// Restarts with a stored session.
     Startup,
+    /// An inbound mix with media to MQTT, and memory while a large video streams.
+    Media,
 }
 
 /// An address book for the fake: `contacts` friends and `groups` saved groups of
@@ -127,6 +135,10 @@ pub struct Settings {
     pub small_book: BookSize,
     /// The large address book.
     pub large_book: BookSize,
+    /// Messages in the media phase's inbound mix.
+    pub media_messages: usize,
+    /// Bytes of the media phase's video.
+    pub video_bytes: u64,
     /// Whether this is the `--quick` smoke run.
     pub quick: bool,
     /// Whether the fake answers compact, uncompressed JSON (`--compact-wire`).
@@ -169,6 +181,8 @@ impl Settings {
                 groups: cli.large_groups,
                 group_size: cli.large_group_size.max(2),
             },
+            media_messages: cli.media_messages.max(1),
+            video_bytes: cli.video_mb.max(1) * 1_000_000,
             quick: false,
             compact_wire: cli.compact_wire,
             only: cli.only,
@@ -193,6 +207,8 @@ impl Settings {
                 groups: 20,
                 group_size: 50,
             },
+            media_messages: 60,
+            video_bytes: 5_000_000,
             quick: true,
             compact_wire: false,
             only: Vec::new(),
@@ -274,6 +290,16 @@ impl Settings {
             self.large_book.group_size.to_string(),
             defaults.large_book.group_size.to_string(),
         );
+        flag(
+            "media-messages",
+            self.media_messages.to_string(),
+            defaults.media_messages.to_string(),
+        );
+        flag(
+            "video-mb",
+            (self.video_bytes / 1_000_000).to_string(),
+            (defaults.video_bytes / 1_000_000).to_string(),
+        );
         if !flags.is_empty() {
             cmd.push_str(" --");
             cmd.push_str(&flags);
@@ -308,6 +334,16 @@ mod tests {
         assert_eq!(
             parse(&["wxbridge-bench", "--fake-delay-ms", "80"]),
             "cargo run --release -p wxbridge-bench -- --fake-delay-ms 80"
+        );
+        assert_eq!(
+            parse(&[
+                "wxbridge-bench",
+                "--media-messages",
+                "200",
+                "--video-mb",
+                "20"
+            ]),
+            "cargo run --release -p wxbridge-bench -- --media-messages 200 --video-mb 20"
         );
         assert_eq!(
             parse(&["wxbridge-bench", "--quick", "--compact-wire"]),

@@ -246,6 +246,82 @@ pub fn mix(book: &BookInfo, n: usize, seed: u64) -> Vec<Msg> {
     (0..n).map(|_| one(book, &mut rng)).collect()
 }
 
+/// A media kind of [`media_mix`], as an event's `media.kind` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// A photo (MsgType 3), 50–200 KB.
+    Image,
+    /// A voice note (MsgType 34), 10–30 KB.
+    Voice,
+    /// A sticker (MsgType 47), about 40 KB.
+    Emoticon,
+    /// An attachment (AppMsgType 6), about 1 MB.
+    File,
+}
+
+impl MediaKind {
+    /// Every kind, in report order.
+    pub const ALL: [MediaKind; 4] = [
+        MediaKind::Image,
+        MediaKind::Voice,
+        MediaKind::Emoticon,
+        MediaKind::File,
+    ];
+
+    /// Its name in events and in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Voice => "voice",
+            MediaKind::Emoticon => "emoticon",
+            MediaKind::File => "file",
+        }
+    }
+}
+
+/// `n` inbound messages of which about a third carry media the bridge downloads: 16 % images
+/// of 50–200 KB, 8 % voice notes of 10–30 KB (their length following their size, as MP3 at
+/// 32 kbit/s), 7 % stickers of 35–45 KB and 1 % files of 0.9–1.1 MB; the rest texts, private
+/// and group. Each message comes with its media kind; half the media go to groups.
+pub fn media_mix(book: &BookInfo, n: usize, seed: u64) -> Vec<(Msg, Option<MediaKind>)> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let roll = rng.below(100);
+            let from = friend(book, &mut rng).to_owned();
+            let group = pick_group(book, &mut rng);
+            let in_group = rng.below(2) == 0;
+            let (kind, len) = match roll {
+                0..=66 | 99 => {
+                    let text = chat_text(&mut rng);
+                    let msg = match group {
+                        Some((g, m)) if in_group => Msg::group_text(g, m, &text),
+                        _ => Msg::text(&from, &text),
+                    };
+                    return (msg, None);
+                }
+                67..=82 => (MediaKind::Image, 50_000 + rng.below(150_001) as u64),
+                83..=90 => (MediaKind::Voice, 10_000 + rng.below(20_001) as u64),
+                91..=97 => (MediaKind::Emoticon, 35_000 + rng.below(10_001) as u64),
+                _ => (MediaKind::File, 900_000 + rng.below(200_001) as u64),
+            };
+            let msg = match kind {
+                MediaKind::Image => Msg::image(&from),
+                // 32 kbit/s: 4 bytes a millisecond.
+                MediaKind::Voice => Msg::voice(&from, len / 4),
+                MediaKind::Emoticon => Msg::emoticon(&from),
+                MediaKind::File => Msg::file(&from, "site survey & photos.pdf", len),
+            }
+            .media_len(len);
+            let msg = match group {
+                Some((g, m)) if in_group => msg.in_group(g, m),
+                _ => msg,
+            };
+            (msg, Some(kind))
+        })
+        .collect()
+}
+
 /// `n` text messages (private and group) whose text starts with [`LATENCY_TAG`]`<i>#`.
 pub fn tagged(book: &BookInfo, n: usize, seed: u64) -> Vec<Msg> {
     let mut rng = Rng::new(seed);
@@ -325,6 +401,30 @@ mod tests {
         let long = lens.iter().filter(|l| **l > 1000).count();
         assert!(short > 900 && short < 1400, "short texts: {short}");
         assert!(long > 10 && long < 150, "long texts: {long}");
+    }
+
+    #[test]
+    fn a_third_of_the_media_mix_is_media_of_every_kind() {
+        let fake_book = BookInfo {
+            me: ContactInfo {
+                user_name: "@me".into(),
+                nick_name: "me".into(),
+                remark_name: String::new(),
+                display_name: String::new(),
+            },
+            friends: Vec::new(),
+            groups: Vec::new(),
+        };
+        let mix = media_mix(&fake_book, 1_000, 3);
+        let count = |k: MediaKind| mix.iter().filter(|(_, m)| *m == Some(k)).count();
+        let media = mix.iter().filter(|(_, m)| m.is_some()).count();
+        assert!((280..=380).contains(&media), "media: {media}");
+        for k in MediaKind::ALL {
+            assert!(count(k) > 0, "no {}", k.label());
+        }
+        let again = media_mix(&fake_book, 1_000, 3);
+        let kinds = |m: &[(Msg, Option<MediaKind>)]| m.iter().map(|(_, k)| *k).collect::<Vec<_>>();
+        assert_eq!(kinds(&mix), kinds(&again), "the same seed, the same mix");
     }
 
     #[test]

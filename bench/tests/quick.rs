@@ -35,6 +35,17 @@ async fn quick_benchmark_delivers_every_message_to_every_sink() {
     assert_eq!(report.startup.len(), 1);
     assert!(report.memory.small.usage.rss_kib > 0);
     assert!(report.memory.spool_bytes > 0);
+    let mix = &report.media.mix;
+    assert_eq!(mix.run.expected, 60, "the quick media mix");
+    assert!(
+        mix.media_sent() > 0 && mix.stored() == mix.media_sent(),
+        "{} of {} media events stored",
+        mix.stored(),
+        mix.media_sent()
+    );
+    assert!(mix.stored_bytes() > 0 && mix.store_rate() > 0.0);
+    assert!(report.media.video.complete(), "{:?}", report.media.video);
+    assert!(report.media.video.peak_kib().is_some());
     let md = report.markdown("cargo run --release -p wxbridge-bench -- --quick");
     for section in [
         "### Targets",
@@ -43,6 +54,7 @@ async fn quick_benchmark_delivers_every_message_to_every_sink() {
         "### Memory",
         "### CPU",
         "### Start-up",
+        "### Media",
     ] {
         assert!(md.contains(section), "the report lacks {section}:\n{md}");
     }

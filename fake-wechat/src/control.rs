@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
@@ -64,6 +65,12 @@ impl FakeWeChat {
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::new(opts, format!("http://{addr}")));
         let app = server::router(shared.clone());
+        // A streamed body (media downloads) goes out as the headers, then each chunk: with
+        // Nagle's algorithm on, a chunk waits for the ACK of the headers, which the client
+        // delays up to 40 ms, so every small download took 30-40 ms instead of one.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "fake WeChat server stopped");

@@ -12,6 +12,7 @@ use crate::tally::Tally;
 pub mod distance;
 pub mod fake_check;
 pub mod latency;
+pub mod media;
 pub mod memory;
 pub mod startup;
 pub mod throughput;
