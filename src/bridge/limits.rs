@@ -312,13 +312,26 @@ impl Limits {
     }
 }
 
+/// Replaces the file whole: a crash leaves the old counts or the new, never half of either.
+/// 0600 like the state dir's other files: it names the people the account writes to.
 fn write_atomically(path: &Path, counts: &Counts) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(&serde_json::to_vec(counts).map_err(std::io::Error::other)?)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // The rename itself is durable only once the directory is.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// A random pause in `[min, max]`.
@@ -426,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn the_counts_survive_a_reopen() {
+    fn the_counts_survive_a_reopen_in_a_private_file() {
         let dir = tempfile::tempdir().unwrap();
         let c = config("per_day: 2");
         let mut l = Limits::open(&c, Some(dir.path()));

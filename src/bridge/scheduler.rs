@@ -123,6 +123,8 @@ impl Bridge {
         let mut ready: Vec<Queued> = Vec::new();
         let mut wake: Option<Duration> = None;
         let mut soonest = |d: Duration| wake = Some(wake.map_or(d, |w| w.min(d)));
+        // Only commands still queued need remembering as counted.
+        counted.retain(|id| pass.iter().any(|q| q.id == *id));
         for q in pass {
             let left = self.time_left(&q.record);
             if heads.insert(q.target.clone()) {
@@ -155,10 +157,20 @@ impl Bridge {
                 soonest(left);
             }
         }
-        let global = held.values().any(|b| b.limit.is_global());
+        // `per_day` and quiet hours hold everyone, also those not named yet (no session).
+        if let Some(b) = held.values().copied().find(|b| b.limit.is_global()) {
+            for q in ready {
+                let left = self.time_left(&q.record);
+                if left.is_zero() {
+                    self.over_limit(q, b).await;
+                    return Pick::Again;
+                }
+                soonest(left);
+            }
+            return Pick::Wait(wake);
+        }
         match ready
             .into_iter()
-            .filter(|_| !global)
             .min_by_key(|q| served.get(&q.target).copied().unwrap_or(0))
         {
             Some(q) => Pick::Send(Box::new(q)),
