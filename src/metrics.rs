@@ -157,6 +157,10 @@ fn describe() {
         "wxbridge_send_results_total",
         "Send results by outcome: ok or the error code"
     );
+    describe_counter!(
+        "wxbridge_send_echo_missing_total",
+        "Sends WeChat took whose echo did not come back in the sync within 2 minutes"
+    );
     describe_histogram!(
         "wxbridge_send_throttle_wait_seconds",
         Unit::Seconds,
@@ -217,6 +221,7 @@ fn preset() {
     }
     counter!("wxbridge_send_results_total", "result" => "ok").absolute(0);
     counter!("wxbridge_http_accept_errors_total").absolute(0);
+    counter!("wxbridge_send_echo_missing_total").absolute(0);
     counter!("wxbridge_spool_fsyncs_total").absolute(0);
     for reason in ["age", "size"] {
         counter!("wxbridge_media_evicted_total", "reason" => reason).absolute(0);
@@ -293,6 +298,11 @@ pub fn mqtt_refused(reason: &'static str) {
 /// `too_large`, `failed`).
 pub fn media_skipped(sink: &'static str, reason: &'static str) {
     counter!("wxbridge_media_skipped_total", "sink" => sink, "reason" => reason).increment(1);
+}
+
+/// WeChat took a send whose echo did not come back in the sync in time.
+pub fn echo_missing() {
+    counter!("wxbridge_send_echo_missing_total").increment(1);
 }
 
 /// A send waited `waited` for the throttle.

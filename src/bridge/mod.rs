@@ -30,6 +30,7 @@ mod login_policy;
 mod media;
 mod media_source;
 mod outbound;
+mod receipts;
 mod sent;
 mod supervisor;
 
@@ -51,6 +52,8 @@ pub struct Bridge {
     /// When a sync (synccheck, and webwxsync when it said so) last succeeded.
     last_sync: watch::Sender<Option<Instant>>,
     sent: sent::SentLog,
+    /// The queued commands that have had their `queued` receipt.
+    receipts_noted: receipts::Noted,
     allow_warned: allow::Warned,
     relogin: Arc<Notify>,
     logout: Arc<Notify>,
@@ -88,6 +91,7 @@ impl Bridge {
             session: watch::Sender::new(None),
             last_sync: watch::Sender::new(None),
             sent: sent::SentLog::default(),
+            receipts_noted: receipts::Noted::default(),
             allow_warned: allow::Warned::default(),
             relogin: Arc::new(Notify::new()),
             logout: Arc::new(Notify::new()),
@@ -143,6 +147,7 @@ impl Bridge {
             self.intake_loop(commands),
             self.send_loop(),
             self.download_loop(),
+            self.echo_watch(),
         );
         self.set_state(SessionState::Offline, "stopped");
     }

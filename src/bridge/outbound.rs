@@ -1,5 +1,6 @@
 //! The sender: it takes the commands the intake queued, in order, resolves the recipient,
-//! waits for the limiter and a live session, uploads and sends the media (PROTOCOL.md
+//! waits for the limiter and a live session (each wait through `Bridge::waiting`, which
+//! gives commands that wait their `queued` receipts), uploads and sends the media (PROTOCOL.md
 //! §9.2–§9.3) and the text, and spools exactly one result per command.
 use std::time::Duration;
 
@@ -220,7 +221,7 @@ impl Bridge {
                 _ = self.shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(left) => continue,
                 _ = self.status_changed_to_forbidden() => continue,
-                s = session_rx.wait_for(Option::is_some) => match s {
+                s = self.waiting(session_rx.wait_for(Option::is_some)) => match s {
                     Ok(s) => s.clone().expect("waited for Some"),
                     Err(_) => return None,
                 },
@@ -263,7 +264,7 @@ impl Bridge {
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
-                waited = limiter.acquire() => if !waited.is_zero() {
+                waited = self.waiting(limiter.acquire()) => if !waited.is_zero() {
                     tracing::debug!(waited_ms = waited.as_millis() as u64, "send throttled");
                     crate::metrics::throttled(waited);
                 },
@@ -366,7 +367,7 @@ impl Bridge {
                 );
                 let next =
                     session_rx.wait_for(|s| s.as_ref().is_none_or(|s2| !s2.same_as(session)));
-                let _ = tokio::time::timeout(left, next).await;
+                let _ = self.waiting(tokio::time::timeout(left, next)).await;
                 None
             }
             SendError::Transport(e) => {

@@ -24,6 +24,7 @@ mod mqtt_socket;
 mod nats;
 mod readme;
 mod real_corpus;
+mod receipts;
 mod replies;
 mod schema;
 mod secrets;
