@@ -25,6 +25,7 @@ mod nats;
 mod readme;
 mod real_corpus;
 mod replies;
+mod request_table;
 mod schema;
 mod secrets;
 mod send;
