@@ -49,3 +49,24 @@ impl WxClient {
         req.headers(headers)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_of(login_url: &str) -> String {
+        let client = WxClient::new(Url::parse(login_url).unwrap(), true, Default::default());
+        client.login_page()
+    }
+
+    #[test]
+    fn before_a_session_the_page_is_the_login_host_without_its_login_prefix() {
+        assert_eq!(page_of("https://login.wx.qq.com"), "https://wx.qq.com");
+        assert_eq!(
+            page_of("https://login.web.wechat.com/"),
+            "https://web.wechat.com"
+        );
+        // A local stand-in serves the page itself.
+        assert_eq!(page_of("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+    }
+}
