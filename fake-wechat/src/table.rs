@@ -1,9 +1,9 @@
 //! The official client's requests as data (the wxbridge crate's
 //! `src/wechat/requests/official.json`, read here at build time so the fake and the client share
 //! one table) and the check of every request against it: the method, the query parameters in
-//! order with their fixed values, exactly the headers of the request's kind in the session's
-//! mode, and the order of a JSON body's members. What breaks the table is a strictness
-//! violation, as a broken media rule is.
+//! order with their fixed values and numbers, exactly the headers of the request's kind in the
+//! session's mode, and the order of a JSON body's members. What breaks the table is a
+//! strictness violation, as a broken media rule is.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -134,6 +134,22 @@ fn check_mode(seen: &Seen<'_>, desktop: bool, page: &str) -> Vec<String> {
                         "query {k}={value:?}, the official client sends {v:?}"
                     ));
                 }
+            }
+        }
+    }
+    if let Some(numbers) = entry["numbers"].as_object() {
+        for (name, kind) in numbers {
+            let Some((_, value)) = got.iter().find(|(k, _)| k == name) else {
+                continue;
+            };
+            let ok = match kind.as_str() {
+                // A time in ms from 2001 to 2286 has 13 digits.
+                Some("ms") => value.len() == 13 && value.parse::<u64>().is_ok(),
+                Some("int32") => value.parse::<i32>().is_ok(),
+                _ => value.parse::<u64>().is_ok(),
+            };
+            if !ok {
+                broken.push(format!("query {name}={value:?} is not {kind}"));
             }
         }
     }

@@ -163,3 +163,12 @@ async fn a_desktop_mode_login_is_held_to_the_desktop_table() {
     assert_eq!(rules.len(), 1, "{rules:?}");
     assert!(rules[0].contains("UOS"), "{rules:?}");
 }
+
+#[tokio::test]
+async fn a_time_that_is_not_one_is_a_violation() {
+    let fake = checking().await;
+    let mut query = QUERY.to_vec();
+    query[4] = ("_", "17000");
+    jslogin(&fake, &query, |r| r).await;
+    assert_eq!(rules(&fake), ["query _=\"17000\" is not \"ms\""]);
+}
