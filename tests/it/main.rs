@@ -26,6 +26,7 @@ mod readme;
 mod real_corpus;
 mod receipts;
 mod replies;
+mod request_table;
 mod schema;
 mod secrets;
 mod send;
