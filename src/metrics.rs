@@ -162,6 +162,10 @@ fn describe() {
         "wxbridge_send_results_total",
         "Send results by outcome: ok or the error code"
     );
+    describe_counter!(
+        "wxbridge_send_echo_missing_total",
+        "Sends WeChat took whose echo did not come back in the sync within 2 minutes"
+    );
     describe_histogram!(
         "wxbridge_send_throttle_wait_seconds",
         Unit::Seconds,
@@ -222,6 +226,7 @@ fn preset() {
     }
     counter!("wxbridge_send_results_total", "result" => "ok").absolute(0);
     counter!("wxbridge_http_accept_errors_total").absolute(0);
+    counter!("wxbridge_send_echo_missing_total").absolute(0);
     counter!("wxbridge_spool_fsyncs_total").absolute(0);
     for reason in ["age", "size"] {
         counter!("wxbridge_media_evicted_total", "reason" => reason).absolute(0);
@@ -322,6 +327,11 @@ pub fn limit_wait(limit: &'static str) {
 /// A command was answered `limit_exceeded` for `limit`.
 pub fn limit_hit(limit: &'static str) {
     counter!("wxbridge_send_limit_hits_total", "limit" => limit).increment(1);
+}
+
+/// WeChat took a send whose echo did not come back in the sync in time.
+pub fn echo_missing() {
+    counter!("wxbridge_send_echo_missing_total").increment(1);
 }
 
 /// A send waited `waited` for the throttle.

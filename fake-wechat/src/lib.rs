@@ -33,6 +33,7 @@ mod options;
 mod record;
 mod server;
 mod state;
+mod table;
 
 pub use contacts::{ContactInfo, GroupInfo};
 pub use control::{captured_name, FakeWeChat, SessionInfo};

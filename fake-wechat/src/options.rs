@@ -50,6 +50,12 @@ pub struct Options {
     /// answers this long after its hold ends or a message wakes it (the hold itself is not
     /// stretched). Refusals and injected faults are delayed alike. Default zero (loopback).
     pub answer_delay: Duration,
+    /// Check every request against the official client's (the request table, PROTOCOL.md
+    /// §1-§9): the query's order, exactly the headers of its kind in the login's mode, a JSON
+    /// body's member order, no request the official client does not make; what differs is a
+    /// [`violation`](crate::FakeWeChat::violations). Default true; a test that speaks the
+    /// protocol with a bare HTTP client turns it off.
+    pub check_requests: bool,
 }
 
 impl Default for Options {
@@ -67,6 +73,7 @@ impl Default for Options {
             compact_json: false,
             gzip: true,
             answer_delay: Duration::ZERO,
+            check_requests: true,
         }
     }
 }

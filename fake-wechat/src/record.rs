@@ -17,6 +17,8 @@ pub struct RequestRecord {
     pub path: String,
     /// Query parameters, percent-decoded once (the last one wins when repeated).
     pub query: BTreeMap<String, String>,
+    /// The query's parameter names in the order they were sent.
+    pub query_names: Vec<String>,
     /// Headers by lowercase name; repeated `cookie` headers are joined with `; `, others
     /// with `, `.
     pub headers: BTreeMap<String, String>,
@@ -75,7 +77,8 @@ pub enum Fault {
     Slow(Duration),
 }
 
-/// A rule of the media endpoints a client broke (see
+/// A rule a client broke: of the media endpoints, or of the official client's requests (the
+/// request table) (see
 /// [`FakeWeChat::violations`](crate::FakeWeChat::violations)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {

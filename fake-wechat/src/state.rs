@@ -188,8 +188,11 @@ pub(crate) struct State {
     /// See `FakeWeChat::set_media_delay` and `set_media_rate`.
     pub media_delay: Duration,
     pub media_rate: Option<u64>,
-    /// Rules broken on the media endpoints.
+    /// Rules broken on the media endpoints and of the request table.
     pub violations: Vec<Violation>,
+    /// Whether the latest login asked for desktop mode (`mod=desktop`), which the request
+    /// table's check goes by until there is a session.
+    pub login_desktop: Option<bool>,
     /// Uploads and media sends.
     pub outbox: Outbox,
 }
@@ -225,6 +228,7 @@ impl State {
             media_delay: Duration::ZERO,
             media_rate: None,
             violations: Vec::new(),
+            login_desktop: None,
             outbox: Outbox::default(),
         }
     }

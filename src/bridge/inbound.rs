@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::login_policy::{Decision, Happened, LoginPolicy};
 use super::{log_drops, Bridge};
-use crate::event::{ContactsEvent, ContactsKind, Event, Origin};
+use crate::event::{ContactsEvent, ContactsKind, Event, Origin, Receipt};
 use crate::spool::{Kind, NewEntry};
 use crate::wechat::client::WxError;
 use crate::wechat::message;
@@ -204,23 +204,29 @@ impl Bridge {
                     let ctx = message::Context {
                         account: &self.config.account,
                         book: &book,
-                        sent_by_bridge: sent_by.as_ref().map(|r| r.as_deref()),
+                        sent_by_bridge: sent_by.as_ref().map(|e| e.request_id.as_deref()),
                     };
                     message::normalize(msg, &ctx)
                 };
                 let Some(mut event) = event else { continue };
+                let mut echo = sent_by;
                 if event.origin == Origin::Phone {
                     // An echo that carries a MsgId of its own: recognised by chat and text.
                     let key = event
                         .text
                         .clone()
                         .or_else(|| super::sent::echo_key_of(event.message_type));
-                    let echo = key.and_then(|key| self.sent.claim_echo(&event.chat.id, &key));
-                    if let Some(request_id) = echo {
+                    echo = key.and_then(|key| self.sent.claim_echo(&event.chat.id, &key));
+                    if let Some(e) = &echo {
                         event.origin = Origin::Bridge;
-                        event.request_id = Some(request_id);
+                        event.request_id = Some(e.request_id.clone());
                     }
                 }
+                // The first echo of a send proves WeChat stored it: its receipt goes with it.
+                let receipt = echo.filter(|e| e.first).and_then(|e| {
+                    let msg_id = e.msg_id.unwrap_or_else(|| msg.msg_id.clone());
+                    super::receipts::entry(&Receipt::echoed(e.request_id, msg_id))
+                });
                 types.push(event.message_type);
                 let wait = super::media::wanted(&self.media.config, &event);
                 match event.to_json() {
@@ -239,6 +245,7 @@ impl Bridge {
                         tracing::error!(cause = %e, msg_id = %msg.msg_id, "cannot serialize an event")
                     }
                 }
+                entries.extend(receipt);
             }
 
             failpoint("after_sync_before_commit");

@@ -31,6 +31,7 @@ mod login_policy;
 mod media;
 mod media_source;
 mod outbound;
+mod receipts;
 mod scheduler;
 mod sent;
 mod supervisor;
@@ -57,6 +58,8 @@ pub struct Bridge {
     /// `send.limits` and the sends they count.
     limits: Arc<std::sync::Mutex<limits::Limits>>,
     limits_clock: limits::Clock,
+    /// The queued commands that have had their `queued` receipt.
+    receipts_noted: receipts::Noted,
     allow_warned: allow::Warned,
     relogin: Arc<Notify>,
     logout: Arc<Notify>,
@@ -97,6 +100,7 @@ impl Bridge {
             sent: sent::SentLog::default(),
             limits: Arc::new(std::sync::Mutex::new(limits)),
             limits_clock: limits::Clock::from_env(),
+            receipts_noted: receipts::Noted::default(),
             allow_warned: allow::Warned::default(),
             relogin: Arc::new(Notify::new()),
             logout: Arc::new(Notify::new()),
@@ -160,6 +164,7 @@ impl Bridge {
             self.intake_loop(commands),
             self.send_loop(),
             self.download_loop(),
+            self.echo_watch(),
         );
         self.set_state(SessionState::Offline, "stopped");
     }

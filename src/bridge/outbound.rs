@@ -1,5 +1,6 @@
 //! The sender: it takes the commands the intake queued, in order, resolves the recipient,
-//! waits for the limiter and a live session, uploads and sends the media (PROTOCOL.md
+//! waits for the limiter and a live session (each wait through `Bridge::waiting`, which
+//! gives commands that wait their `queued` receipts), uploads and sends the media (PROTOCOL.md
 //! §9.2–§9.3) and the text, and spools exactly one result per command.
 use std::time::Duration;
 
@@ -165,7 +166,7 @@ impl Bridge {
                 _ = self.shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(left) => continue,
                 _ = self.status_changed_to_forbidden() => continue,
-                s = session_rx.wait_for(Option::is_some) => match s {
+                s = self.waiting(session_rx.wait_for(Option::is_some)) => match s {
                     Ok(s) => s.clone().expect("waited for Some"),
                     Err(_) => return None,
                 },
@@ -189,7 +190,7 @@ impl Bridge {
                         return Some(scheduler::limit_exceeded(rid, b.limit));
                     }
                     crate::metrics::limit_wait(b.limit.label());
-                    if !self.nap(wait).await {
+                    if !self.waiting(self.nap(wait)).await {
                         return None;
                     }
                     continue;
@@ -227,16 +228,14 @@ impl Bridge {
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
-                waited = limiter.acquire() => if !waited.is_zero() {
+                waited = self.waiting(limiter.acquire()) => if !waited.is_zero() {
                     tracing::debug!(waited_ms = waited.as_millis() as u64, "send throttled");
                     crate::metrics::throttled(waited);
                 },
             }
             // A person does not send at machine speed (send.limits.jitter).
-            if !self
-                .nap(limits::jitter(self.config.send.limits.jitter()))
-                .await
-            {
+            let jitter = limits::jitter(self.config.send.limits.jitter());
+            if !self.waiting(self.nap(jitter)).await {
                 return None;
             }
             let sent = match (media_step, &uploaded) {
@@ -340,7 +339,7 @@ impl Bridge {
                 );
                 let next =
                     session_rx.wait_for(|s| s.as_ref().is_none_or(|s2| !s2.same_as(session)));
-                let _ = tokio::time::timeout(left, next).await;
+                let _ = self.waiting(tokio::time::timeout(left, next)).await;
                 None
             }
             SendError::Transport(e) => {

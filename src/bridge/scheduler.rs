@@ -3,7 +3,8 @@
 //! is kept per recipient), and among the heads that `send.limits` lets go now, the recipient
 //! served longest ago goes next. A head over a limit waits without holding up anyone else;
 //! a command whose deadline passes while its recipient (or, for `per_day` and quiet hours,
-//! everyone) is held is answered `limit_exceeded`, naming the limit.
+//! everyone) is held is answered `limit_exceeded`, naming the limit. A held command gets its
+//! `queued` receipt (see `receipts`) like any other that waits.
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -58,11 +59,19 @@ impl Bridge {
                 Pick::Again => continue,
                 Pick::Wait(wake) => {
                     session_rx.mark_unchanged();
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return,
-                        _ = self.queue_changed.notified() => {}
-                        _ = session_rx.changed() => {}
-                        _ = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(3600))) => {}
+                    // A wait like the sender's others: the commands held get `queued` receipts.
+                    let stopped = self
+                        .waiting(async {
+                            tokio::select! {
+                                _ = self.shutdown.cancelled() => true,
+                                _ = self.queue_changed.notified() => false,
+                                _ = session_rx.changed() => false,
+                                _ = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(3600))) => false,
+                            }
+                        })
+                        .await;
+                    if stopped {
+                        return;
                     }
                     continue;
                 }
@@ -169,10 +178,15 @@ impl Bridge {
             }
             return Pick::Wait(wake);
         }
-        match ready
+        let next = ready
             .into_iter()
-            .min_by_key(|q| served.get(&q.target).copied().unwrap_or(0))
-        {
+            .min_by_key(|q| served.get(&q.target).copied().unwrap_or(0));
+        if next.is_some() && !held.is_empty() {
+            // Others go while these wait, maybe with no wait of the sender's long enough to
+            // give them their `queued` receipts: give them now.
+            self.note_queue(Duration::ZERO).await;
+        }
+        match next {
             Some(q) => Pick::Send(Box::new(q)),
             None => Pick::Wait(wake),
         }

@@ -372,6 +372,8 @@ pub enum EventKind {
     Contacts,
     /// An error report (`/event`).
     Error,
+    /// A send receipt (`/send/receipt`, DESIGN.md "Receipts").
+    Receipt,
 }
 
 impl EventKind {
@@ -383,6 +385,7 @@ impl EventKind {
             EventKind::Logout => "logout",
             EventKind::Contacts => "contacts",
             EventKind::Error => "error",
+            EventKind::Receipt => "receipt",
         }
     }
 }

@@ -405,7 +405,7 @@ fn unknown_event_kind_is_rejected() {
     assert_eq!(
         err,
         "bridge.yaml: webhooks[0].events[1]: unknown value \"typing\" \
-         (expected one of: message, login, logout, contacts, error)"
+         (expected one of: message, login, logout, contacts, error, receipt)"
     );
 }
 

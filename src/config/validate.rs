@@ -155,7 +155,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
         if webhook.events.is_empty() {
             return Err(problem(
                 key("events"),
-                "must name at least one of message, login, logout, contacts, error",
+                "must name at least one of message, login, logout, contacts, error, receipt",
             ));
         }
         positive(&key("timeout"), webhook.timeout)?;

@@ -65,10 +65,14 @@ kind_tag!(
     /// `kind: "result"`.
     ResultKind = "result"
 );
+kind_tag!(
+    /// `kind: "receipt"`.
+    ReceiptKind = "receipt"
+);
 
 /// What kind of payload a spooled entry is; decides where sinks publish it. Every kind the bus
 /// carries through the spool: all events but `state` (published retained, never spooled), and
-/// the result of a command.
+/// the result and the receipts of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -84,6 +88,8 @@ pub enum Kind {
     Error,
     /// The result of a send command (`/send/result`).
     Result,
+    /// A receipt of a send command (`/send/receipt`).
+    Receipt,
 }
 
 impl Kind {
@@ -96,6 +102,7 @@ impl Kind {
             Kind::Contacts => ContactsKind::NAME,
             Kind::Error => ErrorKind::NAME,
             Kind::Result => ResultKind::NAME,
+            Kind::Receipt => ReceiptKind::NAME,
         }
     }
 }

@@ -10,8 +10,8 @@
 //!   errors (only for `wechat_error`), which are left out.
 //!
 //! One file per wire message: [`message`](MessageEvent), the session events (`login`, `logout`,
-//! `contacts`, `error`, `state`), the send [`Command`] and its [`SendResult`]; the `kind` tags
-//! and the time format they share sit in leaves of their own.
+//! `contacts`, `error`, `state`), the send [`Command`], its [`SendResult`] and its
+//! [`Receipt`]s; the `kind` tags and the time format they share sit in leaves of their own.
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -20,6 +20,7 @@ mod command;
 mod head;
 mod kind;
 mod message;
+mod receipt;
 mod result;
 mod send_media;
 mod session;
@@ -27,12 +28,14 @@ mod timestamp;
 
 pub use command::{parse_command, Command, CommandError, ErrorCode};
 pub use kind::{
-    ContactsKind, ErrorKind, Kind, LoginKind, LogoutKind, MessageKind, ResultKind, StateKind,
+    ContactsKind, ErrorKind, Kind, LoginKind, LogoutKind, MessageKind, ReceiptKind, ResultKind,
+    StateKind,
 };
 pub use message::{
     App, Card, Chat, File, FriendRequest, Link, Location, Media, MediaError, MediaKind,
     MessageEvent, MessageType, Origin, Revoke, Sender, StoredMedia,
 };
+pub use receipt::{Receipt, ReceiptStatus};
 pub use result::{Recipient, ResultError, SendResult, SentMedia};
 pub use send_media::{check_name, MediaSource, SendKind, SendMedia};
 pub use session::{

@@ -114,6 +114,13 @@ pub fn summarize(entry: &Entry) -> Value {
             )
         }
         Kind::Error => (String::new(), s(&v["message"])),
+        Kind::Receipt => {
+            let text = match (s(&v["status"]).as_str(), &v["position"]) {
+                ("queued", serde_json::Value::Number(n)) => format!("queued at position {n}"),
+                (status, _) => status.to_owned(),
+            };
+            (s(&v["request_id"]), text)
+        }
         Kind::Result => {
             let who = s(&v["to"]["name"]);
             let text = if v["ok"].as_bool() == Some(true) {

@@ -13,13 +13,14 @@ use serde::Serialize;
 use url::Url;
 
 use super::hosts::Hosts;
-use super::protocol::{self, BaseRequest, BaseResponse, LoginTicket};
+use super::protocol::{BaseRequest, BaseResponse, LoginTicket};
 
 mod body;
 mod error;
 mod login;
 mod media;
 mod session;
+mod stamp;
 mod upload;
 
 use error::{check_ret, garbage};
@@ -121,7 +122,6 @@ impl WxClient {
             .cookie_provider(jar.clone())
             // newloginpage must not be followed (PROTOCOL.md §1.4); nothing else redirects.
             .redirect(Policy::none())
-            .user_agent(protocol::USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
             .build()
             .expect("a TLS backend is compiled in");
@@ -209,10 +209,11 @@ impl WxClient {
     /// [`WxError::SessionExpired`] and other non-zero Rets into [`WxError::Ret`].
     async fn post_json<T>(
         &self,
+        c: &Credentials,
         endpoint: &'static str,
         url: Url,
         query: &[(&str, String)],
-        body: serde_json::Value,
+        body: impl Serialize,
     ) -> Result<T, WxError>
     where
         T: serde::de::DeserializeOwned + HasBaseResponse,
@@ -222,8 +223,8 @@ impl WxClient {
             .post(url)
             .query(query)
             .timeout(self.timeouts.request)
-            .header("Content-Type", "application/json;charset=UTF-8")
-            .body(body.to_string());
+            .body(serde_json::to_string(&body).map_err(garbage(endpoint))?);
+        let req = self.stamp(req, endpoint, &stamp::origin(&c.hosts.api));
         let text = self.ok_text(endpoint, req).await?;
         let parsed: T = serde_json::from_str(&text).map_err(garbage(endpoint))?;
         check_ret(endpoint, parsed.base_response())?;

@@ -10,6 +10,7 @@ pub mod hosts;
 pub mod login;
 pub mod message;
 pub mod protocol;
+pub mod requests;
 pub mod session;
 pub mod text;
 

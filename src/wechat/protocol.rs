@@ -25,11 +25,8 @@ pub const EXTSPAM: &str = concat!(
     "8D6UjWA4GSkBKculWpdCMadx0usMomsSS/74QgpYqcPkmamB4nVv1JxczYITIqItIKjD35IGKAUwAA=="
 );
 
-/// The desktop-mode `client-version` header (PROTOCOL.md §1.5).
-pub const CLIENT_VERSION: &str = "2.0.0";
-
-/// The User-Agent sent on every request: the UOS browser, as desktop mode expects (PROTOCOL.md §1.5).
-pub const USER_AGENT: &str = "Mozilla/5.0 (Linux; U; UOS x86_64; zh-cn) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/91.0.4472.124 Safari/537.36 UOSBrowser/6.0.1.1001";
+// The User-Agent of each mode and the desktop-mode `client-version` header are in the request
+// table (`src/wechat/requests/official.json`), with every other header.
 
 /// Where the login redirect sends the browser; the jslogin `redirect_uri` names it (PROTOCOL.md §1.1).
 pub const NEWLOGINPAGE_REDIRECT: &str = "https://wx.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage";

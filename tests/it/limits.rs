@@ -66,11 +66,21 @@ async fn a_burst_to_one_recipient_is_held_at_its_limit_and_answered_limit_exceed
         &result_of(&mut bridge, "a3").await,
         "send.limits.per_recipient.per_minute",
     );
-    // One with the default 10 minutes waits for the window instead.
+    // One with the default 10 minutes waits for the window instead, and is told so.
     bridge.send_line(&command("Alice", "a4", None)).await;
-    let later = bridge.drain_for(Duration::from_secs(2)).await;
+    let queued = bridge
+        .next_where("a4's queued receipt", |v| {
+            v["kind"] == "receipt" && v["request_id"] == "a4"
+        })
+        .await;
+    assert_eq!(queued["status"], "queued", "{queued}");
+    assert_eq!(queued["position"], 1, "{queued}");
+    let later = bridge.drain_for(Duration::from_secs(1)).await;
     assert!(
-        later.iter().all(|v| v["kind"] != "result"),
+        bridge
+            .seen
+            .iter()
+            .all(|v| v["kind"] != "result" || v["request_id"] != "a4"),
         "a4 waits: {later:?}"
     );
     assert_eq!(sent_texts(&world), ["a1", "a2"]);

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use wxbridge::event::{
     parse_command, ContactSummary, ContactsEvent, ContactsKind, ErrorCode, ErrorEvent, ErrorKind,
-    Event, LoginEvent, LoginKind, LoginUser, LogoutEvent, LogoutKind, MessageEvent, SendResult,
-    SentMedia, SessionState, SessionStatus, StateEvent, StateKind,
+    Event, LoginEvent, LoginKind, LoginUser, LogoutEvent, LogoutKind, MessageEvent, Receipt,
+    SendResult, SentMedia, SessionState, SessionStatus, StateEvent, StateKind,
 };
 use wxbridge::wechat::contacts::ContactBook;
 use wxbridge::wechat::message::{normalize, Context};
@@ -18,6 +18,7 @@ struct Schemas {
     event: Validator,
     command: Validator,
     result: Validator,
+    receipt: Validator,
 }
 
 fn schemas() -> &'static Schemas {
@@ -34,6 +35,10 @@ fn schemas() -> &'static Schemas {
         result: compile(
             "result.schema.json",
             include_str!("../../schemas/result.schema.json"),
+        ),
+        receipt: compile(
+            "receipt.schema.json",
+            include_str!("../../schemas/receipt.schema.json"),
         ),
     })
 }
@@ -67,11 +72,13 @@ fn assert_matches(name: &str, validator: &Validator, payload: &Value) {
 }
 
 /// Panics, listing the validation errors, unless `payload` matches its schema: the result
-/// schema for `kind: "result"`, else the event schema.
+/// schema for `kind: "result"`, the receipt schema for `kind: "receipt"`, else the event
+/// schema.
 pub fn assert_valid(payload: &Value) {
     let s = schemas();
     match payload.get("kind").and_then(Value::as_str) {
         Some("result") => assert_matches("result", &s.result, payload),
+        Some("receipt") => assert_matches("receipt", &s.receipt, payload),
         _ => assert_matches("event", &s.event, payload),
     }
 }
@@ -85,6 +92,7 @@ fn assert_invalid(payload: &Value) {
     let s = schemas();
     let validator = match payload.get("kind").and_then(Value::as_str) {
         Some("result") => &s.result,
+        Some("receipt") => &s.receipt,
         _ => &s.event,
     };
     assert!(
@@ -533,4 +541,27 @@ fn malformed_events_and_results_are_rejected() {
     no_request_id.as_object_mut().unwrap().remove("request_id");
     assert_invalid(&no_request_id);
     assert_invalid(&json!({"kind": "result", "request_id": "r", "ok": true}));
+}
+
+#[test]
+fn receipts_match_the_receipt_schema_and_mixed_ones_are_rejected() {
+    let queued = serde_json::to_value(Receipt::queued(Some("r-1".into()), 3)).unwrap();
+    let echoed = serde_json::to_value(Receipt::echoed(None, "4839")).unwrap();
+    assert_valid(&queued);
+    assert_valid(&echoed);
+    let mut queued_with_msg_id = queued.clone();
+    queued_with_msg_id["msg_id"] = json!("1");
+    assert_invalid(&queued_with_msg_id);
+    let mut queued_at_zero = queued.clone();
+    queued_at_zero["position"] = json!(0);
+    assert_invalid(&queued_at_zero);
+    let mut echoed_without_msg_id = echoed.clone();
+    echoed_without_msg_id
+        .as_object_mut()
+        .unwrap()
+        .remove("msg_id");
+    assert_invalid(&echoed_without_msg_id);
+    let mut other_status = echoed;
+    other_status["status"] = json!("read");
+    assert_invalid(&other_status);
 }

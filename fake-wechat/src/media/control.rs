@@ -91,8 +91,9 @@ impl FakeWeChat {
         self.sent_media()
     }
 
-    /// The rules clients broke on the media endpoints (downloads, uploads, media sends),
-    /// oldest first. Each broken call was also answered as the real servers answer it; a
+    /// The rules clients broke, oldest first: on the media endpoints (downloads, uploads, media
+    /// sends), and of the official client's requests (the request table, see
+    /// [`Options::check_requests`](crate::Options::check_requests)). Each broken call was also answered as the real servers answer it; a
     /// test of a conforming client asserts this is empty.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.clone()

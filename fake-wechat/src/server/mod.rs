@@ -159,7 +159,12 @@ async fn intercept(AxState(shared): Ctx, req: Request, next: Next) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
+    let raw_query = parts.uri.query().unwrap_or("");
+    let headers = header_map(&parts.headers);
     let fault = shared.update(|st| {
+        if shared.opts.check_requests {
+            check_against_table(st, &shared.base_url, &parts, raw_query, &headers, &bytes);
+        }
         if shared.opts.record_requests {
             st.requests.push(RequestRecord {
                 endpoint: endpoint.clone(),
@@ -168,7 +173,11 @@ async fn intercept(AxState(shared): Ctx, req: Request, next: Next) -> Response {
                 query: Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
                     .map(|q| q.0)
                     .unwrap_or_default(),
-                headers: header_map(&parts.headers),
+                query_names: crate::table::query_pairs(raw_query)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect(),
+                headers: headers.clone(),
                 body: recorded_body(&parts.headers, &bytes),
             });
         }
@@ -186,6 +195,48 @@ async fn intercept(AxState(shared): Ctx, req: Request, next: Next) -> Response {
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Compares a request with the official client's (the request table) in the mode the login
+/// chose, and notes what differs as violations. The mode comes from the login requests
+/// themselves (`mod=desktop` in jslogin's redirect_uri, on webwxnewloginpage and push login),
+/// then from the session.
+fn check_against_table(
+    st: &mut State,
+    base: &str,
+    parts: &axum::http::request::Parts,
+    raw_query: &str,
+    headers: &BTreeMap<String, String>,
+    body: &[u8],
+) {
+    let path = parts.uri.path();
+    let endpoint = path.rsplit('/').next().unwrap_or("");
+    let pairs = crate::table::query_pairs(raw_query);
+    let param = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    match endpoint {
+        "jslogin" => {
+            st.login_desktop =
+                Some(param("redirect_uri").is_some_and(|r| r.contains("mod=desktop")))
+        }
+        "webwxnewloginpage" | "webwxpushloginurl" => {
+            st.login_desktop = Some(param("mod") == Some("desktop"))
+        }
+        _ => {}
+    }
+    let desktop = match endpoint {
+        "jslogin" | "login" | "webwxnewloginpage" | "webwxpushloginurl" => st.login_desktop,
+        _ => st.session.as_ref().map(|s| s.desktop).or(st.login_desktop),
+    };
+    let seen = crate::table::Seen {
+        method: parts.method.as_str(),
+        path,
+        raw_query,
+        headers,
+        body,
+    };
+    for rule in crate::table::check(&seen, desktop, base) {
+        st.violation(endpoint, rule);
+    }
 }
 
 /// Most of a multipart body that is recorded: its form fields and the start of its file.

@@ -8,5 +8,6 @@ mod login;
 mod media;
 mod support;
 mod sync;
+mod table;
 mod upload;
 mod wire;

@@ -20,6 +20,8 @@ pub(super) struct Topics {
     pub send: String,
     /// Results of send commands.
     pub send_result: String,
+    /// Receipts of send commands.
+    pub send_receipt: String,
     /// Re-login requests (subscribed).
     pub relogin: String,
     /// Log-out requests (subscribed; Home Assistant's logout button).
@@ -49,6 +51,7 @@ impl Topics {
             event: t("event"),
             send: t("send"),
             send_result: t("send/result"),
+            send_receipt: t("send/receipt"),
             relogin: t("relogin"),
             logout: t("logout"),
             notify_filter: t("notify/+"),
@@ -86,6 +89,7 @@ impl Topics {
             Kind::Message => &self.message,
             Kind::Login | Kind::Logout | Kind::Contacts | Kind::Error => &self.event,
             Kind::Result => &self.send_result,
+            Kind::Receipt => &self.send_receipt,
         }
     }
 }
@@ -117,5 +121,6 @@ mod tests {
             assert_eq!(t.for_kind(kind), "wechat/home/event");
         }
         assert_eq!(t.for_kind(Kind::Result), "wechat/home/send/result");
+        assert_eq!(t.for_kind(Kind::Receipt), "wechat/home/send/receipt");
     }
 }

@@ -74,7 +74,9 @@ impl NatsSink {
     async fn publish(&self, entry: &Entry) -> Result<Sent, String> {
         let payload = Bytes::from(entry.payload.clone());
         let subject = self.subjects.for_kind(entry.kind);
-        if let (Some(js), false) = (&self.jetstream, entry.kind == Kind::Result) {
+        // Results and receipts answer commands: plain publishes, outside the event stream.
+        let answer = matches!(entry.kind, Kind::Result | Kind::Receipt);
+        if let (Some(js), false) = (&self.jetstream, answer) {
             let message = PublishMessage::build()
                 .payload(payload)
                 .message_id(format!("{}:{}", self.account, entry.id));

@@ -13,6 +13,8 @@ pub struct Subjects {
     pub event: String,
     /// `<p>.<a>.send.result`: send results.
     pub result: String,
+    /// `<p>.<a>.send.receipt`: send receipts.
+    pub receipt: String,
     /// `<p>.<a>.state`: the session state, on change.
     pub state: String,
     /// `<p>.<a>.state.get`: requests for the current session state.
@@ -44,6 +46,7 @@ impl Subjects {
             message: s("message"),
             event: s("event"),
             result: s("send.result"),
+            receipt: s("send.receipt"),
             state: s("state"),
             state_get: s("state.get"),
             qr: s("qr"),
@@ -59,6 +62,7 @@ impl Subjects {
             Kind::Message => &self.message,
             Kind::Login | Kind::Logout | Kind::Contacts | Kind::Error => &self.event,
             Kind::Result => &self.result,
+            Kind::Receipt => &self.receipt,
         }
     }
 
@@ -80,6 +84,7 @@ mod tests {
             assert_eq!(s.for_kind(kind), "wechat.home.event");
         }
         assert_eq!(s.for_kind(Kind::Result), "wechat.home.send.result");
+        assert_eq!(s.for_kind(Kind::Receipt), "wechat.home.send.receipt");
         assert_eq!(s.send, "wechat.home.send");
         assert_eq!(s.relogin, "wechat.home.relogin");
         assert_eq!(s.state_get, "wechat.home.state.get");

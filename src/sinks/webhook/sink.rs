@@ -229,6 +229,7 @@ fn spool_kind(kind: EventKind) -> Kind {
         EventKind::Logout => Kind::Logout,
         EventKind::Contacts => Kind::Contacts,
         EventKind::Error => Kind::Error,
+        EventKind::Receipt => Kind::Receipt,
     }
 }
 
@@ -330,6 +331,7 @@ mod tests {
             EventKind::Logout,
             EventKind::Contacts,
             EventKind::Error,
+            EventKind::Receipt,
         ] {
             assert_eq!(spool_kind(kind).as_str(), kind.as_str());
         }

@@ -27,6 +27,7 @@ pub(in crate::spool) fn kind_byte(kind: Kind) -> u8 {
         Kind::Contacts => 3,
         Kind::Error => 4,
         Kind::Result => 5,
+        Kind::Receipt => 6,
     }
 }
 
@@ -39,6 +40,7 @@ pub(in crate::spool) fn kind_of(byte: u8) -> Option<Kind> {
         3 => Kind::Contacts,
         4 => Kind::Error,
         5 => Kind::Result,
+        6 => Kind::Receipt,
         _ => return None,
     })
 }

@@ -1,6 +1,5 @@
 //! The requests of a login, before there is a session: a QR uuid, the login poll, the ticket
 //! that becomes [`Credentials`], and the push login (PROTOCOL.md §1).
-use reqwest::header::{HeaderMap, HeaderValue, REFERER};
 use url::Url;
 
 use super::error::garbage;
@@ -28,6 +27,7 @@ impl WxClient {
                 ("_", &now_ms().to_string()),
             ])
             .timeout(self.timeouts.request);
+        let req = self.stamp(req, "jslogin", &self.login_page());
         let body = self.ok_text("jslogin", req).await?;
         protocol::parse_jslogin(&body).map_err(garbage("jslogin"))
     }
@@ -52,6 +52,7 @@ impl WxClient {
                 ("_", &ms.to_string()),
             ])
             .timeout(self.timeouts.long_poll);
+        let req = self.stamp(req, "login", &self.login_page());
         let body = self.ok_text("login", req).await?;
         protocol::parse_login_poll(&body).map_err(garbage("login"))
     }
@@ -70,27 +71,17 @@ impl WxClient {
                 q.append_pair("mod", "desktop");
             }
         }
-        let mut req = self.http.get(url.clone()).timeout(self.timeouts.request);
-        if self.desktop_mode {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                "client-version",
-                HeaderValue::from_static(protocol::CLIENT_VERSION),
-            );
-            headers.insert("extspam", HeaderValue::from_static(protocol::EXTSPAM));
-            headers.insert(
-                REFERER,
-                HeaderValue::from_static("https://wx.qq.com/?&lang=zh_CN&target=t"),
-            );
-            req = req.headers(headers);
-        }
+        let hosts = Hosts::from_redirect(&url);
+        let req = self.http.get(url.clone()).timeout(self.timeouts.request);
+        // The desktop-mode headers (PROTOCOL.md §1.5) come from the table with the rest.
+        let req = self.stamp(req, endpoint, &super::stamp::origin(&hosts.api));
         let (status, body) = self.text(endpoint, req).await?;
         if !(200..300).contains(&status) {
             return Err(WxError::Status { endpoint, status });
         }
         let ticket = protocol::parse_login_xml(&body)?;
         Ok(Credentials {
-            hosts: Hosts::from_redirect(&url),
+            hosts,
             ticket,
             device_id: protocol::new_device_id(),
         })
@@ -109,6 +100,7 @@ impl WxClient {
             .get(hosts.api_url(endpoint))
             .query(&query)
             .timeout(self.timeouts.request);
+        let req = self.stamp(req, endpoint, &super::stamp::origin(&hosts.api));
         let body = self.ok_text(endpoint, req).await?;
         let resp: PushLoginResponse = serde_json::from_str(&body).map_err(garbage(endpoint))?;
         Ok((resp.ret == "0" && !resp.uuid.is_empty()).then_some(resp.uuid))

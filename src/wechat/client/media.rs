@@ -15,7 +15,7 @@
 //! longer has the file ([`DownloadError::Gone`]): the web servers answer media past its
 //! retention with nothing to download.
 use bytes::Bytes;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, REFERER};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE};
 use thiserror::Error;
 
 use serde_json::value::RawValue;
@@ -245,14 +245,9 @@ impl WxClient {
                 )
             }
         };
-        let mut builder = self
-            .http
-            .get(url)
-            .query(&query)
-            .header(REFERER, c.hosts.api.as_str());
-        if req.endpoint == MediaEndpoint::Video {
-            builder = builder.header(RANGE, "bytes=0-");
-        }
+        // The video's `Range: bytes=0-` (PROTOCOL.md §9.5) is in the request table.
+        let builder = self.http.get(url).query(&query);
+        let builder = self.stamp(builder, endpoint, &super::stamp::origin(&c.hosts.api));
         let resp = builder.send().await.map_err(|source| WxError::Http {
             endpoint,
             host: source.url().map(host_of).unwrap_or_default(),

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::error::{check_ret, garbage};
+use super::stamp::origin;
 use super::{now_ms, Credentials, HasBaseResponse, SendError, WxClient, WxError};
 use crate::wechat::protocol::{
     self, BaseResponse, BatchContactResponse, BatchItem, Contact, GetContactResponse, InitResponse,
@@ -22,6 +23,7 @@ impl WxClient {
         let mut q = Self::session_query(c);
         q.push(("r", (!(now_ms() as i32)).to_string()));
         self.post_json(
+            c,
             "webwxinit",
             c.hosts.api_url("webwxinit"),
             &q,
@@ -34,16 +36,17 @@ impl WxClient {
     pub async fn status_notify(&self, c: &Credentials, self_name: &str) -> Result<(), WxError> {
         let _: OnlyBase = self
             .post_json(
+                c,
                 "webwxstatusnotify",
                 c.hosts.api_url("webwxstatusnotify"),
                 &Self::session_query(c),
-                json!({
-                    "BaseRequest": c.base_request(),
-                    "Code": 3,
-                    "FromUserName": self_name,
-                    "ToUserName": self_name,
-                    "ClientMsgId": now_ms(),
-                }),
+                StatusNotify {
+                    base_request: c.base_request(),
+                    code: 3,
+                    from_user_name: self_name,
+                    to_user_name: self_name,
+                    client_msg_id: now_ms(),
+                },
             )
             .await?;
         Ok(())
@@ -66,6 +69,7 @@ impl WxClient {
                 .get(c.hosts.api_url(endpoint))
                 .query(&q)
                 .timeout(self.timeouts.request);
+            let req = self.stamp(req, endpoint, &origin(&c.hosts.api));
             let text = self.ok_text(endpoint, req).await?;
             let page: GetContactResponse =
                 serde_json::from_str(&text).map_err(garbage(endpoint))?;
@@ -100,8 +104,8 @@ impl WxClient {
                     ("pass_ticket", c.ticket.pass_ticket.clone()),
                 ])
                 .timeout(self.timeouts.request)
-                .header("Content-Type", "application/json;charset=UTF-8")
                 .body(body.to_string());
+            let req = self.stamp(req, endpoint, &origin(&c.hosts.api));
             // Sequential, as every known client fetches them (PROTOCOL.md §5.2 names no
             // parallel calls), and it keeps one answer at a time in memory.
             super::body::read_into(endpoint, req, &mut buf).await?;
@@ -138,6 +142,7 @@ impl WxClient {
                 ("_", counter.to_string()),
             ])
             .timeout(self.timeouts.long_poll);
+        let req = self.stamp(req, endpoint, &origin(&c.hosts.api));
         let body = self.ok_text(endpoint, req).await?;
         let check = protocol::parse_synccheck(&body).map_err(garbage(endpoint))?;
         match check.action() {
@@ -162,7 +167,6 @@ impl WxClient {
                 ("pass_ticket", c.ticket.pass_ticket.clone()),
             ])
             .timeout(self.timeouts.request)
-            .header("Content-Type", "application/json;charset=UTF-8")
             .body(
                 json!({
                     "BaseRequest": c.base_request(),
@@ -171,6 +175,7 @@ impl WxClient {
                 })
                 .to_string(),
             );
+        let req = self.stamp(req, endpoint, &origin(&c.hosts.api));
         let text = self.ok_text(endpoint, req).await?;
         let resp = protocol::parse_sync_response(&text).map_err(garbage(endpoint))?;
         check_ret(endpoint, &resp.base_response)?;
@@ -192,22 +197,18 @@ impl WxClient {
             .post(c.hosts.api_url(endpoint))
             .query(&Self::session_query(c))
             .timeout(self.timeouts.request)
-            .header("Content-Type", "application/json;charset=UTF-8")
-            .body(
-                json!({
-                    "BaseRequest": c.base_request(),
-                    "Msg": {
-                        "Type": 1,
-                        "Content": text,
-                        "FromUserName": from,
-                        "ToUserName": to,
-                        "LocalID": client_msg_id,
-                        "ClientMsgId": client_msg_id,
-                    },
-                    "Scene": 0,
-                })
-                .to_string(),
-            );
+            .body(send_body(
+                c,
+                TextMsg {
+                    kind: 1,
+                    content: text,
+                    from_user_name: from,
+                    to_user_name: to,
+                    local_id: client_msg_id,
+                    client_msg_id,
+                },
+            ));
+        let req = self.stamp(req, endpoint, &origin(&c.hosts.api));
         self.send_answer(endpoint, req).await
     }
 
@@ -256,6 +257,7 @@ impl WxClient {
                 ("uin", c.ticket.wxuin.to_string()),
             ])
             .timeout(self.timeouts.request);
+        let req = self.stamp(req, endpoint, &origin(&c.hosts.api));
         match self.text(endpoint, req).await? {
             (200..=399, _) => Ok(()),
             (status, _) => Err(WxError::Status { endpoint, status }),
@@ -279,4 +281,49 @@ impl HasBaseResponse for OnlyBase {
     fn base_response(&self) -> &BaseResponse {
         &self.base_response
     }
+}
+
+/// The body of a send, `{BaseRequest, Msg, Scene: 0}`. Bodies whose member order matters are
+/// structs, not `json!` objects: those sort their members, and the official client sends them
+/// in the request table's order.
+pub(super) fn send_body(c: &Credentials, msg: impl serde::Serialize) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Envelope<M> {
+        base_request: protocol::BaseRequest,
+        msg: M,
+        scene: u32,
+    }
+    let envelope = Envelope {
+        base_request: c.base_request(),
+        msg,
+        scene: 0,
+    };
+    // Strings and numbers only: serialising them cannot fail.
+    serde_json::to_string(&envelope).unwrap_or_default()
+}
+
+/// The body of `webwxstatusnotify`, its members in the official order (PROTOCOL.md §4).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StatusNotify<'a> {
+    base_request: protocol::BaseRequest,
+    code: u32,
+    from_user_name: &'a str,
+    to_user_name: &'a str,
+    client_msg_id: u64,
+}
+
+/// The `Msg` of `webwxsendmsg`, its members in the official order (PROTOCOL.md §9.1).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TextMsg<'a> {
+    #[serde(rename = "Type")]
+    kind: u32,
+    content: &'a str,
+    from_user_name: &'a str,
+    to_user_name: &'a str,
+    #[serde(rename = "LocalID")]
+    local_id: &'a str,
+    client_msg_id: &'a str,
 }

@@ -185,6 +185,7 @@ impl WxClient {
                     format!("multipart/form-data; boundary={boundary}"),
                 )
                 .body(body);
+            let req = self.stamp(req, endpoint, &super::stamp::origin(&c.hosts.api));
             let text = self.ok_text(endpoint, req).await?;
             let answer: UploadResponse = serde_json::from_str(&text).map_err(garbage(endpoint))?;
             check_ret(endpoint, &answer.base_response)?;
@@ -211,6 +212,7 @@ impl WxClient {
         file: &UploadFile<'_>,
     ) -> Result<CheckUploadResponse, WxError> {
         self.post_json(
+            c,
             "webwxcheckupload",
             c.hosts.api_url("webwxcheckupload"),
             &Self::session_query(c),
@@ -238,42 +240,46 @@ impl WxClient {
         uploaded: &Uploaded,
         client_msg_id: &str,
     ) -> Result<String, SendError> {
-        let mut msg = json!({
-            "FromUserName": from,
-            "ToUserName": to,
-            "LocalID": client_msg_id,
-            "ClientMsgId": client_msg_id,
-        });
+        // A struct, not a json! object, to keep the official order (see `send_body`).
+        let mut msg = MediaMsg {
+            kind: 0,
+            emoji_flag: None,
+            media_id: None,
+            content: None,
+            signature: None,
+            from_user_name: from,
+            to_user_name: to,
+            local_id: client_msg_id,
+            client_msg_id,
+        };
         let (endpoint, fun) = match message {
             MediaMessage::Image => {
-                msg["Type"] = json!(3);
-                msg["MediaId"] = json!(uploaded.media_id);
-                msg["Content"] = json!("");
+                msg.kind = 3;
+                msg.media_id = Some(&uploaded.media_id);
+                msg.content = Some(String::new());
                 ("webwxsendmsgimg", "async")
             }
             MediaMessage::Video => {
-                msg["Type"] = json!(43);
-                msg["MediaId"] = json!(uploaded.media_id);
-                msg["Content"] = json!("");
+                msg.kind = 43;
+                msg.media_id = Some(&uploaded.media_id);
+                msg.content = Some(String::new());
                 ("webwxsendvideomsg", "async")
             }
             MediaMessage::Emoticon => {
-                msg["Type"] = json!(47);
-                msg["EmojiFlag"] = json!(2);
-                msg["MediaId"] = json!(uploaded.media_id);
+                msg.kind = 47;
+                msg.emoji_flag = Some(2);
+                msg.media_id = Some(&uploaded.media_id);
                 ("webwxsendemoticon", "sys")
             }
             MediaMessage::File { title, size } => {
-                msg["Type"] = json!(6);
-                msg["Content"] = json!(upload::file_appmsg(
+                msg.kind = 6;
+                msg.content = Some(upload::file_appmsg(
                     title,
                     size,
                     &uploaded.media_id,
-                    self.desktop_mode
+                    self.desktop_mode,
                 ));
-                if let Some(signature) = &uploaded.signature {
-                    msg["Signature"] = json!(signature);
-                }
+                msg.signature = uploaded.signature.as_deref();
                 ("webwxsendappmsg", "async")
             }
         };
@@ -290,8 +296,8 @@ impl WxClient {
             .post(c.hosts.api_url(endpoint))
             .query(&query)
             .timeout(self.timeouts.request)
-            .header("Content-Type", "application/json;charset=UTF-8")
-            .body(json!({ "BaseRequest": c.base_request(), "Msg": msg, "Scene": 0 }).to_string());
+            .body(super::session::send_body(c, msg));
+        let req = self.stamp(req, endpoint, &super::stamp::origin(&c.hosts.api));
         self.send_answer(endpoint, req).await
     }
 }
@@ -304,3 +310,24 @@ impl super::HasBaseResponse for CheckUploadResponse {
 
 #[cfg(test)]
 mod tests;
+
+/// The `Msg` of a media send, its members in the request table's order (PROTOCOL.md §9.3).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MediaMsg<'a> {
+    #[serde(rename = "Type")]
+    kind: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emoji_flag: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a str>,
+    from_user_name: &'a str,
+    to_user_name: &'a str,
+    #[serde(rename = "LocalID")]
+    local_id: &'a str,
+    client_msg_id: &'a str,
+}
