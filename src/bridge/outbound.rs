@@ -1,7 +1,8 @@
-//! The sender: it takes the commands the intake queued, in order, resolves the recipient,
-//! waits for the limiter and a live session (each wait through `Bridge::waiting`, which
-//! gives commands that wait their `queued` receipts), uploads and sends the media (PROTOCOL.md
-//! §9.2–§9.3) and the text, and spools exactly one result per command.
+//! The sender: for each command the `scheduler` picks from the queue, it resolves the
+//! recipient, waits for a live session, `send.limits` (see `limits`), the limiter and the
+//! jitter (each wait through `Bridge::waiting`, which gives commands that wait their `queued`
+//! receipts), uploads and sends the media (PROTOCOL.md §9.2–§9.3) and the text, counts what
+//! went out, and spools exactly one result per command.
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
