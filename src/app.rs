@@ -164,6 +164,7 @@ pub async fn run(config: Config) -> ExitCode {
             control: control.clone(),
             session: bridge.session(),
             last_sync: bridge.last_sync(),
+            sends_today: bridge.sends_today(),
             spool: spool.clone(),
             sinks: health,
             recent,

@@ -23,6 +23,11 @@
 //! | `wxbridge_media_wait_seconds` | histogram | – | how long held events waited for their media, spooled to released |
 //! | `wxbridge_send_results_total` | counter | `result` | results: `ok` or the error code |
 //! | `wxbridge_send_throttle_wait_seconds` | histogram | – | sends that waited for the throttle (`_count`) and how long (`_sum`) |
+//! | `wxbridge_sends_total` | counter | `class` | messages WeChat took, by recipient class: `person`, `group`, `filehelper` |
+//! | `wxbridge_sends_today` | gauge | – | messages sent since local midnight (`send.limits.per_day` counts these) |
+//! | `wxbridge_sends_per_day_limit` | gauge | – | `send.limits.per_day` as it is now (halved for an hour after a 1205) |
+//! | `wxbridge_send_limit_waits_total` | counter | `limit` | commands that waited for a `send.limits` limit |
+//! | `wxbridge_send_limit_hits_total` | counter | `limit` | commands answered `limit_exceeded`, by limit |
 //! | `wxbridge_send_queue_depth` | gauge | – | commands in the outbound queue |
 //! | `wxbridge_session_state` | gauge | `state` | 1 for the current session state, 0 for the others |
 //! | `wxbridge_last_sync_age_seconds` | gauge | – | seconds since the last successful sync |
@@ -298,6 +303,30 @@ pub fn mqtt_refused(reason: &'static str) {
 /// `too_large`, `failed`).
 pub fn media_skipped(sink: &'static str, reason: &'static str) {
     counter!("wxbridge_media_skipped_total", "sink" => sink, "reason" => reason).increment(1);
+}
+
+/// WeChat took a message for a recipient of `class` (`person`, `group`, `filehelper`);
+/// `today` messages went out since local midnight, against `per_day`.
+pub fn limits_sent(class: &'static str, today: u32, per_day: u32) {
+    counter!("wxbridge_sends_total", "class" => class).increment(1);
+    sends_today(today, per_day);
+}
+
+/// Messages sent since local midnight, and the day's limit (`send.limits.per_day`, halved
+/// while tightened).
+pub fn sends_today(today: u32, per_day: u32) {
+    gauge!("wxbridge_sends_today").set(f64::from(today));
+    gauge!("wxbridge_sends_per_day_limit").set(f64::from(per_day));
+}
+
+/// A command started waiting for the `send.limits` limit `limit`.
+pub fn limit_wait(limit: &'static str) {
+    counter!("wxbridge_send_limit_waits_total", "limit" => limit).increment(1);
+}
+
+/// A command was answered `limit_exceeded` for `limit`.
+pub fn limit_hit(limit: &'static str) {
+    counter!("wxbridge_send_limit_hits_total", "limit" => limit).increment(1);
 }
 
 /// WeChat took a send whose echo did not come back in the sync in time.

@@ -90,7 +90,8 @@ impl BridgeConfig<'_> {
         format!("BENCH_{account}")
     }
 
-    /// The config file's text.
+    /// The config file's text. `send.limits` is set out of the way: the benchmark measures
+    /// the bridge's own path, not the human pace the limits add on purpose.
     pub fn yaml(&self) -> String {
         let path = |p: PathBuf| quoted(&p.display().to_string());
         let mut y = format!(
@@ -98,7 +99,9 @@ impl BridgeConfig<'_> {
              state_dir: {state}\n\
              wechat:\n  login_url: {url}\n  qr_png: {qr}\n\
              retry:\n  initial: 50ms\n  max: 1s\n\
-             send:\n  rate: {{ per_second: {rate}, burst: {rate} }}\n",
+             send:\n  rate: {{ per_second: {rate}, burst: {rate} }}\n\
+             \x20 limits: {{ per_recipient: {{ per_minute: 1000000, per_hour: 1000000 }}, \
+             per_day: 1000000, jitter: [0s, 0s] }}\n",
             account = self.account,
             state = path(self.dir.join("state")),
             url = quoted(self.login_url),

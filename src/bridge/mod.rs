@@ -26,15 +26,18 @@ use crate::wechat::session::{Session, SessionFile};
 mod allow;
 mod inbound;
 mod intake;
+mod limits;
 mod login_policy;
 mod media;
 mod media_source;
 mod outbound;
 mod receipts;
+mod scheduler;
 mod sent;
 mod supervisor;
 
 pub use allow::refusal;
+pub use limits::SendsToday;
 pub use supervisor::show_login_progress;
 
 /// The parts of a running bridge that its tasks share.
@@ -52,6 +55,9 @@ pub struct Bridge {
     /// When a sync (synccheck, and webwxsync when it said so) last succeeded.
     last_sync: watch::Sender<Option<Instant>>,
     sent: sent::SentLog,
+    /// `send.limits` and the sends they count.
+    limits: Arc<std::sync::Mutex<limits::Limits>>,
+    limits_clock: limits::Clock,
     /// The queued commands that have had their `queued` receipt.
     receipts_noted: receipts::Noted,
     allow_warned: allow::Warned,
@@ -75,6 +81,7 @@ impl Bridge {
         );
         let session_file = SessionFile::in_dir(&config.state_dir);
         let (downloads, download_jobs) = mpsc::unbounded_channel();
+        let limits = limits::Limits::open(&config.send.limits, Some(&config.state_dir));
         Bridge {
             config,
             media,
@@ -91,6 +98,8 @@ impl Bridge {
             session: watch::Sender::new(None),
             last_sync: watch::Sender::new(None),
             sent: sent::SentLog::default(),
+            limits: Arc::new(std::sync::Mutex::new(limits)),
+            limits_clock: limits::Clock::from_env(),
             receipts_noted: receipts::Noted::default(),
             allow_warned: allow::Warned::default(),
             relogin: Arc::new(Notify::new()),
@@ -116,6 +125,14 @@ impl Bridge {
     /// When a sync with WeChat last succeeded, `None` before the first (for `/metrics`).
     pub fn last_sync(&self) -> watch::Receiver<Option<Instant>> {
         self.last_sync.subscribe()
+    }
+
+    /// Today's sends against `send.limits.per_day` (for the status page and `/metrics`).
+    pub fn sends_today(&self) -> SendsToday {
+        SendsToday {
+            limits: self.limits.clone(),
+            clock: self.limits_clock.clone(),
+        }
     }
 
     /// What the bus links need: the watches, the relogin request, the intake, `retry.*`.

@@ -1,7 +1,8 @@
-//! The sender: it takes the commands the intake queued, in order, resolves the recipient,
-//! waits for the limiter and a live session (each wait through `Bridge::waiting`, which
-//! gives commands that wait their `queued` receipts), uploads and sends the media (PROTOCOL.md
-//! §9.2–§9.3) and the text, and spools exactly one result per command.
+//! The sender: for each command the `scheduler` picks from the queue, it resolves the
+//! recipient, waits for a live session, `send.limits` (see `limits`), the limiter and the
+//! jitter (each wait through `Bridge::waiting`, which gives commands that wait their `queued`
+//! receipts), uploads and sends the media (PROTOCOL.md §9.2–§9.3) and the text, counts what
+//! went out, and spools exactly one result per command.
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use tokio::sync::watch;
 use super::allow::display;
 use super::sent;
 use super::Bridge;
+use super::{limits, scheduler};
 use crate::event::{
     Command, ErrorCode, MediaSource, SendKind, SendMedia, SendResult, SentMedia, SessionState,
 };
@@ -86,71 +88,15 @@ impl Bridge {
         }
     }
 
-    /// Takes queued commands in order, one at a time, until shutdown. A command in progress at
-    /// shutdown stays queued and is taken again after a restart.
-    pub(super) async fn send_loop(&self) {
-        let rate = &self.config.send.rate;
-        let mut limiter = Limiter::new(rate.per_second, rate.burst);
-        loop {
-            let next = match self.spool.queued_commands(1).await {
-                Ok(mut q) => q.pop(),
-                Err(e) => {
-                    tracing::error!(cause = %e, "cannot read the outbound queue");
-                    if !self.nap(Duration::from_secs(1)).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let Some(queued) = next else {
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
-                    _ = self.queue_changed.notified() => continue,
-                }
-            };
-            let record: Record = match serde_json::from_slice(&queued.record) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(cause = %e, id = queued.id, "unreadable queued command; answering it invalid");
-                    let result = SendResult::err(
-                        None,
-                        ErrorCode::InvalidCommand,
-                        "the queued command could not be read back",
-                    );
-                    self.answer(Some(queued.id), result, None).await;
-                    continue;
-                }
-            };
-            let request_id = record.command.request_id.clone();
-            if let Some(rid) = &request_id {
-                match self.spool.recent_result(rid, REQUEST_ID_WINDOW).await {
-                    Ok(Some(previous)) => {
-                        if let Ok(mut previous) = serde_json::from_slice::<SendResult>(&previous) {
-                            // Marked, so a caller that changed the recipient or the text can
-                            // tell that this command was not sent.
-                            previous.duplicate = true;
-                            tracing::info!(request_id = %rid, "repeated request_id; repeating its result");
-                            self.answer(Some(queued.id), previous, record.reply_to)
-                                .await;
-                            continue;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(cause = %e, "cannot look up the request_id"),
-                }
-            }
-            let Some(result) = self.send_one(&record, &mut limiter).await else {
-                return;
-            };
-            self.answer(Some(queued.id), result, record.reply_to).await;
-        }
-    }
-
     /// Sends one command; None only on shutdown. With media, the file is uploaded and sent
     /// first, then the text if any: each message passes the limiter, a 1205 or the end of the
     /// session repeats only the step that failed, and a failure after the media went out
     /// carries its MsgID so that only the text needs sending again.
-    async fn send_one(&self, record: &Record, limiter: &mut Limiter) -> Option<SendResult> {
+    pub(super) async fn send_one(
+        &self,
+        record: &Record,
+        limiter: &mut Limiter,
+    ) -> Option<SendResult> {
         let cmd = &record.command;
         let file = match &cmd.media {
             None => None,
@@ -232,6 +178,25 @@ impl Bridge {
             };
             let to = recipient.user_name.clone();
             let name = display(&recipient);
+            if progress.media_msg.is_none() {
+                // The scheduler checked before it chose this command, unless it was chosen
+                // while logged out: then the wait is here.
+                let now = self.limits_clock.now();
+                // Not `if let` on the guard: it would be held across the nap.
+                let checked = self.limits_lock().check(&name, now);
+                if let Err(b) = checked {
+                    let wait = scheduler::ms(b.until_ms - now.ms);
+                    if wait >= left {
+                        crate::metrics::limit_hit(b.limit.label());
+                        return Some(scheduler::limit_exceeded(rid, b.limit));
+                    }
+                    crate::metrics::limit_wait(b.limit.label());
+                    if !self.waiting(self.nap(wait)).await {
+                        return None;
+                    }
+                    continue;
+                }
+            }
             let media_step = file.as_ref().filter(|_| progress.media_msg.is_none());
             if let Some((media, stored)) = media_step {
                 if uploaded.as_ref().is_none_or(|(s, _)| !s.same_as(&session)) {
@@ -269,6 +234,11 @@ impl Bridge {
                     crate::metrics::throttled(waited);
                 },
             }
+            // A person does not send at machine speed (send.limits.jitter).
+            let jitter = limits::jitter(self.config.send.limits.jitter());
+            if !self.waiting(self.nap(jitter)).await {
+                return None;
+            }
             let sent = match (media_step, &uploaded) {
                 (Some((media, stored)), Some((_, up))) => {
                     let guard = self.sent.begin(
@@ -281,6 +251,7 @@ impl Bridge {
                     settle_guard(guard, &sent);
                     match sent {
                         Ok(msg_id) => {
+                            self.count_send(&recipient, &name);
                             progress.media_msg = Some(msg_id.clone());
                             if cmd.text.is_none() {
                                 return Some(SendResult::ok(rid, msg_id, to, name));
@@ -301,6 +272,7 @@ impl Bridge {
             };
             let e = match sent {
                 Ok(msg_id) => {
+                    self.count_send(&recipient, &name);
                     let result = match progress.media_msg.clone() {
                         Some(media_msg) => {
                             let mut r = SendResult::ok(rid, media_msg, to, name);
@@ -348,6 +320,7 @@ impl Bridge {
             SendError::TooFrequent if *too_frequent < TOO_FREQUENT_RETRIES => {
                 *too_frequent += 1;
                 limiter.slow_down();
+                self.tighten_limits();
                 crate::metrics::retry("send");
                 tracing::warn!(
                     attempt = *too_frequent,
@@ -385,6 +358,37 @@ impl Bridge {
                 Some(SendResult::wechat_error(rid, ret, other.to_string()))
             }
         }
+    }
+
+    /// Counts a message WeChat took, durably, and in the metrics by recipient class.
+    fn count_send(&self, recipient: &Contact, name: &str) {
+        let now = self.limits_clock.now();
+        let (today, per_day) = {
+            let mut limits = self.limits_lock();
+            limits.record(name, now);
+            limits.today(now)
+        };
+        let class = match recipient.user_name.as_str() {
+            "filehelper" => "filehelper",
+            u if u.starts_with("@@") => "group",
+            _ => "person",
+        };
+        crate::metrics::limits_sent(class, today, per_day);
+    }
+
+    /// After a 1205: halves `send.limits` for an hour and says so in the state's reason.
+    fn tighten_limits(&self) {
+        let now = self.limits_clock.now();
+        self.limits_lock().tighten(now);
+        let state = self.status.borrow().state;
+        self.set_state(
+            state,
+            format!(
+                "{}: send limits halved for {} minutes",
+                scheduler::TIGHTENED,
+                limits::TIGHT_FOR_MS / 60_000
+            ),
+        );
     }
 
     /// The queued media's stored file. The intake stored it; it is gone only if the store
@@ -462,7 +466,11 @@ impl Bridge {
     }
 
     /// `to_id`, or `to` by the book's rules, then the allow-list.
-    fn resolve(&self, session: &Session, cmd: &Command) -> Result<Contact, Box<SendResult>> {
+    pub(super) fn resolve(
+        &self,
+        session: &Session,
+        cmd: &Command,
+    ) -> Result<Contact, Box<SendResult>> {
         let rid = cmd.request_id.clone();
         let book = session.book();
         let found = match (&cmd.to_id, &cmd.to) {

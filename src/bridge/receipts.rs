@@ -75,7 +75,7 @@ impl Bridge {
 
     /// Gives a `queued` receipt to each queued command that has none yet and has waited
     /// [`QUEUED_AFTER`]: since it arrived, or, for the one at the head, `head_waited`.
-    async fn note_queue(&self, head_waited: Duration) {
+    pub(super) async fn note_queue(&self, head_waited: Duration) {
         let queue = match self.spool.queued_commands(QUEUE_LOOK).await {
             Ok(q) => q,
             Err(e) => {

@@ -9,6 +9,7 @@
 mod error;
 mod expand;
 mod lenient;
+mod limits;
 mod load;
 mod media;
 mod overrides;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 pub use error::ConfigError;
+pub use limits::{LimitsConfig, PerRecipient, QuietHours};
 pub use load::{load, parse, Loaded};
 pub use media::{byte_size, MediaConfig, MediaDownload, MediaFetchConfig};
 
@@ -136,6 +138,8 @@ fn default_qr_png(state_dir: &Path) -> PathBuf {
 pub struct SendConfig {
     /// Outbound throttle; it protects the account from being flagged.
     pub rate: RateConfig,
+    /// Human-paced limits on top of `rate`: per recipient, per day, jitter, quiet hours.
+    pub limits: LimitsConfig,
     /// When non-empty, only these recipients (names as in a send command's `to`) may be sent to.
     pub allow: Vec<String>,
     /// A command not sent within this time (and without `expires_at`) is answered `expired`.
@@ -149,6 +153,7 @@ impl Default for SendConfig {
     fn default() -> Self {
         SendConfig {
             rate: RateConfig::default(),
+            limits: LimitsConfig::default(),
             allow: Vec::new(),
             default_ttl: Duration::from_secs(10 * 60),
             max_bytes: 65536,

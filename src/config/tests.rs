@@ -495,6 +495,22 @@ fn each_validation_rule_names_its_key() {
             "send.max_bytes: must be more than 0",
         ),
         (
+            "send: {limits: {per_recipient: {per_minute: 0}}}",
+            "send.limits.per_recipient.per_minute: must be at least 1",
+        ),
+        (
+            "send: {limits: {per_day: 0}}",
+            "send.limits.per_day: must be at least 1",
+        ),
+        (
+            "send: {limits: {jitter: [2s, 1s]}}",
+            "send.limits.jitter: the first (shortest) pause",
+        ),
+        (
+            "send: {limits: {quiet_hours: '23:00'}}",
+            "send.limits.quiet_hours: must be \"HH:MM-HH:MM\"",
+        ),
+        (
             "send: {allow: [Mom, \"group:\"]}",
             "send.allow[1]: must name a remark, an id or `group:<name>`",
         ),
@@ -563,6 +579,30 @@ fn each_validation_rule_names_its_key() {
             "{yaml}: expected {expected:?}, got {err:?}"
         );
     }
+}
+
+#[test]
+fn send_limits_default_as_designed_and_parse_as_written() {
+    let limits = parse_ok("", &[]).send.limits;
+    assert_eq!(
+        (
+            limits.per_recipient.per_minute,
+            limits.per_recipient.per_hour,
+            limits.per_day
+        ),
+        (6, 60, 500)
+    );
+    assert_eq!(
+        limits.jitter(),
+        (Duration::from_millis(300), Duration::from_millis(1500))
+    );
+    assert_eq!(limits.quiet_hours, None);
+    let yaml = "send:\n  limits:\n    per_recipient: { per_minute: 2, per_hour: 20 }\n    \
+                per_day: 50\n    jitter: [0s, 2s]\n    quiet_hours: \"23:00-07:00\"\n";
+    let limits = parse_ok(yaml, &[]).send.limits;
+    assert_eq!(limits.per_recipient.per_hour, 20);
+    assert_eq!(limits.jitter(), (Duration::ZERO, Duration::from_secs(2)));
+    assert_eq!(limits.quiet().map(|q| (q.start, q.end)), Some((1380, 420)));
 }
 
 #[test]

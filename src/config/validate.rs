@@ -61,6 +61,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
         return Err(problem("send.rate.burst", "must be at least 1 (got 0)"));
     }
     positive("send.default_ttl", send.default_ttl)?;
+    super::limits::validate(&send.limits).map_err(|(k, m)| problem(k, m))?;
     if send.max_bytes == 0 {
         return Err(problem("send.max_bytes", "must be more than 0 (got 0)"));
     }

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     Expired,
     /// WeChat answered 1205 and retries were exhausted.
     RateLimited,
+    /// A `send.limits` limit held the command past its deadline; the message names the limit.
+    LimitExceeded,
     /// WeChat answered another non-zero Ret.
     WechatError,
     /// No answer in time.
@@ -58,6 +60,7 @@ impl ErrorCode {
             ErrorCode::NotLoggedIn => "not_logged_in",
             ErrorCode::Expired => "expired",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::WechatError => "wechat_error",
             ErrorCode::Timeout => "timeout",
             ErrorCode::MediaForbidden => "media_forbidden",
@@ -344,6 +347,7 @@ mod tests {
             ErrorCode::NotLoggedIn,
             ErrorCode::Expired,
             ErrorCode::RateLimited,
+            ErrorCode::LimitExceeded,
             ErrorCode::WechatError,
             ErrorCode::Timeout,
             ErrorCode::MediaForbidden,

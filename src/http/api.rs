@@ -102,6 +102,8 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         gauge!("wxbridge_session_state", "state" => s.as_str())
             .set(f64::from(u8::from(s == current)));
     }
+    let (today, per_day) = state.sends_today.get();
+    crate::metrics::sends_today(today, per_day);
     if let Some(at) = *state.last_sync.borrow() {
         gauge!("wxbridge_last_sync_age_seconds").set(at.elapsed().as_secs_f64());
     }
@@ -251,6 +253,7 @@ pub async fn status(State(state): State<Shared>) -> Response {
     }
     let queue_depth = state.spool.queue_depth().await.unwrap_or(0);
     let last_sync = state.last_sync.borrow().map(|t| t.elapsed().as_secs_f64());
+    let (sent_today, per_day) = state.sends_today.get();
     let body = json!({
         "account": state.control.account,
         // The page offers to sign out only when there is a page session to end.
@@ -261,6 +264,7 @@ pub async fn status(State(state): State<Shared>) -> Response {
         "qr": qr,
         "last_sync_age_seconds": last_sync,
         "queue_depth": queue_depth,
+        "sends_today": { "count": sent_today, "per_day": per_day },
         "sinks": sinks,
         "events": state.recent.newest_first(),
     });

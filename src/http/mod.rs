@@ -76,6 +76,8 @@ pub struct HttpState {
     pub session: watch::Receiver<Option<Session>>,
     /// When the last sync succeeded ([`crate::bridge::Bridge::last_sync`]).
     pub last_sync: watch::Receiver<Option<Instant>>,
+    /// Today's sends against `send.limits.per_day`.
+    pub sends_today: crate::bridge::SendsToday,
     /// The spool, for backlogs and the outbound queue depth.
     pub spool: Store,
     /// Every configured sink (or the stdout default).

@@ -94,7 +94,7 @@ impl Api {
         .await;
     }
 
-    async fn scrape(&self) -> Scrape {
+    pub async fn scrape(&self) -> Scrape {
         let r = self.get("/metrics").await;
         assert_eq!(r.status(), StatusCode::OK);
         let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
@@ -121,7 +121,7 @@ where
 }
 
 /// The value of the sample `name{labels}`; 0 when absent (a counter that never moved).
-fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()

@@ -12,6 +12,7 @@ mod hostile;
 mod http;
 mod http_access;
 mod http_limits;
+mod limits;
 mod login;
 mod media_http;
 mod media_inbound;

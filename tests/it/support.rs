@@ -14,6 +14,11 @@ use wxbridge_fake::{FakeWeChat, Options};
 /// How long a scenario waits for something that should happen promptly.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// The `send.limits` line the harness writes (one line, so a test can replace it).
+pub const GENEROUS_LIMITS: &str =
+    "limits: { per_recipient: { per_minute: 100000, per_hour: 100000 }, \
+     per_day: 1000000, jitter: [0s, 0s] }";
+
 /// A fake WeChat and a state dir to run bridges in.
 pub struct World {
     pub fake: FakeWeChat,
@@ -44,7 +49,8 @@ impl World {
         self.dir.path().join("state")
     }
 
-    /// The config file the bridges of this world use; `extra` is appended YAML.
+    /// The config file the bridges of this world use; `extra` is appended YAML. `send.limits`
+    /// is [`GENEROUS_LIMITS`]: tests that are not about the limits send at test speed.
     pub fn config(&self, extra: &str) -> PathBuf {
         let path = self.dir.path().join("bridge.yaml");
         let yaml = format!(
@@ -52,11 +58,12 @@ impl World {
              state_dir: {state}\n\
              wechat:\n  login_url: {url}\n  qr_png: {qr}\n\
              retry:\n  initial: 50ms\n  max: 500ms\n\
-             send:\n  rate: {{ per_second: 50, burst: 50 }}\n\
+             send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {limits}\n\
              {extra}",
             state = self.state_dir().display(),
             url = self.fake.url(),
             qr = self.dir.path().join("qr.png").display(),
+            limits = GENEROUS_LIMITS,
         );
         std::fs::write(&path, yaml).unwrap();
         path

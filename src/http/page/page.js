@@ -58,6 +58,7 @@ function renderSinks(s) {
   });
   $("sinks").replaceChildren(...rows);
   $("queue").textContent = String(s.queue_depth);
+  $("sent-today").textContent = s.sends_today.count + " of " + s.sends_today.per_day;
   $("last-sync").textContent =
     s.last_sync_age_seconds === null ? "never" : Math.round(s.last_sync_age_seconds) + " s ago";
 }
