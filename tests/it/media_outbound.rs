@@ -366,7 +366,9 @@ async fn each_kind_is_uploaded_and_sent_from_each_source_media_first_then_text()
     assert_eq!(texts.len(), 1, "only the first command had text");
     assert_eq!(texts[0].content, "someone at the door");
     let image_result = bridge
-        .seen_or_next("m-image", |v| v["request_id"] == "m-image")
+        .seen_or_next("m-image's result", |v| {
+            v["kind"] == "result" && v["request_id"] == "m-image"
+        })
         .await;
     assert_eq!(image_result["text_msg_id"], texts[0].msg_id.as_str());
     let image_id: u64 = world.fake.sent_media()[0].msg_id.parse().unwrap();
@@ -665,7 +667,9 @@ async fn a_slow_fetch_holds_up_no_other_source() {
         .await;
     assert_eq!(first["request_id"], "quick", "the text went first: {first}");
     let slow = bridge
-        .next_where("the slow result", |v| v["request_id"] == "slow")
+        .next_where("the slow result", |v| {
+            v["kind"] == "result" && v["request_id"] == "slow"
+        })
         .await;
     assert_eq!(slow["error"]["code"], "media_fetch_failed", "{slow}");
     bridge.stop().await;

@@ -70,7 +70,7 @@ async fn bad_lines_get_error_results_and_the_bridge_keeps_running() {
     let r2 = bridge
         .seen
         .iter()
-        .find(|v| v["request_id"] == "r-2")
+        .find(|v| v["kind"] == "result" && v["request_id"] == "r-2")
         .unwrap();
     assert!(r2["error"]["message"]
         .as_str()
@@ -79,7 +79,7 @@ async fn bad_lines_get_error_results_and_the_bridge_keeps_running() {
     let r3 = bridge
         .seen
         .iter()
-        .find(|v| v["request_id"] == "r-3")
+        .find(|v| v["kind"] == "result" && v["request_id"] == "r-3")
         .unwrap();
     assert!(
         r3["error"]["message"]
