@@ -3,11 +3,14 @@
 //! before a command's first message and calls [`Limits::record`] after each message WeChat took.
 //!
 //! The counts live in `state_dir/limits.json`, rewritten whole (temporary file, fsync, rename)
-//! after every send, so a restart or a crash loop does not reset them. It is a file of its own
+//! after every send, so a restart or a crash loop does not reset them. The rewrite runs on a
+//! thread of its own ([`Persister`]), which writes the newest counts it was handed: the send's
+//! result does not wait for two fsyncs, and no runtime worker blocks on the disk. It is a file of its own
 //! rather than a spool table because it is a small rolling window (the last day's sends) that
 //! is replaced, not appended: the spool's journal is an append-and-replay path built for events,
 //! and its record format would have to grow a new operation for this. A crash between WeChat's
-//! answer and the rewrite loses that one count.
+//! answer and the rewrite (a few milliseconds later) loses that one count; dropping the
+//! [`Limits`] waits for the last rewrite.
 //!
 //! Local time: the offset comes from the system's time zone (`TZ`, else `/etc/localtime`, read
 //! by `chrono`'s `Local`, which is sound in threaded programs). "Today" is the local calendar
@@ -162,7 +165,7 @@ struct Sent {
 }
 
 /// What the file holds.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Counts {
     sends: VecDeque<Sent>,
     /// Unix ms until which the limits are halved; 0 when they are not.
@@ -176,8 +179,53 @@ pub(super) struct Limits {
     per_hour: u32,
     per_day: u32,
     quiet: Option<QuietHours>,
-    path: Option<PathBuf>,
+    persister: Option<Persister>,
     counts: Counts,
+}
+
+/// Writes the counts it is handed to `limits.json` on a thread of its own, newest first:
+/// snapshots that queued up behind a write are skipped for the last of them.
+struct Persister {
+    tx: Option<std::sync::mpsc::Sender<Counts>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Persister {
+    fn start(path: PathBuf) -> std::io::Result<Persister> {
+        let (tx, rx) = std::sync::mpsc::channel::<Counts>();
+        let thread = std::thread::Builder::new()
+            .name("wxbridge-limits".into())
+            .spawn(move || {
+                while let Ok(mut counts) = rx.recv() {
+                    while let Ok(newer) = rx.try_recv() {
+                        counts = newer;
+                    }
+                    if let Err(e) = write_atomically(&path, &counts) {
+                        tracing::error!(cause = %e, path = %path.display(), "cannot store the send counts");
+                    }
+                }
+            })?;
+        Ok(Persister {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn store(&self, counts: &Counts) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(counts.clone());
+        }
+    }
+}
+
+impl Drop for Persister {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has written what it was handed.
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Limits {
@@ -201,7 +249,11 @@ impl Limits {
             per_hour: config.per_recipient.per_hour,
             per_day: config.per_day,
             quiet: config.quiet(),
-            path,
+            persister: path.and_then(|p| {
+                Persister::start(p)
+                    .map_err(|e| tracing::error!(cause = %e, "cannot start the send counts' writer; counting in memory"))
+                    .ok()
+            }),
             counts,
         }
     }
@@ -305,9 +357,8 @@ impl Limits {
     }
 
     fn save(&self) {
-        let Some(path) = &self.path else { return };
-        if let Err(e) = write_atomically(path, &self.counts) {
-            tracing::error!(cause = %e, path = %path.display(), "cannot store the send counts");
+        if let Some(persister) = &self.persister {
+            persister.store(&self.counts);
         }
     }
 }
@@ -445,6 +496,8 @@ mod tests {
         let mut l = Limits::open(&c, Some(dir.path()));
         l.record("Alice", at(0));
         l.record("Bob", at(1));
+        // Dropping waits for the writer thread's last rewrite.
+        drop(l);
         let again = Limits::open(&c, Some(dir.path()));
         assert_eq!(
             again.check("Carol", at(2)).unwrap_err().limit,
