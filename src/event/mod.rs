@@ -22,6 +22,7 @@ mod kind;
 mod message;
 mod receipt;
 mod result;
+mod roster;
 mod send_media;
 mod session;
 mod timestamp;
@@ -37,6 +38,7 @@ pub use message::{
 };
 pub use receipt::{Receipt, ReceiptStatus};
 pub use result::{Recipient, ResultError, SendResult, SentMedia};
+pub use roster::{Roster, RosterEntry};
 pub use send_media::{check_name, MediaSource, SendKind, SendMedia};
 pub use session::{
     ContactSummary, ContactsEvent, ErrorEvent, LoginEvent, LoginQr, LoginUser, LogoutEvent,
