@@ -6,9 +6,9 @@ use jsonschema::{Draft, Validator};
 use serde_json::{json, Value};
 use time::macros::datetime;
 use wxbridge::event::{
-    parse_command, ContactSummary, ContactsEvent, ContactsKind, ErrorCode, ErrorEvent, ErrorKind,
-    Event, LoginEvent, LoginKind, LoginUser, LogoutEvent, LogoutKind, MessageEvent, Receipt,
-    SendResult, SentMedia, SessionState, SessionStatus, StateEvent, StateKind,
+    parse_command, Ambiguous, ContactSummary, ContactsEvent, ContactsKind, ErrorCode, ErrorEvent,
+    ErrorKind, Event, LoginEvent, LoginKind, LoginUser, LogoutEvent, LogoutKind, MessageEvent,
+    Receipt, SendResult, SentMedia, SessionState, SessionStatus, StateEvent, StateKind,
 };
 use wxbridge::wechat::contacts::ContactBook;
 use wxbridge::wechat::message::{normalize, Context};
@@ -332,6 +332,11 @@ fn login_logout_contacts_error_and_state_match_the_event_schema() {
                 group: true,
             }],
             removed: vec![],
+            ambiguous: vec![Ambiguous {
+                id: "@b22".into(),
+                name: "Bob".into(),
+                candidates: vec!["c_abcdefgh2345".into(), "c_7bcdefgh2345".into()],
+            }],
         }
         .into(),
         ErrorEvent {
