@@ -5,10 +5,10 @@
 //! # Group commit
 //!
 //! The writer takes what is pending when it wakes — a sync's events, MsgIds and keys, queued
-//! or completed commands, sink registrations, cursor moves of several sinks — stages it into
-//! one redb transaction and makes it durable with one fdatasync: of the journal, which holds
-//! the group's writes as one record (see the `journal` module; now and then a checkpoint, a
-//! durable redb commit, instead). A caller's reply comes only after that: the bridge awaits
+//! or completed commands, named values, sink registrations, cursor moves of several sinks —
+//! stages it into one redb transaction and makes it durable with one fdatasync: of the
+//! journal, which holds the group's writes as one record (see the `journal` module; now and
+//! then a checkpoint, a durable redb commit, instead). A caller's reply comes only after that: the bridge awaits
 //! its sync's commit before the next webwxsync goes out, which acknowledges the answer to
 //! WeChat, so an answer is never lost.
 //!
@@ -389,6 +389,27 @@ impl Store {
     ) -> impl Future<Output = Result<Option<Vec<u8>>, SpoolError>> + Send + 'static {
         let request_id = request_id.to_owned();
         self.read(move |v| v.spool.recent_result(&request_id, window))
+    }
+
+    /// [`Spool::put_value`]; answers once the commit is durable. Queued when called, like
+    /// every call here: a caller that drops the future without awaiting it still has the
+    /// value ride in the next group, before any write asked for after it.
+    pub fn put_value(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<(), SpoolError>> + Send + 'static {
+        let name = name.to_owned();
+        self.write(|reply| Write::PutValue { name, value, reply })
+    }
+
+    /// [`Spool::value`].
+    pub fn value(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, SpoolError>> + Send + 'static {
+        let name = name.to_owned();
+        self.read(move |v| v.spool.value(&name))
     }
 
     /// [`Spool::disk_size`].

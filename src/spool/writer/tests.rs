@@ -254,3 +254,29 @@ async fn a_stream_of_reads_does_not_put_off_a_held_cursor_move() {
     let committed = store.read(|v| v.spool.pending(SINK, 10)).await.unwrap();
     assert_eq!(seqs(&committed), vec![2]);
 }
+
+#[tokio::test]
+async fn a_value_put_without_waiting_rides_in_the_group_of_the_result_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 1000, Duration::from_secs(3600)).await;
+    let id = store.enqueue_command(b"cmd".to_vec()).await.unwrap();
+    let (commits, fsyncs) = (store.commits(), store.fsyncs());
+
+    let release = park(&store).await;
+    // Dropped at once, as the send counts are: the put is queued when called.
+    drop(store.put_value("limits", b"counts".to_vec()));
+    let completed = store.complete_command(id, Some("r-1".into()), message("result"));
+    drop(release);
+    completed.await.unwrap();
+
+    assert_eq!(store.commits(), commits + 1, "one group for both");
+    assert_eq!(store.fsyncs(), fsyncs + 1, "one fsync for both");
+    assert_eq!(
+        store.value("limits").await.unwrap(),
+        Some(b"counts".to_vec())
+    );
+    store.close().await;
+    let spool = open(&dir);
+    assert_eq!(spool.value("limits").unwrap(), Some(b"counts".to_vec()));
+    assert_eq!(spool.queue_depth().unwrap(), 0);
+}

@@ -66,6 +66,11 @@ pub(super) enum Write {
         entry: NewEntry,
         reply: Reply<Seq>,
     },
+    PutValue {
+        name: String,
+        value: Vec<u8>,
+        reply: Reply<()>,
+    },
 }
 
 /// What a write answered once staged; sent only after its commit.
@@ -111,6 +116,10 @@ impl Write {
                 entry,
                 ..
             } => Answer::Id(group.complete(*id, request_id.as_deref(), entry)?),
+            Write::PutValue { name, value, .. } => {
+                group.put_value(name, value)?;
+                Answer::Done
+            }
         })
     }
 
@@ -138,6 +147,7 @@ impl Write {
                 entry,
                 ..
             } => rec.complete(*id, request_id.as_deref(), entry),
+            Write::PutValue { name, value, .. } => rec.put_value(name, value),
         }
     }
 
@@ -150,7 +160,8 @@ impl Write {
             (
                 Write::ClearKeys(reply)
                 | Write::Register { reply, .. }
-                | Write::Retain { reply, .. },
+                | Write::Retain { reply, .. }
+                | Write::PutValue { reply, .. },
                 _,
             ) => drop(reply.send(Ok(()))),
             (Write::Enqueue { reply, .. } | Write::Complete { reply, .. }, Answer::Id(id)) => {
@@ -167,7 +178,8 @@ impl Write {
             Write::Release { reply, .. } => drop(reply.send(Err(e()))),
             Write::ClearKeys(reply)
             | Write::Register { reply, .. }
-            | Write::Retain { reply, .. } => drop(reply.send(Err(e()))),
+            | Write::Retain { reply, .. }
+            | Write::PutValue { reply, .. } => drop(reply.send(Err(e()))),
             Write::Enqueue { reply, .. } | Write::Complete { reply, .. } => {
                 drop(reply.send(Err(e())))
             }
