@@ -29,6 +29,10 @@
 //! dropped by a JetStream stream or a webhook receiver that deduplicates. [`Store::close`]
 //! commits the held cursors, so a graceful stop repeats nothing.
 //!
+//! A value given to [`Store::hold_value`] rides along the same way (with the same linger):
+//! the send counts, which then share the fsync of the result asked for right after them.
+//! Reads see it only once it is committed.
+//!
 //! # Errors
 //!
 //! A write that fails in a group does not fail the others: the writer abandons the group's
@@ -401,6 +405,21 @@ impl Store {
     ) -> impl Future<Output = Result<(), SpoolError>> + Send + 'static {
         let name = name.to_owned();
         self.write(|reply| Write::PutValue { name, value, reply })
+    }
+
+    /// [`Spool::put_value`], without waiting: the writer holds the value (the newest per
+    /// name) and stages it into its next group commit, whatever write that commit is for, or
+    /// commits it on its own after [`ACK_LINGER`] with nothing else to commit, or at close.
+    /// Unlike [`Store::put_value`], it does not make the writer commit now: a caller that
+    /// asks for another write right after (a send's count, then its result) has both made
+    /// durable by one fsync, the value never after the write. An error is logged by the
+    /// writer.
+    pub fn hold_value(&self, name: &str, value: Vec<u8>) {
+        // A stopped writer cannot store it; nothing more can be done here.
+        let _ = self.tx.send(Request::HoldValue {
+            name: name.to_owned(),
+            value,
+        });
     }
 
     /// [`Spool::value`].
