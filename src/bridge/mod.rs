@@ -86,7 +86,7 @@ impl Bridge {
         );
         let session_file = SessionFile::in_dir(&config.state_dir);
         let (downloads, download_jobs) = mpsc::unbounded_channel();
-        let limits = limits::Limits::open(&config.send.limits, Some(&config.state_dir));
+        let limits = limits::Limits::new(&config.send.limits, Some(spool.clone()));
         Bridge {
             config,
             media,

@@ -33,6 +33,9 @@ impl Bridge {
     /// Takes queued commands, one at a time, fairly across recipients, until shutdown. A
     /// command in progress at shutdown stays queued and is taken again after a restart.
     pub(super) async fn send_loop(&self) {
+        // Before the first command is looked at: the counts decide what may go.
+        let counts = super::limits::load(&self.spool, &self.config.state_dir).await;
+        self.limits_lock().loaded(counts);
         let rate = &self.config.send.rate;
         let mut limiter = Limiter::new(rate.per_second, rate.burst);
         let mut served: HashMap<String, u64> = HashMap::new();
