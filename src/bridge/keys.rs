@@ -13,7 +13,6 @@ use time::OffsetDateTime;
 
 use super::Bridge;
 use crate::event::{Ambiguous, ContactsEvent, ContactsKind, ErrorCode, Event, Roster, SendResult};
-use crate::spool::SpoolError;
 use crate::wechat::contacts::ContactBook;
 use crate::wechat::keys::{ContactKeys, KeyLookup};
 use crate::wechat::protocol::Contact;
@@ -73,8 +72,8 @@ impl Bridge {
     }
 
     /// Within a login: `touched` UserNames were added or changed, `removed` ones are gone.
-    /// Keys follow, the roster is republished, the book is stored when it changed (queued
-    /// now, so it rides the spool's next group); answers the contacts left without a key.
+    /// Keys follow, the roster is republished, the book is stored when it changed; answers
+    /// the contacts left without a key.
     pub(super) fn follow_contacts(
         &self,
         session: &Session,
@@ -105,12 +104,9 @@ impl Bridge {
         };
         self.publish_roster(roster);
         if let Some(bytes) = bytes {
-            let saving = self.spool.put_value(VALUE_NAME, bytes);
-            tokio::spawn(async move {
-                if let Err(e) = saving.await {
-                    tracing::error!(cause = %e, "cannot store the contact keys");
-                }
-            });
+            // Held for the spool's next group commit (this sync answer's, as a rule): the
+            // change costs no fsync of its own.
+            self.spool.hold_value(VALUE_NAME, bytes);
         }
         outcome.ambiguous
     }
@@ -223,36 +219,5 @@ pub(super) fn contacts_event(account: &str, ambiguous: Vec<Ambiguous>) -> Contac
         modified: Vec::new(),
         removed: Vec::new(),
         ambiguous,
-    }
-}
-
-/// Until the spool's values land: nothing stored, nothing read.
-trait ValuesShim {
-    fn put_value(
-        &self,
-        name: &str,
-        value: Vec<u8>,
-    ) -> impl std::future::Future<Output = Result<(), SpoolError>> + Send + 'static;
-    fn value(
-        &self,
-        name: &str,
-    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, SpoolError>> + Send + 'static;
-}
-
-#[allow(clippy::manual_async_fn)]
-impl ValuesShim for crate::spool::Store {
-    fn put_value(
-        &self,
-        _name: &str,
-        _value: Vec<u8>,
-    ) -> impl std::future::Future<Output = Result<(), SpoolError>> + Send + 'static {
-        async { Ok(()) }
-    }
-    fn value(
-        &self,
-        _name: &str,
-    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, SpoolError>> + Send + 'static
-    {
-        async { Ok(None) }
     }
 }
