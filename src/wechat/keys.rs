@@ -145,6 +145,14 @@ impl Rule {
         }
     }
 
+    /// The name the rule needs equal on both sides.
+    fn name(self, r: &Record) -> &str {
+        match self {
+            Rule::Remark => &r.remark,
+            Rule::Person | Rule::Group => &r.nick,
+        }
+    }
+
     /// Whether a key last bound to `old` matches a contact now like `seen`.
     fn matches(self, old: &Record, seen: &Record) -> bool {
         match self {
@@ -211,13 +219,21 @@ fn decide(seen: &[&Record], keys: &BTreeMap<&str, &Record>) -> Vec<Decision> {
     let mut out = vec![Decision::Unmatched; seen.len()];
     let mut free: BTreeSet<&str> = keys.keys().copied().collect();
     for rule in RULES {
+        // Every rule wants the same remark or name: only those keys are compared, so a large
+        // book (thousands of contacts, groups of 500) binds in time linear in its size.
+        let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+        for &k in &free {
+            by_name.entry(rule.name(keys[k])).or_default().push(k);
+        }
         let found: Vec<(usize, Vec<&str>)> = seen
             .iter()
             .enumerate()
             .filter(|(i, s)| out[*i] == Decision::Unmatched && rule.applies(s))
             .map(|(i, s)| {
-                let hits = free
-                    .iter()
+                let hits = by_name
+                    .get(rule.name(s))
+                    .into_iter()
+                    .flatten()
                     .copied()
                     .filter(|k| rule.matches(keys[k], s))
                     .collect();

@@ -460,3 +460,26 @@ fn jaccard_counts_shared_names_over_all_names() {
     assert_eq!(jaccard(&s(&["a", "b", "c"]), &s(&["b", "c", "d"])), 0.5);
     assert_eq!(jaccard(&s(&["a"]), &s(&["b"])), 0.0);
 }
+
+#[test]
+fn a_large_book_keeps_every_key_across_a_login() {
+    let mut contacts: Vec<Contact> = (0..5000)
+        .map(|i| person(&format!("@p{i}"), &format!("Person {i}"), ""))
+        .collect();
+    for g in 0..200 {
+        let members: Vec<String> = (0..200).map(|m| format!("M{g}-{m}")).collect();
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        // Same-named groups in pairs: only their members tell them apart.
+        contacts.push(group(
+            &format!("@@g{g}"),
+            &format!("Group {}", g / 2),
+            &members,
+        ));
+    }
+    let mut keys = ContactKeys::new();
+    let (first, outcome) = login(&mut keys, &contacts, NOW);
+    assert!(outcome.ambiguous.is_empty());
+    let (again, outcome) = login(&mut keys, &relogin(&contacts), NOW + DAY);
+    assert!(outcome.ambiguous.is_empty());
+    assert_eq!(again, first);
+}
