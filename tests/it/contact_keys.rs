@@ -10,7 +10,7 @@ use wxbridge::event::is_contact_key;
 use wxbridge_fake::Msg;
 
 use crate::brokers;
-use crate::schema::assert_valid;
+use crate::schema::{assert_valid, assert_valid_contacts};
 use crate::support::{Bridge, World, WAIT};
 use crate::watch::Watcher;
 
@@ -345,7 +345,9 @@ fn assert_valid_entry(e: &Value) {
 async fn next_roster(w: &mut Watcher, pred: impl Fn(&Vec<Value>) -> bool) -> Vec<Value> {
     loop {
         let m = w.next_on("wechat/test/contacts").await;
-        let roster: Vec<Value> = serde_json::from_slice(&m.payload).unwrap();
+        let json: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_valid_contacts(&json);
+        let roster: Vec<Value> = serde_json::from_value(json).unwrap();
         if pred(&roster) {
             return roster;
         }
