@@ -101,7 +101,11 @@ fn check_media_paths(config: &Config) -> Result<(), ConfigError> {
 /// `run`: the bridge until SIGINT/SIGTERM. A config that [`prepare`] refuses exits 2 before
 /// anything starts, as `check-config` does.
 pub async fn run(config: Config) -> ExitCode {
-    // One account's view: its own state dir, name and sections.
+    // Every account's sections checked, as check-config does; then one account's view: its
+    // own state dir, name and sections.
+    if let Err(e) = prepare(&config) {
+        return refused(e);
+    }
     let mut views = config.accounts();
     if views.len() > 1 {
         eprintln!(
