@@ -309,3 +309,20 @@ fn effective_yaml_shows_each_account_and_loads_back() {
     let single = parse_ok("account: home\n", &[]).effective_yaml();
     assert!(!single.contains("accounts"), "{single}");
 }
+
+#[test]
+fn the_example_files_accounts_load_as_documented() {
+    // The commented `accounts:` block of bridge.example.yaml, uncommented.
+    let example = include_str!("../../bridge.example.yaml");
+    let block: String = example
+        .lines()
+        .skip_while(|line| !line.starts_with("# accounts:"))
+        .take_while(|line| line.starts_with("# "))
+        .map(|line| format!("{}\n", &line[2..]))
+        .collect();
+    let config = parse_ok(&block, &[]);
+    let views = config.accounts();
+    assert_eq!(config.account_names(), ["home", "office"]);
+    assert!(views[0].wechat.desktop_mode && !views[1].wechat.desktop_mode);
+    assert_eq!(views[1].send.allow, ["Boss"]);
+}
