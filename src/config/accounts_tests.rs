@@ -253,6 +253,23 @@ fn a_rule_broken_in_a_shared_section_names_the_shared_key() {
         err.starts_with("bridge.yaml: wechat.zombie_after: "),
         "{err}"
     );
+    // Listed before the shared section, with a section of its own: still the shared key.
+    let err = parse_err(
+        "accounts:\n  - account: home\n    wechat: {desktop_mode: false}\nwechat: {qr: x}\n",
+        &[],
+    );
+    assert!(
+        err.starts_with("bridge.yaml: unknown key \"wechat.qr\""),
+        "{err}"
+    );
+    let err = parse_err(
+        "accounts:\n  - account: home\n    wechat: {desktop_mode: false}\nwechat: {zombie_after: soon}\n",
+        &[],
+    );
+    assert!(
+        err.starts_with("bridge.yaml: wechat.zombie_after: "),
+        "{err}"
+    );
     // Overridden by every account, the shared value is never used, so it breaks nothing.
     parse_ok(
         "accounts:\n  - account: home\n    send: {rate: {burst: 2}}\nsend: {rate: {burst: 0}}\n",
