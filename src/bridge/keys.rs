@@ -210,7 +210,7 @@ fn unkeyed_roster(book: &ContactBook) -> Roster {
 }
 
 /// A `contacts` event that only reports contacts left without a key.
-pub(super) fn contacts_event(account: &str, ambiguous: Vec<Ambiguous>) -> ContactsEvent {
+fn contacts_event(account: &str, ambiguous: Vec<Ambiguous>) -> ContactsEvent {
     ContactsEvent {
         kind: ContactsKind,
         account: account.to_owned(),
