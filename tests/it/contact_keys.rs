@@ -261,6 +261,31 @@ async fn a_renamed_contact_keeps_its_key_through_its_remark() {
 }
 
 #[tokio::test]
+async fn a_contact_renamed_while_logged_in_keeps_its_key_at_the_next_login() {
+    let world = World::new().await;
+    world
+        .fake
+        .add_contact_with("Bob", "", 1, "Zhejiang", "Hangzhou");
+    let mut bridge = world.run_logged_in().await;
+    let key = key_of(&world, &mut bridge, "Bob").await.expect("a key");
+
+    // No remark: only the record the rename updated (and stored) can find him again.
+    let bob = world.fake.user_name_of("Bob");
+    world.fake.set_nick(&bob, "Robert");
+    world.fake.push_mod_contact(&bob);
+    bridge
+        .next_where("the contacts event", |v| {
+            v["kind"] == "contacts" && v["modified"][0]["name"] == "Robert"
+        })
+        .await;
+    let mut bridge = log_in_again(&world, bridge).await;
+    assert_eq!(
+        key_of(&world, &mut bridge, "Robert").await.as_deref(),
+        Some(key.as_str())
+    );
+}
+
+#[tokio::test]
 async fn the_retained_contacts_topic_and_nats_contacts_get_list_the_keys() {
     let world = World::new().await;
     world.fake.add_contact("Alice", "Mom");
