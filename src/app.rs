@@ -36,8 +36,7 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
         Some(section) => Some(mqtt::prepare(
             section,
             &config.homeassistant,
-            account,
-            config.send.max_bytes,
+            &config.accounts(),
         )?),
         None => None,
     };
@@ -211,8 +210,9 @@ impl Deliveries<'_> {
     ) -> Result<(), String> {
         let control = || self.control.clone();
         if let Some(mqtt) = plan.mqtt {
-            let started = mqtt.start(control(), tracker);
-            self.start(started, tracker).await?;
+            for started in mqtt.start(vec![control()], tracker) {
+                self.start(started, tracker).await?;
+            }
         }
         if let Some(nats) = plan.nats {
             let started = nats
