@@ -162,7 +162,7 @@ impl Gate {
         self.hold.send_replace(on);
     }
 
-    fn cut(&self) {
+    pub fn cut(&self) {
         let mut token = self.cut.lock().unwrap();
         token.cancel();
         *token = CancellationToken::new();
