@@ -1,6 +1,6 @@
 //! Several accounts over one MQTT connection, against a real mosquitto: each account's events,
 //! retained state and commands on its own topics only, one account's stalled bridge holding up
-//! no other's commands, the process's status as the last will that every account's Home
+//! no other's commands and its file awaiting the broker's confirmation no other's events, the process's status as the last will that every account's Home
 //! Assistant device also needs, and one device per account. The link is driven by hand with
 //! hand-built controls, one per account, as `run` starts it for `accounts:`.
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,12 +10,14 @@ use serde_json::{json, Value};
 use tokio_util::task::TaskTracker;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig};
 use wxbridge::event::SessionState;
+use wxbridge::media::MediaStore;
 use wxbridge::sinks::mqtt::{self, MqttSink};
 use wxbridge::sinks::{Accepted, Origin};
 use wxbridge::spool::Kind;
 
 use crate::brokers;
 use crate::control::{control, deliver_all, entry, status, Side};
+use crate::media_sinks::{jpeg, media_entry, put};
 use crate::mqtt::{account, Gate};
 use crate::watch::Watcher;
 
@@ -31,9 +33,20 @@ const ACCOUNTS: [&str; 2] = ["home", "office"];
 /// One link for `home` and `office` on the broker at `port`, with discovery as
 /// `homeassistant` says: their sinks and their bridges' sides, in that order.
 fn start(port: u16, homeassistant: &HomeAssistantConfig) -> (Vec<MqttSink>, Vec<Side>) {
+    let (sinks, sides, _stores) = start_with(port, homeassistant, false);
+    (sinks, sides)
+}
+
+/// [`start`] with `mqtt.media` as given; also answers the accounts' media stores.
+fn start_with(
+    port: u16,
+    homeassistant: &HomeAssistantConfig,
+    media: bool,
+) -> (Vec<MqttSink>, Vec<Side>, Vec<MediaStore>) {
     let config = MqttConfig {
         url: format!("mqtt://127.0.0.1:{port}").parse().unwrap(),
         client_id: "wxbridge-several".to_owned(),
+        media,
         ..MqttConfig::default()
     };
     let (controls, sides): (Vec<_>, Vec<_>) = ACCOUNTS
@@ -45,13 +58,14 @@ fn start(port: u16, homeassistant: &HomeAssistantConfig) -> (Vec<MqttSink>, Vec<
         })
         .unzip();
     let views: Vec<_> = ACCOUNTS.iter().map(|name| account(name)).collect();
+    let stores = controls.iter().map(|c| c.media.store.clone()).collect();
     let sinks = mqtt::prepare(&config, homeassistant, &views)
         .unwrap()
         .start(controls, &TaskTracker::new())
         .into_iter()
         .map(|started| started.sink)
         .collect();
-    (sinks, sides)
+    (sinks, sides, stores)
 }
 
 /// Waits until the process and both accounts said `online` (each account subscribes to its
@@ -281,6 +295,62 @@ async fn an_account_whose_bridge_takes_no_commands_holds_up_no_other() {
             .unwrap();
     }
     no_command(&mut sides[1], "a home command reached the office").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_awaiting_its_confirmation_holds_up_no_other_accounts_events() {
+    let broker = brokers::mosquitto();
+    let gate = Gate::new(broker.port).await;
+    let (mut sinks, _sides, stores) = start_with(gate.port, &HomeAssistantConfig::default(), true);
+    until_online(broker.port, "probe").await;
+    let photo = put(&stores[0], &jpeg(7, 2000)).await;
+    let mut w = Watcher::new(broker.port, "sub", "wechat/#").await;
+    w.drain(Duration::from_millis(300)).await;
+
+    // Home's event waits for the broker's PUBACK of its file, which the gate holds back.
+    gate.hold(true);
+    let mut office = sinks.pop().unwrap();
+    let mut home = sinks.pop().unwrap();
+    let batch = [media_entry(
+        1,
+        "home-600",
+        "image",
+        "contact",
+        &photo.sha256,
+    )];
+    let home_delivery = tokio::spawn(async move {
+        deliver_all(&mut home, &batch, WAIT).await;
+        home
+    });
+    w.next_on(&format!("wechat/home/media/{}", photo.sha256))
+        .await;
+
+    // Meanwhile the office's events go out: they wait for no file of home's.
+    let batch = [entry(1, Kind::Message, "office-m1")];
+    let office_delivery = tokio::spawn(async move {
+        deliver_all(&mut office, &batch, WAIT).await;
+        office
+    });
+    let event = w.next_on("wechat/office/message").await;
+    let v: Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(v["id"], "office-m1");
+    assert!(
+        !home_delivery.is_finished(),
+        "home's event did not wait for its file"
+    );
+
+    gate.hold(false);
+    let event = w.next_on("wechat/home/message").await;
+    let v: Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(v["id"], "home-600");
+    tokio::time::timeout(WAIT, home_delivery)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(WAIT, office_delivery)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
