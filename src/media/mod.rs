@@ -126,9 +126,25 @@ impl Media {
     }
 }
 
+/// Where others reach this account's part of the HTTP API: `media.public_url`,
+/// `http.public_url` or the listen address; with several accounts, its `accounts/<account>/`
+/// under that (where its `/media/…` is served).
+fn base_url(config: &Config) -> Option<Url> {
+    let base = api_base_url(config)?;
+    if !config.several_accounts() {
+        return Some(base);
+    }
+    let mut dir = base.clone();
+    if !dir.path().ends_with('/') {
+        let path = format!("{}/", dir.path());
+        dir.set_path(&path);
+    }
+    dir.join(&format!("accounts/{}/", config.account)).ok()
+}
+
 /// Where others reach the HTTP API: `media.public_url`, `http.public_url` or the listen
 /// address.
-fn base_url(config: &Config) -> Option<Url> {
+fn api_base_url(config: &Config) -> Option<Url> {
     if let Some(url) = &config.media.public_url {
         return Some(url.clone());
     }
