@@ -64,9 +64,9 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
         Some(section) => Some(nats::prepare(section, &accounts)?),
         None => None,
     };
+    check_media_paths(config)?;
     let mut webhooks = Vec::with_capacity(accounts.len());
     for account in &accounts {
-        check_media_paths(account)?;
         webhooks.push(
             account
                 .webhooks
@@ -105,25 +105,41 @@ fn prepare_mqtt(
     }
 }
 
-/// `media.dir`, when it exists, must be a directory (it is made at start when it does not);
-/// every `media.paths` entry must be a directory that exists: outbound `{"path": …}` sources
-/// are only read from inside one.
+/// For every account: `media.dir`, when it exists, must be a directory (it is made at start
+/// when it does not); every `media.paths` entry must be a directory that exists: outbound
+/// `{"path": …}` sources are only read from inside one. With `accounts`, a problem in an
+/// account's own value names its entry (`accounts[1].media.paths[0]`).
 fn check_media_paths(config: &Config) -> Result<(), ConfigError> {
-    let dir = config.media.dir_in(&config.state_dir);
-    if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
-        return Err(ConfigError::Sink(
-            format!("media.dir: {} is not a directory", dir.display()).into(),
-        ));
-    }
-    for (index, path) in config.media.paths.iter().enumerate() {
-        let problem = match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => continue,
-            Ok(_) => "is not a directory".to_owned(),
-            Err(e) => format!("cannot be read: {e}"),
+    for (index, view) in config.accounts().iter().enumerate() {
+        let media = &view.media;
+        let key = |shared: bool, key: &str| {
+            if config.several_accounts() && !shared {
+                format!("accounts[{index}].{key}")
+            } else {
+                key.to_owned()
+            }
         };
-        return Err(ConfigError::Sink(
-            format!("media.paths[{index}]: {} {problem}", path.display()).into(),
-        ));
+        let dir = media.dir_in(&view.state_dir);
+        if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
+            let key = key(media.dir == config.media.dir, "media.dir");
+            return Err(ConfigError::Sink(
+                format!("{key}: {} is not a directory", dir.display()).into(),
+            ));
+        }
+        for (entry, path) in media.paths.iter().enumerate() {
+            let problem = match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => continue,
+                Ok(_) => "is not a directory".to_owned(),
+                Err(e) => format!("cannot be read: {e}"),
+            };
+            let key = key(
+                media.paths == config.media.paths,
+                &format!("media.paths[{entry}]"),
+            );
+            return Err(ConfigError::Sink(
+                format!("{key}: {} {problem}", path.display()).into(),
+            ));
+        }
     }
     Ok(())
 }
@@ -200,15 +216,20 @@ pub async fn run(config: Config) -> ExitCode {
     let shutdown = CancellationToken::new();
     let sinks_shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // With one account (either config form) its HTTP paths are the plain ones.
+    let several = plan.accounts.len() > 1;
     let mut parts = Vec::with_capacity(states.len());
     for (account, (lock, spool)) in plan.accounts.iter().zip(states) {
         // Before the media store counts its first evictions.
         crate::metrics::scope(&account.account, async { crate::metrics::preset_account() }).await;
         // Opened after the metrics recorder is installed, so the store's gauges are recorded.
-        let media = match open_media(account).await {
+        let mut media = match open_media(account).await {
             Ok(media) => media,
             Err(code) => return code,
         };
+        if several {
+            media.serve_under_account(&account.account);
+        }
         tracker.spawn(crate::metrics::scope(
             &account.account,
             media
@@ -278,7 +299,7 @@ pub async fn run(config: Config) -> ExitCode {
             .collect();
         let state = HttpState {
             accounts,
-            several: config.several_accounts(),
+            several,
             metrics,
             config: http_config.clone(),
         };

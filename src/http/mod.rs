@@ -13,7 +13,7 @@
 //! | `GET /qr.png` | the login QR while a scan is awaited |
 //! | `GET /` | the status page; `GET /api/status` is what it polls |
 //!
-//! With several accounts (`accounts:` in the config) every route of one account (`/send`,
+//! With more than one account (`accounts:` in the config) every route of one account (`/send`,
 //! `/relogin`, `/contacts`, `/qr.png`, `/media/<sha256>`, the page and `/api/status`) is
 //! served under `/accounts/<account>/…` for each, and the plain path answers 404 naming
 //! those; `GET /` then lists the accounts' pages. `/healthz`, `/readyz` (every account's
@@ -79,7 +79,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 pub struct HttpState {
     /// Each account's part, in the config's order.
     pub accounts: Vec<AccountHttp>,
-    /// Whether the config lists several accounts (`accounts:`); then each account's routes
+    /// Whether more than one account runs; then each account's routes
     /// are under `/accounts/<account>/…` and the plain ones answer 404 naming them.
     pub several: bool,
     /// The metrics recorder.

@@ -119,6 +119,20 @@ impl Media {
         Some(self.signer.url(base, sha256, exp))
     }
 
+    /// With several accounts each account's files are served under `/accounts/<account>/`:
+    /// its signed URLs point there (the signature covers `/media/<sha256>` either way).
+    pub fn serve_under_account(&mut self, account: &str) {
+        let Some(base) = &self.base_url else { return };
+        let mut dir = base.clone();
+        dir.set_query(None);
+        dir.set_fragment(None);
+        if !dir.path().ends_with('/') {
+            let path = format!("{}/", dir.path());
+            dir.set_path(&path);
+        }
+        self.base_url = dir.join(&format!("accounts/{account}/")).ok();
+    }
+
     /// How often [`MediaStore::upkeep`] should look for files that grew old: a tenth of
     /// `max_age`, between a second and an hour.
     pub fn upkeep_every(&self) -> Duration {
@@ -126,25 +140,9 @@ impl Media {
     }
 }
 
-/// Where others reach this account's part of the HTTP API: `media.public_url`,
-/// `http.public_url` or the listen address; with several accounts, its `accounts/<account>/`
-/// under that (where its `/media/…` is served).
-fn base_url(config: &Config) -> Option<Url> {
-    let base = api_base_url(config)?;
-    if !config.several_accounts() {
-        return Some(base);
-    }
-    let mut dir = base.clone();
-    if !dir.path().ends_with('/') {
-        let path = format!("{}/", dir.path());
-        dir.set_path(&path);
-    }
-    dir.join(&format!("accounts/{}/", config.account)).ok()
-}
-
 /// Where others reach the HTTP API: `media.public_url`, `http.public_url` or the listen
 /// address.
-fn api_base_url(config: &Config) -> Option<Url> {
+fn base_url(config: &Config) -> Option<Url> {
     if let Some(url) = &config.media.public_url {
         return Some(url.clone());
     }
