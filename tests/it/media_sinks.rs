@@ -296,11 +296,12 @@ async fn start_nats(port: u16, jetstream: bool, control: Control) -> NatsSink {
         jetstream,
         ..NatsConfig::default()
     };
-    nats::prepare(&config, &control.account)
+    nats::prepare(&config, &[crate::control::account(&control.account)])
         .unwrap()
-        .start(control, &TaskTracker::new())
+        .start(vec![control], &TaskTracker::new())
         .await
         .unwrap()
+        .remove(0)
         .sink
 }
 
