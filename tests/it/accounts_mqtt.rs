@@ -475,6 +475,7 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     let home_mom = home.fake.add_contact("Mother", "Mom");
     let office_mom = office.fake.add_contact("Mom at work", "Mom");
     let broker = brokers::mosquitto();
+    let http_port = brokers::free_port();
     let config = home.dir.path().join("accounts.yaml");
     let yaml = format!(
         "state_dir: {state}\n\
@@ -482,12 +483,14 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
          send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {limits}\n\
          mqtt:\n  url: mqtt://127.0.0.1:{port}\n\
          homeassistant:\n  notify_targets: [Mom]\n\
+         http:\n  listen: 127.0.0.1:{http}\n\
          accounts:\n\
          \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
          \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
         state = home.state_dir().display(),
         limits = GENEROUS_LIMITS,
         port = broker.port,
+        http = http_port,
         home_url = home.fake.url(),
         office_url = office.fake.url(),
     );
@@ -563,6 +566,37 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     assert_eq!(
         (sent[0].to.as_str(), sent[0].content.as_str()),
         (office_mom.as_str(), "running late")
+    );
+
+    // A command over the office's send.max_bytes is refused, and counted under its account.
+    let mut huge = br#"{"to":"Mom","request_id":"r-huge","text":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 70_000));
+    huge.extend(br#""}"#);
+    w.publish("wechat/office/send", false, huge).await;
+    let result = json_on(&mut w, "wechat/office/send/result", |v| {
+        v["error"]["code"] == "invalid_command"
+    })
+    .await;
+    assert_eq!(result["ok"], false, "{result}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{http_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("wxbridge_mqtt_refused_total{"))
+        .collect();
+    assert!(
+        refused.iter().any(|l| l.contains(r#"account="office""#)
+            && l.contains(r#"reason="too_large""#)
+            && l.ends_with(" 1")),
+        "{refused:?}"
+    );
+    assert!(
+        !refused.iter().any(|l| l.contains(r#"account="home""#)),
+        "{refused:?}"
     );
 
     // A clean stop: every account and the process say `offline`.
