@@ -92,11 +92,13 @@ mod media;
 mod options;
 mod poller;
 mod sink;
+mod start;
 mod topics;
 mod tracker;
 
 pub use link::LinkState;
-pub use sink::{prepare, MqttSink, Prepared};
+pub use sink::MqttSink;
+pub use start::{prepare, Prepared};
 
 /// The `mqtt` section cannot be turned into a connection. Each message names the key to fix.
 ///

@@ -1,26 +1,21 @@
-//! [`prepare`], [`Prepared::start`] and the [`MqttSink`] it starts: delivery of spooled
-//! entries, each confirmed by its PUBACK (see the module docs for the guarantee).
+//! The [`MqttSink`] of one account: delivery of its spooled entries, each confirmed by its
+//! PUBACK (see the module docs for the guarantee). `start.rs` makes one per account.
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, Publish, QoS};
+use rumqttc::QoS;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
 
-use super::homeassistant::Discovery;
-use super::link::{self, Batch, Confirmed, Connection, Gate, Item, LinkState, Publisher};
+use super::link::{Batch, Confirmed, Item, LinkState};
 use super::media::Media;
-use super::options::{self, MAX_PACKET};
-use super::poller::{Lane, Poller};
-use super::topics::{self, Router, Topics};
-use super::tracker::{Tracker, Unwritten};
-use crate::config::{Config, ConfigError, HomeAssistantConfig, MqttConfig};
-use crate::sinks::{Control, DeliveryError, Link, Sink, Started};
+use super::options::MAX_PACKET;
+use super::topics::Topics;
+use crate::sinks::{DeliveryError, Sink};
 use crate::spool::{Entry, Kind};
 
 /// What is in flight fails when no entry of it is confirmed for this long (or when there is no
@@ -31,12 +26,8 @@ const PROGRESS: Duration = Duration::from_secs(30);
 /// Why the entries in flight are published again.
 const SESSION_LOST: &str = "the mqtt broker started a new session; unconfirmed publishes were lost";
 
-/// Capacity of rumqttc's request channel. While the broker is away it fills up and the link
-/// task waits; nothing is lost, because the spool holds every entry until it is confirmed.
-const REQUESTS: usize = 64;
-
 /// A batch handed to the link whose entries are not all confirmed yet.
-struct InFlight {
+pub(super) struct InFlight {
     id: u64,
     /// Which entries the broker confirmed (or that were never to be published).
     done: Vec<bool>,
@@ -48,337 +39,32 @@ struct InFlight {
 
 /// The MQTT sink: hand it to [`crate::sinks::run_delivery`]. It pipelines: the next batch is
 /// published while the PUBACKs of earlier ones are still on their way.
+/// (Built by `start.rs`; its fields are the module's.)
 pub struct MqttSink {
-    topics: Arc<Topics>,
-    qos: QoS,
-    batches: mpsc::Sender<Batch>,
-    confirmed: mpsc::Receiver<Confirmed>,
-    link: watch::Receiver<LinkState>,
-    next_batch: u64,
-    stopped: CancellationToken,
+    /// The account's topics.
+    pub(super) topics: Arc<Topics>,
+    /// The configured event QoS.
+    pub(super) qos: QoS,
+    /// Batches to the account's link task.
+    pub(super) batches: mpsc::Sender<Batch>,
+    /// Confirmations of the account's entries, from the poller.
+    pub(super) confirmed: mpsc::Receiver<Confirmed>,
+    /// The connection's state.
+    pub(super) link: watch::Receiver<LinkState>,
+    /// The last batch number handed out.
+    pub(super) next_batch: u64,
+    /// Cancelled once the link has stopped.
+    pub(super) stopped: CancellationToken,
     /// Batches in flight, oldest first.
-    flight: VecDeque<InFlight>,
+    pub(super) flight: VecDeque<InFlight>,
     /// The broker session (its count of fresh sessions) the batches in flight went out on.
-    session: u64,
+    pub(super) session: u64,
     /// When the batches in flight fail for want of any confirmation.
-    deadline: Instant,
+    pub(super) deadline: Instant,
     /// The media store and what to publish of it, when anything is.
-    media: Option<Media>,
+    pub(super) media: Option<Media>,
     /// Set by the link task while a file goes out: the deadline waits then.
-    media_busy: Arc<AtomicBool>,
-}
-
-/// The `mqtt` section checked and turned into client options (the TLS files read now), ready
-/// to [`Prepared::start`], for every account in `accounts` (the views of
-/// [`crate::config::Config::accounts`]) over one connection. `homeassistant` says what to
-/// announce to Home Assistant (and what to retract) for each; each account's `send.max_bytes`
-/// bounds its commands: one is kept only up to one byte past it (see the module docs). The
-/// last will is the account's status with one account, the process's (`<base>/status`) with
-/// several (see the module docs).
-pub fn prepare(
-    config: &MqttConfig,
-    homeassistant: &HomeAssistantConfig,
-    accounts: &[Config],
-) -> Result<Prepared, ConfigError> {
-    let process_status = (accounts.len() > 1).then(|| topics::process_status(&config.base_topic));
-    let accounts: Vec<Account> = accounts
-        .iter()
-        .map(|account| {
-            let topics = Arc::new(Topics::new(&config.base_topic, &account.account));
-            Account {
-                discovery: Arc::new(Discovery::new(
-                    homeassistant,
-                    &topics,
-                    &account.account,
-                    process_status.as_deref(),
-                )),
-                topics,
-                name: account.account.clone(),
-                max_bytes: account.send.max_bytes,
-            }
-        })
-        .collect();
-    let will = match (&process_status, accounts.first()) {
-        (Some(process), _) => process.clone(),
-        (None, Some(only)) => only.topics.status.clone(),
-        // No account: nothing will ever connect (see `start`).
-        (None, None) => topics::process_status(&config.base_topic),
-    };
-    let options = options::build(config, &will)?;
-    Ok(Prepared {
-        router: Router::new(&config.base_topic, accounts.iter().map(|a| a.name.as_str())),
-        qos: options::qos(config.qos),
-        options,
-        accounts,
-        process_status,
-        media_bytes: config.media,
-    })
-}
-
-/// One account of a [`Prepared`] link.
-struct Account {
-    name: String,
-    topics: Arc<Topics>,
-    discovery: Arc<Discovery>,
-    /// Its `send.max_bytes`.
-    max_bytes: usize,
-}
-
-/// A checked `mqtt` section: [`prepare`]'s answer.
-pub struct Prepared {
-    options: MqttOptions,
-    accounts: Vec<Account>,
-    router: Router,
-    /// `<base>/status` with several accounts.
-    process_status: Option<String>,
-    qos: QoS,
-    /// `mqtt.media`.
-    media_bytes: bool,
-}
-
-impl Prepared {
-    /// Starts the link (inside a Tokio runtime): spawns its tasks, tracked on `tracker`, and
-    /// answers one sink per account, in the order of `controls`, which are the accounts'
-    /// controls in the order [`prepare`] was given the accounts. The connection is made in
-    /// the background and retried on the first control's `retry` schedule for as long as it
-    /// takes, so a broker that is down at start only delays delivery. Each account's part runs
-    /// until its `control.shutdown`, then publishes its `offline`; once every account's has,
-    /// the link disconnects ([`MqttSink::stopped`] tells when that is done).
-    pub fn start(self, controls: Vec<Control>, tracker: &TaskTracker) -> Vec<Started<MqttSink>> {
-        if controls.len() != self.accounts.len() {
-            tracing::error!(
-                accounts = self.accounts.len(),
-                controls = controls.len(),
-                "the mqtt link got a control per account it was not prepared for; the extra \
-                 ones have no sink"
-            );
-        }
-        let sinks = spawn(self, controls);
-        if let Some(first) = sinks.first() {
-            tracker.spawn(first.stopped());
-        }
-        sinks
-            .into_iter()
-            .map(|sink| {
-                let health = link_health(sink.link(), tracker);
-                Started { sink, health }
-            })
-            .collect()
-    }
-}
-
-/// One account's ends of the channels between its sink, its link task and the poller.
-struct Ends {
-    lane: Lane,
-    sink: MqttSink,
-    publisher: Publisher,
-    batches: mpsc::Receiver<Batch>,
-    homeassistant: mpsc::Receiver<Publish>,
-    acked: mpsc::Receiver<Publish>,
-    best_effort: mpsc::Receiver<Publish>,
-}
-
-/// Spawns the link's tasks and answers the sinks.
-fn spawn(prepared: Prepared, controls: Vec<Control>) -> Vec<MqttSink> {
-    let Prepared {
-        options,
-        accounts,
-        router,
-        process_status,
-        qos,
-        media_bytes,
-    } = prepared;
-    let retry = match controls.first() {
-        Some(control) => control.retry,
-        None => return Vec::new(),
-    };
-    let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
-    eventloop.set_network_options(options::network());
-    let unwritten = Unwritten::default();
-    let gate = Arc::new(Gate {
-        client: client.clone(),
-        unwritten: unwritten.clone(),
-        turn: tokio::sync::Mutex::new(()),
-    });
-    let (state_tx, state_rx) = watch::channel(LinkState::default());
-    let stopped = CancellationToken::new();
-
-    let shutdowns: Vec<CancellationToken> = controls.iter().map(|c| c.shutdown.clone()).collect();
-    let ends: Vec<Ends> = accounts
-        .into_iter()
-        .zip(controls)
-        .enumerate()
-        .map(|(lane, (account, control))| {
-            if account.name != control.account {
-                tracing::error!(
-                    prepared = %account.name,
-                    control = %control.account,
-                    "the mqtt link got the controls in another order than the accounts"
-                );
-            }
-            account_ends(
-                lane,
-                account,
-                control,
-                &gate,
-                &state_rx,
-                &stopped,
-                qos,
-                media_bytes,
-            )
-        })
-        .collect();
-
-    let stop_poller = CancellationToken::new();
-    let closing = CancellationToken::new();
-    let mut lanes = Vec::with_capacity(ends.len());
-    let mut sinks = Vec::with_capacity(ends.len());
-    let mut publishers = Vec::with_capacity(ends.len());
-    for end in ends {
-        lanes.push(end.lane);
-        sinks.push(end.sink);
-        let publisher = end.publisher;
-        // Each account's tasks record their metrics under its name.
-        let account = publisher.control.account.clone();
-        tokio::spawn(crate::metrics::scope(
-            &account,
-            link::run_commands(
-                client.clone(),
-                publisher.topics.clone(),
-                publisher.discovery.clone(),
-                publisher.control.clone(),
-                end.acked,
-                end.best_effort,
-            ),
-        ));
-        let link_state = state_rx.clone();
-        publishers.push(tokio::spawn(crate::metrics::scope(
-            &account,
-            publisher.run(end.batches, end.homeassistant, link_state),
-        )));
-    }
-    let poller = Poller {
-        lanes,
-        router,
-        tracker: Tracker::new(unwritten),
-        state: state_tx,
-        warned_large: false,
-        retry,
-        shutdown: closing.clone(),
-        stop: stop_poller.clone(),
-    };
-    let poller = tokio::spawn(poller.run(eventloop));
-    let connection = Connection {
-        gate,
-        process_status,
-        shutdowns,
-        closing,
-        publishers,
-        poller,
-        stop_poller,
-        done: stopped,
-    };
-    tokio::spawn(connection.run(state_rx));
-    sinks
-}
-
-/// The channels of one account, its sink, its lane in the poller and its link task.
-#[allow(clippy::too_many_arguments)]
-fn account_ends(
-    lane: usize,
-    account: Account,
-    control: Control,
-    gate: &Arc<Gate>,
-    state: &watch::Receiver<LinkState>,
-    stopped: &CancellationToken,
-    qos: QoS,
-    media_bytes: bool,
-) -> Ends {
-    let Account {
-        name,
-        topics,
-        discovery,
-        max_bytes,
-    } = account;
-    // With `mqtt.media` each file an event refers to goes to `<base>/<account>/media/<sha256>`
-    // before it; with Home Assistant discovery, the last inbound image goes to its entity
-    // (`media.rs`). With neither, events are not even looked at.
-    let media = Some(Media {
-        store: control.media.store.clone(),
-        bytes: media_bytes,
-        last_image: discovery.enabled(),
-    })
-    .filter(|m| m.bytes || m.last_image);
-    let media_busy = Arc::new(AtomicBool::new(false));
-    let (media_acked_tx, media_acked_rx) = watch::channel(0);
-    // Two windows: stale confirmations of batches given up on may still be on their way.
-    let (confirmed_tx, confirmed_rx) = mpsc::channel(2 * crate::sinks::WINDOW);
-    let (acked_tx, acked_rx) = mpsc::channel(link::QUEUE);
-    let (best_effort_tx, best_effort_rx) = mpsc::channel(link::QUEUE);
-    let (discovery_tx, discovery_rx) = mpsc::channel(link::QUEUE);
-    let (batches_tx, batches_rx) = mpsc::channel(1);
-    Ends {
-        lane: Lane {
-            account: name,
-            discovery: discovery.clone(),
-            confirmed: confirmed_tx,
-            media_acked: media_acked_tx,
-            acked: acked_tx,
-            held: Default::default(),
-            best_effort: best_effort_tx,
-            homeassistant: discovery_tx,
-            max_bytes,
-            dropping: 0,
-        },
-        sink: MqttSink {
-            topics: topics.clone(),
-            qos,
-            batches: batches_tx,
-            confirmed: confirmed_rx,
-            link: state.clone(),
-            next_batch: 0,
-            stopped: stopped.clone(),
-            flight: VecDeque::new(),
-            session: 0,
-            deadline: Instant::now(),
-            media,
-            media_busy: media_busy.clone(),
-        },
-        publisher: Publisher {
-            gate: gate.clone(),
-            lane,
-            topics,
-            discovery,
-            control,
-            media_acked: media_acked_rx,
-            media_ids: Default::default(),
-            media_busy,
-        },
-        batches: batches_rx,
-        homeassistant: discovery_rx,
-        acked: acked_rx,
-        best_effort: best_effort_rx,
-    }
-}
-
-/// The link's state as the sink-neutral [`Link`], for as long as the link runs.
-fn link_health(
-    mut state: watch::Receiver<LinkState>,
-    tracker: &TaskTracker,
-) -> watch::Receiver<Link> {
-    let up = |s: &LinkState| if s.connected { Link::Up } else { Link::Down };
-    let (tx, rx) = watch::channel(up(&state.borrow_and_update()));
-    tracker.spawn(async move {
-        // Ends when the link's poller drops its side, or nobody reads health any more.
-        while state.changed().await.is_ok() {
-            let now = up(&state.borrow_and_update());
-            tx.send_if_modified(|link| std::mem::replace(link, now) != now);
-            if tx.is_closed() {
-                break;
-            }
-        }
-    });
-    rx
+    pub(super) media_busy: Arc<AtomicBool>,
 }
 
 impl MqttSink {
