@@ -7,11 +7,11 @@
 //! with discovery on, inbound images also go to Home Assistant's last-image entity
 //! (`media.rs`).
 //!
-//! Shape: [`prepare`] builds the client options from the `mqtt` section (`options.rs`), the
-//! TLS files read and checked, for every account the process runs, and [`Prepared::start`]
-//! opens ONE connection for all of them and answers one [`MqttSink`] per account, which
-//! `run_delivery` drives from that account's spool (each sink is named `mqtt`: every account
-//! has its own spool, so their cursors never meet). The tasks (`link.rs`): the poller
+//! Shape (`start.rs`): [`prepare`] builds the client options from the `mqtt` section
+//! (`options.rs`), the TLS files read and checked, for every account the process runs, and
+//! [`Prepared::start`] opens ONE connection for all of them and answers one [`MqttSink`] per
+//! account, which `run_delivery` drives from that account's spool (each sink is named `mqtt`:
+//! every account has its own spool, so their cursors never meet). The tasks (`link.rs`): the poller
 //! (`poller.rs`), which alone drives rumqttc's event loop; per account, a link task, which
 //! alone publishes that account's topics (discovery included), and a command task, which hands
 //! that account's `/send` and notify payloads to its bridge and acks them; and the connection
