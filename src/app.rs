@@ -59,25 +59,41 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
     })
 }
 
-/// `media.dir`, when it exists, must be a directory (it is made at start when it does not);
-/// every `media.paths` entry must be a directory that exists: outbound `{"path": …}` sources
-/// are only read from inside one.
+/// For every account: `media.dir`, when it exists, must be a directory (it is made at start
+/// when it does not); every `media.paths` entry must be a directory that exists: outbound
+/// `{"path": …}` sources are only read from inside one. With `accounts`, a problem in an
+/// account's own value names its entry (`accounts[1].media.paths[0]`).
 fn check_media_paths(config: &Config) -> Result<(), ConfigError> {
-    let dir = config.media.dir_in(&config.state_dir);
-    if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
-        return Err(ConfigError::Sink(
-            format!("media.dir: {} is not a directory", dir.display()).into(),
-        ));
-    }
-    for (index, path) in config.media.paths.iter().enumerate() {
-        let problem = match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => continue,
-            Ok(_) => "is not a directory".to_owned(),
-            Err(e) => format!("cannot be read: {e}"),
+    for (index, view) in config.accounts().iter().enumerate() {
+        let media = &view.media;
+        let key = |shared: bool, key: &str| {
+            if config.several_accounts() && !shared {
+                format!("accounts[{index}].{key}")
+            } else {
+                key.to_owned()
+            }
         };
-        return Err(ConfigError::Sink(
-            format!("media.paths[{index}]: {} {problem}", path.display()).into(),
-        ));
+        let dir = media.dir_in(&view.state_dir);
+        if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
+            let key = key(media.dir == config.media.dir, "media.dir");
+            return Err(ConfigError::Sink(
+                format!("{key}: {} is not a directory", dir.display()).into(),
+            ));
+        }
+        for (entry, path) in media.paths.iter().enumerate() {
+            let problem = match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => continue,
+                Ok(_) => "is not a directory".to_owned(),
+                Err(e) => format!("cannot be read: {e}"),
+            };
+            let key = key(
+                media.paths == config.media.paths,
+                &format!("media.paths[{entry}]"),
+            );
+            return Err(ConfigError::Sink(
+                format!("{key}: {} {problem}", path.display()).into(),
+            ));
+        }
     }
     Ok(())
 }
@@ -85,6 +101,20 @@ fn check_media_paths(config: &Config) -> Result<(), ConfigError> {
 /// `run`: the bridge until SIGINT/SIGTERM. A config that [`prepare`] refuses exits 2 before
 /// anything starts, as `check-config` does.
 pub async fn run(config: Config) -> ExitCode {
+    // Every account's sections checked, as check-config does; then one account's view: its
+    // own state dir, name and sections.
+    if let Err(e) = prepare(&config) {
+        return refused(e);
+    }
+    let mut views = config.accounts();
+    if views.len() > 1 {
+        eprintln!(
+            "wxbridge: accounts: `run` serves one account per process in this build; \
+             list one account, or run one process per account"
+        );
+        return ExitCode::from(2);
+    }
+    let config = views.remove(0);
     let plan = match prepare(&config) {
         Ok(plan) => plan,
         Err(e) => return refused(e),

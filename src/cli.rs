@@ -21,26 +21,41 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// The subcommands.
+/// The subcommands. Those that act on a stored session take `--account` (DESIGN.md "Several
+/// accounts"); see [`crate::commands::account_view`].
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the bridge (the default).
     Run,
     /// QR login only: store the session in the state dir, then exit.
-    Login,
+    Login {
+        /// The account to log in (required when the config lists several).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+    },
     /// End the stored session and forget it.
-    Logout,
+    Logout {
+        /// The account to log out (required when the config lists several).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+    },
     /// List the contacts of the stored session.
     Contacts {
         /// One JSON object per contact instead of a table.
         #[arg(long)]
         json: bool,
+        /// The account whose contacts to list (required when the config lists several).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
     },
     /// Send one message through the stored session and exit.
     Send {
         /// Recipient: a remark name, nickname, group name, `filehelper`, or a UserName.
         #[arg(long, value_name = "WHO")]
         to: String,
+        /// The account to send from (required when the config lists several).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
         /// The text to send.
         text: String,
     },
@@ -57,6 +72,19 @@ impl Cli {
             (v, _) if v >= 2 => "trace",
             (_, 1) => "warn",
             _ => "error",
+        }
+    }
+}
+
+impl Command {
+    /// The `--account` the command was given, if it takes one.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Command::Login { account }
+            | Command::Logout { account }
+            | Command::Contacts { account, .. }
+            | Command::Send { account, .. } => account.as_deref(),
+            Command::Run | Command::CheckConfig => None,
         }
     }
 }

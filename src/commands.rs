@@ -34,21 +34,51 @@ pub(crate) fn refused(e: ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// The state dir, created private, and its lock. `running_hint` explains what to do instead
-/// when a running bridge holds the lock.
-pub(crate) fn take_state(config: &Config, running_hint: &str) -> Result<StateLock, ExitCode> {
+/// The account a session command acts on: the view of `--account NAME` (DESIGN.md "Several
+/// accounts"). With several accounts the name is required; with one it may be left out, but
+/// must match when given. The error is a usage error (exit 2) that names the choices.
+pub fn account_view(config: &Config, wanted: Option<&str>) -> Result<Config, String> {
+    let names = config.account_names();
+    let choices = names.join(", ");
+    let mut views = config.accounts();
+    match wanted {
+        None if views.len() == 1 => Ok(views.remove(0)),
+        None => Err(format!(
+            "the config lists several accounts; name one with --account ({choices})"
+        )),
+        Some(name) => match views.iter().position(|v| v.account == name) {
+            Some(index) => Ok(views.swap_remove(index)),
+            None => Err(format!(
+                "--account {name}: the config has no such account (it has: {choices})"
+            )),
+        },
+    }
+}
+
+/// The state dir of one account's view, created private, and its lock; the dir records whose
+/// state it holds (see [`crate::migrate`]). `running_hint` explains what to do instead when a
+/// running bridge holds the lock. `run` takes one per account.
+pub fn take_state(config: &Config, running_hint: &str) -> Result<StateLock, ExitCode> {
     if let Err(e) = ensure_private_dir(&config.state_dir) {
         return Err(failure(format!(
             "cannot use the state directory {}: {e}",
             config.state_dir.display()
         )));
     }
-    StateLock::acquire(&config.state_dir).map_err(|e| match e {
+    let lock = StateLock::acquire(&config.state_dir).map_err(|e| match e {
         LockError::Held { .. } if !running_hint.is_empty() => {
             failure(format!("{e}.\n{running_hint}"))
         }
         e => failure(e),
-    })
+    })?;
+    if let Err(e) = crate::migrate::record_owner(&config.state_dir, &config.account) {
+        return Err(failure(format!(
+            "cannot write {} in {}: {e}",
+            crate::migrate::OWNER_FILE,
+            config.state_dir.display()
+        )));
+    }
+    Ok(lock)
 }
 
 const WHILE_RUNNING: &str = "A running bridge owns the session: stop it first, or send through it \

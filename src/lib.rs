@@ -12,8 +12,9 @@
 //! - [`media`] is the content-addressed store of media files and the signer of their URLs.
 //! - [`http`] is the HTTP API and the status page; [`metrics`] the Prometheus metrics it serves.
 //! - [`app`] builds `run`'s topology from the config, starts it and drains it at the end.
-//! - [`cli`], [`commands`] (the one-shot subcommands), [`logging`] and [`signal`] make up the
-//!   binary; [`lock`], [`qr`] and [`limiter`] are small parts they share.
+//! - [`cli`], [`commands`] (the one-shot subcommands), [`logging`], [`signal`] and [`migrate`]
+//!   (a single-account state dir moved for `accounts:`) make up the binary; [`lock`], [`qr`]
+//!   and [`limiter`] are small parts they share.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -28,6 +29,7 @@ pub mod lock;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod migrate;
 pub mod qr;
 pub mod retry;
 pub mod signal;

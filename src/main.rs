@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wxbridge::cli::{Cli, Command};
-use wxbridge::{app, commands, config, http, logging};
+use wxbridge::{app, commands, config, http, logging, migrate};
 
 fn main() -> ExitCode {
     // One rustls provider for reqwest and, later, the broker clients (CRATES.md §1.9).
@@ -42,14 +42,31 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let config = loaded.config;
+    let whole = loaded.config;
+    // `run` serves every account; the session commands act on the one --account names.
+    let config = match command {
+        Command::Run => whole.clone(),
+        _ => match commands::account_view(&whole, command.account()) {
+            Ok(view) => view,
+            Err(message) => {
+                eprintln!("wxbridge: {message}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    // Before any account's state is used: a single-account state dir moves into its
+    // account's dir when the config now lists `accounts:`.
+    if let Err(e) = migrate::single_account_state(&whole) {
+        eprintln!("wxbridge: {e}");
+        return ExitCode::from(1);
+    }
     let code = runtime.block_on(async move {
         match command {
             Command::Run => app::run(config).await,
-            Command::Login => commands::login(config).await,
-            Command::Logout => commands::logout(config).await,
-            Command::Contacts { json } => commands::contacts(config, json).await,
-            Command::Send { to, text } => commands::send(config, to, text).await,
+            Command::Login { .. } => commands::login(config).await,
+            Command::Logout { .. } => commands::logout(config).await,
+            Command::Contacts { json, .. } => commands::contacts(config, json).await,
+            Command::Send { to, text, .. } => commands::send(config, to, text).await,
             Command::CheckConfig => unreachable!("handled above"),
         }
     });

@@ -282,6 +282,9 @@ pub(super) const TIGHTENED: &str = "WeChat answered 1205 (too frequent)";
 
 /// The recipient as the command names it: one queue per name.
 fn target(cmd: &Command) -> String {
+    if let Some(key) = &cmd.to_key {
+        return format!("key:{key}");
+    }
     match (&cmd.to_id, &cmd.to) {
         (Some(id), _) => format!("id:{id}"),
         (None, Some(to)) => format!("to:{}", to.to_lowercase()),

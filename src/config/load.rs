@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use yaml_serde::{Mapping, Value};
 
+use super::accounts;
 use super::error::ConfigError;
 use super::expand::expand;
 use super::lenient::Lenient;
@@ -130,8 +131,6 @@ fn build(
     };
     refuse_empty_token_override(env)?;
     let sources = apply_overrides(root, env)?;
-    fill_derived_defaults(root);
-
     let origin_of = |key: &str| {
         sources
             .iter()
@@ -140,15 +139,36 @@ fn build(
             .map_or(origin, |(_, var)| var.as_str())
             .to_owned()
     };
+    let written = accounts::merge(root).map_err(|(key, message)| ConfigError::Invalid {
+        origin: origin_of(&key),
+        key,
+        message,
+    })?;
+    fill_derived_defaults(root, written.first_name());
+
     let config: Config = serde_path_to_error::deserialize(Lenient(tree)).map_err(|err| {
         let path = err.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        describe(&path, &err.into_inner().to_string(), origin_of)
+        // A problem in a value an account took from the shared section names that section.
+        let shared = |key: &str| written.attribute(key).map(|(shared, _)| shared);
+        describe(&path, &err.into_inner().to_string(), origin_of, shared)
     })?;
-    validate::validate(&config).map_err(|problem| ConfigError::Invalid {
-        origin: origin_of(&problem.key),
-        key: problem.key,
-        message: problem.message,
+    validate::validate(&config).map_err(|problem| {
+        let (key, message) = match written.attribute(&problem.key) {
+            Some((shared, account)) => (
+                shared,
+                format!(
+                    "{} (the shared value, as account {account} uses it)",
+                    problem.message
+                ),
+            ),
+            None => (problem.key, problem.message),
+        };
+        ConfigError::Invalid {
+            origin: origin_of(&key),
+            key,
+            message,
+        }
     })?;
     Ok(config)
 }
@@ -211,7 +231,15 @@ fn refuse_empty_token_override(env: &HashMap<String, String>) -> Result<(), Conf
 const TOP_LEVEL: &str = "(top level)";
 
 /// Turns a deserialization error at `path` into a [`ConfigError`] that names the full key.
-fn describe(path: &str, message: &str, origin_of: impl Fn(&str) -> String) -> ConfigError {
+///
+/// `shared` renames a key inside an account's entry that the account took from the shared
+/// sections (see [`accounts::Written::attribute`]).
+fn describe(
+    path: &str,
+    message: &str,
+    origin_of: impl Fn(&str) -> String,
+    shared: impl Fn(&str) -> Option<String>,
+) -> ConfigError {
     // serde words these as "unknown field `x`, expected one of `a`, `b`" (or "there are no
     // fields") and "unknown variant `x`, expected …"; the backquoted names are what we need.
     let quoted = |text: &str| -> Vec<String> {
@@ -230,13 +258,19 @@ fn describe(path: &str, message: &str, origin_of: impl Fn(&str) -> String) -> Co
         } else {
             format!("{path}.{field}")
         };
+        let key = shared(&key).unwrap_or(key);
         return ConfigError::UnknownKey {
             origin: origin_of(&key),
             known: quoted(expected),
             key,
         };
     }
-    let key = if path.is_empty() { TOP_LEVEL } else { path };
+    let renamed = shared(path);
+    let key = match &renamed {
+        Some(key) => key.as_str(),
+        None if path.is_empty() => TOP_LEVEL,
+        None => path,
+    };
     let message = match message.strip_prefix("unknown variant `") {
         Some(rest) => {
             let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
@@ -266,15 +300,18 @@ fn is_within(key: &str, path: &str) -> bool {
 }
 
 /// Fills the defaults that depend on other keys: `wechat.qr_png` and `media.dir` from
-/// `state_dir`, and `mqtt.client_id` from `account`. An explicit null counts as not set.
-fn fill_derived_defaults(root: &mut Mapping) {
+/// `state_dir`, and `mqtt.client_id` from `account` (with `accounts`, the first one's, so a
+/// move from `account: home` to `accounts: [{account: home}]` keeps the broker session).
+/// An explicit null counts as not set. Each account's own defaults are filled by
+/// [`accounts::merge`].
+fn fill_derived_defaults(root: &mut Mapping, first_account: Option<String>) {
     let text_of = |root: &Mapping, key: &str, default: &str| {
         root.get(key)
             .and_then(scalar_text)
             .unwrap_or_else(|| default.to_owned())
     };
     let state_dir = text_of(root, "state_dir", DEFAULT_STATE_DIR);
-    let account = text_of(root, "account", DEFAULT_ACCOUNT);
+    let account = first_account.unwrap_or_else(|| text_of(root, "account", DEFAULT_ACCOUNT));
 
     let wechat = root.entry(Value::from("wechat")).or_insert(Value::Null);
     if wechat.is_null() {

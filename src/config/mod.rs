@@ -6,6 +6,7 @@
 //! `WXBRIDGE__SECTION__KEY` overrides, deserializes and validates, so a [`Config`] in hand is
 //! always valid. Nothing here is global: callers pass the process environment in as a map.
 
+mod accounts;
 mod error;
 mod expand;
 mod lenient;
@@ -16,6 +17,8 @@ mod overrides;
 mod tree;
 mod validate;
 
+#[cfg(test)]
+mod accounts_tests;
 #[cfg(test)]
 mod http_tests;
 #[cfg(test)]
@@ -30,6 +33,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
+use yaml_serde::Value;
 
 pub use error::ConfigError;
 pub use limits::{LimitsConfig, PerRecipient, QuietHours};
@@ -45,13 +49,21 @@ const DEFAULT_ACCOUNT: &str = "default";
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Name used in topics, subjects and the default MQTT client id; `[a-zA-Z0-9_-]+`.
+    /// Name used in topics, subjects and the default MQTT client id; `[a-zA-Z0-9_-]+`. Not
+    /// set (and left at its default) when `accounts` is used.
     pub account: String,
-    /// Directory for the session, spool, dedup index and lock; relative to the working directory.
+    /// Directory for the session, spool, dedup index and lock; relative to the working
+    /// directory. With `accounts`, each account's state is in `<state_dir>/<account>`.
     pub state_dir: PathBuf,
-    /// How to reach and log in to WeChat.
+    /// Several accounts in one process, instead of `account` (DESIGN.md "Several accounts").
+    /// Empty: the one account `account`. Each entry holds its effective `wechat`, `send` and
+    /// `media`: the shared sections with its own keys merged over them by the loader.
+    pub accounts: Vec<AccountConfig>,
+    /// How to reach and log in to WeChat. With `accounts`, the shared base each account's own
+    /// section is merged over; per-account code reads the views of [`Config::accounts`].
     pub wechat: WechatConfig,
-    /// Outbound messages: throttle, allow-list, expiry and size limit.
+    /// Outbound messages: throttle, allow-list, expiry and size limit. With `accounts`, the
+    /// shared base (see `wechat`).
     pub send: SendConfig,
     /// Reconnect schedule shared by every link (exponential, jittered).
     pub retry: RetryConfig,
@@ -67,8 +79,39 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// Home Assistant MQTT discovery; only takes effect when `mqtt` is configured.
     pub homeassistant: HomeAssistantConfig,
-    /// Inbound media downloads, the media store and outbound media sources.
+    /// Inbound media downloads, the media store and outbound media sources. With `accounts`,
+    /// the shared base (see `wechat`).
     pub media: MediaConfig,
+}
+
+/// One entry of `accounts`: its name and the sections that may differ per account, as they
+/// apply to it (the loader merges the account's keys over the shared sections, key by key).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Name used in topics and subjects and for its state dir; `[a-zA-Z0-9_-]+`, unique.
+    pub account: String,
+    /// Its `wechat` section.
+    #[serde(default)]
+    pub wechat: WechatConfig,
+    /// Its `send` section.
+    #[serde(default)]
+    pub send: SendConfig,
+    /// Its `media` section.
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+impl AccountConfig {
+    /// An account named `account` with every section at its default.
+    pub fn new(account: impl Into<String>) -> Self {
+        AccountConfig {
+            account: account.into(),
+            wechat: WechatConfig::default(),
+            send: SendConfig::default(),
+            media: MediaConfig::default(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -76,6 +119,7 @@ impl Default for Config {
         Config {
             account: DEFAULT_ACCOUNT.to_owned(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            accounts: Vec::new(),
             wechat: WechatConfig::default(),
             send: SendConfig::default(),
             retry: RetryConfig::default(),
@@ -93,24 +137,65 @@ impl Default for Config {
 impl Config {
     /// The full effective configuration as YAML, for `check-config`.
     ///
-    /// Secrets that are set print as `"***"`; unset ones print as `null`.
+    /// Secrets that are set print as `"***"`; unset ones print as `null`. With `accounts`,
+    /// each account shows its effective `wechat`, `send` and `media` and the top-level
+    /// `account` and shared copies of those sections are left out, so the text loads back to
+    /// the same accounts.
     pub fn effective_yaml(&self) -> String {
-        yaml_serde::to_string(self)
+        let shown = yaml_serde::to_value(self).map(|mut tree| {
+            if let Value::Mapping(root) = &mut tree {
+                let hidden: &[&str] = if self.several_accounts() {
+                    &["account", "wechat", "send", "media"]
+                } else {
+                    &["accounts"]
+                };
+                for key in hidden {
+                    root.remove(*key);
+                }
+            }
+            tree
+        });
+        shown
+            .and_then(|tree| yaml_serde::to_string(&tree))
             .unwrap_or_else(|err| format!("# the configuration cannot be shown: {err}\n"))
     }
 
     /// The accounts this config runs (DESIGN.md "Several accounts"), each as a config of its
     /// own: `account` is its name, `state_dir` its own directory, and `wechat`, `send` and
     /// `media` carry its overrides; every other section is the shared one. A config with the
-    /// top-level `account` runs that one account in `state_dir` itself.
+    /// top-level `account` runs that one account in `state_dir` itself. A view lists no
+    /// `accounts` of its own.
     pub fn accounts(&self) -> Vec<Config> {
-        vec![self.clone()]
+        if !self.several_accounts() {
+            return vec![self.clone()];
+        }
+        self.accounts
+            .iter()
+            .map(|entry| Config {
+                account: entry.account.clone(),
+                state_dir: self.state_dir.join(&entry.account),
+                accounts: Vec::new(),
+                wechat: entry.wechat.clone(),
+                send: entry.send.clone(),
+                media: entry.media.clone(),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// True when the config lists its accounts under `accounts:` (then the HTTP API serves
     /// `/accounts/<account>/…` and the session commands take `--account`).
     pub fn several_accounts(&self) -> bool {
-        false
+        !self.accounts.is_empty()
+    }
+
+    /// The names of the accounts this config runs, in order.
+    pub fn account_names(&self) -> Vec<&str> {
+        if self.several_accounts() {
+            self.accounts.iter().map(|a| a.account.as_str()).collect()
+        } else {
+            vec![self.account.as_str()]
+        }
     }
 }
 

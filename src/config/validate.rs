@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{Config, HttpConfig, MediaConfig};
+use super::{AccountConfig, Config, HttpConfig, MediaConfig, SendConfig, WechatConfig};
 
 /// The first rule a configuration breaks.
 #[derive(Debug)]
@@ -26,31 +26,98 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
-/// Checks `config` against every rule; the first broken one is returned.
+/// Checks `config` against every rule; the first broken one is returned. With `accounts`,
+/// the rules of `wechat`, `send` and `media` run on each account's merged sections, and their
+/// keys name the account's entry (`accounts[1].send.rate.burst`).
 pub(super) fn validate(config: &Config) -> Result<(), Problem> {
-    let valid_account = !config.account.is_empty()
-        && config
-            .account
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid_account {
-        return Err(problem(
-            "account",
-            format!(
-                "must be letters, digits, `_` or `-` (got {:?}); it is used in topics",
-                config.account
-            ),
-        ));
+    if config.several_accounts() {
+        validate_accounts(&config.accounts)?;
+    } else {
+        account_name("account", &config.account)?;
+        validate_wechat_send(&config.wechat, &config.send)?;
+        validate_media(&config.media)?;
     }
     if config.state_dir.as_os_str().is_empty() {
         return Err(problem("state_dir", "must not be empty"));
     }
+    validate_shared(config)
+}
 
-    let wechat = &config.wechat;
+/// A name used in topics, subjects and (with `accounts`) as a directory name.
+fn account_name(key: &str, name: &str) -> Result<(), Problem> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(problem(
+            key,
+            format!("must be letters, digits, `_` or `-` (got {name:?}); it is used in topics"),
+        ));
+    }
+    Ok(())
+}
+
+/// Every account: a valid, unique name and valid sections of its own, and no two of them
+/// writing the same QR file or keeping the same media store.
+fn validate_accounts(accounts: &[AccountConfig]) -> Result<(), Problem> {
+    for (index, entry) in accounts.iter().enumerate() {
+        let at = |key: &str| format!("accounts[{index}].{key}");
+        account_name(&at("account"), &entry.account)?;
+        if let Some(first) = accounts[..index]
+            .iter()
+            .position(|other| other.account == entry.account)
+        {
+            return Err(problem(
+                at("account"),
+                format!(
+                    "{:?} is already the name of accounts[{first}]; each account needs its own",
+                    entry.account
+                ),
+            ));
+        }
+        validate_wechat_send(&entry.wechat, &entry.send)
+            .and_then(|()| validate_media(&entry.media))
+            .map_err(|p| problem(at(&p.key), p.message))?;
+        for (first, other) in accounts[..index].iter().enumerate() {
+            if other.wechat.qr_png == entry.wechat.qr_png {
+                return Err(problem(
+                    at("wechat.qr_png"),
+                    format!(
+                        "{} is also the QR file of accounts[{first}] ({}); with several accounts \
+                         set it per account, or leave it out for <state_dir>/<account>/qr.png",
+                        entry.wechat.qr_png.display(),
+                        other.account
+                    ),
+                ));
+            }
+            if let Some(dir) = entry
+                .media
+                .dir
+                .as_ref()
+                .filter(|d| other.media.dir.as_ref() == Some(*d))
+            {
+                return Err(problem(
+                    at("media.dir"),
+                    format!(
+                        "{} is also the media store of accounts[{first}] ({}); with several \
+                         accounts set it per account, or leave it out for \
+                         <state_dir>/<account>/media",
+                        dir.display(),
+                        other.account
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `wechat` and `send` sections.
+fn validate_wechat_send(wechat: &WechatConfig, send: &SendConfig) -> Result<(), Problem> {
     check_url("wechat.login_url", &wechat.login_url, &["http", "https"])?;
     positive("wechat.zombie_after", wechat.zombie_after)?;
 
-    let send = &config.send;
     if !(send.rate.per_second.is_finite() && send.rate.per_second > 0.0) {
         return Err(problem(
             "send.rate.per_second",
@@ -76,7 +143,11 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
             ));
         }
     }
+    Ok(())
+}
 
+/// Every section shared by all accounts.
+fn validate_shared(config: &Config) -> Result<(), Problem> {
     positive("retry.initial", config.retry.initial)?;
     if config.retry.initial > config.retry.max {
         return Err(problem(
@@ -165,8 +236,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
         validate_http(http)?;
     }
 
-    not_empty("homeassistant.prefix", &config.homeassistant.prefix)?;
-    validate_media(&config.media)
+    not_empty("homeassistant.prefix", &config.homeassistant.prefix)
 }
 
 /// The `media` section: sizes and durations that leave room to work, URLs the bridge can

@@ -1,9 +1,11 @@
 //! Scenario tests: the real `wxbridge` binary against the fake WeChat server. One test crate
 //! with modules, so the suite links once.
+mod accounts_config;
 mod brokers;
 mod bus;
 mod check_config;
 mod cli;
+mod contact_keys;
 mod control;
 mod deploy;
 mod faults;

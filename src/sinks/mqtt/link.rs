@@ -2,8 +2,8 @@
 //! - the **poller** owns rumqttc's event loop and does nothing but poll it: it never awaits a
 //!   channel it drains itself, and sleeps the `retry.*` schedule between failed connects;
 //! - the **link task** is the only publisher: on every ConnAck it subscribes and publishes the
-//!   retained status, state, QR and Home Assistant discovery; it republishes state and QR on
-//!   change, discovery when HA's birth message arrives, empties retained configs of entities no
+//!   retained status, state, QR, contacts and Home Assistant discovery; it republishes state,
+//!   QR and contacts on change, discovery when HA's birth message arrives, empties retained configs of entities no
 //!   longer configured, and publishes the delivery batches the sink hands it;
 //! - the **command task** hands `/send` and notify payloads to the bridge and acks each to the
 //!   broker only once the bridge has it, and turns `/relogin` and `/logout` into requests.
@@ -358,7 +358,9 @@ impl Publisher {
     ) {
         let mut status = self.control.status.clone();
         let mut qr = self.control.qr.clone();
+        let mut roster = self.control.roster.clone();
         let (mut status_open, mut qr_open, mut batches_open) = (true, true, true);
+        let mut roster_open = true;
         let mut homeassistant_open = true;
         let mut announced = 0;
         let shutdown = self.control.shutdown.clone();
@@ -374,6 +376,8 @@ impl Publisher {
                     if state.connected && state.connects != announced {
                         announced = state.connects;
                         self.announce(&mut status, &mut qr).await;
+                        let r = roster.borrow_and_update().clone();
+                        self.publish_roster(&r).await;
                     }
                 }
                 changed = status.changed(), if status_open => {
@@ -388,6 +392,13 @@ impl Publisher {
                     if qr_open && link.borrow().connected {
                         let q = qr.borrow_and_update().clone();
                         self.publish_qr(q.as_ref()).await;
+                    }
+                }
+                changed = roster.changed(), if roster_open => {
+                    roster_open = changed.is_ok();
+                    if roster_open && link.borrow().connected {
+                        let r = roster.borrow_and_update().clone();
+                        self.publish_roster(&r).await;
                     }
                 }
                 batch = batches.recv(), if batches_open => match batch {
@@ -476,6 +487,15 @@ impl Publisher {
         match serde_json::to_vec(status) {
             Ok(json) => self.retained(&self.topics.state, json).await,
             Err(e) => tracing::error!(cause = %e, "cannot serialize the session state"),
+        }
+    }
+
+    /// The contacts with their keys (DESIGN.md "Contact keys"), a JSON array; `[]` while
+    /// logged out.
+    async fn publish_roster(&self, roster: &crate::event::Roster) {
+        match serde_json::to_vec(roster) {
+            Ok(json) => self.retained(&self.topics.contacts, json).await,
+            Err(e) => tracing::error!(cause = %e, "cannot serialize the contacts"),
         }
     }
 
