@@ -196,8 +196,8 @@ pub(super) struct Limits {
 }
 
 impl Limits {
-    /// The limits of `config`, counting from zero until [`Limits::load`]ed, the counts kept
-    /// in `store` (none: in memory only).
+    /// The limits of `config`, counting from zero until given what [`load`] read (see
+    /// [`Limits::loaded`]), the counts kept in `store` (none: in memory only).
     pub(super) fn new(config: &LimitsConfig, store: Option<Store>) -> Limits {
         Limits {
             per_minute: config.per_recipient.per_minute,
@@ -327,13 +327,15 @@ impl Limits {
 
 /// The counts stored in `store`. A `limits.json` left in `state_dir` by the previous version
 /// is moved into the spool first (when the spool has no counts yet) and then deleted; one
-/// that cannot be read is left where it is. Unreadable counts count from zero, with a warning.
+/// that cannot be read is left where it is. Counts that cannot be read count from zero, with a
+/// warning.
 pub(super) async fn load(store: &Store, state_dir: &Path) -> Counts {
     let mut stored = match store.value(VALUE).await {
         Ok(v) => v,
         Err(e) => {
+            // Nor is an old file moved in: it could replace counts the spool has.
             tracing::warn!(cause = %e, "cannot read the send counts; counting from zero");
-            None
+            return Counts::default();
         }
     };
     let old = state_dir.join(OLD_FILE);
@@ -353,8 +355,8 @@ pub(super) async fn load(store: &Store, state_dir: &Path) -> Counts {
                         }
                     },
                     Err(e) => {
-                        tracing::warn!(cause = %e, file = %old.display(), "unreadable send counts left in place; counting from the spool's");
-                        return decode_stored(stored);
+                        tracing::warn!(cause = %e, file = %old.display(), "unreadable send counts left in place; counting from zero");
+                        return Counts::default();
                     }
                 }
             }

@@ -4,7 +4,9 @@
 //! served longest ago goes next. A head over a limit waits without holding up anyone else;
 //! a command whose deadline passes while its recipient (or, for `per_day` and quiet hours,
 //! everyone) is held is answered `limit_exceeded`, naming the limit. A held command gets its
-//! `queued` receipt (see `receipts`) like any other that waits.
+//! `queued` receipt (see `receipts`) like any other that waits. A command whose request_id
+//! already has a result sends nothing, so no limit holds it: it is answered with that result
+//! (marked duplicate) as soon as it is found held, or when it is picked.
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -149,6 +151,11 @@ impl Bridge {
                 match blocked {
                     None => ready.push(q),
                     Some(b) => {
+                        // A repeat sends nothing, so no limit holds it: answered at once,
+                        // checked when the head is first found held.
+                        if !counted.contains(&q.id) && self.repeated(&q).await {
+                            return Pick::Again;
+                        }
                         let wait = ms(b.until_ms - now.ms);
                         if wait >= left {
                             self.over_limit(q, b).await;
@@ -195,8 +202,12 @@ impl Bridge {
         }
     }
 
-    /// Answers a command its limit held past its deadline.
+    /// Answers a command its limit held past its deadline; a repeated request_id with its
+    /// first result (`limit_exceeded` would also replace that result as the one repeats get).
     async fn over_limit(&self, q: Queued, b: Blocked) {
+        if self.repeated(&q).await {
+            return;
+        }
         crate::metrics::limit_hit(b.limit.label());
         tracing::info!(limit = b.limit.key(), request_id = ?q.record.command.request_id, "a send limit held the command past its deadline");
         let result = limit_exceeded(q.record.command.request_id.clone(), b.limit);

@@ -117,6 +117,48 @@ async fn a_recipient_at_its_limit_does_not_hold_up_another() {
 }
 
 #[tokio::test]
+async fn a_repeated_request_id_is_answered_with_its_first_result_not_held_by_a_limit() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "");
+    let per_minute = [("WXBRIDGE__SEND__LIMITS__PER_RECIPIENT__PER_MINUTE", "1")];
+    let mut bridge = run_with(&world, &per_minute).await;
+
+    bridge.send_line(&command("Alice", "r1", None)).await;
+    let first = result_of(&mut bridge, "r1").await;
+    assert_eq!(first["ok"], true, "{first}");
+    // Alice is at her minute's limit now, but the repeat sends nothing: it is answered with
+    // the first result, not held until its deadline and answered `limit_exceeded`.
+    bridge
+        .send_line(&command("Alice", "r1", Some(Duration::from_secs(3))))
+        .await;
+    let repeat = bridge
+        .nth("the repeat's result", 2, |v| {
+            v["kind"] == "result" && v["request_id"] == "r1"
+        })
+        .await;
+    assert_eq!(repeat["ok"], true, "{repeat}");
+    assert_eq!(repeat["duplicate"], true, "{repeat}");
+    assert_eq!(repeat["msg_id"], first["msg_id"]);
+    // Behind another command that Alice's limit holds (for the rest of the minute), a repeat
+    // waits its turn; its deadline passing is not `limit_exceeded` either.
+    bridge.send_line(&command("Alice", "b1", None)).await;
+    bridge
+        .send_line(&command("Alice", "r1", Some(Duration::from_secs(2))))
+        .await;
+    let behind = bridge
+        .nth("the third result of r1", 3, |v| {
+            v["kind"] == "result" && v["request_id"] == "r1"
+        })
+        .await;
+    assert_eq!(
+        (&behind["ok"], &behind["duplicate"], &behind["msg_id"]),
+        (&json!(true), &json!(true), &first["msg_id"]),
+        "{behind}"
+    );
+    assert_eq!(sent_texts(&world), ["r1"]);
+}
+
+#[tokio::test]
 async fn two_recipients_interleaved_are_served_in_turn() {
     let world = World::new().await;
     world.fake.add_contact("Alice", "");
