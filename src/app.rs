@@ -57,7 +57,7 @@ impl Plan {
 pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
     let accounts = config.accounts();
     let mqtt = match &config.mqtt {
-        Some(section) => Some(prepare_mqtt(section, config, &accounts)?),
+        Some(section) => Some(mqtt::prepare(section, &config.homeassistant, &accounts)?),
         None => None,
     };
     let nats = match &config.nats {
@@ -82,27 +82,6 @@ pub fn prepare(config: &Config) -> Result<Plan, ConfigError> {
         nats,
         webhooks,
     })
-}
-
-/// The MQTT link of the accounts: one connection for all of them.
-fn prepare_mqtt(
-    section: &crate::config::MqttConfig,
-    config: &Config,
-    accounts: &[Config],
-) -> Result<mqtt::Prepared, ConfigError> {
-    match accounts {
-        [only] => mqtt::prepare(
-            section,
-            &config.homeassistant,
-            &only.account,
-            only.send.max_bytes,
-        ),
-        _ => Err(ConfigError::Sink(
-            "mqtt: one MQTT connection for several accounts is not available in this build; \
-             run one process per account for MQTT"
-                .into(),
-        )),
-    }
 }
 
 /// For every account: `media.dir`, when it exists, must be a directory (it is made at start
@@ -368,8 +347,8 @@ async fn start_sinks(
         })
         .collect();
     if let Some(mqtt) = mqtt {
-        // One connection; until it serves several accounts, `prepare` allowed only one.
-        let started = vec![mqtt.start(parts[0].control.clone(), tracker)];
+        // One connection for every account, one sink each.
+        let started = mqtt.start(controls(), tracker);
         for (d, started) in deliveries.iter_mut().zip(started) {
             d.start(started, tracker).await?;
         }

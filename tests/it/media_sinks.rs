@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig, NatsConfig};
 use wxbridge::event::SessionState;
 use wxbridge::media::{MediaStore, Stored};
-use wxbridge::sinks::mqtt::{self, MqttSink};
+use wxbridge::sinks::mqtt::MqttSink;
 use wxbridge::sinks::nats::{self, NatsSink};
 use wxbridge::sinks::Control;
 use wxbridge::spool::{Entry, Kind};
@@ -79,15 +79,7 @@ fn start_mqtt(port: u16, media_on: bool, control: Control) -> MqttSink {
         media: media_on,
         ..MqttConfig::default()
     };
-    mqtt::prepare(
-        &config,
-        &HomeAssistantConfig::default(),
-        &control.account,
-        crate::mqtt::MAX_BYTES,
-    )
-    .unwrap()
-    .start(control, &TaskTracker::new())
-    .sink
+    crate::mqtt::start_link(&config, &HomeAssistantConfig::default(), control)
 }
 
 /// The messages on `wechat/home/message` and `wechat/home/media/+`, in arrival order, until
