@@ -17,6 +17,7 @@ use wxbridge_fake::Msg;
 use crate::brokers::{self, Broker};
 use crate::http::{eventually, sample, Api};
 use crate::support::{Bridge, World, GENEROUS_LIMITS, WAIT};
+use crate::watch::Watcher;
 
 /// A webhook receiver that records every POST.
 #[derive(Clone, Default)]
@@ -77,6 +78,12 @@ struct Two {
 
 impl Two {
     async fn new() -> Two {
+        Two::with_nats("").await
+    }
+
+    /// [`Two::new`] with `nats_extra` (YAML lines of the `nats` section, indented two, then
+    /// any other sections).
+    async fn with_nats(nats_extra: &str) -> Two {
         let (home, office) = (World::new().await, World::new().await);
         let nats = brokers::nats_server();
         let (hook, hook_url) = Receiver::start().await;
@@ -86,7 +93,7 @@ impl Two {
             "state_dir: {state}\n\
              retry:\n  initial: 50ms\n  max: 500ms\n\
              send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {GENEROUS_LIMITS}\n\
-             nats:\n  url: nats://127.0.0.1:{nats}\n\
+             nats:\n  url: nats://127.0.0.1:{nats}\n{nats_extra}\
              webhooks:\n  - url: {hook_url}\n    secret: a-shared-secret\n\
              http:\n  listen: 127.0.0.1:{port}\n\
              accounts:\n\
@@ -370,4 +377,175 @@ async fn a_panic_in_one_accounts_bridge_restarts_it_and_the_other_goes_on() {
         stderr.contains("the account's bridge panicked") && stderr.contains("home"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_jetstream_stream_holds_every_accounts_events_on_its_own_subjects() {
+    let two = Two::with_nats("  jetstream: true\n").await;
+    let mom = two.home.fake.add_contact("Mother", "Mom");
+    let boss = two.office.fake.add_contact("Chief", "Boss");
+    let _bridge = two.run(&[]).await;
+    two.home.fake.queue(Msg::text(&mom, "stored for home"));
+    two.office.fake.queue(Msg::text(&boss, "stored for office"));
+    two.hook.with_text("stored for home").await;
+    two.hook.with_text("stored for office").await;
+
+    let js = async_nats::jetstream::new(two.nats().await);
+    let mut stream = js
+        .get_stream("WECHAT")
+        .await
+        .expect("the stream was created");
+    let mut subjects = stream.info().await.unwrap().config.subjects.clone();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "wechat.home.event",
+            "wechat.home.message",
+            "wechat.office.event",
+            "wechat.office.message"
+        ]
+    );
+    for (subject, text) in [
+        ("wechat.home.message", "stored for home"),
+        ("wechat.office.message", "stored for office"),
+    ] {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(m) = stream.get_last_raw_message_by_subject(subject).await {
+                    let v: Value = serde_json::from_slice(&m.payload).unwrap();
+                    if v["text"] == text {
+                        return v;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{text:?} in the stream on {subject}"));
+        assert_eq!(found["account"], subject.split('.').nth(1).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_sink_stdout_carries_every_account_and_stdin_commands_name_theirs() {
+    let (home, office) = (World::new().await, World::new().await);
+    let mom = home.fake.add_contact("Mother", "Mom");
+    let boss = office.fake.add_contact("Chief", "Boss");
+    let config = home.dir.path().join("accounts.yaml");
+    let yaml = format!(
+        "state_dir: {state}\n\
+         retry:\n  initial: 50ms\n  max: 500ms\n\
+         send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {GENEROUS_LIMITS}\n\
+         accounts:\n\
+         \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
+         \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
+        state = home.state_dir().display(),
+        home_url = home.fake.url(),
+        office_url = office.fake.url(),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let mut bridge = Bridge::spawn(&config, &["run"]);
+    tokio::join!(home.scan_and_confirm(), office.scan_and_confirm());
+    for account in ["home", "office"] {
+        bridge
+            .seen_or_next(&format!("{account} online"), |v| {
+                v["kind"] == "state" && v["state"] == "online" && v["account"] == account
+            })
+            .await;
+    }
+
+    home.fake.queue(Msg::text(&mom, "to stdout from home"));
+    office.fake.queue(Msg::text(&boss, "to stdout from office"));
+    for (account, text) in [
+        ("home", "to stdout from home"),
+        ("office", "to stdout from office"),
+    ] {
+        let m = bridge
+            .seen_or_next(text, |v| v["kind"] == "message" && v["text"] == text)
+            .await;
+        assert_eq!(m["account"], account, "{m}");
+    }
+
+    bridge
+        .send_line(
+            br#"{"account":"office","to":"Boss","text":"stdin to office","request_id":"s-1"}"#,
+        )
+        .await;
+    let result = bridge
+        .next_where("s-1", |v| v["kind"] == "result" && v["request_id"] == "s-1")
+        .await;
+    assert_eq!(result["ok"], true, "{result}");
+    let sent = office.fake.wait_sent(1, WAIT).await;
+    assert_eq!(sent[0].content, "stdin to office");
+    assert!(home.fake.sent().is_empty());
+
+    // A line that names no account is refused on stderr, and the next one still goes.
+    bridge
+        .send_line(br#"{"to":"Mom","text":"whose?","request_id":"s-2"}"#)
+        .await;
+    bridge
+        .send_line(br#"{"account":"home","to":"Mom","text":"stdin to home","request_id":"s-3"}"#)
+        .await;
+    let result = bridge
+        .next_where("s-3", |v| v["kind"] == "result" && v["request_id"] == "s-3")
+        .await;
+    assert_eq!(result["ok"], true, "{result}");
+    let sent = home.fake.wait_sent(1, WAIT).await;
+    assert_eq!(
+        sent.iter().map(|s| s.content.as_str()).collect::<Vec<_>>(),
+        ["stdin to home"]
+    );
+    assert!(
+        bridge.stderr().contains("stdin command refused")
+            && bridge.stderr().contains("home, office"),
+        "{}",
+        bridge.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_one_mqtt_connection_each_account_has_its_own_topics() {
+    let mqtt = brokers::mosquitto();
+    let two = Two::with_nats(&format!(
+        "mqtt:\n  url: mqtt://127.0.0.1:{}\n  client_id: wxbridge-two\n",
+        mqtt.port
+    ))
+    .await;
+    let mom = two.home.fake.add_contact("Mother", "Mom");
+    let boss = two.office.fake.add_contact("Chief", "Boss");
+    let mut w = Watcher::new(mqtt.port, "observer", "wechat/#").await;
+    let _bridge = two.run(&[]).await;
+
+    two.home.fake.queue(Msg::text(&mom, "mqtt home"));
+    two.office.fake.queue(Msg::text(&boss, "mqtt office"));
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let m = w.next().await;
+        if m.topic.ends_with("/message") {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            seen.push((m.topic, v["text"].as_str().unwrap().to_owned()));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("wechat/home/message".to_owned(), "mqtt home".to_owned()),
+            ("wechat/office/message".to_owned(), "mqtt office".to_owned())
+        ]
+    );
+
+    w.publish(
+        "wechat/office/send",
+        false,
+        br#"{"to":"Boss","text":"over mqtt","request_id":"q-1"}"#.to_vec(),
+    )
+    .await;
+    let result = w.next_on("wechat/office/send/result").await;
+    let result: Value = serde_json::from_slice(&result.payload).unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    let sent = two.office.fake.wait_sent(1, WAIT).await;
+    assert_eq!(sent[0].content, "over mqtt");
+    assert!(two.home.fake.sent().is_empty(), "nothing went out of home");
 }
