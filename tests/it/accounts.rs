@@ -373,10 +373,12 @@ async fn a_panic_in_one_accounts_bridge_restarts_it_and_the_other_goes_on() {
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(two.home.fake.logins(), 1, "no new QR login for the restart");
     let stderr = bridge.stderr();
-    assert!(
-        stderr.contains("the account's bridge panicked") && stderr.contains("home"),
-        "{stderr}"
-    );
+    let logged = stderr
+        .lines()
+        .find(|l| l.contains("the account's bridge panicked"))
+        .unwrap_or_else(|| panic!("the panic is logged: {stderr}"));
+    assert!(logged.contains("account{account=home}"), "{logged}");
+    assert!(logged.contains("WXBRIDGE_TEST_PANIC"), "its message: {logged}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
