@@ -267,6 +267,54 @@ async fn two_accounts_keep_their_events_and_sends_apart() {
     assert!(contacts.to_string().contains("Chief"), "{contacts}");
     assert!(!contacts.to_string().contains("Mother"), "{contacts}");
 
+    // A received file's link in the event points under its account's path, and opens there.
+    two.home.fake.queue(Msg::image(&mom));
+    let photo = tokio::time::timeout(WAIT, async {
+        loop {
+            let m = home_sub.next().await.unwrap();
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            if v["type"] == "image" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("the image event");
+    let url = url::Url::parse(photo["media"]["url"].as_str().unwrap()).unwrap();
+    assert!(url.path().starts_with("/accounts/home/media/"), "{url}");
+    let r = two
+        .api
+        .get(&format!("{}?{}", url.path(), url.query().unwrap()))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+
+    // Each account's media links are signed with its own key and open under its own path.
+    let office_key =
+        wxbridge::media::Signer::load_or_create(&two.home.state_dir().join("office")).unwrap();
+    let sha = "ab".repeat(32);
+    let link = office_key.url(
+        &url::Url::parse(&format!("{}/accounts/office/", two.api.base)).unwrap(),
+        &sha,
+        u64::MAX / 2,
+    );
+    let query = link.query().unwrap().to_owned();
+    assert_eq!(link.path(), format!("/accounts/office/media/{sha}"));
+    let r = two.api.get(&format!("{}?{query}", link.path())).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "office's key, office's path: not stored"
+    );
+    let r = two
+        .api
+        .get(&format!("/accounts/home/media/{sha}?{query}"))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "office's key opens nothing of home's"
+    );
+
     // Every per-account series carries its account.
     let scrape = two.api.scrape().await;
     for account in ["home", "office"] {
@@ -276,6 +324,12 @@ async fn two_accounts_keep_their_events_and_sends_apart() {
             &[("type", "text"), ("account", account)],
         );
         assert_eq!(received, 2.0, "{account}");
+        let images = sample(
+            &scrape,
+            "wxbridge_messages_received_total",
+            &[("type", "image"), ("account", account)],
+        );
+        assert_eq!(images, f64::from(account == "home"), "{account}");
         let online = sample(
             &scrape,
             "wxbridge_session_state",
@@ -378,7 +432,10 @@ async fn a_panic_in_one_accounts_bridge_restarts_it_and_the_other_goes_on() {
         .find(|l| l.contains("the account's bridge panicked"))
         .unwrap_or_else(|| panic!("the panic is logged: {stderr}"));
     assert!(logged.contains("account{account=home}"), "{logged}");
-    assert!(logged.contains("WXBRIDGE_TEST_PANIC"), "its message: {logged}");
+    assert!(
+        logged.contains("WXBRIDGE_TEST_PANIC"),
+        "its message: {logged}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
