@@ -79,7 +79,9 @@ async fn core_events_arrive_on_their_subjects_after_the_flush() {
     let watcher = client(&broker).await;
     until_subscribed(&watcher).await;
     let mut sub = watcher.subscribe("wechat.home.>").await.unwrap();
-    watcher.flush().await.unwrap();
+    // A flush only writes the SUB out; a request answered (here: "no responders") on the same
+    // connection proves the server has taken it before the link publishes.
+    let _ = watcher.request("sync.point", Bytes::new()).await;
 
     let batch = [
         entry(1, Kind::Message, "m1"),
