@@ -143,12 +143,15 @@ pub fn single_account_state(config: &Config) -> Result<Option<Moved>, MigrateErr
         );
         return Ok(None);
     }
-    let lock = StateLock::acquire(base).map_err(|e| MigrateError::Locked(e, index))?;
-    let moved = move_layout(base, view).map_err(|cause| MigrateError::Io {
+    let io_error = |cause| MigrateError::Io {
         from: base.clone(),
         to: view.state_dir.clone(),
         cause,
-    })?;
+    };
+    // Refused when another user owns it, as every state dir is: its files are not ours to move.
+    ensure_private_dir(base).map_err(io_error)?;
+    let lock = StateLock::acquire(base).map_err(|e| MigrateError::Locked(e, index))?;
+    let moved = move_layout(base, view).map_err(io_error)?;
     drop(lock);
     let _ = fs::remove_file(base.join("lock"));
     tracing::info!(

@@ -1,7 +1,8 @@
 //! The account's address book: self, friends, official accounts, groups and their members,
 //! and their JSON shape in init, getcontact, batchgetcontact and ModContactList (PROTOCOL.md §5.3).
+//! UserNames are those of the current login; `renumber` hands out new ones at each login.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{json, Value};
@@ -36,6 +37,18 @@ pub struct GroupInfo {
     pub members: Vec<ContactInfo>,
 }
 
+/// What a person's profile says besides the names (§5.3): Sex (0 unknown, 1 male, 2 female),
+/// Province and City, as getcontact and batchgetcontact carry them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Details {
+    /// Sex: 0 unknown, 1 male, 2 female.
+    pub sex: u32,
+    /// Province, may be empty.
+    pub province: String,
+    /// City, may be empty.
+    pub city: String,
+}
+
 /// ContactFlag bits (§5.3).
 const FLAG_CONTACT: u32 = 0x1;
 const FLAG_CHAT_CONTACT: u32 = 0x2;
@@ -65,6 +78,8 @@ pub(crate) struct Contact {
     pub verify_flag: u32,
     pub contact_flag: u32,
     pub sex: u32,
+    pub province: String,
+    pub city: String,
     pub signature: String,
     pub head_seq: u32,
     pub group: Option<Group>,
@@ -79,6 +94,8 @@ impl Contact {
             verify_flag: 0,
             contact_flag: FLAG_CONTACT | FLAG_CHAT_CONTACT,
             sex: 1,
+            province: String::new(),
+            city: String::new(),
             signature: String::new(),
             head_seq: fastrand::u32(600_000_000..700_000_000),
             group: None,
@@ -93,6 +110,20 @@ impl Contact {
             display_name: String::new(),
         }
     }
+
+    pub fn details(&self) -> Details {
+        Details {
+            sex: self.sex,
+            province: self.province.clone(),
+            city: self.city.clone(),
+        }
+    }
+
+    pub fn set_details(&mut self, d: &Details) {
+        self.sex = d.sex;
+        self.province = d.province.clone();
+        self.city = d.city.clone();
+    }
 }
 
 /// Everyone the account knows, with its own entry apart.
@@ -100,6 +131,8 @@ impl Contact {
 pub(crate) struct Book {
     pub me: Contact,
     pub contacts: Vec<Contact>,
+    /// UserNames of earlier logins, which no longer name anyone.
+    pub retired: HashSet<String>,
 }
 
 impl Book {
@@ -109,6 +142,7 @@ impl Book {
         let mut book = Book {
             me,
             contacts: Vec::new(),
+            retired: HashSet::new(),
         };
         let mut filehelper = Contact::person("filehelper".into(), "文件传输助手", "");
         filehelper.sex = 0;
@@ -118,12 +152,25 @@ impl Book {
             weixin.verify_flag = 56;
             weixin.sex = 0;
             book.contacts.push(weixin);
+            // Provinces and cities as real captures carry them, official accounts included.
             let a = book.add_person("Xiao Ming 🌟", "");
             let b = book.add_person("Li Lei", "Lei (work)");
             let official = book.add_person("Tech Daily", "");
+            for (user, sex, province, city) in [
+                (&a, 1, "北京", "海淀"),
+                (&b, 1, "上海", "嘉定"),
+                (&official, 0, "广东", "深圳"),
+            ] {
+                if let Some(c) = book.get_mut(user) {
+                    c.set_details(&Details {
+                        sex,
+                        province: province.into(),
+                        city: city.into(),
+                    });
+                }
+            }
             if let Some(c) = book.get_mut(&official) {
                 c.verify_flag = VERIFY_OFFICIAL;
-                c.sex = 0;
             }
             let na = book.get(&a).map(|c| c.nick.clone()).unwrap_or_default();
             let nb = book.get(&b).map(|c| c.nick.clone()).unwrap_or_default();
@@ -194,6 +241,7 @@ impl Book {
     /// Adds a person or official account under a UserName a captured entry carries, unless
     /// it is already known (as self, a contact or a group).
     pub fn learn_person(&mut self, user_name: &str, nick: &str) {
+        self.retired.remove(user_name);
         if self.me.user_name != user_name && self.get(user_name).is_none() {
             let mut c = Contact::person(user_name.to_owned(), nick, "");
             c.sex = 0;
@@ -204,6 +252,10 @@ impl Book {
     /// Adds an unsaved group under a captured `@@` UserName (with the account as its last
     /// member) unless known, and `member` to it unless already in it.
     pub fn learn_group_member(&mut self, group: &str, name: &str, member: Option<(&str, &str)>) {
+        self.retired.remove(group);
+        if let Some((user_name, _)) = member {
+            self.retired.remove(user_name);
+        }
         if self.get(group).is_none() {
             let mut c = Contact::person(group.to_owned(), name, "");
             c.sex = 0;
@@ -339,8 +391,8 @@ impl Book {
             "AppAccountFlag": 0,
             "Statues": 0,
             "AttrStatus": if c.group.is_some() { 0 } else { 102_437 },
-            "Province": "",
-            "City": "",
+            "Province": c.province,
+            "City": c.city,
             "Alias": "",
             "SnsFlag": 17,
             "UniFriend": 0,
@@ -380,8 +432,8 @@ impl Book {
             "RemarkName": wx_escape(&c.remark),
             "Statues": 0,
             "AttrStatus": if group.is_some() { 0 } else { 102_437 },
-            "Province": "",
-            "City": "",
+            "Province": c.province,
+            "City": c.city,
             "SnsFlag": 17,
             "KeyWord": "",
         })

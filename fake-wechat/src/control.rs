@@ -1,5 +1,10 @@
 //! The test's remote control: [`FakeWeChat`] starts the server on 127.0.0.1 and changes or
 //! inspects its state (QR scans, session expiry, queued messages, faults, recorded traffic).
+//!
+//! UserNames are those of the current login: every login after the first hands out new ones
+//! (see `renumber`), so a test that logs in again looks contacts up again
+//! ([`FakeWeChat::user_name_of`], [`FakeWeChat::contacts`], [`FakeWeChat::group`]); the
+//! controls that take a UserName panic, with that advice, when given one of an earlier login.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +13,10 @@ use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
-use crate::contacts::{group_info, ContactInfo, GroupInfo};
+use crate::contacts::{group_info, Contact, ContactInfo, Details, GroupInfo};
 use crate::msg::Msg;
 use crate::record::{Fault, QueuedMsg, RequestRecord, SentMsg};
-use crate::state::{unix_now, QrStatus, Shared, SyncEntry};
+use crate::state::{unix_now, QrStatus, Shared, State, SyncEntry};
 use crate::{ids, server, Options};
 
 /// How long [`FakeWeChat::wait_for_login_poll`] waits before it gives up.
@@ -186,9 +191,19 @@ impl FakeWeChat {
         self.shared.update(|st| st.rotate_skey = true);
     }
 
-    /// Successful webwxnewloginpage calls so far.
+    /// Successful webwxnewloginpage calls so far. Each after the first gave everyone new
+    /// UserNames.
     pub fn logins(&self) -> usize {
         self.shared.lock().logins
+    }
+
+    /// Waits until at least `n` logins succeeded or `timeout` passed; returns the count. A
+    /// test that looks contacts up again after a login waits for it with this.
+    pub async fn wait_logins(&self, n: usize, timeout: Duration) -> usize {
+        self.shared
+            .wait_for(timeout, |st| (st.logins >= n).then_some(()))
+            .await;
+        self.logins()
     }
 
     /// The current login's credentials, if there was a login.
@@ -221,6 +236,67 @@ impl FakeWeChat {
         self.shared.lock().book.group(user_name).map(group_info)
     }
 
+    /// The current UserName of the contact or group whose NickName (a group's name) is
+    /// `nick`: what a test that logged in again uses instead of a UserName it kept.
+    ///
+    /// # Panics
+    /// Unless exactly one contact or group has that NickName (look-alikes:
+    /// [`FakeWeChat::user_names_of`]).
+    pub fn user_name_of(&self, nick: &str) -> String {
+        match self.user_names_of(nick).as_slice() {
+            [one] => one.clone(),
+            [] => panic!("no contact or group is named {nick:?}"),
+            many => panic!("{} contacts are named {nick:?}: {many:?}", many.len()),
+        }
+    }
+
+    /// The current UserNames of every contact and group whose NickName is `nick`, in the
+    /// order they were added (which logins keep).
+    pub fn user_names_of(&self, nick: &str) -> Vec<String> {
+        let st = self.shared.lock();
+        st.book
+            .contacts
+            .iter()
+            .filter(|c| c.nick == nick)
+            .map(|c| c.user_name.clone())
+            .collect()
+    }
+
+    /// A contact's Sex, Province and City, as getcontact and batchgetcontact carry them.
+    pub fn details(&self, user_name: &str) -> Option<Details> {
+        self.shared.lock().book.get(user_name).map(Contact::details)
+    }
+
+    /// Changes a contact's Sex (0 unknown, 1 male, 2 female), Province and City quietly.
+    ///
+    /// # Panics
+    /// If `user_name` is not a contact of this login.
+    pub fn set_details(&self, user_name: &str, sex: u32, province: &str, city: &str) {
+        let details = Details {
+            sex,
+            province: province.to_owned(),
+            city: city.to_owned(),
+        };
+        self.shared
+            .update(|st| contact_mut(st, user_name).set_details(&details));
+    }
+
+    /// Adds a friend with these Sex, Province and City quietly; returns its UserName. Two
+    /// friends with the same NickName and details and no remark look alike: only their
+    /// UserNames tell them apart, and those change at every login.
+    pub fn add_contact_with(
+        &self,
+        nick: &str,
+        remark: &str,
+        sex: u32,
+        province: &str,
+        city: &str,
+    ) -> String {
+        let user_name = self.add_contact(nick, remark);
+        self.set_details(&user_name, sex, province, city);
+        user_name
+    }
+
     /// Adds a friend quietly (listed by getcontact from now on); returns its UserName.
     /// Call [`FakeWeChat::push_mod_contact`] to also announce it through webwxsync.
     pub fn add_contact(&self, nick: &str, remark: &str) -> String {
@@ -238,9 +314,10 @@ impl FakeWeChat {
     /// Adds a member to a group quietly; returns the member's UserName.
     ///
     /// # Panics
-    /// If `group` is not a group.
+    /// If `group` is not a group of this login.
     pub fn add_group_member(&self, group: &str, nick: &str, display: &str) -> String {
         self.shared.update(|st| {
+            contact_mut(st, group);
             let existing = st
                 .book
                 .contacts
@@ -264,30 +341,34 @@ impl FakeWeChat {
     }
 
     /// Removes a member from a group quietly.
+    ///
+    /// # Panics
+    /// If `group` is not a group of this login or `member` a UserName of an earlier one.
     pub fn remove_group_member(&self, group: &str, member: &str) {
         self.shared.update(|st| {
-            if let Some(g) = st.book.get_mut(group).and_then(|c| c.group.as_mut()) {
+            refuse_retired(st, member);
+            if let Some(g) = contact_mut(st, group).group.as_mut() {
                 g.members.retain(|m| m.user_name != member);
             }
         });
     }
 
     /// Changes a contact's NickName (a group's name) quietly.
+    ///
+    /// # Panics
+    /// If `user_name` is not a contact or group of this login.
     pub fn set_nick(&self, user_name: &str, nick: &str) {
-        self.shared.update(|st| {
-            if let Some(c) = st.book.get_mut(user_name) {
-                c.nick = nick.to_owned();
-            }
-        });
+        self.shared
+            .update(|st| contact_mut(st, user_name).nick = nick.to_owned());
     }
 
     /// Changes a contact's RemarkName quietly.
+    ///
+    /// # Panics
+    /// If `user_name` is not a contact or group of this login.
     pub fn set_remark(&self, user_name: &str, remark: &str) {
-        self.shared.update(|st| {
-            if let Some(c) = st.book.get_mut(user_name) {
-                c.remark = remark.to_owned();
-            }
-        });
+        self.shared
+            .update(|st| contact_mut(st, user_name).remark = remark.to_owned());
     }
 
     /// Announces a contact's current state in the next webwxsync's ModContactList (groups
@@ -302,11 +383,8 @@ impl FakeWeChat {
                 .as_ref()
                 .map(|s| s.skey.clone())
                 .unwrap_or_default();
-            let c = st
-                .book
-                .get(user_name)
-                .unwrap_or_else(|| panic!("unknown contact {user_name}"));
-            let v = st.book.mod_contact_json(c, &skey);
+            let c = contact_mut(st, user_name).clone();
+            let v = st.book.mod_contact_json(&c, &skey);
             st.stream.push(SyncEntry::ModContact(v));
         });
     }
@@ -322,8 +400,18 @@ impl FakeWeChat {
     // ---- messages ----
 
     /// Queues an inbound message; a held synccheck answers selector 2 at once.
+    ///
+    /// # Panics
+    /// If the message is From or To (or its group sender prefix names) a UserName of an
+    /// earlier login.
     pub fn queue(&self, msg: Msg) -> QueuedMsg {
-        self.shared.update(|st| st.push_msg(msg))
+        let (users, member) = msg.parties();
+        self.shared.update(|st| {
+            for user in users.iter().chain(member.iter()) {
+                refuse_retired(st, user);
+            }
+            st.push_msg(msg)
+        })
     }
 
     /// Queues a captured entry ([`Msg::verbatim`]) through the normal webwxsync answer, after
@@ -431,6 +519,27 @@ impl FakeWeChat {
             .await;
         self.requests(endpoint)
     }
+}
+
+/// Panics, with advice, when `user_name` is a UserName of an earlier login.
+fn refuse_retired(st: &State, user_name: &str) {
+    if st.book.is_retired(user_name) {
+        panic!(
+            "{user_name} is a UserName of an earlier login: every login hands out new ones; \
+             look the contact up again (FakeWeChat::user_name_of, contacts, group)"
+        );
+    }
+}
+
+/// The contact or group `user_name` names in this login.
+///
+/// # Panics
+/// If there is none, with advice when it is a UserName of an earlier login.
+fn contact_mut<'a>(st: &'a mut State, user_name: &str) -> &'a mut Contact {
+    refuse_retired(st, user_name);
+    st.book
+        .get_mut(user_name)
+        .unwrap_or_else(|| panic!("unknown contact {user_name}"))
 }
 
 /// The name [`FakeWeChat::queue_verbatim`] gives a captured UserName: `kind` and the first

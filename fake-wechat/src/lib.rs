@@ -17,6 +17,9 @@
 //!   media sends (§9.3) are accepted only as the official client makes them and recorded
 //!   as [`Upload`]s and [`SentMedia`]; [`Violation`]s record the rules clients broke on the
 //!   media endpoints.
+//! - Like the real servers, every login after the first hands out new UserNames to the
+//!   account, its contacts, groups and members (`renumber`, PROTOCOL.md §5.3); the old ones
+//!   are refused. A test looks a contact up again with [`FakeWeChat::user_name_of`].
 //! - `server` holds the endpoints; `state` the shared state and session rules;
 //!   `contacts` the address book; `record` what the fake observed; `ids` id shapes;
 //!   `escape` the server's text escaping.
@@ -31,11 +34,12 @@ mod media;
 mod msg;
 mod options;
 mod record;
+mod renumber;
 mod server;
 mod state;
 mod table;
 
-pub use contacts::{ContactInfo, GroupInfo};
+pub use contacts::{ContactInfo, Details, GroupInfo};
 pub use control::{captured_name, FakeWeChat, SessionInfo};
 pub use escape::{emoji_span, wx_escape};
 pub use msg::Msg;

@@ -253,6 +253,23 @@ fn a_rule_broken_in_a_shared_section_names_the_shared_key() {
         err.starts_with("bridge.yaml: wechat.zombie_after: "),
         "{err}"
     );
+    // Listed before the shared section, with a section of its own: still the shared key.
+    let err = parse_err(
+        "accounts:\n  - account: home\n    wechat: {desktop_mode: false}\nwechat: {qr: x}\n",
+        &[],
+    );
+    assert!(
+        err.starts_with("bridge.yaml: unknown key \"wechat.qr\""),
+        "{err}"
+    );
+    let err = parse_err(
+        "accounts:\n  - account: home\n    wechat: {desktop_mode: false}\nwechat: {zombie_after: soon}\n",
+        &[],
+    );
+    assert!(
+        err.starts_with("bridge.yaml: wechat.zombie_after: "),
+        "{err}"
+    );
     // Overridden by every account, the shared value is never used, so it breaks nothing.
     parse_ok(
         "accounts:\n  - account: home\n    send: {rate: {burst: 2}}\nsend: {rate: {burst: 0}}\n",
@@ -308,4 +325,21 @@ fn effective_yaml_shows_each_account_and_loads_back() {
 
     let single = parse_ok("account: home\n", &[]).effective_yaml();
     assert!(!single.contains("accounts"), "{single}");
+}
+
+#[test]
+fn the_example_files_accounts_load_as_documented() {
+    // The commented `accounts:` block of bridge.example.yaml, uncommented.
+    let example = include_str!("../../bridge.example.yaml");
+    let block: String = example
+        .lines()
+        .skip_while(|line| !line.starts_with("# accounts:"))
+        .take_while(|line| line.starts_with("# "))
+        .map(|line| format!("{}\n", &line[2..]))
+        .collect();
+    let config = parse_ok(&block, &[]);
+    let views = config.accounts();
+    assert_eq!(config.account_names(), ["home", "office"]);
+    assert!(views[0].wechat.desktop_mode && !views[1].wechat.desktop_mode);
+    assert_eq!(views[1].send.allow, ["Boss"]);
 }

@@ -150,8 +150,8 @@ fn build(
         let path = err.path().to_string();
         let path = if path == "." { String::new() } else { path };
         // A problem in a value an account took from the shared section names that section.
-        let path = written.attribute(&path).map_or(path, |(shared, _)| shared);
-        describe(&path, &err.into_inner().to_string(), origin_of)
+        let shared = |key: &str| written.attribute(key).map(|(shared, _)| shared);
+        describe(&path, &err.into_inner().to_string(), origin_of, shared)
     })?;
     validate::validate(&config).map_err(|problem| {
         let (key, message) = match written.attribute(&problem.key) {
@@ -231,7 +231,15 @@ fn refuse_empty_token_override(env: &HashMap<String, String>) -> Result<(), Conf
 const TOP_LEVEL: &str = "(top level)";
 
 /// Turns a deserialization error at `path` into a [`ConfigError`] that names the full key.
-fn describe(path: &str, message: &str, origin_of: impl Fn(&str) -> String) -> ConfigError {
+///
+/// `shared` renames a key inside an account's entry that the account took from the shared
+/// sections (see [`accounts::Written::attribute`]).
+fn describe(
+    path: &str,
+    message: &str,
+    origin_of: impl Fn(&str) -> String,
+    shared: impl Fn(&str) -> Option<String>,
+) -> ConfigError {
     // serde words these as "unknown field `x`, expected one of `a`, `b`" (or "there are no
     // fields") and "unknown variant `x`, expected …"; the backquoted names are what we need.
     let quoted = |text: &str| -> Vec<String> {
@@ -250,13 +258,19 @@ fn describe(path: &str, message: &str, origin_of: impl Fn(&str) -> String) -> Co
         } else {
             format!("{path}.{field}")
         };
+        let key = shared(&key).unwrap_or(key);
         return ConfigError::UnknownKey {
             origin: origin_of(&key),
             known: quoted(expected),
             key,
         };
     }
-    let key = if path.is_empty() { TOP_LEVEL } else { path };
+    let renamed = shared(path);
+    let key = match &renamed {
+        Some(key) => key.as_str(),
+        None if path.is_empty() => TOP_LEVEL,
+        None => path,
+    };
     let message = match message.strip_prefix("unknown variant `") {
         Some(rest) => {
             let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));

@@ -238,6 +238,10 @@ async fn wechat_errors_garbage_slowness_and_an_expired_session_mid_burst_lose_no
         .await
         .expect("the bridge asks the phone to confirm a new login");
     world.fake.confirm();
+    // Alice's UserName is the new login's from then on (what was queued before is
+    // delivered under it).
+    world.fake.wait_logins(2, WAIT).await;
+    let alice = world.fake.user_name_of("Alice");
     injected.extend(burst(&world, &alice, 750..1000));
 
     let repeated = feed.complete(&injected).await;
@@ -501,6 +505,8 @@ async fn a_session_that_ends_while_unknown_senders_are_looked_up_loses_no_messag
         .await
         .expect("the bridge asks the phone to confirm a new login");
     world.fake.confirm();
+    world.fake.wait_logins(2, WAIT).await;
+    let alice = world.fake.user_name_of("Alice");
     injected.extend(burst(&world, &alice, 1..2));
 
     let repeated = feed.complete(&injected).await;

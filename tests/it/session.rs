@@ -23,6 +23,8 @@ async fn an_expired_session_logs_in_again_without_a_restart() {
     bridge.wait_state("online").await;
     assert_eq!(world.fake.logins(), 2);
 
+    // The new login gave Alice a new UserName, as WeChat does.
+    let alice = world.fake.user_name_of("Alice");
     world.fake.queue(Msg::text(&alice, "after"));
     assert_eq!(text(&bridge.next_message().await), "after");
 }
@@ -143,7 +145,7 @@ async fn a_rotated_skey_is_taken_and_the_session_goes_on() {
 #[tokio::test]
 async fn a_session_quiet_for_zombie_after_is_revalidated_with_webwxinit() {
     let world = World::new().await;
-    let alice = world.fake.add_contact("Alice", "");
+    world.fake.add_contact("Alice", "");
     let config = world.config("");
     let yaml = std::fs::read_to_string(&config)
         .unwrap()
@@ -167,6 +169,7 @@ async fn a_session_quiet_for_zombie_after_is_revalidated_with_webwxinit() {
     bridge.wait_state("login_required").await;
     world.scan_and_confirm().await;
     bridge.wait_state("online").await;
+    let alice = world.fake.user_name_of("Alice");
     world.fake.queue(Msg::text(&alice, "alive"));
     assert_eq!(text(&bridge.next_message().await), "alive");
 }

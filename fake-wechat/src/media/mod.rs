@@ -244,6 +244,15 @@ impl Library {
     pub fn get_mut(&mut self, msg_id: &str) -> Option<&mut Item> {
         self.items.get_mut(msg_id)
     }
+
+    /// A login handed out new UserNames (old → new): a download's `sender` is the new one.
+    pub fn rename_senders(&mut self, map: &HashMap<String, String>) {
+        for item in self.items.values_mut() {
+            if let Some(fresh) = map.get(&item.from) {
+                item.from.clone_from(fresh);
+            }
+        }
+    }
 }
 
 /// An item's bytes, made outside the state's lock the first time they are asked for.

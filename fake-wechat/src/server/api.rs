@@ -251,7 +251,8 @@ pub(super) fn id_text(v: &Value) -> Option<String> {
 }
 
 /// `webwxsendmsg` (§9.1): a text (Type 1) from the account to a known contact, group or
-/// `filehelper`, with LocalID equal to ClientMsgId. To the account itself is Ret 1204.
+/// `filehelper`, with LocalID equal to ClientMsgId. To the account itself is Ret 1204; to a
+/// UserName of an earlier login Ret 1201 (see `renumber`).
 pub(crate) async fn send_msg(AxState(shared): Ctx, Query(q): Params, body: Bytes) -> Response {
     let layout = shared.opts.layout();
     let empty = json!({"MsgID": "", "LocalID": ""});
@@ -275,9 +276,7 @@ pub(crate) async fn send_msg(AxState(shared): Ctx, Query(q): Params, body: Bytes
                 "cannot send to yourself; use filehelper",
             ));
         }
-        if st.book.get(to).is_none() {
-            return bad("Msg.ToUserName is not a contact or group of this session");
-        }
+        st.check_recipient(to, "Msg.ToUserName")?;
         let (Some(local), Some(client)) = (id_text(&msg["LocalID"]), id_text(&msg["ClientMsgId"]))
         else {
             return bad("Msg.LocalID and Msg.ClientMsgId must be digits");

@@ -162,6 +162,11 @@ pub(crate) async fn new_login_page(
         set_cookie(&mut cookies, "webwx_auth_ticket", &st.account.auth_ticket, Some(TEN_YEARS));
         set_cookie(&mut cookies, "wxloadtime", &unix_now().to_string(), Some(12 * 3600));
         set_cookie(&mut cookies, "mm_lang", "zh_CN", Some(TEN_YEARS));
+        // A new session: like the real servers, new UserNames for everyone (PROTOCOL.md
+        // §5.3); the first login's are those handed out before it.
+        if st.logins > 0 {
+            st.renumber();
+        }
         st.session = Some(session);
         st.account.logged_in_once = true;
         st.logins += 1;

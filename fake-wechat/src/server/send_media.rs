@@ -174,11 +174,7 @@ fn check(
             "cannot send to yourself; use filehelper",
         ));
     }
-    if st.book.get(&to).is_none() {
-        return Err(bad(
-            "Msg.ToUserName is not a contact or group of this session",
-        ));
-    }
+    st.check_recipient(&to, "Msg.ToUserName")?;
     let (Some(local), Some(client)) = (id_text(&msg["LocalID"]), id_text(&msg["ClientMsgId"]))
     else {
         return Err(bad("Msg.LocalID and Msg.ClientMsgId must be digits"));

@@ -9,7 +9,8 @@
 //! - `id` `WU_FILE_<n>`; `size` = TotalLen = DataLen; `mediatype` `pic` only for an image
 //!   name, `video` only for mp4, else `doc`;
 //! - `uploadmediarequest`: UploadType 2, a valid BaseRequest, ClientMediaId, StartPos 0,
-//!   MediaType 4, FromUserName = the account, ToUserName a contact, FileMd5 = the md5 of the
+//!   MediaType 4, FromUserName = the account, ToUserName a contact (a UserName of an earlier
+//!   login is Ret 1201, see `renumber`), FileMd5 = the md5 of the
 //!   whole file (checked when the last chunk arrives); over 25 MiB, the AESKey and Signature
 //!   `webwxcheckupload` gave for that FileMd5; every chunk repeats the first one's request
 //!   and fields (BaseRequest aside: the official client makes a DeviceID per request);
@@ -245,9 +246,7 @@ fn accept_chunk(
         return Err(bad("FromUserName must be the account's UserName"));
     }
     let to = req["ToUserName"].as_str().unwrap_or("").to_owned();
-    if st.book.get(&to).is_none() {
-        return Err(bad("ToUserName is not a contact or group of this session"));
-    }
+    st.check_recipient(&to, "ToUserName")?;
     let md5 = req["FileMd5"].as_str().unwrap_or("").to_ascii_lowercase();
     if !is_md5_hex(&md5) {
         return Err(bad("FileMd5 must be 32 hex digits"));
@@ -435,13 +434,7 @@ fn grant(st: &mut State, q: &HashMap<String, String>, body: &Bytes) -> Result<Va
     if v["FromUserName"].as_str() != Some(st.book.me.user_name.as_str()) {
         return Err(bad("FromUserName must be the account's UserName"));
     }
-    if st
-        .book
-        .get(v["ToUserName"].as_str().unwrap_or(""))
-        .is_none()
-    {
-        return Err(bad("ToUserName is not a contact or group of this session"));
-    }
+    st.check_recipient(v["ToUserName"].as_str().unwrap_or(""), "ToUserName")?;
     // Key and signature shapes are [U]: hex strings.
     let g = Grant {
         size,

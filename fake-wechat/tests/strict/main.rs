@@ -6,6 +6,7 @@ mod captured;
 mod distance;
 mod login;
 mod media;
+mod renumber;
 mod support;
 mod sync;
 mod table;
