@@ -369,7 +369,7 @@ async fn start_sinks(
         })
         .collect();
     if let Some(mqtt) = mqtt {
-        // One connection for every account, one sink each.
+        // One connection for every account, a sink per account in their order.
         let started = mqtt.start(controls(), tracker);
         for (d, started) in deliveries.iter_mut().zip(started) {
             d.start(started, tracker).await?;

@@ -1,8 +1,9 @@
 //! Several accounts over one MQTT connection, against a real mosquitto: each account's events,
 //! retained state and commands on its own topics only, one account's stalled bridge holding up
-//! no other's commands, the process's status as the last will that every account's Home
+//! no other's commands and its file awaiting the broker's confirmation no other's events, the process's status as the last will that every account's Home
 //! Assistant device also needs, and one device per account. The link is driven by hand with
-//! hand-built controls, one per account, as `run` starts it for `accounts:`.
+//! hand-built controls, one per account, as `run` starts it for `accounts:`; one test runs the
+//! real binary with two accounts on two fake WeChat servers.
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -10,14 +11,18 @@ use serde_json::{json, Value};
 use tokio_util::task::TaskTracker;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig};
 use wxbridge::event::SessionState;
+use wxbridge::media::MediaStore;
 use wxbridge::sinks::mqtt::{self, MqttSink};
 use wxbridge::sinks::{Accepted, Origin};
 use wxbridge::spool::Kind;
 
 use crate::brokers;
 use crate::control::{control, deliver_all, entry, status, Side};
+use crate::media_sinks::{jpeg, media_entry, put};
 use crate::mqtt::{account, Gate};
+use crate::support::{Bridge, World, GENEROUS_LIMITS};
 use crate::watch::Watcher;
+use wxbridge_fake::Msg;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -31,9 +36,20 @@ const ACCOUNTS: [&str; 2] = ["home", "office"];
 /// One link for `home` and `office` on the broker at `port`, with discovery as
 /// `homeassistant` says: their sinks and their bridges' sides, in that order.
 fn start(port: u16, homeassistant: &HomeAssistantConfig) -> (Vec<MqttSink>, Vec<Side>) {
+    let (sinks, sides, _stores) = start_with(port, homeassistant, false);
+    (sinks, sides)
+}
+
+/// [`start`] with `mqtt.media` as given; also answers the accounts' media stores.
+fn start_with(
+    port: u16,
+    homeassistant: &HomeAssistantConfig,
+    media: bool,
+) -> (Vec<MqttSink>, Vec<Side>, Vec<MediaStore>) {
     let config = MqttConfig {
         url: format!("mqtt://127.0.0.1:{port}").parse().unwrap(),
         client_id: "wxbridge-several".to_owned(),
+        media,
         ..MqttConfig::default()
     };
     let (controls, sides): (Vec<_>, Vec<_>) = ACCOUNTS
@@ -45,13 +61,14 @@ fn start(port: u16, homeassistant: &HomeAssistantConfig) -> (Vec<MqttSink>, Vec<
         })
         .unzip();
     let views: Vec<_> = ACCOUNTS.iter().map(|name| account(name)).collect();
+    let stores = controls.iter().map(|c| c.media.store.clone()).collect();
     let sinks = mqtt::prepare(&config, homeassistant, &views)
         .unwrap()
         .start(controls, &TaskTracker::new())
         .into_iter()
         .map(|started| started.sink)
         .collect();
-    (sinks, sides)
+    (sinks, sides, stores)
 }
 
 /// Waits until the process and both accounts said `online` (each account subscribes to its
@@ -284,6 +301,62 @@ async fn an_account_whose_bridge_takes_no_commands_holds_up_no_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_awaiting_its_confirmation_holds_up_no_other_accounts_events() {
+    let broker = brokers::mosquitto();
+    let gate = Gate::new(broker.port).await;
+    let (mut sinks, _sides, stores) = start_with(gate.port, &HomeAssistantConfig::default(), true);
+    until_online(broker.port, "probe").await;
+    let photo = put(&stores[0], &jpeg(7, 2000)).await;
+    let mut w = Watcher::new(broker.port, "sub", "wechat/#").await;
+    w.drain(Duration::from_millis(300)).await;
+
+    // Home's event waits for the broker's PUBACK of its file, which the gate holds back.
+    gate.hold(true);
+    let mut office = sinks.pop().unwrap();
+    let mut home = sinks.pop().unwrap();
+    let batch = [media_entry(
+        1,
+        "home-600",
+        "image",
+        "contact",
+        &photo.sha256,
+    )];
+    let home_delivery = tokio::spawn(async move {
+        deliver_all(&mut home, &batch, WAIT).await;
+        home
+    });
+    w.next_on(&format!("wechat/home/media/{}", photo.sha256))
+        .await;
+
+    // Meanwhile the office's events go out: they wait for no file of home's.
+    let batch = [entry(1, Kind::Message, "office-m1")];
+    let office_delivery = tokio::spawn(async move {
+        deliver_all(&mut office, &batch, WAIT).await;
+        office
+    });
+    let event = w.next_on("wechat/office/message").await;
+    let v: Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(v["id"], "office-m1");
+    assert!(
+        !home_delivery.is_finished(),
+        "home's event did not wait for its file"
+    );
+
+    gate.hold(false);
+    let event = w.next_on("wechat/home/message").await;
+    let v: Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(v["id"], "home-600");
+    tokio::time::timeout(WAIT, home_delivery)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(WAIT, office_delivery)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_link_takes_every_account_offline_through_the_process_will() {
     let broker = brokers::mosquitto();
     let gate = Gate::new(broker.port).await;
@@ -382,4 +455,162 @@ async fn each_account_is_a_home_assistant_device_of_its_own() {
         }
     }
     assert_eq!(again, configs.keys().cloned().collect());
+}
+
+/// The next JSON payload on `topic` that `pred` accepts.
+async fn json_on(w: &mut Watcher, topic: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let m = w.next_on(topic).await;
+        if let Ok(v) = serde_json::from_slice::<Value>(&m.payload) {
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
+    let (home, office) = (World::new().await, World::new().await);
+    let home_mom = home.fake.add_contact("Mother", "Mom");
+    let office_mom = office.fake.add_contact("Mom at work", "Mom");
+    let broker = brokers::mosquitto();
+    let http_port = brokers::free_port();
+    let config = home.dir.path().join("accounts.yaml");
+    let yaml = format!(
+        "state_dir: {state}\n\
+         retry:\n  initial: 50ms\n  max: 500ms\n\
+         send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {limits}\n\
+         mqtt:\n  url: mqtt://127.0.0.1:{port}\n\
+         homeassistant:\n  notify_targets: [Mom]\n\
+         http:\n  listen: 127.0.0.1:{http}\n\
+         accounts:\n\
+         \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
+         \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
+        state = home.state_dir().display(),
+        limits = GENEROUS_LIMITS,
+        port = broker.port,
+        http = http_port,
+        home_url = home.fake.url(),
+        office_url = office.fake.url(),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let mut w = Watcher::new(broker.port, "watcher", "#").await;
+    let bridge = Bridge::spawn(&config, &["run"]);
+
+    // Two Home Assistant devices, one per account, whose entities need the process too.
+    let mut devices = BTreeMap::new();
+    while devices.len() < 2 {
+        let m = w.next().await;
+        if m.topic.ends_with("/session/config") && !m.payload.is_empty() {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            let id = v["device"]["identifiers"][0].as_str().unwrap().to_owned();
+            devices.insert(id, v);
+        }
+    }
+    let identifiers: Vec<&str> = devices.keys().map(String::as_str).collect();
+    assert_eq!(identifiers, ["wxbridge_home", "wxbridge_office"]);
+    assert_eq!(
+        devices["wxbridge_office"]["availability"][0]["topic"],
+        "wechat/status"
+    );
+
+    // Each account logs in on its own fake; each state comes online on its own topic.
+    home.scan_and_confirm().await;
+    json_on(&mut w, "wechat/home/state", |v| v["state"] == "online").await;
+    office.scan_and_confirm().await;
+    json_on(&mut w, "wechat/office/state", |v| v["state"] == "online").await;
+
+    // A message to each account arrives on that account's topic, with its name.
+    office.fake.queue(Msg::text(&office_mom, "meeting moved"));
+    home.fake.queue(Msg::text(&home_mom, "dinner?"));
+    let mut texts = BTreeMap::new();
+    while texts.len() < 2 {
+        let m = w.next().await;
+        if let Some(account) = m
+            .topic
+            .strip_prefix("wechat/")
+            .and_then(|t| t.strip_suffix("/message"))
+        {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            assert_eq!(v["account"], account, "{v}");
+            texts.insert(account.to_owned(), v["text"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(texts["home"], "dinner?");
+    assert_eq!(texts["office"], "meeting moved");
+
+    // A send on the office's topic is sent by the office's WeChat only, and so is a notify.
+    let send = json!({"to": "Mom", "text": "running late", "request_id": "r-office"});
+    w.publish(
+        "wechat/office/send",
+        false,
+        serde_json::to_vec(&send).unwrap(),
+    )
+    .await;
+    let result = json_on(&mut w, "wechat/office/send/result", |v| {
+        v["request_id"] == "r-office"
+    })
+    .await;
+    assert_eq!(result["ok"], true, "{result}");
+    w.publish("wechat/home/notify/Mom", false, b"on my way".to_vec())
+        .await;
+    let sent = home.fake.wait_sent(1, WAIT).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].to.as_str(), sent[0].content.as_str()),
+        (home_mom.as_str(), "on my way")
+    );
+    let sent = office.fake.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].to.as_str(), sent[0].content.as_str()),
+        (office_mom.as_str(), "running late")
+    );
+
+    // A command over the office's send.max_bytes is refused, and counted under its account.
+    let mut huge = br#"{"to":"Mom","request_id":"r-huge","text":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 70_000));
+    huge.extend(br#""}"#);
+    w.publish("wechat/office/send", false, huge).await;
+    let result = json_on(&mut w, "wechat/office/send/result", |v| {
+        v["error"]["code"] == "invalid_command"
+    })
+    .await;
+    assert_eq!(result["ok"], false, "{result}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{http_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("wxbridge_mqtt_refused_total{"))
+        .collect();
+    assert!(
+        refused.iter().any(|l| l.contains(r#"account="office""#)
+            && l.contains(r#"reason="too_large""#)
+            && l.ends_with(" 1")),
+        "{refused:?}"
+    );
+    assert!(
+        !refused.iter().any(|l| l.contains(r#"account="home""#)),
+        "{refused:?}"
+    );
+
+    // A clean stop: every account and the process say `offline`.
+    assert_eq!(bridge.stop().await, 0);
+    let statuses = retained(broker.port, "statuses", "wechat/#").await;
+    for topic in [
+        "wechat/status",
+        "wechat/home/status",
+        "wechat/office/status",
+    ] {
+        assert_eq!(
+            statuses.get(topic).map(Vec::as_slice),
+            Some(&b"offline"[..]),
+            "{topic}"
+        );
+    }
 }

@@ -70,11 +70,13 @@ pub(super) struct Poller {
 }
 
 impl Poller {
-    /// Polls until the DISCONNECT is written, or the connection ends during shutdown, or `stop`.
+    /// Polls until the broker closes the connection after our DISCONNECT, or the connection
+    /// ends during shutdown, or `stop`.
     pub async fn run(mut self, mut eventloop: EventLoop) {
         let mut delays = self.retry.schedule();
         let mut connected = false;
         let mut failing = false;
+        let mut disconnecting = false;
         loop {
             // Every poll answer is a chance to move held commands on: the command tasks ack
             // each one they took, and each ack comes back here as an event.
@@ -100,7 +102,13 @@ impl Poller {
                 }
                 Ok(event) => {
                     if matches!(event, Event::Outgoing(Outgoing::Disconnect)) {
-                        return;
+                        // Read on until the broker closes the connection: a socket closed
+                        // with the broker's last PUBACKs unread is reset (RST), and the broker
+                        // then drops what it had not read yet: the `offline` statuses and the
+                        // DISCONNECT itself, so the last will would fire too. The connection
+                        // task stops us if the broker never closes.
+                        disconnecting = true;
+                        continue;
                     }
                     self.handle(event);
                 }
@@ -109,6 +117,10 @@ impl Poller {
                     // the same burst, publishes written); account for them before `pending`.
                     for event in std::mem::take(&mut eventloop.state.events) {
                         self.handle(event);
+                    }
+                    if disconnecting {
+                        tracing::debug!(cause = %e, "mqtt connection closed after the DISCONNECT");
+                        return;
                     }
                     self.tracker.disconnected(&eventloop.pending);
                     if connected {
@@ -185,12 +197,12 @@ impl Poller {
             .collect();
         if !homeassistant.is_empty() {
             if p.payload.len() > HOMEASSISTANT_MAX {
-                self.too_large(&p, "ignored");
+                self.too_large(&p, None, "ignored");
                 return;
             }
             for i in homeassistant {
                 if self.lanes[i].homeassistant.try_send(p.clone()).is_err() {
-                    self.count(Refused::QueueFull);
+                    self.count(Refused::QueueFull, Some(i));
                     tracing::debug!(
                         account = %self.lanes[i].account,
                         "home assistant publishes arrive faster than they are handled; one dropped"
@@ -204,7 +216,11 @@ impl Poller {
             return;
         };
         if p.payload.len() > max_bytes {
-            self.too_large(&p, "cut to send.max_bytes + 1 bytes; the bridge refuses it");
+            self.too_large(
+                &p,
+                Some(i),
+                "cut to send.max_bytes + 1 bytes; the bridge refuses it",
+            );
             // A copy of the head only: a slice would keep the whole payload alive.
             p.payload = bytes::Bytes::copy_from_slice(&p.payload[..max_bytes + 1]);
         }
@@ -229,7 +245,7 @@ impl Poller {
                         );
                     }
                     lane.dropping += 1;
-                    self.count(Refused::QueueFull);
+                    self.count(Refused::QueueFull, Some(i));
                 }
             }
         } else {
@@ -259,8 +275,8 @@ impl Poller {
     }
 
     /// A publish over its bound: logged once (then at debug level), counted.
-    fn too_large(&mut self, p: &Publish, what: &str) {
-        self.count(Refused::TooLarge);
+    fn too_large(&mut self, p: &Publish, lane: Option<usize>, what: &str) {
+        self.count(Refused::TooLarge, lane);
         if std::mem::replace(&mut self.warned_large, true) {
             tracing::debug!(topic = %p.topic, bytes = p.payload.len(), "oversized mqtt publish {what}");
         } else {
@@ -268,9 +284,9 @@ impl Poller {
         }
     }
 
-    /// Counts a refused publish, in `/metrics` and in the link state (without waking anyone:
-    /// it is read on demand).
-    fn count(&self, why: Refused) {
+    /// Counts a refused publish, in `/metrics` (under the account of `lane`, when it is one
+    /// account's) and in the link state (without waking anyone: it is read on demand).
+    fn count(&self, why: Refused, lane: Option<usize>) {
         self.state.send_if_modified(|s| {
             match why {
                 Refused::QueueFull => s.dropped += 1,
@@ -278,9 +294,14 @@ impl Poller {
             }
             false
         });
-        crate::metrics::mqtt_refused(match why {
-            Refused::QueueFull => "queue_full",
-            Refused::TooLarge => "too_large",
+        let account = lane
+            .and_then(|i| self.lanes.get(i))
+            .map(|l| Arc::from(l.account.as_str()));
+        crate::metrics::within(account, || {
+            crate::metrics::mqtt_refused(match why {
+                Refused::QueueFull => "queue_full",
+                Refused::TooLarge => "too_large",
+            })
         });
     }
 }

@@ -238,19 +238,23 @@ fn spawn(prepared: Prepared, controls: Vec<Control>) -> Vec<MqttSink> {
         lanes.push(end.lane);
         sinks.push(end.sink);
         let publisher = end.publisher;
-        tokio::spawn(link::run_commands(
-            client.clone(),
-            publisher.topics.clone(),
-            publisher.discovery.clone(),
-            publisher.control.clone(),
-            end.acked,
-            end.best_effort,
+        // Each account's tasks record their metrics under its name.
+        let account = publisher.control.account.clone();
+        tokio::spawn(crate::metrics::scope(
+            &account,
+            link::run_commands(
+                client.clone(),
+                publisher.topics.clone(),
+                publisher.discovery.clone(),
+                publisher.control.clone(),
+                end.acked,
+                end.best_effort,
+            ),
         ));
         let link_state = state_rx.clone();
-        publishers.push(tokio::spawn(publisher.run(
-            end.batches,
-            end.homeassistant,
-            link_state,
+        publishers.push(tokio::spawn(crate::metrics::scope(
+            &account,
+            publisher.run(end.batches, end.homeassistant, link_state),
         )));
     }
     let poller = Poller {
