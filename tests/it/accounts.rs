@@ -608,3 +608,45 @@ async fn over_one_mqtt_connection_each_account_has_its_own_topics() {
     assert_eq!(sent[0].content, "over mqtt");
     assert!(two.home.fake.sent().is_empty(), "nothing went out of home");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_listed_under_accounts_keeps_the_plain_paths() {
+    let world = World::new().await;
+    world.fake.add_contact("Mother", "Mom");
+    let port = brokers::free_port();
+    let config = world.dir.path().join("one.yaml");
+    let yaml = format!(
+        "state_dir: {state}\n\
+         retry:\n  initial: 50ms\n  max: 500ms\n\
+         send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {GENEROUS_LIMITS}\n\
+         http:\n  listen: 127.0.0.1:{port}\n\
+         accounts:\n\
+         \x20 - account: solo\n    wechat: {{ login_url: {url} }}\n",
+        state = world.state_dir().display(),
+        url = world.fake.url(),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let _bridge = Bridge::spawn(&config, &["run"]);
+    let api = Api::new(port);
+    api.up().await;
+    world.scan_and_confirm().await;
+    api.wait_state("online").await;
+
+    let r = api
+        .post(
+            "/send",
+            json!({"to": "Mom", "text": "plain path", "request_id": "p-1"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let result: Value = r.json().await.unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    let (status, body) = api.json("/api/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["account"], "solo");
+    let r = api.get("/accounts/solo/api/status").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let (_, ready) = api.json("/readyz").await;
+    assert!(ready.get("accounts").is_none(), "{ready}");
+    assert_eq!(ready["session"]["state"], "online", "{ready}");
+}

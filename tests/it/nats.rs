@@ -286,6 +286,24 @@ async fn a_relogin_message_notifies_the_bridge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_message_asks_the_bridge_to_log_out_and_not_to_relogin() {
+    let broker = brokers::nats_server();
+    let (_sink, bridge) = start(broker.port, false).await;
+    let user = client(&broker).await;
+    until_subscribed(&user).await;
+
+    user.publish("wechat.home.logout", Bytes::new())
+        .await
+        .unwrap();
+    user.flush().await.unwrap();
+    tokio::time::timeout(WAIT, bridge.logout.notified())
+        .await
+        .expect("logout notified");
+    let relogin = tokio::time::timeout(Duration::from_millis(200), bridge.relogin.notified());
+    assert!(relogin.await.is_err(), "a logout is not a relogin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_down_at_start_is_used_once_it_comes_up() {
     let mut broker = brokers::nats_server();
     broker.stop();
