@@ -193,6 +193,7 @@ async fn two_accounts_keep_their_events_and_sends_apart() {
         assert_eq!(event["account"], account, "{event}");
         let id = headers["webhook-id"].to_str().unwrap();
         assert!(id.starts_with(&format!("{account}:")), "{id}");
+        assert_eq!(headers["x-wxbridge-account"], account);
     }
 
     // Sends: over NATS to home's subject, over HTTP to office's path; each reaches its own
