@@ -259,11 +259,18 @@ pub async fn run(config: Config) -> ExitCode {
         .iter()
         .map(|_| http.as_ref().map(|_| Recent::new()))
         .collect();
+    // One stdin for every account: lines are kept up to the largest `send.max_bytes`, and each
+    // account's intake then holds its command to its own.
+    let stdin_max = parts
+        .iter()
+        .map(|p| p.config.send.max_bytes)
+        .max()
+        .unwrap_or(config.send.max_bytes);
     let started = match start_sinks(
         plan,
         &parts,
         &recents,
-        stdio::prepare(config.send.max_bytes, shutdown.clone()),
+        stdio::prepare(stdin_max, shutdown.clone()),
         &tracker,
     )
     .await
@@ -449,7 +456,7 @@ impl Deliveries {
             .await
             .map_err(|e| format!("account {}: cannot register sink {name}: {e}", self.account))?;
         let retry = self.control.retry;
-        tracker.spawn(
+        let delivery = tokio::spawn(
             crate::metrics::scope(
                 &self.account,
                 run_delivery(
@@ -462,6 +469,23 @@ impl Deliveries {
             )
             .instrument(self.span.clone()),
         );
+        // A panic ends this sink's loop for this account only; it is said loudly, since the
+        // sink's events then wait in the spool until the next start.
+        let (account, sink) = (self.account.clone(), name.clone());
+        tracker.spawn(async move {
+            if let Err(e) = delivery.await {
+                if e.is_panic() {
+                    tracing::error!(
+                        account = %account,
+                        sink = %sink,
+                        panic = %panic_message(e.into_panic()),
+                        "a delivery loop panicked: this sink delivers nothing more for this \
+                         account until the next start; its events stay spooled (the other \
+                         sinks and accounts go on)"
+                    );
+                }
+            }
+        });
         self.names.push(name);
         Ok(())
     }
