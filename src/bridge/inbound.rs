@@ -137,17 +137,13 @@ impl Bridge {
 
         let changes = session
             .with_book_mut(|b| b.apply_changes(resp.mod_contact_list, resp.del_contact_list));
-        if !changes.is_empty() {
-            self.publish(Event::from(ContactsEvent {
-                kind: ContactsKind,
-                account: self.config.account.clone(),
-                time: OffsetDateTime::now_utc(),
-                added: changes.added,
-                modified: changes.modified,
-                removed: changes.removed,
-            }))
-            .await;
-        }
+        let mut touched: Vec<String> = changes
+            .added
+            .iter()
+            .chain(&changes.modified)
+            .map(|c| c.id.clone())
+            .collect();
+        let removed: Vec<String> = changes.removed.iter().map(|c| c.id.clone()).collect();
 
         // WeChat counts this answer as delivered: whatever happens to the lookup, its messages
         // are committed (with names falling back to ids), and only then does an expired
@@ -156,7 +152,17 @@ impl Bridge {
         let missing = session.book().missing_for(&resp.add_msg_list);
         if !missing.is_empty() {
             match session.client().batch_get_contacts(&creds, &missing).await {
-                Ok(found) => session.with_book_mut(|b| b.apply_batch(&missing, found)),
+                Ok(found) => {
+                    session.with_book_mut(|b| b.apply_batch(&missing, found));
+                    // A group (or person) new to the book, or a group with new members.
+                    touched.extend(missing.iter().map(|m| {
+                        if m.encry_chat_room_id.is_empty() {
+                            m.user_name.clone()
+                        } else {
+                            m.encry_chat_room_id.clone()
+                        }
+                    }));
+                }
                 Err(e) => {
                     tracing::warn!(cause = %e, "cannot fetch unknown contacts; names fall back to ids");
                     if e.is_session_expired() {
@@ -164,6 +170,21 @@ impl Bridge {
                     }
                 }
             }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let ambiguous = self.follow_contacts(session, &touched, &removed);
+        if !changes.is_empty() || !ambiguous.is_empty() {
+            self.publish(Event::from(ContactsEvent {
+                kind: ContactsKind,
+                account: self.config.account.clone(),
+                time: OffsetDateTime::now_utc(),
+                added: changes.added,
+                modified: changes.modified,
+                removed: changes.removed,
+                ambiguous,
+            }))
+            .await;
         }
 
         let ids: Vec<String> = resp.add_msg_list.iter().map(|m| m.msg_id.clone()).collect();
@@ -209,6 +230,8 @@ impl Bridge {
                     message::normalize(msg, &ctx)
                 };
                 let Some(mut event) = event else { continue };
+                event.chat.key = self.key_of(&event.chat.id);
+                event.from.key = self.key_of(&event.from.id);
                 let mut echo = sent_by;
                 if event.origin == Origin::Phone {
                     // An echo that carries a MsgId of its own: recognised by chat and text.

@@ -150,7 +150,7 @@ impl Bridge {
     async fn reject(&self, result: SendResult, reply_to: Option<String>) -> Option<Accepted> {
         self.answer(None, result.clone(), reply_to)
             .await
-            .then_some(Accepted::Answered(result))
+            .then_some(Accepted::Answered(Box::new(result)))
     }
 }
 

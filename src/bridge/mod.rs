@@ -1,7 +1,7 @@
 //! Wires WeChat to the spool and the sinks: the session [`supervisor`], which follows the
-//! [`login_policy`], the synccheck/webwxsync loop ([`inbound`]), and the command intake and
-//! sender ([`outbound`]). It meets the sinks only through the spool, the [`Control`] watches
-//! and the [`Intake`].
+//! [`login_policy`], the synccheck/webwxsync loop ([`inbound`]), the command intake and
+//! sender ([`outbound`]), and the contact [`keys`] bound after each login. It meets the sinks
+//! only through the spool, the [`Control`] watches and the [`Intake`].
 //!
 //! Delivery: each webwxsync answer's new events, their MsgIds and the new sync keys are
 //! committed in one spool transaction; sinks then deliver from the spool at least once, in
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::event::{Event, LoginQr, SessionState, SessionStatus};
+use crate::event::{Event, LoginQr, Roster, SessionState, SessionStatus};
 use crate::media::Media;
 use crate::retry::Retry;
 use crate::sinks::{Control, IncomingCommand, Intake};
@@ -26,6 +26,7 @@ use crate::wechat::session::{Session, SessionFile};
 mod allow;
 mod inbound;
 mod intake;
+mod keys;
 mod limits;
 mod login_policy;
 mod media;
@@ -58,6 +59,10 @@ pub struct Bridge {
     /// `send.limits` and the sends they count.
     limits: Arc<std::sync::Mutex<limits::Limits>>,
     limits_clock: limits::Clock,
+    /// The contact keys (see `keys`).
+    keys: std::sync::Mutex<keys::KeyState>,
+    /// The current login's contacts with their keys; empty while logged out.
+    roster: watch::Sender<Arc<Roster>>,
     /// The queued commands that have had their `queued` receipt.
     receipts_noted: receipts::Noted,
     allow_warned: allow::Warned,
@@ -81,7 +86,7 @@ impl Bridge {
         );
         let session_file = SessionFile::in_dir(&config.state_dir);
         let (downloads, download_jobs) = mpsc::unbounded_channel();
-        let limits = limits::Limits::open(&config.send.limits, Some(&config.state_dir));
+        let limits = limits::Limits::new(&config.send.limits, Some(spool.clone()));
         Bridge {
             config,
             media,
@@ -100,6 +105,8 @@ impl Bridge {
             sent: sent::SentLog::default(),
             limits: Arc::new(std::sync::Mutex::new(limits)),
             limits_clock: limits::Clock::from_env(),
+            keys: std::sync::Mutex::default(),
+            roster: watch::Sender::new(Arc::default()),
             receipts_noted: receipts::Noted::default(),
             allow_warned: allow::Warned::default(),
             relogin: Arc::new(Notify::new()),
@@ -122,6 +129,12 @@ impl Bridge {
         self.session.subscribe()
     }
 
+    /// The current login's contacts with their keys (DESIGN.md "Contact keys"); empty while
+    /// logged out.
+    pub fn roster(&self) -> watch::Receiver<Arc<Roster>> {
+        self.roster.subscribe()
+    }
+
     /// When a sync with WeChat last succeeded, `None` before the first (for `/metrics`).
     pub fn last_sync(&self) -> watch::Receiver<Option<Instant>> {
         self.last_sync.subscribe()
@@ -142,6 +155,7 @@ impl Bridge {
             account: self.config.account.clone(),
             status: self.status.subscribe(),
             qr: self.qr.subscribe(),
+            roster: self.roster.subscribe(),
             relogin: self.relogin.clone(),
             logout: self.logout.clone(),
             intake,

@@ -178,6 +178,7 @@ impl Bridge {
             };
             let to = recipient.user_name.clone();
             let name = display(&recipient);
+            let key = self.key_of(&to);
             if progress.media_msg.is_none() {
                 // The scheduler checked before it chose this command, unless it was chosen
                 // while logged out: then the wait is here.
@@ -254,7 +255,9 @@ impl Bridge {
                             self.count_send(&recipient, &name);
                             progress.media_msg = Some(msg_id.clone());
                             if cmd.text.is_none() {
-                                return Some(SendResult::ok(rid, msg_id, to, name));
+                                return Some(
+                                    SendResult::ok(rid, msg_id, to, name).with_to_key(key),
+                                );
                             }
                             // The text goes next, through the limiter like any message.
                             continue;
@@ -275,11 +278,11 @@ impl Bridge {
                     self.count_send(&recipient, &name);
                     let result = match progress.media_msg.clone() {
                         Some(media_msg) => {
-                            let mut r = SendResult::ok(rid, media_msg, to, name);
+                            let mut r = SendResult::ok(rid, media_msg, to, name).with_to_key(key);
                             r.text_msg_id = Some(msg_id);
                             r
                         }
-                        None => SendResult::ok(rid, msg_id, to, name),
+                        None => SendResult::ok(rid, msg_id, to, name).with_to_key(key),
                     };
                     return Some(result);
                 }
@@ -465,15 +468,19 @@ impl Bridge {
             .await;
     }
 
-    /// `to_id`, or `to` by the book's rules, then the allow-list.
+    /// `to_id`, `to_key` (bound this login), or `to` by the book's rules, then the allow-list.
     pub(super) fn resolve(
         &self,
         session: &Session,
         cmd: &Command,
     ) -> Result<Contact, Box<SendResult>> {
         let rid = cmd.request_id.clone();
+        let keyed = match &cmd.to_key {
+            Some(key) => Some(self.resolve_key(key, &rid)?),
+            None => None,
+        };
         let book = session.book();
-        let found = match (&cmd.to_id, &cmd.to) {
+        let found = match (keyed.as_ref().or(cmd.to_id.as_ref()), &cmd.to) {
             (Some(id), _) => book.resolve_id(id).cloned().ok_or_else(|| {
                 SendResult::err(
                     rid.clone(),
@@ -490,7 +497,7 @@ impl Bridge {
             (None, None) => Err(SendResult::err(
                 rid.clone(),
                 ErrorCode::InvalidCommand,
-                "a command needs `to` or `to_id`",
+                "a command needs `to`, `to_id` or `to_key`",
             )),
         }
         .map_err(Box::new)?;

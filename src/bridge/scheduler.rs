@@ -33,6 +33,9 @@ impl Bridge {
     /// Takes queued commands, one at a time, fairly across recipients, until shutdown. A
     /// command in progress at shutdown stays queued and is taken again after a restart.
     pub(super) async fn send_loop(&self) {
+        // Before the first command is looked at: the counts decide what may go.
+        let counts = super::limits::load(&self.spool, &self.config.state_dir).await;
+        self.limits_lock().loaded(counts);
         let rate = &self.config.send.rate;
         let mut limiter = Limiter::new(rate.per_second, rate.burst);
         let mut served: HashMap<String, u64> = HashMap::new();
@@ -268,6 +271,9 @@ pub(super) const TIGHTENED: &str = "WeChat answered 1205 (too frequent)";
 
 /// The recipient as the command names it: one queue per name.
 fn target(cmd: &Command) -> String {
+    if let Some(key) = &cmd.to_key {
+        return format!("key:{key}");
+    }
     match (&cmd.to_id, &cmd.to) {
         (Some(id), _) => format!("id:{id}"),
         (None, Some(to)) => format!("to:{}", to.to_lowercase()),

@@ -45,10 +45,13 @@ impl Bridge {
             }))
             .await;
             self.warn_about_allow(&session.book());
+            // Keys before the session shows: a `to_key` waiting for it finds them bound.
+            self.bind_keys(&session).await;
             self.session.send_replace(Some(session.clone()));
             self.set_state(SessionState::Online, "");
             let end = self.sync_loop(&session, &mut policy).await;
             self.session.send_replace(None);
+            self.clear_roster();
             // A relogin asked for while online meant nothing then; it must not cut short a
             // later wait (login_forbidden, the pause after unscanned QR codes).
             let _ = tokio::time::timeout(Duration::ZERO, self.relogin.notified()).await;

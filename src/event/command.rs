@@ -8,6 +8,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use super::head;
+use super::roster::is_contact_key;
 use super::send_media::{parse_media, MediaField, SendKind, SendMedia};
 use super::timestamp::{parse_rfc3339, utc_time_opt};
 
@@ -19,7 +20,7 @@ pub enum ErrorCode {
     InvalidJson,
     /// A field is missing or invalid, or the payload is over `send.max_bytes`.
     InvalidCommand,
-    /// `to`/`to_id` names nobody.
+    /// `to`/`to_id`/`to_key` names nobody in this login.
     UnknownRecipient,
     /// `to` names more than one contact.
     AmbiguousRecipient,
@@ -88,6 +89,9 @@ pub struct Command {
     /// A UserName of the current login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_id: Option<String>,
+    /// A contact key (DESIGN.md "Contact keys"), well-formed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_key: Option<String>,
     /// The text to send; never empty. Absent only when `media` is given; with both, the
     /// media goes first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +120,8 @@ struct QueuedForm {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     image: Option<MediaField>,
@@ -140,6 +146,7 @@ impl From<Command> for QueuedForm {
         let mut form = QueuedForm {
             to: c.to,
             to_id: c.to_id,
+            to_key: c.to_key,
             text: c.text,
             image: None,
             file: None,
@@ -183,6 +190,7 @@ impl TryFrom<QueuedForm> for Command {
         Ok(Command {
             to: f.to,
             to_id: f.to_id,
+            to_key: f.to_key,
             text: f.text,
             media,
             request_id: f.request_id,
@@ -203,9 +211,10 @@ pub struct CommandError {
     pub request_id: Option<String>,
 }
 
-const COMMAND_FIELDS: [&str; 9] = [
+const COMMAND_FIELDS: [&str; 10] = [
     "to",
     "to_id",
+    "to_key",
     "text",
     "request_id",
     "expires_at",
@@ -224,7 +233,7 @@ const COMMAND_FIELDS: [&str; 9] = [
 /// - Otherwise every problem is `invalid_command` naming the field: not an object, an unknown
 ///   field, `text` missing (without media), not a string or empty, more than one media field,
 ///   a media field without exactly one source or with a bad one (`send_media.rs`), neither or
-///   both of `to` / `to_id`, an empty
+///   several of `to` / `to_id` / `to_key`, a `to_key` that is not a contact key, an empty
 ///   or non-string recipient or request_id, an `expires_at` that is not RFC 3339. A `null`
 ///   optional field counts as absent. A past `expires_at` is accepted here: whether it has
 ///   passed is the sender's decision (`expired`), made against its clock.
@@ -267,8 +276,8 @@ pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<Command, Comman
     };
     if let Some(unknown) = map.keys().find(|k| !COMMAND_FIELDS.contains(&k.as_str())) {
         return Err(invalid(format!(
-            "unknown field `{unknown}`; expected one of `to`, `to_id`, `text`, `request_id`, \
-             `expires_at`, `image`, `file`, `video`, `emoticon`"
+            "unknown field `{unknown}`; expected one of `to`, `to_id`, `to_key`, `text`, \
+             `request_id`, `expires_at`, `image`, `file`, `video`, `emoticon`"
         )));
     }
     let media = parse_media(&map).map_err(invalid)?;
@@ -287,14 +296,30 @@ pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<Command, Comman
     };
     let to = optional_string(&map, "to").map_err(invalid)?;
     let to_id = optional_string(&map, "to_id").map_err(invalid)?;
-    match (&to, &to_id) {
-        (None, None) => {
+    let to_key = optional_string(&map, "to_key").map_err(invalid)?;
+    match [&to, &to_id, &to_key]
+        .iter()
+        .filter(|r| r.is_some())
+        .count()
+    {
+        0 => {
             return Err(invalid(
-                "missing recipient: give `to` (a name) or `to_id` (a UserName)".into(),
+                "missing recipient: give `to` (a name), `to_id` (a UserName) or `to_key` (a \
+                 contact key)"
+                    .into(),
             ))
         }
-        (Some(_), Some(_)) => return Err(invalid("give either `to` or `to_id`, not both".into())),
-        _ => {}
+        1 => {}
+        _ => {
+            return Err(invalid(
+                "give one of `to`, `to_id` and `to_key`, not several".into(),
+            ))
+        }
+    }
+    if let Some(key) = to_key.as_deref().filter(|k| !is_contact_key(k)) {
+        return Err(invalid(format!(
+            "`to_key` `{key}` is not a contact key (`c_` and 12 characters a-z, 2-7)"
+        )));
     }
     // Checked for its type even though the lenient read above already took a good value.
     optional_string(&map, "request_id").map_err(invalid)?;
@@ -311,6 +336,7 @@ pub fn parse_command(payload: &[u8], max_bytes: usize) -> Result<Command, Comman
     Ok(Command {
         to,
         to_id,
+        to_key,
         text,
         media,
         request_id,
@@ -390,6 +416,18 @@ mod tests {
             r#"{"to_id":"@a81","text":"x","expires_at":"2026-11-28T18:00:00Z"}"#
         );
         assert_eq!(serde_json::from_str::<Command>(&stored).unwrap(), c);
+    }
+
+    #[test]
+    fn a_contact_key_names_the_recipient_and_is_queued_as_given() {
+        let c = parse_command(br#"{"to_key":"c_abcdefgh2345","text":"hi"}"#, MAX).unwrap();
+        assert_eq!(c.to_key.as_deref(), Some("c_abcdefgh2345"));
+        assert_eq!((c.to, c.to_id), (None, None));
+        let stored = serde_json::to_string(
+            &parse_command(br#"{"to_key":"c_abcdefgh2345","text":"hi"}"#, MAX).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(stored, r#"{"to_key":"c_abcdefgh2345","text":"hi"}"#);
     }
 
     #[test]
@@ -496,7 +534,17 @@ mod tests {
             (r#"{"to":"Mom","text":""}"#, "`text`"),
             (r#"{"to":"Mom","text":5}"#, "`text`"),
             (r#"{"text":"hi"}"#, "`to`"),
-            (r#"{"to":"Mom","to_id":"@a","text":"hi"}"#, "not both"),
+            (r#"{"to":"Mom","to_id":"@a","text":"hi"}"#, "not several"),
+            (
+                r#"{"to_id":"@a","to_key":"c_abcdefgh2345","text":"hi"}"#,
+                "not several",
+            ),
+            (
+                r#"{"to_key":"C_ABCDEFGH2345","text":"hi"}"#,
+                "C_ABCDEFGH2345",
+            ),
+            (r#"{"to_key":"Mom","text":"hi"}"#, "`to_key` `Mom`"),
+            (r#"{"to_key":5,"text":"hi"}"#, "`to_key`"),
             (r#"{"to":"","text":"hi"}"#, "`to`"),
             (r#"{"to_id":7,"text":"hi"}"#, "`to_id`"),
             (

@@ -62,6 +62,10 @@ pub struct Chat {
     pub name: String,
     /// True for a group chat.
     pub group: bool,
+    /// The group's or person's contact key, stable across logins (DESIGN.md "Contact keys");
+    /// `null` when it has none this login.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// Who wrote a message.
@@ -76,6 +80,10 @@ pub struct Sender {
     /// True when the account owner wrote it.
     #[serde(rename = "self")]
     pub is_self: bool,
+    /// The sender's contact key when the sender is a contact with one this login; `null` for
+    /// self, for group members who are not contacts, and for contacts without a key.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// `location` of a `location` message.
@@ -455,12 +463,14 @@ mod tests {
                 id: "@@9f3".into(),
                 name: "Family".into(),
                 group: true,
+                key: Some("c_familyabcdef".into()),
             },
             from: Sender {
                 id: "@a81".into(),
                 name: "Alice".into(),
                 remark: Some("Mom".into()),
                 is_self: false,
+                key: None,
             },
             text: Some("dinner at 7?".into()),
             mentioned: false,
@@ -484,7 +494,7 @@ mod tests {
         let line = serde_json::to_string(&sample_message()).unwrap();
         assert_eq!(
             line,
-            r#"{"kind":"message","id":"4839201934821","account":"home","time":"2026-11-28T16:20:01Z","type":"text","msg_type":1,"origin":"contact","chat":{"id":"@@9f3","name":"Family","group":true},"from":{"id":"@a81","name":"Alice","remark":"Mom","self":false},"text":"dinner at 7?","mentioned":false,"raw":{"MsgId":"4839201934821","NewMsgId":9007199254740993}}"#
+            r#"{"kind":"message","id":"4839201934821","account":"home","time":"2026-11-28T16:20:01Z","type":"text","msg_type":1,"origin":"contact","chat":{"id":"@@9f3","name":"Family","group":true,"key":"c_familyabcdef"},"from":{"id":"@a81","name":"Alice","remark":"Mom","self":false,"key":null},"text":"dinner at 7?","mentioned":false,"raw":{"MsgId":"4839201934821","NewMsgId":9007199254740993}}"#
         );
     }
 

@@ -38,11 +38,11 @@ pub use message::{
 };
 pub use receipt::{Receipt, ReceiptStatus};
 pub use result::{Recipient, ResultError, SendResult, SentMedia};
-pub use roster::{Roster, RosterEntry};
+pub use roster::{is_contact_key, Roster, RosterEntry, KEY_CHARS, KEY_PREFIX};
 pub use send_media::{check_name, MediaSource, SendKind, SendMedia};
 pub use session::{
-    ContactSummary, ContactsEvent, ErrorEvent, LoginEvent, LoginQr, LoginUser, LogoutEvent,
-    SessionState, SessionStatus, StateEvent,
+    Ambiguous, ContactSummary, ContactsEvent, ErrorEvent, LoginEvent, LoginQr, LoginUser,
+    LogoutEvent, SessionState, SessionStatus, StateEvent,
 };
 pub use timestamp::{parse_rfc3339, rfc3339};
 
@@ -203,6 +203,7 @@ mod tests {
                 }],
                 modified: vec![],
                 removed: vec![],
+                ambiguous: vec![],
             }
             .into(),
             ErrorEvent {

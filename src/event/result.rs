@@ -12,6 +12,9 @@ pub struct Recipient {
     pub id: String,
     /// Its display name.
     pub name: String,
+    /// Its contact key (DESIGN.md "Contact keys"); `null` when it has none this login.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// `media` of a result: the file that was (or was to be) sent, as the media store holds it;
@@ -85,11 +88,20 @@ impl SendResult {
             to: Some(Recipient {
                 id: to_id.into(),
                 name: to_name.into(),
+                key: None,
             }),
             media: None,
             error: None,
             duplicate: false,
         }
+    }
+
+    /// This result with the recipient's contact key, when it went somewhere.
+    pub fn with_to_key(mut self, key: Option<String>) -> Self {
+        if let Some(to) = self.to.as_mut() {
+            to.key = key;
+        }
+        self
     }
 
     /// A failure without a WeChat Ret.
@@ -144,7 +156,12 @@ mod tests {
         let ok = SendResult::ok(Some("r-17".into()), "2038", "@a81", "Alice");
         assert_eq!(
             serde_json::to_string(&ok).unwrap(),
-            r#"{"kind":"result","request_id":"r-17","ok":true,"msg_id":"2038","to":{"id":"@a81","name":"Alice"}}"#
+            r#"{"kind":"result","request_id":"r-17","ok":true,"msg_id":"2038","to":{"id":"@a81","name":"Alice","key":null}}"#
+        );
+        let keyed = ok.with_to_key(Some("c_abcdefgh2345".into()));
+        assert_eq!(
+            serde_json::to_string(&keyed).unwrap(),
+            r#"{"kind":"result","request_id":"r-17","ok":true,"msg_id":"2038","to":{"id":"@a81","name":"Alice","key":"c_abcdefgh2345"}}"#
         );
         let err = SendResult::err(None, ErrorCode::UnknownRecipient, "no contact named `Bob`");
         assert_eq!(
@@ -166,7 +183,7 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&media).unwrap(),
             format!(
-                r#"{{"kind":"result","request_id":null,"ok":true,"msg_id":"2039","text_msg_id":"2040","to":{{"id":"@a81","name":"Alice"}},"media":{{"sha256":"{}","size":48213}}}}"#,
+                r#"{{"kind":"result","request_id":null,"ok":true,"msg_id":"2039","text_msg_id":"2040","to":{{"id":"@a81","name":"Alice","key":null}},"media":{{"sha256":"{}","size":48213}}}}"#,
                 "ab".repeat(32)
             )
         );

@@ -76,6 +76,22 @@ pub struct ContactsEvent {
     pub modified: Vec<ContactSummary>,
     /// Removed contacts.
     pub removed: Vec<ContactSummary>,
+    /// Contacts that got no key this login because they matched ambiguously (DESIGN.md
+    /// "Contact keys"); empty when every contact was bound or given a new key.
+    #[serde(default)]
+    pub ambiguous: Vec<Ambiguous>,
+}
+
+/// A contact of this login that could not be told apart from another, in a [`ContactsEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ambiguous {
+    /// Its UserName (valid for this login only).
+    pub id: String,
+    /// Its remark, else its NickName (a group's name), cleaned.
+    pub name: String,
+    /// The stored keys it matched, or that another contact matched as well; empty when it is
+    /// new and looks exactly like another new contact, so no key could stay unambiguous.
+    pub candidates: Vec<String>,
 }
 
 /// `{"kind":"error"}`: something the user should know went wrong.

@@ -270,12 +270,22 @@ pub async fn relogin(State(state): State<Account>) -> Response {
 }
 
 /// `GET /contacts`: the current login's contacts and groups, as `wxbridge contacts --json`
-/// prints them; 503 while not logged in.
+/// prints them, each with its contact `key` (`null` when it has none this login); 503 while
+/// not logged in.
 pub async fn contacts(State(state): State<Account>) -> Response {
     let Some(session) = state.session.borrow().clone() else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "not logged in");
     };
-    let list = session.book().listing();
+    let roster = state.control.roster.borrow().clone();
+    let keys: std::collections::HashMap<&str, &str> = roster
+        .iter()
+        .filter_map(|e| Some((e.id.as_str(), e.key.as_deref()?)))
+        .collect();
+    let mut list = session.book().listing();
+    for item in &mut list {
+        let key = item["id"].as_str().and_then(|id| keys.get(id)).copied();
+        item["key"] = json!(key);
+    }
     Json(list).into_response()
 }
 

@@ -1,7 +1,7 @@
 //! `POST /send` with `multipart/form-data`: a send command whose media comes as a file part.
 //!
-//! Text fields `to`, `to_id`, `text`, `request_id` and `expires_at` are the command's fields
-//! (each at most `send.max_bytes`). The one part with a file name is the media: its field
+//! Text fields `to`, `to_id`, `to_key`, `text`, `request_id` and `expires_at` are the
+//! command's fields (each at most `send.max_bytes`). The one part with a file name is the media: its field
 //! name picks the kind (`image`, `file`, `video`, `emoticon`; any other name sends it as a
 //! `file`). It streams into the media store as it arrives, capped at `media.fetch.max_bytes`,
 //! so an upload is never held in memory. The command then goes through the same intake as a
@@ -23,7 +23,7 @@ use crate::event::{ErrorCode, SendResult};
 use crate::media::{IngestError, Stored};
 
 /// The text fields a multipart command may have: those of a JSON command.
-const TEXT_FIELDS: [&str; 5] = ["to", "to_id", "text", "request_id", "expires_at"];
+const TEXT_FIELDS: [&str; 6] = ["to", "to_id", "to_key", "text", "request_id", "expires_at"];
 /// The media kinds a file part's field name can pick.
 const KINDS: [&str; 4] = ["image", "file", "video", "emoticon"];
 
@@ -191,8 +191,8 @@ async fn read_text(
 ) -> Result<(), Refusal> {
     if !TEXT_FIELDS.contains(&name) {
         return Err(Refusal::Invalid(format!(
-            "unknown field `{name}`; expected `to`, `to_id`, `text`, `request_id`, `expires_at` \
-             and one file part (image, file, video or emoticon, with a file name)"
+            "unknown field `{name}`; expected `to`, `to_id`, `to_key`, `text`, `request_id`, \
+             `expires_at` and one file part (image, file, video or emoticon, with a file name)"
         )));
     }
     let text = field.text().await.map_err(|e| match e {

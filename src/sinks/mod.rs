@@ -149,8 +149,8 @@ pub struct IncomingCommand {
 pub enum Accepted {
     /// Queued under this id; its result comes later (see [`Control::results`]).
     Queued(u64),
-    /// Answered at once (it was invalid).
-    Answered(crate::event::SendResult),
+    /// Answered at once (it was invalid); boxed, as a result is many times a queue id's size.
+    Answered(Box<crate::event::SendResult>),
 }
 
 /// The bridge's door for commands: sources hand payloads in here.
@@ -363,6 +363,9 @@ pub struct Control {
     pub status: tokio::sync::watch::Receiver<crate::event::SessionStatus>,
     /// The login QR while a scan is awaited; `None` once logged in (clear the retained QR).
     pub qr: tokio::sync::watch::Receiver<Option<crate::event::LoginQr>>,
+    /// The current login's contacts with their keys (DESIGN.md "Contact keys"); empty while
+    /// logged out. Publish it (retained/on request) whenever it changes.
+    pub roster: tokio::sync::watch::Receiver<Arc<crate::event::Roster>>,
     /// Notify to request a new login (relogin topic/subject).
     pub relogin: Arc<Notify>,
     /// Notify to log out: the session is ended at WeChat and forgotten, and a new login

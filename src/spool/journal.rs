@@ -312,6 +312,7 @@ fn apply(group: &mut Group<'_>, op: &Op) -> Result<(), SpoolError> {
             group.complete(*id, request_id.as_deref(), entry)?;
         }
         Op::Ack { sink, seq } => group.ack(sink, *seq)?,
+        Op::PutValue { name, value } => group.put_value(name, value)?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The durable store behind "nothing lost" (DESIGN.md "Delivery guarantees"): the event spool
-//! with one cursor per sink, the MsgId dedup index, the sync keys, the outbound command queue
-//! and the results of recent request_ids. One embedded database file, `state_dir/spool.redb`.
+//! with one cursor per sink, the MsgId dedup index, the sync keys, the outbound command queue,
+//! the results of recent request_ids, and a few small named values (the send counts). One
+//! embedded database file, `state_dir/spool.redb`.
 //!
 //! A webwxsync answer is committed in one transaction ([`Spool::commit_sync`]): its events, their
 //! MsgIds and the new sync keys, so a crash replays at most an uncommitted answer, and the
@@ -234,6 +235,13 @@ pub trait Spool: Send + Sync + 'static {
         request_id: &str,
         window: Duration,
     ) -> Result<Option<Vec<u8>>, SpoolError>;
+
+    /// Stores `value` under `name`, replacing what was there: a small value the bridge keeps
+    /// whole (the send counts, the contact keys), durable like every other write.
+    fn put_value(&self, name: &str, value: &[u8]) -> Result<(), SpoolError>;
+
+    /// The value stored under `name`, if any.
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, SpoolError>;
 
     /// Size of the database file in bytes (for the benchmark and metrics).
     fn disk_size(&self) -> Result<u64, SpoolError>;

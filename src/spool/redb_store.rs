@@ -17,6 +17,7 @@
 //! | `commands` | `u64` → bytes | command id → the bridge's record |
 //! | `results`  | str → bytes   | request_id → stored unix ms (u64 BE), then the result payload |
 //! | `held`     | `u64` → ()    | seqs of entries appended *held*: no sink is handed one, or anything after it, until [`Spool::release`] |
+//! | `values`   | str → bytes   | small named values the bridge keeps whole and replaces whole ([`Spool::put_value`]): `limits` → the send counts (JSON) |
 //!
 //! # Retention
 //!
@@ -58,10 +59,13 @@ use redb::{
 use super::{Backlog, Committed, Entry, NewEntry, QueuedCommand, Seq, Spool, SpoolError};
 pub(in crate::spool) use codec::{kind_byte, kind_of};
 pub(in crate::spool) use group::Group;
-use group::{stage_ack, stage_clear_keys, stage_enqueue, stage_register, stage_retain};
+use group::{
+    stage_ack, stage_clear_keys, stage_enqueue, stage_put_value, stage_register, stage_retain,
+};
 use tables::{
     all_cursors, create_private_file, delete_through, first_held_from, next_counter, unknown_sink,
     Context, COMMANDS, CURSORS, ENTRIES, HELD, KEYS, META, NEXT_SEQ, RESULTS, SEEN, SYNC_KEYS,
+    VALUES,
 };
 
 mod codec;
@@ -132,6 +136,7 @@ impl RedbSpool {
         txn.open_table(COMMANDS).ctx("create commands")?;
         txn.open_table(RESULTS).ctx("create results")?;
         txn.open_table(HELD).ctx("create held")?;
+        txn.open_table(VALUES).ctx("create values")?;
         txn.commit().ctx("commit the tables")?;
         Ok(spool)
     }
@@ -558,6 +563,21 @@ impl Spool for RedbSpool {
         window: Duration,
     ) -> Result<Option<Vec<u8>>, SpoolError> {
         self.recent_result_at(request_id, window, now_ms())
+    }
+
+    fn put_value(&self, name: &str, value: &[u8]) -> Result<(), SpoolError> {
+        let txn = self.write()?;
+        stage_put_value(&txn, name, value)?;
+        txn.commit().ctx("commit a value")
+    }
+
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+        let txn = self.read()?;
+        let table = txn.open_table(VALUES).ctx("open values")?;
+        Ok(table
+            .get(name)
+            .ctx("read a value")?
+            .map(|v| v.value().to_vec()))
     }
 
     fn disk_size(&self) -> Result<u64, SpoolError> {

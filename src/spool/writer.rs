@@ -5,10 +5,10 @@
 //! # Group commit
 //!
 //! The writer takes what is pending when it wakes — a sync's events, MsgIds and keys, queued
-//! or completed commands, sink registrations, cursor moves of several sinks — stages it into
-//! one redb transaction and makes it durable with one fdatasync: of the journal, which holds
-//! the group's writes as one record (see the `journal` module; now and then a checkpoint, a
-//! durable redb commit, instead). A caller's reply comes only after that: the bridge awaits
+//! or completed commands, named values, sink registrations, cursor moves of several sinks —
+//! stages it into one redb transaction and makes it durable with one fdatasync: of the
+//! journal, which holds the group's writes as one record (see the `journal` module; now and
+//! then a checkpoint, a durable redb commit, instead). A caller's reply comes only after that: the bridge awaits
 //! its sync's commit before the next webwxsync goes out, which acknowledges the answer to
 //! WeChat, so an answer is never lost.
 //!
@@ -28,6 +28,10 @@
 //! move was not committed yet. Sinks publish with idempotency keys, so such a repeat is
 //! dropped by a JetStream stream or a webhook receiver that deduplicates. [`Store::close`]
 //! commits the held cursors, so a graceful stop repeats nothing.
+//!
+//! A value given to [`Store::hold_value`] rides along the same way (with the same linger):
+//! the send counts, which then share the fsync of the result asked for right after them.
+//! Reads see it only once it is committed.
 //!
 //! # Errors
 //!
@@ -391,6 +395,42 @@ impl Store {
     ) -> impl Future<Output = Result<Option<Vec<u8>>, SpoolError>> + Send + 'static {
         let request_id = request_id.to_owned();
         self.read(move |v| v.spool.recent_result(&request_id, window))
+    }
+
+    /// [`Spool::put_value`]; answers once the commit is durable. Queued when called, like
+    /// every call here: a caller that drops the future without awaiting it still has the
+    /// value ride in the next group, before any write asked for after it.
+    pub fn put_value(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<(), SpoolError>> + Send + 'static {
+        let name = name.to_owned();
+        self.write(|reply| Write::PutValue { name, value, reply })
+    }
+
+    /// [`Spool::put_value`], without waiting: the writer holds the value (the newest per
+    /// name) and stages it into its next group commit, whatever write that commit is for, or
+    /// commits it on its own after [`ACK_LINGER`] with nothing else to commit, or at close.
+    /// Unlike [`Store::put_value`], it does not make the writer commit now: a caller that
+    /// asks for another write right after (a send's count, then its result) has both made
+    /// durable by one fsync, the value never after the write. An error is logged by the
+    /// writer.
+    pub fn hold_value(&self, name: &str, value: Vec<u8>) {
+        // A stopped writer cannot store it; nothing more can be done here.
+        let _ = self.tx.send(Request::HoldValue {
+            name: name.to_owned(),
+            value,
+        });
+    }
+
+    /// [`Spool::value`].
+    pub fn value(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, SpoolError>> + Send + 'static {
+        let name = name.to_owned();
+        self.read(move |v| v.spool.value(&name))
     }
 
     /// [`Spool::disk_size`].

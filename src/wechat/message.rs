@@ -232,6 +232,7 @@ pub fn normalize(msg: &AddMsg, ctx: &Context<'_>) -> Option<MessageEvent> {
         id: routing.chat_id.to_owned(),
         name: book.name_of(routing.chat_id),
         group: routing.group.is_some(),
+        key: None,
     };
     let from = sender(book, routing.group, routing.sender);
     let mut event = MessageEvent {
@@ -304,6 +305,7 @@ fn sender(book: &ContactBook, group: Option<&str>, id: &str) -> Sender {
             .map(|c| clean_name(&c.remark_name))
             .and_then(non_empty),
         is_self: book.is_self(id),
+        key: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The WeChat web protocol: pure parsing in [`protocol`], [`hosts`], [`message`],
-//! [`contacts`], [`compact`] and [`text`] (the cleaning messages and names share); HTTP I/O in
+//! [`contacts`], [`keys`] (contact keys that outlive a login), [`compact`] and [`text`] (the cleaning messages and names share); HTTP I/O in
 //! [`client`]; the login flows in [`login`]; the live session and its persistence in
 //! [`session`]; [`cause`] tells a failed request's causes with secrets masked. Nothing here knows of MQTT, NATS or webhooks.
 pub mod cause;
@@ -7,6 +7,7 @@ pub mod client;
 pub mod compact;
 pub mod contacts;
 pub mod hosts;
+pub mod keys;
 pub mod login;
 pub mod message;
 pub mod protocol;

@@ -152,6 +152,10 @@ pub struct Contact {
     pub alias: String,
     /// 0 unknown, 1 male, 2 female.
     pub sex: u64,
+    /// The province a person gave in their profile, often empty.
+    pub province: String,
+    /// The city a person gave in their profile, often empty.
+    pub city: String,
     /// Status line.
     pub signature: String,
 }

@@ -81,6 +81,7 @@ pub fn control(state: SessionState, retry_max: Duration) -> (Control, Side) {
         account: "home".to_owned(),
         status: status_rx,
         qr: qr_rx,
+        roster: tokio::sync::watch::channel(std::sync::Arc::default()).1,
         relogin: relogin.clone(),
         logout: logout.clone(),
         intake,

@@ -261,6 +261,11 @@ async fn every_endpoint_answers_and_a_send_answers_with_its_result() {
         .unwrap_or_else(|| panic!("Alice in {contacts}"));
     assert_eq!(alice["remark"], "Mom");
     assert_eq!(alice["group"], false);
+    // Contact keys: every contact of the fake is distinct, so each has one.
+    for c in contacts.as_array().unwrap() {
+        let key = c["key"].as_str().unwrap_or_default();
+        assert!(wxbridge::event::is_contact_key(key), "{c}");
+    }
 
     let sent = api
         .post(

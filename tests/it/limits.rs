@@ -1,5 +1,6 @@
 //! `send.limits` end to end: a burst to one recipient, two recipients interleaved, quiet hours
-//! on a clock the test sets, `per_day` across a restart, and the tightening after a 1205.
+//! on a clock the test sets, `per_day` across a restart and across a crash, and the tightening
+//! after a 1205.
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -196,6 +197,40 @@ async fn per_day_counts_across_a_restart() {
         .await;
     assert_limit_exceeded(&result_of(&mut bridge, "d3").await, "send.limits.per_day");
     assert_eq!(sent_texts(&world), ["d1", "d2"]);
+}
+
+#[tokio::test]
+async fn per_day_counts_survive_a_crash_right_after_the_result() {
+    let world = World::new().await;
+    let env = [
+        ("WXBRIDGE_TEST_CLOCK", "2026-12-06T12:00:00+00:00"),
+        ("WXBRIDGE__SEND__LIMITS__PER_DAY", "1"),
+    ];
+    let mut bridge = run_with(&world, &env).await;
+    bridge.send_line(&command("filehelper", "k1", None)).await;
+    assert_eq!(result_of(&mut bridge, "k1").await["ok"], true);
+    // Killed the moment the result is out: no graceful stop writes anything more.
+    let pid = bridge.pid().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let (code, _) = bridge.exit().await;
+    assert_ne!(code, 0, "killed, not stopped");
+
+    let mut bridge = Bridge::spawn_with_env(&world.config(""), &["run"], &env);
+    bridge.wait_state("online").await;
+    bridge
+        .send_line(&command("filehelper", "k2", Some(Duration::from_secs(5))))
+        .await;
+    assert_limit_exceeded(&result_of(&mut bridge, "k2").await, "send.limits.per_day");
+    assert_eq!(sent_texts(&world), ["k1"]);
+    assert!(
+        !world.state_dir().join("limits.json").exists(),
+        "the counts live in the spool"
+    );
 }
 
 #[tokio::test]

@@ -52,9 +52,11 @@ async fn qr_login_then_a_group_text_arrives_with_sender_entities_emoji_and_menti
     assert_eq!(m["id"], queued.msg_id.as_str());
     assert_eq!(m["type"], "text");
     assert_eq!(m["origin"], "contact");
+    let key = m["chat"]["key"].as_str().expect("the group has a key");
+    assert!(wxbridge::event::is_contact_key(key), "{key}");
     assert_eq!(
         m["chat"],
-        serde_json::json!({"id": family.user_name, "name": "Family", "group": true})
+        serde_json::json!({"id": family.user_name, "name": "Family", "group": true, "key": key})
     );
     assert_eq!(m["from"]["id"], alice.as_str());
     assert_eq!(

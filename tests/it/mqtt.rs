@@ -354,6 +354,8 @@ async fn status_state_and_qr_are_retained_and_the_qr_is_cleared_after_login() {
     assert_eq!(
         topics,
         [
+            // `[]` while logged out.
+            "wechat/home/contacts",
             // Home Assistant's copy of the PNG (discovery is on), never emptied.
             "wechat/home/homeassistant/login_qr",
             "wechat/home/qr",

@@ -26,7 +26,7 @@ fn refuse(cmd: &mut wxbridge::sinks::IncomingCommand) {
         .accepted
         .take()
         .expect("an answer is owed")
-        .send(Accepted::Answered(result));
+        .send(Accepted::Answered(Box::new(result)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,9 @@ use jsonschema::{Draft, Validator};
 use serde_json::{json, Value};
 use time::macros::datetime;
 use wxbridge::event::{
-    parse_command, ContactSummary, ContactsEvent, ContactsKind, ErrorCode, ErrorEvent, ErrorKind,
-    Event, LoginEvent, LoginKind, LoginUser, LogoutEvent, LogoutKind, MessageEvent, Receipt,
-    SendResult, SentMedia, SessionState, SessionStatus, StateEvent, StateKind,
+    parse_command, Ambiguous, ContactSummary, ContactsEvent, ContactsKind, ErrorCode, ErrorEvent,
+    ErrorKind, Event, LoginEvent, LoginKind, LoginUser, LogoutEvent, LogoutKind, MessageEvent,
+    Receipt, SendResult, SentMedia, SessionState, SessionStatus, StateEvent, StateKind,
 };
 use wxbridge::wechat::contacts::ContactBook;
 use wxbridge::wechat::message::{normalize, Context};
@@ -19,6 +19,7 @@ struct Schemas {
     command: Validator,
     result: Validator,
     receipt: Validator,
+    contacts: Validator,
 }
 
 fn schemas() -> &'static Schemas {
@@ -39,6 +40,10 @@ fn schemas() -> &'static Schemas {
         receipt: compile(
             "receipt.schema.json",
             include_str!("../../schemas/receipt.schema.json"),
+        ),
+        contacts: compile(
+            "contacts.schema.json",
+            include_str!("../../schemas/contacts.schema.json"),
         ),
     })
 }
@@ -81,6 +86,12 @@ pub fn assert_valid(payload: &Value) {
         Some("receipt") => assert_matches("receipt", &s.receipt, payload),
         _ => assert_matches("event", &s.event, payload),
     }
+}
+
+/// Panics, listing the validation errors, unless `payload` is a valid contact list (the
+/// retained contacts topic, NATS `contacts.get`).
+pub fn assert_valid_contacts(payload: &Value) {
+    assert_matches("contacts", &schemas().contacts, payload);
 }
 
 /// Panics, listing the validation errors, unless `payload` is a valid send command.
@@ -332,6 +343,11 @@ fn login_logout_contacts_error_and_state_match_the_event_schema() {
                 group: true,
             }],
             removed: vec![],
+            ambiguous: vec![Ambiguous {
+                id: "@b22".into(),
+                name: "Bob".into(),
+                candidates: vec!["c_abcdefgh2345".into(), "c_7bcdefgh2345".into()],
+            }],
         }
         .into(),
         ErrorEvent {
@@ -421,6 +437,7 @@ fn commands_the_bridge_accepts_match_the_command_schema() {
         json!({"to_id": "@a81", "text": "…", "expires_at": "2026-11-28T18:00:00Z"}),
         json!({"to": null, "to_id": "@a81", "text": "x", "expires_at": "2026-11-28T19:00:00+01:00"}),
         json!({"to": "filehelper", "text": "note", "request_id": null}),
+        json!({"to_key": "c_abcdefgh2345", "text": "hi", "to": null}),
         json!({"to": "Family", "image": {"url": "https://cam.example/snap.jpg"}, "text": "door"}),
         json!({"to": "Mom", "file": {"path": "/srv/share/a.pdf", "name": "report.pdf"}}),
         json!({"to": "Mom", "video": {"base64": "AAAA", "name": "clip.mp4"}, "text": null}),
@@ -442,6 +459,9 @@ fn commands_the_bridge_refuses_fail_the_command_schema() {
         json!({"to": "Mom", "text": ""}),
         json!({"text": "hi"}),
         json!({"to": "Mom", "to_id": "@a81", "text": "hi"}),
+        json!({"to_id": "@a81", "to_key": "c_abcdefgh2345", "text": "hi"}),
+        json!({"to_key": "C_ABCDEFGH2345", "text": "hi"}),
+        json!({"to_key": "Mom", "text": "hi"}),
         json!({"to": "", "text": "hi"}),
         json!({"to": "Mom", "text": "hi", "request_id": 17}),
         json!({"to": "Mom", "text": "hi", "expires_at": "tomorrow"}),
@@ -487,6 +507,8 @@ fn malformed_events_and_results_are_rejected() {
     assert_invalid(&without("kind"));
     assert_invalid(&without("chat"));
     assert_invalid(&with(&["chat", "group"], json!("yes")));
+    assert_invalid(&with(&["chat", "key"], json!("C_ABCDEFGH2345")));
+    assert_invalid(&with(&["from", "key"], json!("@a81")));
     assert_invalid(&with(&["type"], json!("sticker")));
     assert_invalid(&with(&["time"], json!("yesterday")));
     assert_invalid(&with(&["text"], Value::Null));
@@ -564,4 +586,36 @@ fn receipts_match_the_receipt_schema_and_mixed_ones_are_rejected() {
     let mut other_status = echoed;
     other_status["status"] = json!("read");
     assert_invalid(&other_status);
+}
+
+#[test]
+fn the_contact_list_matches_its_schema_and_a_malformed_key_does_not() {
+    use wxbridge::event::RosterEntry;
+    let roster = vec![
+        RosterEntry {
+            key: Some("c_abcdefgh2345".into()),
+            id: "@@9f3".into(),
+            name: "Family".into(),
+            remark: None,
+            group: true,
+            members: Some(3),
+        },
+        RosterEntry {
+            key: None,
+            id: "@a81".into(),
+            name: "Alice".into(),
+            remark: Some("Mom".into()),
+            group: false,
+            members: None,
+        },
+    ];
+    let list = serde_json::to_value(&roster).unwrap();
+    assert_valid_contacts(&list);
+    assert_valid_contacts(&json!([]));
+    let mut bad = list.clone();
+    bad[0]["key"] = json!("c_ABCDEFGH2345");
+    assert!(!errors(&schemas().contacts, &bad).is_empty());
+    let mut bad = list;
+    bad[1].as_object_mut().unwrap().remove("key");
+    assert!(!errors(&schemas().contacts, &bad).is_empty());
 }

@@ -18,7 +18,11 @@ async fn a_stdin_command_is_sent_and_its_echo_is_marked_bridge() {
     let result = bridge.next_result().await;
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["request_id"], "r-17");
-    assert_eq!(result["to"], json!({"id": alice, "name": "Mom"}));
+    let key = result["to"]["key"].as_str().expect("Mom has a key");
+    assert_eq!(
+        result["to"],
+        json!({"id": alice, "name": "Mom", "key": key})
+    );
     let sent = world.fake.wait_sent(1, WAIT).await;
     assert_eq!(sent[0].to, alice);
     assert_eq!(sent[0].content, "on my way\nsee you");

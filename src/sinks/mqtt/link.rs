@@ -3,10 +3,10 @@
 //! - the **poller** (`poller.rs`, one per connection) owns rumqttc's event loop and does
 //!   nothing but poll it;
 //! - a **link task** per account publishes that account's topics: on every ConnAck it
-//!   subscribes to its command topics and publishes its retained status, state, QR and Home
-//!   Assistant discovery; it republishes state and QR on change, discovery when HA's birth
-//!   message arrives, empties retained configs of entities no longer configured, and
-//!   publishes the delivery batches its sink hands it. The link tasks publish through one
+//!   subscribes to its command topics and publishes its retained status, state, QR, contacts
+//!   and Home Assistant discovery; it republishes state, QR and contacts on change, discovery
+//!   when HA's birth message arrives, empties retained configs of entities no longer
+//!   configured, and publishes the delivery batches its sink hands it. The link tasks publish through one
 //!   [`Gate`], taking turns (a fair lock, one publish per turn), so a long batch or a large
 //!   file of one account delays another's publishes by one publish at a time, never by the
 //!   whole batch; and waits of one account's (a file's confirmation) hold no turn;
@@ -167,7 +167,9 @@ impl Publisher {
     ) {
         let mut status = self.control.status.clone();
         let mut qr = self.control.qr.clone();
+        let mut roster = self.control.roster.clone();
         let (mut status_open, mut qr_open, mut batches_open) = (true, true, true);
+        let mut roster_open = true;
         let mut homeassistant_open = true;
         let mut announced = 0;
         let shutdown = self.control.shutdown.clone();
@@ -185,6 +187,8 @@ impl Publisher {
                     if state.connected && state.connects != announced {
                         announced = state.connects;
                         self.announce(&mut status, &mut qr).await;
+                        let r = roster.borrow_and_update().clone();
+                        self.publish_roster(&r).await;
                     }
                 }
                 changed = status.changed(), if status_open => {
@@ -199,6 +203,13 @@ impl Publisher {
                     if qr_open && link.borrow().connected {
                         let q = qr.borrow_and_update().clone();
                         self.publish_qr(q.as_ref()).await;
+                    }
+                }
+                changed = roster.changed(), if roster_open => {
+                    roster_open = changed.is_ok();
+                    if roster_open && link.borrow().connected {
+                        let r = roster.borrow_and_update().clone();
+                        self.publish_roster(&r).await;
                     }
                 }
                 batch = batches.recv(), if batches_open => match batch {
@@ -292,6 +303,15 @@ impl Publisher {
         match serde_json::to_vec(status) {
             Ok(json) => self.retained(&self.topics.state, json).await,
             Err(e) => tracing::error!(cause = %e, "cannot serialize the session state"),
+        }
+    }
+
+    /// The contacts with their keys (DESIGN.md "Contact keys"), a JSON array; `[]` while
+    /// logged out.
+    async fn publish_roster(&self, roster: &crate::event::Roster) {
+        match serde_json::to_vec(roster) {
+            Ok(json) => self.retained(&self.topics.contacts, json).await,
+            Err(e) => tracing::error!(cause = %e, "cannot serialize the contacts"),
         }
     }
 

@@ -13,6 +13,8 @@ pub(super) struct Topics {
     pub state: String,
     /// The login QR JSON, retained while a scan is awaited.
     pub qr: String,
+    /// The current login's contacts with their keys, retained.
+    pub contacts: String,
     /// The login QR as raw PNG bytes, retained while a scan is awaited.
     pub qr_png: String,
     /// Inbound messages.
@@ -49,6 +51,7 @@ impl Topics {
             status: t("status"),
             state: t("state"),
             qr: t("qr"),
+            contacts: t("contacts"),
             qr_png: t("qr/png"),
             message: t("message"),
             event: t("event"),

@@ -1,5 +1,5 @@
-//! What comes in over NATS (send commands, re-login requests, state and QR requests) and the
-//! state and QR published on change. Each loop owns its task and stops at shutdown; the
+//! What comes in over NATS (send commands, re-login requests, state, QR and contacts requests)
+//! and the state and QR published on change. Each loop owns its task and stops at shutdown; the
 //! subscriptions survive reconnects on their own (async-nats subscribes them again).
 use async_nats::{Client, Subscriber};
 use bytes::Bytes;
@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{NatsError, Subjects, QUEUE_GROUP};
-use crate::event::{LoginQr, SessionStatus};
+use crate::event::{LoginQr, Roster, SessionStatus};
 use crate::sinks::{Control, Intake, Origin};
 
 /// Subscribes the incoming subjects and spawns their loops and the state and QR publishers.
@@ -43,6 +43,10 @@ pub(super) async fn spawn(
         .subscribe(subjects.qr_get.clone())
         .await
         .map_err(|e| subscribe_failed(&subjects.qr_get, e))?;
+    let contacts_get = client
+        .subscribe(subjects.contacts_get.clone())
+        .await
+        .map_err(|e| subscribe_failed(&subjects.contacts_get, e))?;
 
     let shutdown = &control.shutdown;
     tasks.spawn(forward_commands(
@@ -69,6 +73,15 @@ pub(super) async fn spawn(
     };
     mirror.spawn(state_get, &subjects.state, &control.status, state_payload);
     mirror.spawn(qr_get, &subjects.qr, &control.qr, qr_payload);
+    // DESIGN.md has no contacts subject on change: the retained MQTT topic's counterpart is
+    // the request alone.
+    tasks.spawn(answer_requests(
+        contacts_get,
+        client.clone(),
+        control.roster.clone(),
+        roster_payload,
+        shutdown.clone(),
+    ));
     Ok(())
 }
 
@@ -113,6 +126,11 @@ pub(super) fn state_payload(status: &SessionStatus) -> Bytes {
 /// The QR JSON for `.qr` and `.qr.get`; empty when no scan is awaited.
 pub(super) fn qr_payload(qr: &Option<LoginQr>) -> Bytes {
     qr.as_ref().map(LoginQr::to_json).unwrap_or_default().into()
+}
+
+/// The contacts with their keys for `.contacts.get`: a JSON array, `[]` while logged out.
+pub(super) fn roster_payload(roster: &std::sync::Arc<Roster>) -> Bytes {
+    serde_json::to_vec(&**roster).unwrap_or_default().into()
 }
 
 /// Hands each send command to the bridge, one at a time so they keep their order. The reply

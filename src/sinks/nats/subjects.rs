@@ -23,6 +23,8 @@ pub struct Subjects {
     pub qr: String,
     /// `<p>.<a>.qr.get`: requests for the current login QR.
     pub qr_get: String,
+    /// `<p>.<a>.contacts.get`: requests for the current login's contacts with their keys.
+    pub contacts_get: String,
     /// `<p>.<a>.send`: send commands (request-reply).
     pub send: String,
     /// `<p>.<a>.relogin`: re-login requests.
@@ -53,6 +55,7 @@ impl Subjects {
             state_get: s("state.get"),
             qr: s("qr"),
             qr_get: s("qr.get"),
+            contacts_get: s("contacts.get"),
             send: s("send"),
             relogin: s("relogin"),
             logout: s("logout"),
@@ -93,6 +96,7 @@ mod tests {
         assert_eq!(s.logout, "wechat.home.logout");
         assert_eq!(s.state_get, "wechat.home.state.get");
         assert_eq!(s.qr_get, "wechat.home.qr.get");
+        assert_eq!(s.contacts_get, "wechat.home.contacts.get");
         assert_eq!(
             s.stream_subjects(),
             ["wechat.home.message", "wechat.home.event"]

@@ -24,6 +24,7 @@ const ACK: u8 = 7;
 /// the shorter form).
 const SYNC_HELD: u8 = 8;
 const RELEASE: u8 = 9;
+const PUT_VALUE: u8 = 10;
 
 /// One logical write of a group, as replay applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,10 @@ pub(in crate::spool) enum Op {
     Ack {
         sink: String,
         seq: Seq,
+    },
+    PutValue {
+        name: String,
+        value: Vec<u8>,
     },
 }
 
@@ -179,6 +184,16 @@ impl RecordBuf {
         self.u64(seq);
         Ok(())
     }
+
+    pub(in crate::spool) fn put_value(
+        &mut self,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), SpoolError> {
+        self.buf.push(PUT_VALUE);
+        self.bytes_field(name.as_bytes())?;
+        self.bytes_field(value)
+    }
 }
 
 fn corrupt(why: &str) -> SpoolError {
@@ -236,6 +251,11 @@ pub(in crate::spool) fn decode(bytes: &[u8]) -> Result<(u64, Vec<Op>), SpoolErro
                 let sink = r.string()?;
                 let seq = r.u64()?;
                 Op::Ack { sink, seq }
+            }
+            PUT_VALUE => {
+                let name = r.string()?;
+                let value = r.bytes()?.to_vec();
+                Op::PutValue { name, value }
             }
             _ => return Err(corrupt("unknown operation")),
         };
@@ -345,6 +365,8 @@ mod tests {
         rec.complete(3, Some("r-1"), &entry("r", None)).unwrap();
         rec.complete(4, None, &entry("s", Some(""))).unwrap();
         rec.ack("mqtt", 9).unwrap();
+        rec.put_value("limits", br#"{"sends":[]}"#).unwrap();
+        rec.put_value("empty", b"").unwrap();
 
         let (now, ops) = decode(rec.bytes()).unwrap();
         assert_eq!(now, 42);
@@ -390,6 +412,14 @@ mod tests {
                 Op::Ack {
                     sink: "mqtt".into(),
                     seq: 9
+                },
+                Op::PutValue {
+                    name: "limits".into(),
+                    value: br#"{"sends":[]}"#.to_vec()
+                },
+                Op::PutValue {
+                    name: "empty".into(),
+                    value: Vec::new()
                 },
             ]
         );

@@ -456,3 +456,22 @@ async fn held_entries_and_their_release_ride_the_journal_and_are_replayed() {
     assert_eq!(pending[1].payload, b"{\"done\":1}");
     recovered.close().await;
 }
+
+#[tokio::test]
+async fn a_value_rides_the_journal_and_is_replayed_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = started(dir.path()).await;
+    store.put_value("limits", b"one".to_vec()).await.unwrap();
+    store.put_value("limits", b"two".to_vec()).await.unwrap();
+    let image = crash_image(dir.path());
+    // The spool file alone does not have it: only the journal does.
+    let bare = crash_image(dir.path());
+    std::fs::remove_file(journal_path(bare.path())).unwrap();
+    assert_eq!(open_spool(bare.path()).value("limits").unwrap(), None);
+
+    let recovered = spawn(image.path());
+    assert_eq!(
+        recovered.value("limits").await.unwrap(),
+        Some(b"two".to_vec())
+    );
+}

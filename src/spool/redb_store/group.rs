@@ -9,7 +9,7 @@ use redb::{Durability, ReadableTable, WriteTransaction};
 
 use super::tables::{
     all_cursors, delete_through, head, next_counter, Context, COMMANDS, CURSORS, ENTRIES,
-    JOURNAL_APPLIED, JOURNAL_GENERATION, KEYS, META, NEXT_COMMAND, SYNC_KEYS,
+    JOURNAL_APPLIED, JOURNAL_GENERATION, KEYS, META, NEXT_COMMAND, SYNC_KEYS, VALUES,
 };
 use super::{codec, cursor_of, due, RedbSpool};
 use crate::spool::{Backlog, Committed, NewEntry, Seq, SpoolError};
@@ -186,6 +186,15 @@ impl Group<'_> {
         stage_enqueue(&self.txn, record)
     }
 
+    /// Stages [`Spool::put_value`](crate::spool::Spool::put_value).
+    pub(in crate::spool) fn put_value(
+        &mut self,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), SpoolError> {
+        stage_put_value(&self.txn, name, value)
+    }
+
     /// Records in the group that it is journal record `index` of `generation`, so that a
     /// recovery never applies that record again on top of it.
     pub(in crate::spool) fn journaled(
@@ -298,4 +307,14 @@ pub(in crate::spool::redb_store) fn stage_enqueue(
     meta.insert(NEXT_COMMAND, id + 1)
         .ctx("advance the command id")?;
     Ok(id)
+}
+
+pub(in crate::spool::redb_store) fn stage_put_value(
+    txn: &WriteTransaction,
+    name: &str,
+    value: &[u8],
+) -> Result<(), SpoolError> {
+    let mut table = txn.open_table(VALUES).ctx("open values")?;
+    table.insert(name, value).ctx("store a value")?;
+    Ok(())
 }

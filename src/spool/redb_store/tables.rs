@@ -15,6 +15,7 @@ pub(super) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys
 pub(super) const COMMANDS: TableDefinition<u64, &[u8]> = TableDefinition::new("commands");
 pub(super) const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
 pub(super) const HELD: TableDefinition<u64, ()> = TableDefinition::new("held");
+pub(super) const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
 
 /// `meta`: the seq the next entry gets.
 pub(super) const NEXT_SEQ: &str = "next_seq";

@@ -572,3 +572,17 @@ fn with_no_sink_nothing_is_held() {
         .unwrap();
     assert!(spool.held().unwrap().is_empty());
 }
+
+#[test]
+fn a_value_is_replaced_whole_and_survives_reopen() {
+    let dir = TempDir::new().unwrap();
+    let spool = open(&dir, 100);
+    assert_eq!(spool.value("limits").unwrap(), None);
+    spool.put_value("limits", b"{\"sends\":[1]}").unwrap();
+    spool.put_value("limits", b"{}").unwrap();
+    spool.put_value("other", b"x").unwrap();
+    drop(spool);
+    let spool = open(&dir, 100);
+    assert_eq!(spool.value("limits").unwrap(), Some(b"{}".to_vec()));
+    assert_eq!(spool.value("other").unwrap(), Some(b"x".to_vec()));
+}

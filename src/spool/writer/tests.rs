@@ -254,3 +254,85 @@ async fn a_stream_of_reads_does_not_put_off_a_held_cursor_move() {
     let committed = store.read(|v| v.spool.pending(SINK, 10)).await.unwrap();
     assert_eq!(seqs(&committed), vec![2]);
 }
+
+#[tokio::test]
+async fn a_value_put_without_waiting_rides_in_the_group_of_the_result_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 1000, Duration::from_secs(3600)).await;
+    let id = store.enqueue_command(b"cmd".to_vec()).await.unwrap();
+    let (commits, fsyncs) = (store.commits(), store.fsyncs());
+
+    let release = park(&store).await;
+    // Dropped at once, as the send counts are: the put is queued when called.
+    drop(store.put_value("limits", b"counts".to_vec()));
+    let completed = store.complete_command(id, Some("r-1".into()), message("result"));
+    drop(release);
+    completed.await.unwrap();
+
+    assert_eq!(store.commits(), commits + 1, "one group for both");
+    assert_eq!(store.fsyncs(), fsyncs + 1, "one fsync for both");
+    assert_eq!(
+        store.value("limits").await.unwrap(),
+        Some(b"counts".to_vec())
+    );
+    store.close().await;
+    let spool = open(&dir);
+    assert_eq!(spool.value("limits").unwrap(), Some(b"counts".to_vec()));
+    assert_eq!(spool.queue_depth().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_held_value_waits_for_the_next_write_and_shares_its_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 1000, Duration::from_secs(3600)).await;
+    let id = store.enqueue_command(b"cmd".to_vec()).await.unwrap();
+    let (commits, fsyncs) = (store.commits(), store.fsyncs());
+
+    store.hold_value("limits", b"old".to_vec());
+    store.hold_value("limits", b"new".to_vec());
+    assert_eq!(
+        store.value("limits").await.unwrap(),
+        None,
+        "held, not committed"
+    );
+    assert_eq!(store.commits(), commits, "holding makes no commit");
+    store
+        .complete_command(id, Some("r-1".into()), message("result"))
+        .await
+        .unwrap();
+    assert_eq!(store.commits(), commits + 1);
+    assert_eq!(
+        store.fsyncs(),
+        fsyncs + 1,
+        "one fsync for the value and the result"
+    );
+    assert_eq!(store.value("limits").await.unwrap(), Some(b"new".to_vec()));
+}
+
+#[tokio::test]
+async fn a_held_value_is_committed_on_its_own_when_nothing_else_comes_and_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 1000, Duration::from_millis(50)).await;
+    let before = store.commits();
+    store.hold_value("limits", b"a".to_vec());
+    commits_reach(&store, before + 1).await;
+    assert_eq!(store.value("limits").await.unwrap(), Some(b"a".to_vec()));
+
+    let store = {
+        store.close().await;
+        Store::spawn_lingering(open(&dir), 1000, Duration::from_secs(3600)).unwrap()
+    };
+    store.hold_value("limits", b"b".to_vec());
+    store.close().await;
+    assert_eq!(open(&dir).value("limits").unwrap(), Some(b"b".to_vec()));
+}
+
+#[tokio::test]
+async fn a_put_replaces_a_value_held_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, 1000, Duration::from_secs(3600)).await;
+    store.hold_value("k", b"held".to_vec());
+    store.put_value("k", b"put".to_vec()).await.unwrap();
+    store.close().await;
+    assert_eq!(open(&dir).value("k").unwrap(), Some(b"put".to_vec()));
+}

@@ -29,6 +29,11 @@ pub(super) enum Request {
         sink: String,
         seq: Seq,
     },
+    /// A value nobody waits for, held for the next commit.
+    HoldValue {
+        name: String,
+        value: Vec<u8>,
+    },
     /// Commit what is held, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -65,6 +70,11 @@ pub(super) enum Write {
         request_id: Option<String>,
         entry: NewEntry,
         reply: Reply<Seq>,
+    },
+    PutValue {
+        name: String,
+        value: Vec<u8>,
+        reply: Reply<()>,
     },
 }
 
@@ -111,6 +121,10 @@ impl Write {
                 entry,
                 ..
             } => Answer::Id(group.complete(*id, request_id.as_deref(), entry)?),
+            Write::PutValue { name, value, .. } => {
+                group.put_value(name, value)?;
+                Answer::Done
+            }
         })
     }
 
@@ -138,6 +152,7 @@ impl Write {
                 entry,
                 ..
             } => rec.complete(*id, request_id.as_deref(), entry),
+            Write::PutValue { name, value, .. } => rec.put_value(name, value),
         }
     }
 
@@ -150,7 +165,8 @@ impl Write {
             (
                 Write::ClearKeys(reply)
                 | Write::Register { reply, .. }
-                | Write::Retain { reply, .. },
+                | Write::Retain { reply, .. }
+                | Write::PutValue { reply, .. },
                 _,
             ) => drop(reply.send(Ok(()))),
             (Write::Enqueue { reply, .. } | Write::Complete { reply, .. }, Answer::Id(id)) => {
@@ -167,7 +183,8 @@ impl Write {
             Write::Release { reply, .. } => drop(reply.send(Err(e()))),
             Write::ClearKeys(reply)
             | Write::Register { reply, .. }
-            | Write::Retain { reply, .. } => drop(reply.send(Err(e()))),
+            | Write::Retain { reply, .. }
+            | Write::PutValue { reply, .. } => drop(reply.send(Err(e()))),
             Write::Enqueue { reply, .. } | Write::Complete { reply, .. } => {
                 drop(reply.send(Err(e())))
             }
@@ -205,7 +222,9 @@ pub(super) struct Writer {
     counters: Arc<Counters>,
     /// Cursor moves not committed yet, per sink.
     held: HashMap<String, Held>,
-    /// When the oldest of `held` came. This thread has no tokio runtime, so tokio's
+    /// Values held for the next commit, the newest per name.
+    held_values: HashMap<String, Vec<u8>>,
+    /// When the oldest of `held` and `held_values` came. This thread has no tokio runtime, so tokio's
     /// `Instant` reads the real clock here even when a test pauses the runtime's.
     held_since: Option<Instant>,
     lazy_limit: u64,
@@ -243,6 +262,7 @@ impl Writer {
             rx,
             counters,
             held: HashMap::new(),
+            held_values: HashMap::new(),
             held_since: None,
             lazy_limit: tuning.lazy_limit,
             linger: tuning.linger,
@@ -314,8 +334,18 @@ impl Writer {
                         spool: &self.spool,
                         held: &self.held,
                     }),
-                    Request::Write(w) => writes.push(w),
+                    Request::Write(w) => {
+                        if let Write::PutValue { name, .. } = &w {
+                            // A value held before this put is older: the put replaces it.
+                            self.held_values.remove(name);
+                        }
+                        writes.push(w);
+                    }
                     Request::Ack { sink, seq } => urgent |= self.hold(sink, seq),
+                    Request::HoldValue { name, value } => {
+                        self.held_values.insert(name, value);
+                        self.held_since.get_or_insert_with(Instant::now);
+                    }
                     Request::Close(done) => {
                         close = Some(done);
                         break;
@@ -363,16 +393,17 @@ impl Writer {
         urgent
     }
 
-    /// Makes `writes` and every held cursor move durable in one group; answers the writes
-    /// after it. If the group fails, each item gets a group of its own, so each caller gets
-    /// its own outcome.
+    /// Makes `writes`, every held cursor move and every held value durable in one group;
+    /// answers the writes after it. If the group fails, each item gets a group of its own, so
+    /// each caller gets its own outcome.
     fn commit(&mut self, writes: Vec<Write>) {
-        if writes.is_empty() && self.held.is_empty() {
+        if writes.is_empty() && self.held.is_empty() && self.held_values.is_empty() {
             return;
         }
         let held = std::mem::take(&mut self.held);
+        let values = std::mem::take(&mut self.held_values);
         self.held_since = None;
-        match self.durable(&writes, &held) {
+        match self.durable(&writes, &held, &values) {
             Ok(answers) => {
                 for (write, answer) in writes.into_iter().zip(answers) {
                     write.reply(answer);
@@ -381,30 +412,42 @@ impl Writer {
             Err(e) => {
                 tracing::debug!(cause = %e, "a group commit failed; committing its items one by one");
                 for write in writes {
-                    match self.durable(std::slice::from_ref(&write), &HashMap::new()) {
+                    match self.durable(
+                        std::slice::from_ref(&write),
+                        &HashMap::new(),
+                        &HashMap::new(),
+                    ) {
                         Ok(mut answers) => write.reply(answers.remove(0)),
                         Err(e) => write.fail(&e),
                     }
                 }
                 for (sink, held) in held {
                     let one = HashMap::from([(sink, held)]);
-                    if let Err(e) = self.durable(&[], &one) {
+                    if let Err(e) = self.durable(&[], &one, &HashMap::new()) {
                         let sink = one.keys().next().map_or("", String::as_str);
                         tracing::error!(sink, cause = %e, "cannot advance the cursor");
+                    }
+                }
+                for (name, value) in values {
+                    let one = HashMap::from([(name, value)]);
+                    if let Err(e) = self.durable(&[], &HashMap::new(), &one) {
+                        let name = one.keys().next().map_or("", String::as_str);
+                        tracing::error!(name, cause = %e, "cannot store a value");
                     }
                 }
             }
         }
     }
 
-    /// Stages `writes` and `held` into one group, commits it without durability (readable at
-    /// once, nothing written to the spool file), then makes it durable: one journal record
-    /// and an fdatasync, or a checkpoint when the record does not fit (see `spool::journal`).
-    /// The answers come in the order of `writes`.
+    /// Stages `writes`, `held` and `values` into one group, commits it without durability
+    /// (readable at once, nothing written to the spool file), then makes it durable: one
+    /// journal record and an fdatasync, or a checkpoint when the record does not fit (see
+    /// `spool::journal`). The answers come in the order of `writes`.
     fn durable(
         &mut self,
         writes: &[Write],
         held: &HashMap<String, Held>,
+        values: &HashMap<String, Vec<u8>>,
     ) -> Result<Vec<Answer>, SpoolError> {
         if let Some(why) = &self.broken {
             return Err(SpoolError::new(why.clone()));
@@ -420,6 +463,10 @@ impl Writer {
         for (sink, held) in held {
             record.ack(sink, held.seq)?;
             group.ack(sink, held.seq)?;
+        }
+        for (name, value) in values {
+            record.put_value(name, value)?;
+            group.put_value(name, value)?;
         }
         let journaled = self.journal.fits(record.bytes().len());
         if journaled {
