@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::bridge::Bridge;
 use crate::commands::{failure, refused, take_state};
@@ -134,6 +135,18 @@ struct Part {
     control: Control,
     /// The bridge's end of the intake; kept across restarts of its tasks.
     commands: Arc<tokio::sync::Mutex<mpsc::Receiver<IncomingCommand>>>,
+    /// With several accounts, the span its tasks log in (it names the account).
+    span: tracing::Span,
+}
+
+/// With several accounts, each account's tasks log inside a span naming it; with one, logs
+/// read as they always did.
+fn account_span(several: bool, account: &str) -> tracing::Span {
+    if several {
+        tracing::info_span!("account", account = %account)
+    } else {
+        tracing::Span::none()
+    }
 }
 
 /// The account's lock and spool; the spool's writer thread counts for the account.
@@ -209,13 +222,17 @@ pub async fn run(config: Config) -> ExitCode {
         if several {
             media.serve_under_account(&account.account);
         }
-        tracker.spawn(crate::metrics::scope(
-            &account.account,
-            media
-                .store
-                .clone()
-                .upkeep(media.upkeep_every(), sinks_shutdown.clone()),
-        ));
+        let span = account_span(several, &account.account);
+        tracker.spawn(
+            crate::metrics::scope(
+                &account.account,
+                media
+                    .store
+                    .clone()
+                    .upkeep(media.upkeep_every(), sinks_shutdown.clone()),
+            )
+            .instrument(span.clone()),
+        );
         let (intake, commands) = Intake::new(1024);
         let bridge = Arc::new(Bridge::new(
             account.clone(),
@@ -232,6 +249,7 @@ pub async fn run(config: Config) -> ExitCode {
             bridge,
             control,
             commands: Arc::new(tokio::sync::Mutex::new(commands)),
+            span,
         });
     }
     // Not tracked: after the first signal it waits for a second one, for ever.
@@ -241,11 +259,18 @@ pub async fn run(config: Config) -> ExitCode {
         .iter()
         .map(|_| http.as_ref().map(|_| Recent::new()))
         .collect();
+    // One stdin for every account: lines are kept up to the largest `send.max_bytes`, and each
+    // account's intake then holds its command to its own.
+    let stdin_max = parts
+        .iter()
+        .map(|p| p.config.send.max_bytes)
+        .max()
+        .unwrap_or(config.send.max_bytes);
     let started = match start_sinks(
         plan,
         &parts,
         &recents,
-        stdio::prepare(config.send.max_bytes, shutdown.clone()),
+        stdio::prepare(stdin_max, shutdown.clone()),
         &tracker,
     )
     .await
@@ -290,14 +315,17 @@ pub async fn run(config: Config) -> ExitCode {
     let bridges: Vec<_> = parts
         .iter()
         .map(|part| {
-            tokio::spawn(supervise(
-                part.config.account.clone(),
-                part.bridge.clone(),
-                part.commands.clone(),
-                part.control.status.clone(),
-                retry,
-                shutdown.clone(),
-            ))
+            tokio::spawn(
+                supervise(
+                    part.config.account.clone(),
+                    part.bridge.clone(),
+                    part.commands.clone(),
+                    part.control.status.clone(),
+                    retry,
+                    shutdown.clone(),
+                )
+                .instrument(part.span.clone()),
+            )
         })
         .collect();
     for bridge in bridges {
@@ -339,6 +367,7 @@ async fn start_sinks(
         .iter()
         .map(|part| Deliveries {
             account: part.config.account.clone(),
+            span: part.span.clone(),
             spool: part.spool.clone(),
             wake: part.bridge.wake(),
             control: part.control.clone(),
@@ -393,6 +422,7 @@ async fn start_sinks(
 /// health.
 struct Deliveries {
     account: String,
+    span: tracing::Span,
     spool: Store,
     wake: Arc<tokio::sync::Notify>,
     control: Control,
@@ -426,16 +456,36 @@ impl Deliveries {
             .await
             .map_err(|e| format!("account {}: cannot register sink {name}: {e}", self.account))?;
         let retry = self.control.retry;
-        tracker.spawn(crate::metrics::scope(
-            &self.account,
-            run_delivery(
-                sink,
-                self.spool.clone(),
-                self.wake.clone(),
-                move || retry.schedule(),
-                self.control.shutdown.clone(),
-            ),
-        ));
+        let delivery = tokio::spawn(
+            crate::metrics::scope(
+                &self.account,
+                run_delivery(
+                    sink,
+                    self.spool.clone(),
+                    self.wake.clone(),
+                    move || retry.schedule(),
+                    self.control.shutdown.clone(),
+                ),
+            )
+            .instrument(self.span.clone()),
+        );
+        // A panic ends this sink's loop for this account only; it is said loudly, since the
+        // sink's events then wait in the spool until the next start.
+        let (account, sink) = (self.account.clone(), name.clone());
+        tracker.spawn(async move {
+            if let Err(e) = delivery.await {
+                if e.is_panic() {
+                    tracing::error!(
+                        account = %account,
+                        sink = %sink,
+                        panic = %panic_message(e.into_panic()),
+                        "a delivery loop panicked: this sink delivers nothing more for this \
+                         account until the next start; its events stay spooled (the other \
+                         sinks and accounts go on)"
+                    );
+                }
+            }
+        });
         self.names.push(name);
         Ok(())
     }
@@ -459,13 +509,17 @@ async fn supervise(
         let started = tokio::time::Instant::now();
         let (b, c, status) = (bridge.clone(), commands.clone(), status.clone());
         let panic_once = test_panic.take();
-        let task = tokio::spawn(crate::metrics::scope(&account, async move {
-            let mut commands = c.lock().await;
-            tokio::select! {
-                () = b.run(&mut commands) => {}
-                () = panic_when_online(panic_once, status) => {}
-            }
-        }));
+        let span = tracing::Span::current();
+        let task = tokio::spawn(
+            crate::metrics::scope(&account, async move {
+                let mut commands = c.lock().await;
+                tokio::select! {
+                    () = b.run(&mut commands) => {}
+                    () = panic_when_online(panic_once, status) => {}
+                }
+            })
+            .instrument(span),
+        );
         let panic = match task.await {
             Ok(()) => return,
             Err(e) if e.is_panic() => panic_message(e.into_panic()),

@@ -6,9 +6,9 @@
 //! cheap to compute (spool depth and age, queue depth, session state, sync age, sink links) are
 //! set just before each scrape by the HTTP layer.
 //!
-//! Every series about one account's work (all but `wxbridge_http_accept_errors_total` and
-//! `wxbridge_mqtt_refused_total`, which are the shared listener's and connection's) carries
-//! the label `account` besides those in the table: `run` does each account's work inside
+//! Every series about one account's work (all but `wxbridge_http_accept_errors_total`, the
+//! shared listener's, and `wxbridge_mqtt_refused_total` for publishes that were no account's)
+//! carries the label `account` besides those in the table: `run` does each account's work inside
 //! [`scope`], and the helpers below add the label of the account they run for.
 //!
 //! | name | type | labels | what |
@@ -288,20 +288,27 @@ pub fn inherit<F: Future>(f: F) -> impl Future<Output = F::Output> {
 
 /// The account of the calling task or thread, if it runs inside a [`scope`] or [`within`].
 pub fn current() -> Option<Arc<str>> {
-    ACCOUNT
-        .try_with(Arc::clone)
-        .ok()
-        .or_else(|| THREAD_ACCOUNT.with(|a| a.borrow().clone()))
+    // The innermost first: `within` inside a task's `scope` names the account it was given.
+    THREAD_ACCOUNT
+        .with(|a| a.borrow().clone())
+        .or_else(|| ACCOUNT.try_with(Arc::clone).ok())
         .filter(|a| !a.is_empty())
 }
 
 /// Runs the blocking `f` on this thread as `account`'s work (for `spawn_blocking` and the
 /// threads a per-account part starts).
 pub fn within<T>(account: Option<Arc<str>>, f: impl FnOnce() -> T) -> T {
-    let before = THREAD_ACCOUNT.with(|a| a.replace(account));
-    let out = f();
-    THREAD_ACCOUNT.with(|a| *a.borrow_mut() = before);
-    out
+    /// Puts the thread's account back, also when `f` panics (a runtime worker runs other
+    /// accounts' tasks next).
+    struct Restore(Option<Arc<str>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            THREAD_ACCOUNT.with(|a| *a.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(THREAD_ACCOUNT.with(|a| a.replace(account)));
+    f()
 }
 
 /// `pairs`, and `account` when the caller runs as an account's work.
@@ -527,6 +534,29 @@ pub fn message_type(t: MessageType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_account_is_the_innermost_one_given_and_does_not_outlive_its_scope() {
+        assert_eq!(current(), None);
+        scope("home", async {
+            assert_eq!(current().as_deref(), Some("home"));
+            within(Some(Arc::from("office")), || {
+                assert_eq!(current().as_deref(), Some("office"));
+            });
+            assert_eq!(current().as_deref(), Some("home"));
+            let panicked = std::panic::catch_unwind(|| {
+                within(Some(Arc::from("shop")), || panic!("inside"));
+            });
+            assert!(panicked.is_err());
+            assert_eq!(current().as_deref(), Some("home"), "restored after a panic");
+            let inherited = tokio::spawn(inherit(async { current() })).await.unwrap();
+            assert_eq!(inherited.as_deref(), Some("home"));
+        })
+        .await;
+        assert_eq!(current(), None);
+        let labels = labels(&[("sink", "mqtt".to_owned())]);
+        assert_eq!(labels, [Label::new("sink", "mqtt")]);
+    }
 
     #[test]
     fn message_type_labels_match_the_event_json() {

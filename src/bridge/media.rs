@@ -162,15 +162,17 @@ impl Downloader {
                 return;
             }
             let (this, active, limit) = (this.clone(), active.clone(), limit.clone());
-            // Inherits the account, so the download's metrics carry its label.
-            tracker.spawn(crate::metrics::inherit(async move {
-                let seq = job.seq;
-                this.handle(job, &limit).await;
-                active
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&seq);
-            }));
+            // Inherits the account, so the download's metrics and logs carry it.
+            tracker.spawn(tracing::Instrument::in_current_span(
+                crate::metrics::inherit(async move {
+                    let seq = job.seq;
+                    this.handle(job, &limit).await;
+                    active
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&seq);
+                }),
+            ));
         };
         match this.spool.held().await {
             Ok(held) => {

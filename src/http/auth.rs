@@ -310,6 +310,24 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    #[test]
+    fn the_status_pages_are_the_root_and_each_accounts_directory() {
+        for page in ["/", "/accounts/home/", "/accounts/a_b-1/"] {
+            assert!(is_page(page), "{page}");
+        }
+        for other in [
+            "",
+            "/accounts/",
+            "/accounts//",
+            "/accounts/home",
+            "/accounts/home/send",
+            "/accounts/home/api/status",
+            "/send",
+        ] {
+            assert!(!is_page(other), "{other}");
+        }
+    }
+
     fn headers(pairs: &[(axum::http::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {

@@ -382,6 +382,31 @@ mod tests {
     }
 
     #[test]
+    fn with_several_accounts_a_line_goes_to_the_account_it_names_without_that_field() {
+        let intakes: Vec<(String, Intake)> = ["home", "office"]
+            .iter()
+            .map(|name| (name.to_string(), Intake::new(1).0))
+            .collect();
+        let (intake, line) =
+            route(&intakes, br#"{"account":"office","to":"Boss","text":"hi"}"#).unwrap();
+        assert!(std::ptr::eq(intake, &intakes[1].1));
+        let command: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(command, serde_json::json!({"to": "Boss", "text": "hi"}));
+        for (bad, says) in [
+            (&br#"{"to":"Boss","text":"hi"}"#[..], "names its account"),
+            (br#"{"account":"shop","to":"Boss"}"#, "no account `shop`"),
+            (br#"{"account":7,"to":"Boss"}"#, "names its account"),
+            (b"not json", "not a JSON object"),
+        ] {
+            let Err(problem) = route(&intakes, bad) else {
+                panic!("{bad:?} was routed");
+            };
+            assert!(problem.contains(says), "{problem}");
+            assert!(problem.contains("home, office"), "{problem}");
+        }
+    }
+
+    #[test]
     fn blank_lines_are_skipped_and_the_end_of_input_ends_the_reader() {
         let (tx, mut rx) = mpsc::channel(8);
         read_lines(&b"\n  \r\n{\"a\":1}\n\n"[..], 100, tx);

@@ -1,5 +1,6 @@
 //! Scenario tests: the real `wxbridge` binary against the fake WeChat server. One test crate
 //! with modules, so the suite links once.
+mod accounts;
 mod accounts_config;
 mod accounts_mqtt;
 mod brokers;

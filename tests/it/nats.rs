@@ -79,7 +79,9 @@ async fn core_events_arrive_on_their_subjects_after_the_flush() {
     let watcher = client(&broker).await;
     until_subscribed(&watcher).await;
     let mut sub = watcher.subscribe("wechat.home.>").await.unwrap();
-    watcher.flush().await.unwrap();
+    // A flush only writes the SUB out; a request answered (here: "no responders") on the same
+    // connection proves the server has taken it before the link publishes.
+    let _ = watcher.request("sync.point", Bytes::new()).await;
 
     let batch = [
         entry(1, Kind::Message, "m1"),
@@ -281,6 +283,24 @@ async fn a_relogin_message_notifies_the_bridge() {
     tokio::time::timeout(WAIT, bridge.relogin.notified())
         .await
         .expect("relogin notified");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_message_asks_the_bridge_to_log_out_and_not_to_relogin() {
+    let broker = brokers::nats_server();
+    let (_sink, bridge) = start(broker.port, false).await;
+    let user = client(&broker).await;
+    until_subscribed(&user).await;
+
+    user.publish("wechat.home.logout", Bytes::new())
+        .await
+        .unwrap();
+    user.flush().await.unwrap();
+    tokio::time::timeout(WAIT, bridge.logout.notified())
+        .await
+        .expect("logout notified");
+    let relogin = tokio::time::timeout(Duration::from_millis(200), bridge.relogin.notified());
+    assert!(relogin.await.is_err(), "a logout is not a relogin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,10 @@
 //! - the **poller** (`poller.rs`, one per connection) owns rumqttc's event loop and does
 //!   nothing but poll it;
 //! - a **link task** per account publishes that account's topics: on every ConnAck it
-//!   subscribes to its command topics and publishes its retained status, state, QR, contacts and
-//!   Home Assistant discovery; it republishes state, QR and contacts on change, discovery when HA's birth
-//!   message arrives, empties retained configs of entities no longer configured, and
-//!   publishes the delivery batches its sink hands it. The link tasks publish through one
+//!   subscribes to its command topics and publishes its retained status, state, QR, contacts
+//!   and Home Assistant discovery; it republishes state, QR and contacts on change, discovery
+//!   when HA's birth message arrives, empties retained configs of entities no longer
+//!   configured, and publishes the delivery batches its sink hands it. The link tasks publish through one
 //!   [`Gate`], taking turns (a fair lock, one publish per turn), so a long batch or a large
 //!   file of one account delays another's publishes by one publish at a time, never by the
 //!   whole batch; and waits of one account's (a file's confirmation) hold no turn;

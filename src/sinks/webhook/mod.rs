@@ -9,6 +9,10 @@
 //! drop duplicates, and a reply to it carries the same `request_id`, which the bridge sends
 //! only once.
 //!
+//! Every POST names its account in `X-Wxbridge-Account` besides `X-Wxbridge-Event`: with
+//! several accounts each account's sink POSTs its own events to the same URLs, and a receipt's
+//! body does not name its account.
+//!
 //! Replies never answer the bridge's own messages (`origin: bridge`), and each chat gets at
 //! most `max_replies_per_minute` of them: a receiver that answers everything meeting a chat
 //! that does too would otherwise send as fast as the throttle allows.

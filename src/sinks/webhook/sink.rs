@@ -22,6 +22,9 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// The header that names the event kind, so receivers can route without parsing the body.
 const EVENT_HEADER: &str = "x-wxbridge-event";
+/// Names the account an entry is from, on every POST: with several accounts one webhook gets
+/// every account's events, and a receipt's body has no `account` of its own.
+const ACCOUNT_HEADER: &str = "x-wxbridge-account";
 
 /// A configured webhook as a [`Sink`] named `webhook:<index>`.
 #[derive(Debug)]
@@ -130,6 +133,7 @@ impl WebhookSink {
             .post(self.hook.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(EVENT_HEADER, entry.kind.as_str())
+            .header(ACCOUNT_HEADER, &self.hook.account)
             .body(entry.payload.clone());
         if let Some(key) = &self.hook.key {
             // A fresh timestamp per attempt: receivers reject old ones (5 min tolerance).
