@@ -228,7 +228,7 @@ pub async fn send(config: Config, to: String, text: String) -> ExitCode {
             Err(e) => return failure(e),
         }
     };
-    if let Some(refused) = refusal(&config.send.allow, &recipient) {
+    if let Some(refused) = refusal(&config.send.allow, &recipient, None) {
         return failure(refused);
     }
     match session.send_text(&recipient.user_name, &text).await {

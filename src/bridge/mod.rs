@@ -173,6 +173,7 @@ impl Bridge {
 
     /// Runs until shutdown: the session supervisor, the intake and the sender side by side.
     pub async fn run(&self, commands: mpsc::Receiver<IncomingCommand>) {
+        self.warn_about_allowed_ids();
         tokio::join!(
             self.supervise_session(),
             self.intake_loop(commands),

@@ -503,7 +503,10 @@ impl Bridge {
         }
         .map_err(Box::new)?;
         // Only by what the owner controls (see `allow`).
-        if let Some(refused) = super::allow::refusal(&self.config.send.allow, &found) {
+        let key = self.key_of(&found.user_name);
+        if let Some(refused) =
+            super::allow::refusal(&self.config.send.allow, &found, key.as_deref())
+        {
             return Err(Box::new(SendResult::err(
                 rid,
                 ErrorCode::Forbidden,

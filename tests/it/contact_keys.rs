@@ -378,3 +378,49 @@ async fn next_roster(w: &mut Watcher, pred: impl Fn(&Vec<Value>) -> bool) -> Vec
         }
     }
 }
+
+#[tokio::test]
+async fn an_allow_list_with_a_key_admits_its_contact_by_name_after_a_relogin() {
+    let world = World::new().await;
+    // No remarks: neither name would satisfy an entry (nicknames never do).
+    world.fake.add_contact("Alice", "");
+    world.fake.add_contact("Bob", "");
+    let mut bridge = world.run_logged_in().await;
+    let key = key_of(&world, &mut bridge, "Alice").await.expect("a key");
+    let bob_before = world.fake.user_name_of("Bob");
+    assert_eq!(bridge.stop().await, 0);
+
+    // A new login (new UserNames), allowing Alice by her key and Bob by his old id.
+    std::fs::remove_file(world.state_dir().join("session.json")).unwrap();
+    let allow = [
+        ("WXBRIDGE__SEND__ALLOW__0", key.as_str()),
+        ("WXBRIDGE__SEND__ALLOW__1", bob_before.as_str()),
+    ];
+    let mut bridge = Bridge::spawn_with_env(&world.config(""), &["run"], &allow);
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    let alice = world.fake.user_name_of("Alice");
+    assert_ne!(world.fake.user_name_of("Bob"), bob_before);
+
+    let r = send(
+        &mut bridge,
+        json!({"to": "Alice", "text": "allowed", "request_id": "al-1"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["to"]["key"], key.as_str(), "{r}");
+    let r = send(
+        &mut bridge,
+        json!({"to": "Bob", "text": "refused", "request_id": "al-2"}),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
+    let sent = world.fake.sent();
+    assert_eq!(sent.len(), 1, "only Alice's");
+    assert_eq!(sent[0].to, alice);
+    let stderr = bridge.stderr();
+    assert!(
+        stderr.contains(&bob_before) && stderr.contains("one login only"),
+        "the `@` entry is warned about: {stderr}"
+    );
+}
