@@ -6,6 +6,11 @@
 //! cheap to compute (spool depth and age, queue depth, session state, sync age, sink links) are
 //! set just before each scrape by the HTTP layer.
 //!
+//! Every series about one account's work (all but `wxbridge_http_accept_errors_total` and
+//! `wxbridge_mqtt_refused_total`, which are the shared listener's and connection's) carries
+//! the label `account` besides those in the table: `run` does each account's work inside
+//! [`scope`], and the helpers below add the label of the account they run for.
+//!
 //! | name | type | labels | what |
 //! |---|---|---|---|
 //! | `wxbridge_messages_received_total` | counter | `type` | inbound messages spooled |
@@ -38,12 +43,15 @@
 //! | `wxbridge_media_evicted_total` | counter | `reason` | files evicted from the media store: `age` (unused for `media.max_age`), `size` (least recently used, over `media.max_bytes`) |
 //! | `wxbridge_media_evicted_bytes_total` | counter | – | bytes those files held |
 //! | `wxbridge_mqtt_refused_total` | counter | `reason` | incoming MQTT publishes refused: `queue_full` (QoS 0 commands dropped behind a slow bridge), `too_large` (over `send.max_bytes`, answered `invalid_command`; oversized Home Assistant publishes, ignored) |
+//! | `wxbridge_account_restarts_total` | counter | – | times the account's bridge was restarted after a panic in its tasks |
 //! | `wxbridge_media_skipped_total` | counter | `sink`, `reason` | files an event refers to that a bus could not carry before it (the event went anyway): `missing` (not in the media store: evicted), `too_large` (over MQTT's packet limit), `failed` (the NATS object store refused it) |
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Label, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
@@ -208,6 +216,10 @@ fn describe() {
         "Bytes held by the files evicted from the media store"
     );
     describe_counter!(
+        "wxbridge_account_restarts_total",
+        "Times an account's bridge was restarted after a panic in its tasks"
+    );
+    describe_counter!(
         "wxbridge_mqtt_refused_total",
         "Incoming MQTT publishes refused: queue_full (QoS 0 commands dropped), too_large"
     );
@@ -219,69 +231,171 @@ fn describe() {
 }
 
 /// Counters that should read 0 rather than be absent before anything happened, so rates and
-/// alerts work from the first scrape.
+/// alerts work from the first scrape. The per-account ones are preset by [`preset_account`].
 fn preset() {
-    for kind in ["stored", "push", "qr"] {
-        counter!("wxbridge_logins_total", "kind" => kind).absolute(0);
-    }
-    counter!("wxbridge_send_results_total", "result" => "ok").absolute(0);
     counter!("wxbridge_http_accept_errors_total").absolute(0);
-    counter!("wxbridge_send_echo_missing_total").absolute(0);
-    counter!("wxbridge_spool_fsyncs_total").absolute(0);
-    for reason in ["age", "size"] {
-        counter!("wxbridge_media_evicted_total", "reason" => reason).absolute(0);
+}
+
+/// [`preset`] for the series of one account: call it inside that account's [`scope`].
+pub fn preset_account() {
+    for kind in ["stored", "push", "qr"] {
+        counter!(
+            "wxbridge_logins_total",
+            labels(&[("kind", kind.to_owned())])
+        )
+        .absolute(0);
     }
-    counter!("wxbridge_media_evicted_bytes_total").absolute(0);
+    counter!(
+        "wxbridge_send_results_total",
+        labels(&[("result", "ok".to_owned())])
+    )
+    .absolute(0);
+    counter!("wxbridge_send_echo_missing_total", labels(&[])).absolute(0);
+    counter!("wxbridge_spool_fsyncs_total", labels(&[])).absolute(0);
+    counter!("wxbridge_account_restarts_total", labels(&[])).absolute(0);
+    for reason in ["age", "size"] {
+        counter!(
+            "wxbridge_media_evicted_total",
+            labels(&[("reason", reason.to_owned())])
+        )
+        .absolute(0);
+    }
+    counter!("wxbridge_media_evicted_bytes_total", labels(&[])).absolute(0);
+}
+
+tokio::task_local! {
+    /// The account whose work the current task does (see [`scope`]).
+    static ACCOUNT: Arc<str>;
+}
+
+thread_local! {
+    /// The account whose work the current blocking thread does (see [`within`]).
+    static THREAD_ACCOUNT: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` as `account`'s work: every per-account series it records carries the label
+/// `account`. Task-locals do not follow `tokio::spawn`; a task spawned inside wraps its
+/// future in [`inherit`], a blocking closure runs in [`within`].
+pub fn scope<F: Future>(account: &str, f: F) -> impl Future<Output = F::Output> {
+    ACCOUNT.scope(Arc::from(account), f)
+}
+
+/// `f` under the account of the calling task, if any (for `tokio::spawn` inside a [`scope`]).
+pub fn inherit<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    let account = current().unwrap_or_else(|| Arc::from(""));
+    ACCOUNT.scope(account, f)
+}
+
+/// The account of the calling task or thread, if it runs inside a [`scope`] or [`within`].
+pub fn current() -> Option<Arc<str>> {
+    ACCOUNT
+        .try_with(Arc::clone)
+        .ok()
+        .or_else(|| THREAD_ACCOUNT.with(|a| a.borrow().clone()))
+        .filter(|a| !a.is_empty())
+}
+
+/// Runs the blocking `f` on this thread as `account`'s work (for `spawn_blocking` and the
+/// threads a per-account part starts).
+pub fn within<T>(account: Option<Arc<str>>, f: impl FnOnce() -> T) -> T {
+    let before = THREAD_ACCOUNT.with(|a| a.replace(account));
+    let out = f();
+    THREAD_ACCOUNT.with(|a| *a.borrow_mut() = before);
+    out
+}
+
+/// `pairs`, and `account` when the caller runs as an account's work.
+fn labels(pairs: &[(&'static str, String)]) -> Vec<Label> {
+    let mut labels: Vec<Label> = pairs
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.clone()))
+        .collect();
+    if let Some(account) = current() {
+        labels.push(Label::new("account", account.to_string()));
+    }
+    labels
+}
+
+/// The labels of a per-account series set outside the account's scope (the gauges `/metrics`
+/// computes on demand).
+pub fn account_labels(account: &str, pairs: &[(&'static str, String)]) -> Vec<Label> {
+    let mut labels: Vec<Label> = pairs
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.clone()))
+        .collect();
+    labels.push(Label::new("account", account.to_owned()));
+    labels
+}
+
+/// An account's bridge panicked and is restarted.
+pub fn account_restarted() {
+    counter!("wxbridge_account_restarts_total", labels(&[])).increment(1);
 }
 
 /// The media store now holds `bytes` in `files` files.
 pub fn media_store_size(bytes: u64, files: usize) {
-    gauge!("wxbridge_media_stored_bytes").set(bytes as f64);
-    gauge!("wxbridge_media_stored_files").set(files as f64);
+    gauge!("wxbridge_media_stored_bytes", labels(&[])).set(bytes as f64);
+    gauge!("wxbridge_media_stored_files", labels(&[])).set(files as f64);
 }
 
 /// A media file of `bytes` was evicted, for its age or to make room.
 pub fn media_evicted(for_age: bool, bytes: u64) {
     let reason = if for_age { "age" } else { "size" };
-    counter!("wxbridge_media_evicted_total", "reason" => reason).increment(1);
-    counter!("wxbridge_media_evicted_bytes_total").increment(bytes);
+    counter!(
+        "wxbridge_media_evicted_total",
+        labels(&[("reason", reason.to_owned())])
+    )
+    .increment(1);
+    counter!("wxbridge_media_evicted_bytes_total", labels(&[])).increment(bytes);
 }
 
 /// Inbound messages of these types were spooled.
 pub fn messages_received(types: &[MessageType]) {
     for &t in types {
-        counter!("wxbridge_messages_received_total", "type" => message_type(t)).increment(1);
+        counter!(
+            "wxbridge_messages_received_total",
+            labels(&[("type", message_type(t).to_owned())])
+        )
+        .increment(1);
     }
 }
 
 /// The spool synced to storage once (a journal append or a durable commit).
 pub fn spool_fsync() {
-    counter!("wxbridge_spool_fsyncs_total").increment(1);
+    counter!("wxbridge_spool_fsyncs_total", labels(&[])).increment(1);
 }
 
 /// A login succeeded: `stored`, `push` or `qr`.
 pub fn login(kind: &'static str) {
-    counter!("wxbridge_logins_total", "kind" => kind).increment(1);
+    counter!(
+        "wxbridge_logins_total",
+        labels(&[("kind", kind.to_owned())])
+    )
+    .increment(1);
 }
 
 /// A WeChat operation failed and is retried: `sync`, `resume`, `login`, `send`.
 pub fn retry(op: &'static str) {
-    counter!("wxbridge_retries_total", "op" => op).increment(1);
+    counter!("wxbridge_retries_total", labels(&[("op", op.to_owned())])).increment(1);
 }
 
 /// An inbound media file of `kind` ended with `outcome` (see the table).
 pub fn media_download(kind: &'static str, outcome: &'static str) {
-    counter!("wxbridge_media_downloads_total", "kind" => kind, "outcome" => outcome).increment(1);
+    counter!(
+        "wxbridge_media_downloads_total",
+        labels(&[("kind", kind.to_owned()), ("outcome", outcome.to_owned())])
+    )
+    .increment(1);
 }
 
 /// `n` bytes of inbound media arrived.
 pub fn media_bytes(n: usize) {
-    counter!("wxbridge_media_downloaded_bytes_total").increment(n as u64);
+    counter!("wxbridge_media_downloaded_bytes_total", labels(&[])).increment(n as u64);
 }
 
 /// A held event was released after waiting `waited`.
 pub fn media_wait(waited: Duration) {
-    histogram!("wxbridge_media_wait_seconds").record(waited.as_secs_f64());
+    histogram!("wxbridge_media_wait_seconds", labels(&[])).record(waited.as_secs_f64());
 }
 
 /// A send result was published.
@@ -291,67 +405,103 @@ pub fn send_result(result: &SendResult) {
         Some(e) => e.code.as_str(),
         None => "error",
     };
-    counter!("wxbridge_send_results_total", "result" => outcome).increment(1);
+    counter!(
+        "wxbridge_send_results_total",
+        labels(&[("result", outcome.to_owned())])
+    )
+    .increment(1);
 }
 
 /// The MQTT link refused an incoming publish: `queue_full` or `too_large`.
 pub fn mqtt_refused(reason: &'static str) {
-    counter!("wxbridge_mqtt_refused_total", "reason" => reason).increment(1);
+    counter!(
+        "wxbridge_mqtt_refused_total",
+        labels(&[("reason", reason.to_owned())])
+    )
+    .increment(1);
 }
 
 /// `sink` published an event without the file it refers to, for `reason` (`missing`,
 /// `too_large`, `failed`).
 pub fn media_skipped(sink: &'static str, reason: &'static str) {
-    counter!("wxbridge_media_skipped_total", "sink" => sink, "reason" => reason).increment(1);
+    counter!(
+        "wxbridge_media_skipped_total",
+        labels(&[("sink", sink.to_owned()), ("reason", reason.to_owned())])
+    )
+    .increment(1);
 }
 
 /// WeChat took a message for a recipient of `class` (`person`, `group`, `filehelper`);
 /// `today` messages went out since local midnight, against `per_day`.
 pub fn limits_sent(class: &'static str, today: u32, per_day: u32) {
-    counter!("wxbridge_sends_total", "class" => class).increment(1);
+    counter!(
+        "wxbridge_sends_total",
+        labels(&[("class", class.to_owned())])
+    )
+    .increment(1);
     sends_today(today, per_day);
 }
 
 /// Messages sent since local midnight, and the day's limit (`send.limits.per_day`, halved
 /// while tightened).
 pub fn sends_today(today: u32, per_day: u32) {
-    gauge!("wxbridge_sends_today").set(f64::from(today));
-    gauge!("wxbridge_sends_per_day_limit").set(f64::from(per_day));
+    gauge!("wxbridge_sends_today", labels(&[])).set(f64::from(today));
+    gauge!("wxbridge_sends_per_day_limit", labels(&[])).set(f64::from(per_day));
 }
 
 /// A command started waiting for the `send.limits` limit `limit`.
 pub fn limit_wait(limit: &'static str) {
-    counter!("wxbridge_send_limit_waits_total", "limit" => limit).increment(1);
+    counter!(
+        "wxbridge_send_limit_waits_total",
+        labels(&[("limit", limit.to_owned())])
+    )
+    .increment(1);
 }
 
 /// A command was answered `limit_exceeded` for `limit`.
 pub fn limit_hit(limit: &'static str) {
-    counter!("wxbridge_send_limit_hits_total", "limit" => limit).increment(1);
+    counter!(
+        "wxbridge_send_limit_hits_total",
+        labels(&[("limit", limit.to_owned())])
+    )
+    .increment(1);
 }
 
 /// WeChat took a send whose echo did not come back in the sync in time.
 pub fn echo_missing() {
-    counter!("wxbridge_send_echo_missing_total").increment(1);
+    counter!("wxbridge_send_echo_missing_total", labels(&[])).increment(1);
 }
 
 /// A send waited `waited` for the throttle.
 pub fn throttled(waited: Duration) {
-    histogram!("wxbridge_send_throttle_wait_seconds").record(waited.as_secs_f64());
+    histogram!("wxbridge_send_throttle_wait_seconds", labels(&[])).record(waited.as_secs_f64());
 }
 
 /// `sink` confirmed `n` entries.
 pub fn delivered(sink: &str, n: usize) {
-    counter!("wxbridge_events_delivered_total", "sink" => sink.to_owned()).increment(n as u64);
+    counter!(
+        "wxbridge_events_delivered_total",
+        labels(&[("sink", sink.to_owned())])
+    )
+    .increment(n as u64);
 }
 
 /// A delivery attempt to `sink` failed.
 pub fn delivery_failed(sink: &str) {
-    counter!("wxbridge_delivery_failures_total", "sink" => sink.to_owned()).increment(1);
+    counter!(
+        "wxbridge_delivery_failures_total",
+        labels(&[("sink", sink.to_owned())])
+    )
+    .increment(1);
 }
 
 /// A reply from webhook `sink` was dropped: its chat had used up its replies for the minute.
 pub fn webhook_reply_dropped(sink: &str) {
-    counter!("wxbridge_webhook_replies_dropped_total", "sink" => sink.to_owned()).increment(1);
+    counter!(
+        "wxbridge_webhook_replies_dropped_total",
+        labels(&[("sink", sink.to_owned())])
+    )
+    .increment(1);
 }
 
 /// The `type` label of a message event, as the event's JSON spells it.

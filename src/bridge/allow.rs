@@ -133,14 +133,15 @@ fn id_entries_warning(allow: &[String]) -> Option<String> {
     })
 }
 
-impl Bridge {
-    /// Warns, at start, about `send.allow` entries that are `@…` ids.
-    pub(super) fn warn_about_allowed_ids(&self) {
-        if let Some(warning) = id_entries_warning(&self.config.send.allow) {
-            tracing::warn!("{warning}");
-        }
+/// Warns, when the bridge is made (once per account, not again at a restart after a panic),
+/// about `send.allow` entries that are `@…` ids.
+pub(super) fn warn_about_ids(allow: &[String]) {
+    if let Some(warning) = id_entries_warning(allow) {
+        tracing::warn!("{warning}");
     }
+}
 
+impl Bridge {
     /// Warns, once per entry for the life of the process, about `send.allow` entries that
     /// could only match a nickname or a group's name in this login's contacts.
     pub(super) fn warn_about_allow(&self, book: &ContactBook) {

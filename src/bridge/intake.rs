@@ -28,7 +28,7 @@ impl Bridge {
     /// Validates each incoming command: an invalid one is answered at once, a valid one is
     /// written to the durable queue (after its media is stored). Either way its source is then
     /// told it may acknowledge.
-    pub(super) async fn intake_loop(&self, mut commands: mpsc::Receiver<IncomingCommand>) {
+    pub(super) async fn intake_loop(&self, commands: &mut mpsc::Receiver<IncomingCommand>) {
         let fetcher = media_source::fetcher(&self.config.media);
         let mut storing = FuturesUnordered::new();
         loop {

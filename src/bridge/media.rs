@@ -86,12 +86,9 @@ impl super::Bridge {
 
     /// Runs the downloader until shutdown (see the module docs).
     pub(super) async fn download_loop(&self) {
-        let jobs = self
-            .download_jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(jobs) = jobs else { return };
+        // Held for as long as the loop runs and given back when it stops, also when a panic
+        // ends the bridge's tasks: the restarted loop takes the same queue.
+        let mut jobs = self.download_jobs.lock().await;
         let records = self.config.state_dir.join(RECORDS);
         if let Err(e) = crate::wechat::session::ensure_private_dir(&records) {
             tracing::warn!(cause = %e, dir = %records.display(), "cannot create the directory of stored-file records; a restart may fetch a file again");
@@ -105,7 +102,7 @@ impl super::Bridge {
             retry: self.retry(),
             shutdown: self.shutdown.clone(),
         }
-        .run(jobs)
+        .run(&mut jobs)
         .await
     }
 }
@@ -151,7 +148,7 @@ enum Failure {
 impl Downloader {
     /// Downloads for the entries held from before this start, then for each job sent, until
     /// shutdown; then waits for the downloads to stop (each releases what it already has).
-    pub(super) async fn run(self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    pub(super) async fn run(self, jobs: &mut mpsc::UnboundedReceiver<Job>) {
         let this = Arc::new(self);
         let active = Arc::new(Mutex::new(HashSet::new()));
         let limit = Arc::new(Semaphore::new(PARALLEL));
@@ -165,14 +162,15 @@ impl Downloader {
                 return;
             }
             let (this, active, limit) = (this.clone(), active.clone(), limit.clone());
-            tracker.spawn(async move {
+            // Inherits the account, so the download's metrics carry its label.
+            tracker.spawn(crate::metrics::inherit(async move {
                 let seq = job.seq;
                 this.handle(job, &limit).await;
                 active
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&seq);
-            });
+            }));
         };
         match this.spool.held().await {
             Ok(held) => {

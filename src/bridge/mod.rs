@@ -72,7 +72,7 @@ pub struct Bridge {
     results: broadcast::Sender<(u64, crate::event::SendResult)>,
     /// Held entries for the downloader (see `media`), and its end of the channel until `run`.
     downloads: mpsc::UnboundedSender<media::Job>,
-    download_jobs: std::sync::Mutex<Option<mpsc::UnboundedReceiver<media::Job>>>,
+    download_jobs: tokio::sync::Mutex<mpsc::UnboundedReceiver<media::Job>>,
     shutdown: CancellationToken,
 }
 
@@ -87,6 +87,7 @@ impl Bridge {
         let session_file = SessionFile::in_dir(&config.state_dir);
         let (downloads, download_jobs) = mpsc::unbounded_channel();
         let limits = limits::Limits::new(&config.send.limits, Some(spool.clone()));
+        allow::warn_about_ids(&config.send.allow);
         Bridge {
             config,
             media,
@@ -114,7 +115,7 @@ impl Bridge {
             queue_changed: Notify::new(),
             results: broadcast::Sender::new(64),
             downloads,
-            download_jobs: std::sync::Mutex::new(Some(download_jobs)),
+            download_jobs: tokio::sync::Mutex::new(download_jobs),
             shutdown,
         }
     }
@@ -172,8 +173,9 @@ impl Bridge {
     }
 
     /// Runs until shutdown: the session supervisor, the intake and the sender side by side.
-    pub async fn run(&self, commands: mpsc::Receiver<IncomingCommand>) {
-        self.warn_about_allowed_ids();
+    /// `commands` is borrowed, not taken, so that after a panic in these tasks the same
+    /// bridge runs again on the same intake (`app` restarts an account that way).
+    pub async fn run(&self, commands: &mut mpsc::Receiver<IncomingCommand>) {
         tokio::join!(
             self.supervise_session(),
             self.intake_loop(commands),
@@ -182,6 +184,12 @@ impl Bridge {
             self.echo_watch(),
         );
         self.set_state(SessionState::Offline, "stopped");
+    }
+
+    /// Shows the session as `offline` for `reason` while the bridge's tasks are not running
+    /// (between a panic in them and their restart).
+    pub fn halted(&self, reason: &str) {
+        self.set_state(SessionState::Offline, reason);
     }
 
     /// Appends entries to the spool and wakes the sinks. A failure here is logged: the spool

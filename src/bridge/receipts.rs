@@ -66,10 +66,14 @@ impl Bridge {
         tokio::pin!(wait);
         let mut tick = tokio::time::interval_at(started + QUEUED_AFTER, QUEUED_AFTER);
         loop {
-            tokio::select! {
+            // The receipts are noted outside the select, so the wait's output (a watch `Ref`
+            // for some waits) is not held across an await: the bridge's tasks must be `Send`
+            // to run on a task of their own.
+            let waited = tokio::select! {
                 done = &mut wait => return done,
-                _ = tick.tick() => self.note_queue(started.elapsed()).await,
-            }
+                _ = tick.tick() => started.elapsed(),
+            };
+            self.note_queue(waited).await;
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use metrics::{counter, gauge};
@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::refuse;
-use super::Shared;
+use super::{Account, Shared};
 use crate::event::{parse_rfc3339, rfc3339, ErrorCode, SendResult, SessionState};
 use crate::sinks::{Accepted, Origin};
 
@@ -36,37 +36,62 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: 200 when the session is online and every sink connected, else 503 with the
-/// reasons.
+/// `GET /readyz`: 200 when every account's session is online and every sink connected, else
+/// 503 with the reasons. With several accounts each account's part is listed under
+/// `accounts` and each problem names its account.
 pub async fn readyz(State(state): State<Shared>) -> Response {
-    let status = state.control.status.borrow().clone();
     let mut problems = Vec::new();
-    if status.state != SessionState::Online {
-        let reason = if status.reason.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", status.reason)
-        };
-        problems.push(format!("session is {}{reason}", status.state));
-    }
-    let sinks: Vec<Value> = state
-        .sinks
-        .iter()
-        .map(|s| {
-            let connected = s.connected();
-            if !connected {
-                problems.push(format!("sink {} is not connected", s.name()));
+    let mut parts = Vec::with_capacity(state.accounts.len());
+    for account in &state.accounts {
+        let name = &account.control.account;
+        let whose = |problem: String| {
+            if state.several {
+                format!("account {name}: {problem}")
+            } else {
+                problem
             }
-            json!({ "name": s.name(), "connected": connected })
-        })
-        .collect();
+        };
+        let status = account.control.status.borrow().clone();
+        if status.state != SessionState::Online {
+            let reason = if status.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", status.reason)
+            };
+            problems.push(whose(format!("session is {}{reason}", status.state)));
+        }
+        let sinks: Vec<Value> = account
+            .sinks
+            .iter()
+            .map(|s| {
+                let connected = s.connected();
+                if !connected {
+                    problems.push(whose(format!("sink {} is not connected", s.name())));
+                }
+                json!({ "name": s.name(), "connected": connected })
+            })
+            .collect();
+        parts.push(json!({
+            "account": name,
+            "session": { "state": status.state, "reason": status.reason },
+            "sinks": sinks,
+        }));
+    }
     let ready = problems.is_empty();
-    let body = json!({
-        "ready": ready,
-        "session": { "state": status.state, "reason": status.reason },
-        "sinks": sinks,
-        "problems": problems,
-    });
+    let body = match parts.pop() {
+        Some(Value::Object(mut only)) if !state.several && parts.is_empty() => {
+            only.remove("account");
+            let mut body = serde_json::Map::new();
+            body.insert("ready".to_owned(), json!(ready));
+            body.extend(only);
+            body.insert("problems".to_owned(), json!(problems));
+            Value::Object(body)
+        }
+        last => {
+            parts.extend(last);
+            json!({ "ready": ready, "accounts": parts, "problems": problems })
+        }
+    };
     let code = if ready {
         StatusCode::OK
     } else {
@@ -75,37 +100,53 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// `GET /metrics`: sets the gauges that are computed on demand, then renders.
+/// `GET /metrics`: sets the gauges that are computed on demand, each account's with its
+/// `account` label, then renders.
 pub async fn metrics(State(state): State<Shared>) -> Response {
     let now_ms = now_ms();
-    for sink in &state.sinks {
-        let name = sink.name().to_owned();
-        gauge!("wxbridge_sink_connected", "sink" => name.clone())
-            .set(f64::from(u8::from(sink.connected())));
-        match state.spool.backlog(&name).await {
-            Ok(b) => {
-                gauge!("wxbridge_spool_depth", "sink" => name.clone()).set(b.depth as f64);
-                let age = b
-                    .oldest_ms
-                    .map_or(0.0, |t| now_ms.saturating_sub(t) as f64 / 1000.0);
-                gauge!("wxbridge_spool_oldest_event_age_seconds", "sink" => name.clone()).set(age);
-                counter!("wxbridge_spool_dropped_events_total", "sink" => name).absolute(b.dropped);
+    for account in &state.accounts {
+        let name = account.control.account.as_str();
+        let labels = |pairs: &[(&'static str, String)]| crate::metrics::account_labels(name, pairs);
+        for sink in &account.sinks {
+            let sink_label = [("sink", sink.name().to_owned())];
+            gauge!("wxbridge_sink_connected", labels(&sink_label))
+                .set(f64::from(u8::from(sink.connected())));
+            match account.spool.backlog(sink.name()).await {
+                Ok(b) => {
+                    gauge!("wxbridge_spool_depth", labels(&sink_label)).set(b.depth as f64);
+                    let age = b
+                        .oldest_ms
+                        .map_or(0.0, |t| now_ms.saturating_sub(t) as f64 / 1000.0);
+                    gauge!(
+                        "wxbridge_spool_oldest_event_age_seconds",
+                        labels(&sink_label)
+                    )
+                    .set(age);
+                    counter!("wxbridge_spool_dropped_events_total", labels(&sink_label))
+                        .absolute(b.dropped);
+                }
+                Err(e) => {
+                    tracing::warn!(account = name, sink = sink.name(), cause = %e, "cannot read the backlog")
+                }
             }
-            Err(e) => tracing::warn!(sink = %name, cause = %e, "cannot read the backlog"),
         }
-    }
-    if let Ok(depth) = state.spool.queue_depth().await {
-        gauge!("wxbridge_send_queue_depth").set(depth as f64);
-    }
-    let current = state.control.status.borrow().state;
-    for s in STATES {
-        gauge!("wxbridge_session_state", "state" => s.as_str())
+        if let Ok(depth) = account.spool.queue_depth().await {
+            gauge!("wxbridge_send_queue_depth", labels(&[])).set(depth as f64);
+        }
+        let current = account.control.status.borrow().state;
+        for s in STATES {
+            gauge!(
+                "wxbridge_session_state",
+                labels(&[("state", s.as_str().to_owned())])
+            )
             .set(f64::from(u8::from(s == current)));
-    }
-    let (today, per_day) = state.sends_today.get();
-    crate::metrics::sends_today(today, per_day);
-    if let Some(at) = *state.last_sync.borrow() {
-        gauge!("wxbridge_last_sync_age_seconds").set(at.elapsed().as_secs_f64());
+        }
+        let (today, per_day) = account.sends_today.get();
+        gauge!("wxbridge_sends_today", labels(&[])).set(f64::from(today));
+        gauge!("wxbridge_sends_per_day_limit", labels(&[])).set(f64::from(per_day));
+        if let Some(at) = *account.last_sync.borrow() {
+            gauge!("wxbridge_last_sync_age_seconds", labels(&[])).set(at.elapsed().as_secs_f64());
+        }
     }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -114,11 +155,30 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
+/// A plain per-account path while several accounts run: 404 naming the paths to use.
+pub async fn per_account(State(state): State<Shared>, uri: Uri) -> Response {
+    let names: Vec<&str> = state
+        .accounts
+        .iter()
+        .map(|a| a.control.account.as_str())
+        .collect();
+    let path = uri.path();
+    let example = names.first().copied().unwrap_or("<account>");
+    refuse(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "several accounts run here: use /accounts/<account>{path} (for example \
+             /accounts/{example}{path}); accounts: {}",
+            names.join(", ")
+        ),
+    )
+}
+
 /// `POST /send`: the body is a send command (DESIGN.md "Outbound command and result"); the
 /// answer is its result, 200 whether it is `ok` or not. 503 at shutdown; 504 with a `timeout`
 /// result when no result came in time (the command stays queued and its result still goes to
 /// the result topics). A `multipart/form-data` body carries a file too ([`super::upload`]).
-pub async fn send(State(state): State<Shared>, request: Request) -> Response {
+pub async fn send(State(state): State<Account>, request: Request) -> Response {
     if super::upload::is_multipart(request.headers()) {
         return super::upload::send(state, request).await;
     }
@@ -129,7 +189,7 @@ pub async fn send(State(state): State<Shared>, request: Request) -> Response {
 }
 
 /// Hands a JSON command to the intake and answers its result (see [`send`]).
-pub(super) async fn submit(state: &Shared, body: Bytes) -> Response {
+pub(super) async fn submit(state: &Account, body: Bytes) -> Response {
     let wait = send_wait(&body, state.send_ttl);
     // Subscribed before submitting, so the result cannot slip past.
     let mut results = state.control.results.subscribe();
@@ -203,16 +263,16 @@ fn request_id(body: &[u8]) -> Option<String> {
 
 /// `POST /relogin`: asks the bridge for a new login (it acts while it waits for one: after
 /// `login_forbidden` or after QR codes expired unscanned).
-pub async fn relogin(State(state): State<Shared>) -> Response {
+pub async fn relogin(State(state): State<Account>) -> Response {
     state.control.relogin.notify_one();
-    tracing::info!("re-login requested over HTTP");
+    tracing::info!(account = %state.control.account, "re-login requested over HTTP");
     (StatusCode::ACCEPTED, Json(json!({ "requested": true }))).into_response()
 }
 
 /// `GET /contacts`: the current login's contacts and groups, as `wxbridge contacts --json`
 /// prints them, each with its contact `key` (`null` when it has none this login); 503 while
 /// not logged in.
-pub async fn contacts(State(state): State<Shared>) -> Response {
+pub async fn contacts(State(state): State<Account>) -> Response {
     let Some(session) = state.session.borrow().clone() else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "not logged in");
     };
@@ -230,7 +290,7 @@ pub async fn contacts(State(state): State<Shared>) -> Response {
 }
 
 /// `GET /qr.png`: the login QR while a scan is awaited, else 404.
-pub async fn qr_png(State(state): State<Shared>) -> Response {
+pub async fn qr_png(State(state): State<Account>) -> Response {
     let Some(qr) = state.control.qr.borrow().clone() else {
         return refuse(StatusCode::NOT_FOUND, "no login is waiting for a QR scan");
     };
@@ -242,7 +302,7 @@ pub async fn qr_png(State(state): State<Shared>) -> Response {
 }
 
 /// `GET /api/status`: what the page shows.
-pub async fn status(State(state): State<Shared>) -> Response {
+pub async fn status(State(state): State<Account>) -> Response {
     let status = state.control.status.borrow().clone();
     let qr = state.control.qr.borrow().as_ref().map(|qr| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -267,7 +327,7 @@ pub async fn status(State(state): State<Shared>) -> Response {
     let body = json!({
         "account": state.control.account,
         // The page offers to sign out only when there is a page session to end.
-        "token_required": state.auth.is_some(),
+        "token_required": state.shared.auth.is_some(),
         "state": status.state,
         "reason": status.reason,
         "since": rfc3339(status.since),

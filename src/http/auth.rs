@@ -170,7 +170,7 @@ async fn check(state: &Shared, request: Request, next: Next) -> Response {
     let Some(token) = &state.auth else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/" {
+    if is_page(request.uri().path()) {
         if let Some(given) = query_token(request.uri().query()) {
             return if token.matches(&given) {
                 page_login(&state.sessions)
@@ -185,7 +185,7 @@ async fn check(state: &Shared, request: Request, next: Next) -> Response {
     if by_bearer || by_cookie() {
         return next.run(request).await;
     }
-    if request.uri().path() == "/" {
+    if is_page(request.uri().path()) {
         return login_hint();
     }
     let mut response = refuse(
@@ -196,6 +196,15 @@ async fn check(state: &Shared, request: Request, next: Next) -> Response {
         .headers_mut()
         .insert(WWW_AUTHENTICATE, "Bearer".parse().expect("a valid header"));
     response
+}
+
+/// Whether `path` is a status page: `/`, or `/accounts/<account>/` with several accounts.
+fn is_page(path: &str) -> bool {
+    path == "/"
+        || path
+            .strip_prefix("/accounts/")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 /// A JSON error body: `{"error": message}`.

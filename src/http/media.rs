@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::auth::refuse;
-use super::Shared;
+use super::Account;
 use crate::media::{is_sha256, unix_now};
 
 /// Marks a request that carries a valid signed link; the host and token guards let it pass.
@@ -43,7 +43,7 @@ const CHUNK: usize = 64 * 1024;
 /// The middleware in front of `/media/…`, outside the host and token guards: a request with
 /// `exp` and `sig` is let through as [`SignedMedia`] when they verify and refused when not;
 /// one without them goes on to the usual guards.
-pub async fn signed(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+pub async fn signed(State(state): State<Account>, mut request: Request, next: Next) -> Response {
     let (exp, sig) = link_params(request.uri().query());
     match (exp, sig) {
         (None, None) => next.run(request).await,
@@ -93,7 +93,7 @@ fn link_params(query: Option<&str>) -> (Option<String>, Option<String>) {
 
 /// `GET /media/<sha256>`.
 pub async fn get(
-    State(state): State<Shared>,
+    State(state): State<Account>,
     Path(sha256): Path<String>,
     headers: HeaderMap,
 ) -> Response {

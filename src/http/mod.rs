@@ -13,6 +13,13 @@
 //! | `GET /qr.png` | the login QR while a scan is awaited |
 //! | `GET /` | the status page; `GET /api/status` is what it polls |
 //!
+//! With more than one account (`accounts:` in the config) every route of one account (`/send`,
+//! `/relogin`, `/contacts`, `/qr.png`, `/media/<sha256>`, the page and `/api/status`) is
+//! served under `/accounts/<account>/…` for each, and the plain path answers 404 naming
+//! those; `GET /` then lists the accounts' pages. `/healthz`, `/readyz` (every account's
+//! session and sinks), `/metrics` and `/signout` stay process-wide. With one account (either
+//! config form) the plain paths are the account's, as they always were.
+//!
 //! Access rules are in [`auth`] and [`hosts`] (and [`media`] for signed links); how connections are accepted and bounded is in
 //! [`listener`]. The listener is bound before anything else starts, so a taken port fails
 //! `run` at once (exit 1, naming the address); it serves until the sinks stop, finishing the
@@ -22,7 +29,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use thiserror::Error;
@@ -67,9 +74,23 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
         .map_err(|cause| HttpError { addr, cause })
 }
 
-/// Everything the handlers read: the bridge's watches and intake (through [`Control`]), the
-/// spool, the sinks' health, the recent events and the metrics recorder.
+/// Everything the handlers read: each account's part, the metrics recorder and the `http`
+/// section.
 pub struct HttpState {
+    /// Each account's part, in the config's order.
+    pub accounts: Vec<AccountHttp>,
+    /// Whether more than one account runs; then each account's routes
+    /// are under `/accounts/<account>/…` and the plain ones answer 404 naming them.
+    pub several: bool,
+    /// The metrics recorder.
+    pub metrics: PrometheusHandle,
+    /// The `http` section: token, allowed hosts, connection cap, public URL.
+    pub config: HttpConfig,
+}
+
+/// One account's part of the API: the bridge's watches and intake (through [`Control`]), the
+/// spool, the sinks' health and the recent events.
+pub struct AccountHttp {
     /// The bridge's watches, relogin request, intake and results.
     pub control: Control,
     /// The current session while logged in ([`crate::bridge::Bridge::session`]).
@@ -84,10 +105,6 @@ pub struct HttpState {
     pub sinks: Vec<SinkHealth>,
     /// The newest spooled events.
     pub recent: Recent,
-    /// The metrics recorder.
-    pub metrics: PrometheusHandle,
-    /// The `http` section: token, allowed hosts, connection cap, public URL.
-    pub config: HttpConfig,
     /// `send.default_ttl`: how long `POST /send` waits for a queued command's result, at least.
     pub send_ttl: std::time::Duration,
     /// `send.max_bytes`: commands up to this size are read (larger ones are answered
@@ -117,9 +134,36 @@ impl std::ops::Deref for Inner {
     }
 }
 
+/// The state of one account's routes: the shared state and which account.
+type Account = Arc<Scoped>;
+
+/// One account of [`Inner`].
+struct Scoped {
+    shared: Shared,
+    index: usize,
+}
+
+impl std::ops::Deref for Scoped {
+    type Target = AccountHttp;
+
+    fn deref(&self) -> &AccountHttp {
+        &self.shared.accounts[self.index]
+    }
+}
+
+/// The routes each account has, relative to its prefix (`/accounts/<account>` with several
+/// accounts, nothing with one); `/` is its status page.
+const ACCOUNT_PATHS: [&str; 6] = [
+    "/send",
+    "/relogin",
+    "/contacts",
+    "/qr.png",
+    "/api/status",
+    "/media/{sha256}",
+];
+
 /// The routes, with the host and token guards on every one but `/healthz`.
 pub fn router(state: HttpState) -> Router {
-    let body_limit = state.max_bytes.saturating_mul(2).max(1024 * 1024);
     let secure = state
         .config
         .public_url
@@ -135,38 +179,88 @@ pub fn router(state: HttpState) -> Router {
         hosts: hosts::AllowedHosts::new(&state.config.allowed_hosts),
         state,
     });
-    let guarded = Router::new()
-        .route("/", get(page::index))
+    let guard = |router: Router<Shared>| {
+        router
+            .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
+            // Outermost, so a foreign Host is refused before anything else looks at the request.
+            .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard))
+    };
+    let mut global = Router::new()
         .route("/page.css", get(page::css))
         .route("/page.js", get(page::js))
-        .route("/api/status", get(api::status))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
+        .route("/signout", post(auth::sign_out));
+    if shared.several {
+        global = global.route("/", get(page::accounts));
+        for path in ACCOUNT_PATHS {
+            global = global.route(path, any(api::per_account));
+        }
+    }
+    let mut app = Router::new()
+        .route("/healthz", get(api::healthz))
+        .merge(guard(global).with_state(shared.clone()));
+    for index in 0..shared.accounts.len() {
+        let prefix = if shared.several {
+            format!("/accounts/{}", shared.accounts[index].control.account)
+        } else {
+            String::new()
+        };
+        let scoped = Arc::new(Scoped {
+            shared: shared.clone(),
+            index,
+        });
+        app = app.merge(account_router(&shared, &prefix, scoped));
+    }
+    app
+}
+
+/// One account's routes under `prefix`: its page, send, relogin, contacts, QR, status and media.
+fn account_router(shared: &Shared, prefix: &str, account: Account) -> Router {
+    let body_limit = account.max_bytes.saturating_mul(2).max(1024 * 1024);
+    let mut guarded = Router::new()
+        .route(&format!("{prefix}/"), get(page::index))
+        .route(&format!("{prefix}/api/status"), get(api::status))
         .route(
-            "/send",
+            &format!("{prefix}/send"),
             post(api::send).layer(DefaultBodyLimit::max(body_limit)),
         )
-        .route("/relogin", post(api::relogin))
-        .route("/contacts", get(api::contacts))
-        .route("/qr.png", get(api::qr_png))
-        .route("/signout", post(auth::sign_out))
+        .route(&format!("{prefix}/relogin"), post(api::relogin))
+        .route(&format!("{prefix}/contacts"), get(api::contacts))
+        .route(&format!("{prefix}/qr.png"), get(api::qr_png));
+    if !prefix.is_empty() {
+        // The page's own links are relative: it must be seen at `<prefix>/`.
+        let to = format!("{prefix}/");
+        guarded = guarded.route(
+            prefix,
+            get(move || async move { axum::response::Redirect::permanent(&to) }),
+        );
+    }
+    let guarded = guarded
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
         // Outermost, so a foreign Host is refused before anything else looks at the request.
         .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard));
     // A signed link is checked before the host and token guards, which then let it pass.
     let media = Router::new()
-        .route("/media/{sha256}", get(media::get))
+        .route(&format!("{prefix}/media/{{sha256}}"), get(media::get))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
         .route_layer(middleware::from_fn_with_state(shared.clone(), hosts::guard))
         .route_layer(middleware::from_fn_with_state(
-            shared.clone(),
+            account.clone(),
             media::signed,
         ));
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .merge(guarded)
+    // The account's work done for a request (a send's media stored, files evicted for it)
+    // counts for the account.
+    let name: Arc<str> = Arc::from(account.control.account.as_str());
+    guarded
         .merge(media)
-        .with_state(shared)
+        .with_state(account)
+        .layer(middleware::from_fn(
+            move |request: axum::extract::Request, next: middleware::Next| {
+                let name = name.clone();
+                async move { crate::metrics::scope(&name, next.run(request)).await }
+            },
+        ))
 }
 
 /// Serves on `listener` until `shutdown`, then finishes the requests in flight. At most

@@ -1,8 +1,13 @@
 //! The status page: plain HTML, CSS and a little JS, embedded in the binary (no build step).
-//! The script polls `GET /api/status` and renders it; see `page/page.js`.
+//! The script polls `api/status` next to the page (`/api/status`, or
+//! `/accounts/<account>/api/status` with several accounts) and renders it; see `page/page.js`.
+//! With several accounts `/` lists the accounts' pages.
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::HeaderName;
 use axum::response::{IntoResponse, Response};
+
+use super::Shared;
 
 const INDEX: &str = include_str!("page/index.html");
 const CSS: &str = include_str!("page/page.css");
@@ -39,4 +44,45 @@ pub async fn css() -> Response {
 /// `GET /page.js`.
 pub async fn js() -> Response {
     asset("text/javascript; charset=utf-8", "no-cache", JS)
+}
+
+/// `GET /` with several accounts: a list of the accounts' pages.
+pub async fn accounts(State(state): State<Shared>) -> Response {
+    let items: String = state
+        .accounts
+        .iter()
+        .map(|a| {
+            let name = escape(&a.control.account);
+            let status = a.control.status.borrow().state;
+            format!(
+                "<li><a href=\"/accounts/{name}/\">{name}</a> <span class=\"badge\">{status}</span></li>\n"
+            )
+        })
+        .collect();
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>wxbridge</title>\n<link rel=\"stylesheet\" href=\"/page.css\">\n</head>\n\
+         <body>\n<header><h1>wxbridge</h1></header>\n<main>\n\
+         <section class=\"card\"><h2>Accounts</h2>\n<ul>\n{items}</ul></section>\n</main>\n\
+         </body>\n</html>\n"
+    );
+    (
+        [
+            (CONTENT_TYPE, "text/html; charset=utf-8"),
+            (CACHE_CONTROL, "no-store"),
+            (CONTENT_SECURITY_POLICY, CSP),
+            (HeaderName::from_static("x-content-type-options"), "nosniff"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+/// Text for HTML: account names are plain already, but the page never trusts that.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -18,7 +18,7 @@ use axum::Json;
 use serde_json::{Map, Value};
 
 use super::auth::refuse;
-use super::Shared;
+use super::Account;
 use crate::event::{ErrorCode, SendResult};
 use crate::media::{IngestError, Stored};
 
@@ -89,7 +89,7 @@ enum Refusal {
 }
 
 /// `POST /send` with a multipart body.
-pub async fn send(state: Shared, request: Request) -> Response {
+pub async fn send(state: Account, request: Request) -> Response {
     let boundary = request
         .headers()
         .get(CONTENT_TYPE)
@@ -147,7 +147,7 @@ pub async fn send(state: Shared, request: Request) -> Response {
 
 /// Reads every part: text fields into `upload.fields`, the file part into the store.
 async fn read(
-    state: &Shared,
+    state: &Account,
     multipart: &mut multer::Multipart<'static>,
     upload: &mut Upload,
     file_limit: u64,

@@ -119,6 +119,20 @@ impl Media {
         Some(self.signer.url(base, sha256, exp))
     }
 
+    /// With several accounts each account's files are served under `/accounts/<account>/`:
+    /// its signed URLs point there (the signature covers `/media/<sha256>` either way).
+    pub fn serve_under_account(&mut self, account: &str) {
+        let Some(base) = &self.base_url else { return };
+        let mut dir = base.clone();
+        dir.set_query(None);
+        dir.set_fragment(None);
+        if !dir.path().ends_with('/') {
+            let path = format!("{}/", dir.path());
+            dir.set_path(&path);
+        }
+        self.base_url = dir.join(&format!("accounts/{account}/")).ok();
+    }
+
     /// How often [`MediaStore::upkeep`] should look for files that grew old: a tenth of
     /// `max_age`, between a second and an hour.
     pub fn upkeep_every(&self) -> Duration {

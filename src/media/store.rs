@@ -223,8 +223,9 @@ impl MediaStore {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => {
                     let store = self.clone();
+                    let account = crate::metrics::current();
                     let _ = tokio::task::spawn_blocking(move || {
-                        store.evict(SystemTime::now(), None)
+                        crate::metrics::within(account, || store.evict(SystemTime::now(), None))
                     })
                     .await;
                 }
@@ -413,9 +414,10 @@ impl MediaWriter {
         let temp = self.temp.clone();
         let store = self.store.clone();
         let size = self.size;
+        let account = crate::metrics::current();
         let committed = tokio::task::spawn_blocking(move || {
             let sniffed = sniff::sniff(&head, &temp);
-            store.commit(&temp, &sha256, size, sniffed)
+            crate::metrics::within(account, || store.commit(&temp, &sha256, size, sniffed))
         })
         .await
         .unwrap_or_else(|e| Err(io::Error::other(e)));

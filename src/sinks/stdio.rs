@@ -1,7 +1,9 @@
 //! The embedded default (DESIGN.md): every stdout line is one JSON object with a `kind`
 //! (`message`, the `/event` kinds, `state`, `result`), and every stdin line is a send command.
 //! Logs and the QR go to stderr, so `wxbridge run | jq` works with no broker. A line counts as
-//! delivered once it is written and flushed.
+//! delivered once it is written and flushed. With several accounts every account's lines go
+//! to the one standard output (each names its `account`), and a stdin command names the
+//! account it is for (`"account": "home"`).
 use std::sync::Arc;
 
 use std::io::BufRead;
@@ -87,22 +89,42 @@ pub struct Prepared {
 impl Prepared {
     /// Starts the state writer and the stdin reader (tracked on `tracker`) and answers the sink.
     pub fn start(self, control: Control, tracker: &TaskTracker) -> Started<StdoutSink> {
+        self.start_all(vec![control], tracker)
+            .pop()
+            .expect("one sink per control")
+    }
+
+    /// [`Prepared::start`] for several accounts: one sink per control (in that order), all
+    /// writing whole lines to the one standard output (each line carries its `account`), a
+    /// state writer per account, and one stdin reader. With several accounts each stdin
+    /// command names its account (`"account": "home"`, taken out before the command is
+    /// read); a line that does not is refused on stderr.
+    pub fn start_all(
+        self,
+        controls: Vec<Control>,
+        tracker: &TaskTracker,
+    ) -> Vec<Started<StdoutSink>> {
         let out = shared(tokio::io::stdout());
-        tracker.spawn(write_states(
-            control.status.clone(),
-            control.account.clone(),
-            out.clone(),
-            control.shutdown.clone(),
-        ));
-        tracker.spawn(read_commands(
-            self.max_bytes,
-            control.intake.clone(),
-            self.stop.clone(),
-        ));
-        Started {
-            sink: StdoutSink::new(out, self.stop),
-            health: Link::connectionless(),
+        for control in &controls {
+            tracker.spawn(write_states(
+                control.status.clone(),
+                control.account.clone(),
+                out.clone(),
+                control.shutdown.clone(),
+            ));
         }
+        let intakes = controls
+            .iter()
+            .map(|c| (c.account.clone(), c.intake.clone()))
+            .collect();
+        tracker.spawn(read_commands(self.max_bytes, intakes, self.stop.clone()));
+        controls
+            .iter()
+            .map(|_| Started {
+                sink: StdoutSink::new(out.clone(), self.stop.clone()),
+                health: Link::connectionless(),
+            })
+            .collect()
     }
 }
 
@@ -240,7 +262,11 @@ fn read_lines(mut input: impl BufRead, max_bytes: usize, lines: mpsc::Sender<Vec
 /// runtime's shutdown waited for it (about a second and a half after SIGTERM); a plain thread
 /// blocked in `read` keeps nothing from exiting. One line is read ahead at most: the channel
 /// holds one, so the bridge's pace still holds the reader back.
-async fn read_commands(max_bytes: usize, intake: Intake, shutdown: CancellationToken) {
+async fn read_commands(
+    max_bytes: usize,
+    intakes: Vec<(String, Intake)>,
+    shutdown: CancellationToken,
+) {
     let (tx, rx) = mpsc::channel(1);
     let spawned = std::thread::Builder::new()
         .name("stdin".to_owned())
@@ -249,13 +275,13 @@ async fn read_commands(max_bytes: usize, intake: Intake, shutdown: CancellationT
         tracing::error!(cause = %e, "cannot start the stdin reader; no commands from stdin");
         return;
     }
-    submit_lines(rx, intake, shutdown).await;
+    submit_lines(rx, intakes, shutdown).await;
 }
 
-/// Hands each line to the intake, one at a time, until the lines end or shutdown.
+/// Hands each line to its account's intake, one at a time, until the lines end or shutdown.
 async fn submit_lines(
     mut lines: mpsc::Receiver<Vec<u8>>,
-    intake: Intake,
+    intakes: Vec<(String, Intake)>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -264,10 +290,57 @@ async fn submit_lines(
             l = lines.recv() => l,
         };
         let Some(bytes) = line else { return };
-        if !intake.submit(bytes, Origin::Stdin).await {
-            return;
+        let routed = match intakes.as_slice() {
+            [(_, only)] => Ok((only, bytes)),
+            several => route(several, &bytes),
+        };
+        match routed {
+            Ok((intake, bytes)) => {
+                if !intake.submit(bytes, Origin::Stdin).await {
+                    return;
+                }
+            }
+            Err(problem) => tracing::error!("stdin command refused: {problem}"),
         }
     }
+}
+
+/// The intake a stdin line names with `"account"` among several, and the line without that
+/// field; or what is wrong with it.
+fn route<'a>(
+    intakes: &'a [(String, Intake)],
+    line: &[u8],
+) -> Result<(&'a Intake, Vec<u8>), String> {
+    let names = || {
+        intakes
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Ok(serde_json::Value::Object(mut command)) = serde_json::from_slice(line) else {
+        return Err(format!(
+            "not a JSON object; with several accounts each line is a send command naming its \
+             account, as in {{\"account\":\"home\",\"to\":\"Mom\",\"text\":\"hi\"}} \
+             (accounts: {})",
+            names()
+        ));
+    };
+    let Some(serde_json::Value::String(account)) = command.remove("account") else {
+        return Err(format!(
+            "with several accounts a stdin command names its account: add \"account\": \
+             \"<name>\" (accounts: {})",
+            names()
+        ));
+    };
+    let Some((_, intake)) = intakes.iter().find(|(name, _)| *name == account) else {
+        return Err(format!(
+            "no account `{account}` runs here (accounts: {})",
+            names()
+        ));
+    };
+    let bytes = serde_json::to_vec(&command).map_err(|e| e.to_string())?;
+    Ok((intake, bytes))
 }
 
 #[cfg(test)]

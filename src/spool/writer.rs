@@ -153,9 +153,11 @@ impl Store {
         counters.fsynced();
         let (tx, rx) = mpsc::channel();
         let writer = Writer::new(spool, journal, rx, counters.clone(), tuning);
+        // Its fsyncs count for the account whose spool this is.
+        let account = crate::metrics::current();
         std::thread::Builder::new()
             .name("spool-writer".into())
-            .spawn(move || writer.run())
+            .spawn(move || crate::metrics::within(account, || writer.run()))
             .map_err(|e| SpoolError::caused_by("start the spool's writer thread", e))?;
         Ok(Store {
             tx,

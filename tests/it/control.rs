@@ -42,6 +42,15 @@ impl Side {
     }
 }
 
+/// The account view of a config for account `name` (what `nats::prepare` and
+/// `mqtt::prepare` take for each account).
+pub fn account(name: &str) -> wxbridge::config::Config {
+    wxbridge::config::Config {
+        account: name.to_owned(),
+        ..wxbridge::config::Config::default()
+    }
+}
+
 /// A session status at a fixed time.
 pub fn status(state: SessionState, reason: &str) -> SessionStatus {
     SessionStatus {

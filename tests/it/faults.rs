@@ -314,7 +314,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 fn queue_depth(metrics: &str) -> Option<f64> {
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("wxbridge_send_queue_depth "))
+        .find_map(|l| l.strip_prefix(r#"wxbridge_send_queue_depth{account="test"} "#))
         .and_then(|v| v.trim().parse().ok())
 }
 

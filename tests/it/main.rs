@@ -1,6 +1,7 @@
 //! Scenario tests: the real `wxbridge` binary against the fake WeChat server. One test crate
 //! with modules, so the suite links once.
 mod accounts_config;
+mod accounts_mqtt;
 mod brokers;
 mod bus;
 mod check_config;

@@ -474,7 +474,11 @@ async fn files_evicted_for_size_or_age_answer_404_and_are_counted() {
     );
     assert_eq!(status(&api, &format!("/media/{old}")).await, StatusCode::OK);
     assert_eq!(
-        metric(&api, "wxbridge_media_evicted_total{reason=\"age\"}").await,
+        metric(
+            &api,
+            "wxbridge_media_evicted_total{reason=\"age\",account=\"test\"}"
+        )
+        .await,
         1.0
     );
 
@@ -500,7 +504,11 @@ async fn files_evicted_for_size_or_age_answer_404_and_are_counted() {
         StatusCode::OK
     );
     assert_eq!(
-        metric(&api, "wxbridge_media_evicted_total{reason=\"size\"}").await,
+        metric(
+            &api,
+            "wxbridge_media_evicted_total{reason=\"size\",account=\"test\"}"
+        )
+        .await,
         1.0
     );
     assert_eq!(

@@ -280,15 +280,15 @@ async fn small_files_travel_inline_and_every_stored_file_gets_a_signed_url() {
         .await
         .unwrap();
     for line in [
-        r#"wxbridge_media_downloads_total{kind="emoticon",outcome="stored"} 1"#,
-        r#"wxbridge_media_downloads_total{kind="video",outcome="stored"} 1"#,
-        "wxbridge_media_wait_seconds_count 2",
+        r#"wxbridge_media_downloads_total{kind="emoticon",outcome="stored",account="test"} 1"#,
+        r#"wxbridge_media_downloads_total{kind="video",outcome="stored",account="test"} 1"#,
+        r#"wxbridge_media_wait_seconds_count{account="test"} 2"#,
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
     let bytes: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("wxbridge_media_downloaded_bytes_total "))
+        .find_map(|l| l.strip_prefix(r#"wxbridge_media_downloaded_bytes_total{account="test"} "#))
         .expect("bytes downloaded")
         .parse()
         .unwrap();

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use wxbridge::config::{HomeAssistantConfig, MqttConfig, NatsConfig};
 use wxbridge::event::SessionState;
 use wxbridge::media::{MediaStore, Stored};
-use wxbridge::sinks::mqtt::{self, MqttSink};
+use wxbridge::sinks::mqtt::MqttSink;
 use wxbridge::sinks::nats::{self, NatsSink};
 use wxbridge::sinks::Control;
 use wxbridge::spool::{Entry, Kind};
@@ -34,12 +34,12 @@ fn setup() -> (Control, Side, MediaStore) {
     (control, side, store)
 }
 
-async fn put(store: &MediaStore, bytes: &[u8]) -> Stored {
+pub async fn put(store: &MediaStore, bytes: &[u8]) -> Stored {
     store.ingest(bytes, 1 << 30).await.unwrap()
 }
 
 /// Bytes that sniff as a JPEG, distinct per `seed`.
-fn jpeg(seed: u8, len: usize) -> Vec<u8> {
+pub fn jpeg(seed: u8, len: usize) -> Vec<u8> {
     let mut b = vec![
         0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
     ];
@@ -56,7 +56,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A message event of `type` from `origin` naming `sha256` under `media` (or `file`).
-fn media_entry(seq: u64, id: &str, msg_type: &str, origin: &str, sha256: &str) -> Entry {
+pub fn media_entry(seq: u64, id: &str, msg_type: &str, origin: &str, sha256: &str) -> Entry {
     let media = json!({"msg_id": id, "kind": msg_type, "sha256": sha256, "mime": "image/jpeg",
                        "size": 1});
     let mut event = json!({"kind": "message", "id": id, "account": "home", "type": msg_type,
@@ -79,15 +79,7 @@ fn start_mqtt(port: u16, media_on: bool, control: Control) -> MqttSink {
         media: media_on,
         ..MqttConfig::default()
     };
-    mqtt::prepare(
-        &config,
-        &HomeAssistantConfig::default(),
-        &control.account,
-        crate::mqtt::MAX_BYTES,
-    )
-    .unwrap()
-    .start(control, &TaskTracker::new())
-    .sink
+    crate::mqtt::start_link(&config, &HomeAssistantConfig::default(), control)
 }
 
 /// The messages on `wechat/home/message` and `wechat/home/media/+`, in arrival order, until
@@ -304,11 +296,12 @@ async fn start_nats(port: u16, jetstream: bool, control: Control) -> NatsSink {
         jetstream,
         ..NatsConfig::default()
     };
-    nats::prepare(&config, &control.account)
+    nats::prepare(&config, &[crate::control::account(&control.account)])
         .unwrap()
-        .start(control, &TaskTracker::new())
+        .start(vec![control], &TaskTracker::new())
         .await
         .unwrap()
+        .remove(0)
         .sink
 }
 

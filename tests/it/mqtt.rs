@@ -52,10 +52,23 @@ pub fn start_link(
     homeassistant: &HomeAssistantConfig,
     control: Control,
 ) -> MqttSink {
-    mqtt::prepare(config, homeassistant, &control.account, MAX_BYTES)
+    mqtt::prepare(config, homeassistant, &[account(&control.account)])
         .unwrap()
-        .start(control, &TaskTracker::new())
+        .start(vec![control], &TaskTracker::new())
+        .pop()
+        .unwrap()
         .sink
+}
+
+/// The config view of account `name`, as `Config::accounts` makes it, with `send.max_bytes`
+/// at [`MAX_BYTES`].
+pub fn account(name: &str) -> wxbridge::config::Config {
+    let mut config = wxbridge::config::Config {
+        account: name.to_owned(),
+        ..Default::default()
+    };
+    config.send.max_bytes = MAX_BYTES;
+    config
 }
 
 pub async fn until_connected(sink: &MqttSink) {
@@ -149,7 +162,7 @@ impl Gate {
         self.hold.send_replace(on);
     }
 
-    fn cut(&self) {
+    pub fn cut(&self) {
         let mut token = self.cut.lock().unwrap();
         token.cancel();
         *token = CancellationToken::new();

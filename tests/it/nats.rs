@@ -36,11 +36,12 @@ async fn start(port: u16, jetstream: bool) -> (NatsSink, Bridge) {
 
 /// Prepares and starts the link of `control`'s account, as `run` does.
 async fn start_link(config: &NatsConfig, control: Control) -> NatsSink {
-    nats::prepare(config, &control.account)
+    nats::prepare(config, &[crate::control::account(&control.account)])
         .unwrap()
-        .start(control, &TaskTracker::new())
+        .start(vec![control], &TaskTracker::new())
         .await
         .unwrap()
+        .remove(0)
         .sink
 }
 
@@ -522,7 +523,7 @@ async fn prepare_names_the_key_of_an_unusable_file_stream_name_or_subject() {
         ),
     ];
     for (config, key) in cases {
-        let Err(e) = nats::prepare(&config, "home") else {
+        let Err(e) = nats::prepare(&config, &[crate::control::account("home")]) else {
             panic!("{key}: refused");
         };
         assert!(e.to_string().contains(key), "{key}: {e}");

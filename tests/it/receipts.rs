@@ -407,7 +407,7 @@ async fn a_send_whose_echo_never_comes_is_logged_and_counted_and_its_result_stan
             let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
             if page
                 .lines()
-                .any(|l| l.trim() == "wxbridge_send_echo_missing_total 1")
+                .any(|l| l.trim() == r#"wxbridge_send_echo_missing_total{account="test"} 1"#)
             {
                 return;
             }

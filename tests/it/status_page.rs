@@ -106,7 +106,8 @@ async fn the_page_shows_the_qr_until_the_scan_then_online_and_the_new_message() 
         "a page behind the token can sign out: {dom}"
     );
     let img = tag(&dom, "qr-img");
-    assert!(img.contains("src=\"/qr.png?v="), "{img}");
+    // Relative to the page, so the same page works under `/accounts/<account>/`.
+    assert!(img.contains("src=\"qr.png?v="), "{img}");
     assert!(
         img.contains("data-loaded=\"1\""),
         "the QR image loaded: {img}"

@@ -1,5 +1,6 @@
-// The status page: polls /api/status and renders it. Everything from the bridge is inserted
-// with textContent, never as HTML.
+// The status page: polls api/status (next to the page: /api/status, or
+// /accounts/<account>/api/status with several accounts) and renders it. Everything from the
+// bridge is inserted with textContent, never as HTML.
 "use strict";
 
 const POLL_MS = 1500;
@@ -32,7 +33,7 @@ function renderQr(s) {
     if (qrVersion !== s.qr.version) {
       qrVersion = s.qr.version;
       delete img.dataset.loaded;
-      img.src = "/qr.png?v=" + encodeURIComponent(s.qr.version);
+      img.src = "qr.png?v=" + encodeURIComponent(s.qr.version);
     }
     box.hidden = false;
   } else {
@@ -94,7 +95,7 @@ function render(s) {
 
 async function refresh() {
   try {
-    const r = await fetch("/api/status", { cache: "no-store" });
+    const r = await fetch("api/status", { cache: "no-store" });
     if (!r.ok) throw new Error("HTTP " + r.status);
     render(await r.json());
     $("unreachable").hidden = true;
@@ -107,7 +108,7 @@ async function refresh() {
 async function relogin() {
   const note = $("relogin-note");
   try {
-    const r = await fetch("/relogin", { method: "POST" });
+    const r = await fetch("relogin", { method: "POST" });
     note.textContent = r.ok ? "requested" : "refused (HTTP " + r.status + ")";
   } catch (e) {
     note.textContent = "failed: " + e.message;

@@ -5,7 +5,11 @@
 //!
 //! Entities, each under `<prefix>/<component>/wxbridge_<account>/<object>/config` with the
 //! unique id `wxbridge_<account>_<object>`, all available while `<base>/<account>/status` says
-//! `online` (so the re-login button works while the session needs a login):
+//! `online` (so the re-login button works while the session needs a login). With several
+//! accounts on one connection each account is a device of its own (`wxbridge_<account>`,
+//! "WeChat <account>"), with the same notify targets, and its entities also need the process's
+//! `<base>/status` (the connection's last will, see the module docs of `mqtt`) to say `online`
+//! (`availability_mode: all`): a process that dies takes every account's device with it.
 //!
 //! | component | object | reads / writes |
 //! |---|---|---|
@@ -129,8 +133,14 @@ pub(super) struct Discovery {
 }
 
 impl Discovery {
-    /// The discovery of `account`, whose link publishes on `topics`.
-    pub fn new(config: &HomeAssistantConfig, topics: &Topics, account: &str) -> Discovery {
+    /// The discovery of `account`, whose link publishes on `topics`; `process_status` is the
+    /// process's own status topic when the connection serves several accounts.
+    pub fn new(
+        config: &HomeAssistantConfig,
+        topics: &Topics,
+        account: &str,
+        process_status: Option<&str>,
+    ) -> Discovery {
         let prefix = config.prefix.trim_end_matches('/');
         let node_id = format!("wxbridge_{account}");
         let mut discovery = Discovery {
@@ -163,6 +173,7 @@ impl Discovery {
                 prefix,
                 topics,
                 account,
+                process_status,
             };
             discovery.configs = entities.configs(&discovery.targets);
             discovery.current = discovery.configs.iter().map(|(t, _)| t.clone()).collect();
@@ -221,6 +232,8 @@ struct Entities<'a> {
     prefix: &'a str,
     topics: &'a Topics,
     account: &'a str,
+    /// `<base>/status` with several accounts.
+    process_status: Option<&'a str>,
 }
 
 impl Entities<'_> {
@@ -287,15 +300,12 @@ impl Entities<'_> {
                     "icon": "mdi:qrcode",
                     "image_topic": t.ha_login_qr,
                     "content_type": "image/png",
-                    "availability": [
-                        self.status_availability(),
-                        {
-                            "topic": t.qr,
-                            "value_template": QR_AVAILABLE_TEMPLATE,
-                            "payload_available": "online",
-                            "payload_not_available": "offline",
-                        },
-                    ],
+                    "availability": self.availability(Some(json!({
+                        "topic": t.qr,
+                        "value_template": QR_AVAILABLE_TEMPLATE,
+                        "payload_available": "online",
+                        "payload_not_available": "offline",
+                    }))),
                     "availability_mode": "all",
                 }),
             ),
@@ -335,13 +345,24 @@ impl Entities<'_> {
         entities
     }
 
-    /// Available while the process is up: `<base>/<account>/status`.
-    fn status_availability(&self) -> Value {
-        json!({
-            "topic": self.topics.status,
-            "payload_available": "online",
-            "payload_not_available": "offline",
-        })
+    /// Available while the process is up: `<base>/<account>/status`, and with several
+    /// accounts also `<base>/status`; then `extra`. Past one entry, all must say `online`.
+    fn availability(&self, extra: Option<Value>) -> Value {
+        let status = |topic: &str| {
+            json!({
+                "topic": topic,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            })
+        };
+        let list: Vec<Value> = self
+            .process_status
+            .map(status)
+            .into_iter()
+            .chain([status(&self.topics.status)])
+            .chain(extra)
+            .collect();
+        json!(list)
     }
 
     /// One retained config: what every entity shares (name, ids, device, origin,
@@ -366,11 +387,15 @@ impl Entities<'_> {
                 "sw_version": version,
             },
             "origin": {"name": "wxbridge", "sw_version": version},
-            "availability": [self.status_availability()],
+            "availability": self.availability(None),
         })
         .as_object()
         .cloned()
         .unwrap_or_default();
+        if self.process_status.is_some() {
+            // HA's default, `latest`, would follow whichever topic spoke last.
+            payload.insert("availability_mode".into(), json!("all"));
+        }
         if let Value::Object(specific) = specific {
             payload.extend(specific);
         }
@@ -416,7 +441,7 @@ mod tests {
             notify_targets: targets.iter().map(|t| t.to_string()).collect(),
             ..HomeAssistantConfig::default()
         };
-        Discovery::new(&config, &Topics::new("wechat", "home"), "home")
+        Discovery::new(&config, &Topics::new("wechat", "home"), "home", None)
     }
 
     #[test]
@@ -483,13 +508,94 @@ mod tests {
     }
 
     #[test]
+    fn each_account_is_its_own_device_that_also_needs_the_process_status() {
+        let config = HomeAssistantConfig {
+            notify_targets: vec!["Mom".into()],
+            ..HomeAssistantConfig::default()
+        };
+        let device = |account: &str| {
+            let d = Discovery::new(
+                &config,
+                &Topics::new("wechat", account),
+                account,
+                Some("wechat/status"),
+            );
+            let configs: Vec<(String, Value)> = d
+                .configs()
+                .iter()
+                .map(|(t, p)| (t.clone(), serde_json::from_slice(p).unwrap()))
+                .collect();
+            (d, configs)
+        };
+        let (home, home_configs) = device("home");
+        let (office, office_configs) = device("office");
+        for (account, configs) in [("home", &home_configs), ("office", &office_configs)] {
+            assert_eq!(configs.len(), 9, "the same entities and notify targets");
+            for (topic, v) in configs {
+                assert!(topic.contains(&format!("/wxbridge_{account}/")), "{topic}");
+                assert_eq!(
+                    v["device"]["identifiers"],
+                    json!([format!("wxbridge_{account}")])
+                );
+                assert_eq!(v["device"]["name"], format!("WeChat {account}"));
+                let id = v["unique_id"].as_str().unwrap();
+                assert!(id.starts_with(&format!("wxbridge_{account}_")), "{id}");
+                assert_eq!(v["availability_mode"], "all", "{topic}");
+                let topics: Vec<&str> = v["availability"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["topic"].as_str().unwrap())
+                    .collect();
+                assert_eq!(
+                    topics[..2],
+                    ["wechat/status", &format!("wechat/{account}/status")]
+                );
+            }
+        }
+        let notify = |configs: &[(String, Value)]| {
+            configs
+                .iter()
+                .find(|(t, _)| t.contains("/notify/"))
+                .map(|(_, v)| v["command_topic"].clone())
+                .unwrap()
+        };
+        assert_eq!(notify(&home_configs), "wechat/home/notify/Mom");
+        assert_eq!(notify(&office_configs), "wechat/office/notify/Mom");
+        // Each account recognizes only its own configs (and empties only its own stale ones).
+        assert!(home.concerns("homeassistant/status") && office.concerns("homeassistant/status"));
+        let office_topic = "homeassistant/sensor/wxbridge_office/session/config";
+        assert!(office.concerns(office_topic) && !home.concerns(office_topic));
+        assert!(!home.is_stale("homeassistant/notify/wxbridge_office/notify_Dad/config"));
+    }
+
+    #[test]
+    fn one_account_needs_only_its_own_status() {
+        let d = discovery(&[]);
+        for (topic, payload) in d.configs() {
+            let v: Value = serde_json::from_slice(payload).unwrap();
+            assert_eq!(
+                v["availability"][0]["topic"], "wechat/home/status",
+                "{topic}"
+            );
+            if topic.contains("/login_qr/") {
+                assert_eq!(v["availability"].as_array().unwrap().len(), 2);
+                assert_eq!(v["availability_mode"], "all");
+            } else {
+                assert_eq!(v["availability"].as_array().unwrap().len(), 1, "{topic}");
+                assert!(v.get("availability_mode").is_none(), "{topic}");
+            }
+        }
+    }
+
+    #[test]
     fn disabled_discovery_publishes_nothing_and_retracts_everything() {
         let config = HomeAssistantConfig {
             enabled: false,
             notify_targets: vec!["Mom".into()],
             ..HomeAssistantConfig::default()
         };
-        let d = Discovery::new(&config, &Topics::new("wechat", "home"), "home");
+        let d = Discovery::new(&config, &Topics::new("wechat", "home"), "home", None);
         assert!(d.configs().is_empty());
         assert_eq!(d.notify_target("Mom"), None);
         assert!(d.is_stale("homeassistant/sensor/wxbridge_home/session/config"));

@@ -1,24 +1,31 @@
-//! The three tasks of the MQTT link (CRATES.md §1.4 on why they are three):
-//! - the **poller** owns rumqttc's event loop and does nothing but poll it: it never awaits a
-//!   channel it drains itself, and sleeps the `retry.*` schedule between failed connects;
-//! - the **link task** is the only publisher: on every ConnAck it subscribes and publishes the
-//!   retained status, state, QR, contacts and Home Assistant discovery; it republishes state,
-//!   QR and contacts on change, discovery when HA's birth message arrives, empties retained configs of entities no
-//!   longer configured, and publishes the delivery batches the sink hands it;
-//! - the **command task** hands `/send` and notify payloads to the bridge and acks each to the
-//!   broker only once the bridge has it, and turns `/relogin` and `/logout` into requests.
-use std::collections::VecDeque;
+//! The tasks of the MQTT link (CRATES.md §1.4 on why they are apart), for every account it
+//! serves over its one connection:
+//! - the **poller** (`poller.rs`, one per connection) owns rumqttc's event loop and does
+//!   nothing but poll it;
+//! - a **link task** per account publishes that account's topics: on every ConnAck it
+//!   subscribes to its command topics and publishes its retained status, state, QR, contacts and
+//!   Home Assistant discovery; it republishes state, QR and contacts on change, discovery when HA's birth
+//!   message arrives, empties retained configs of entities no longer configured, and
+//!   publishes the delivery batches its sink hands it. The link tasks publish through one
+//!   [`Gate`], taking turns (a fair lock, one publish per turn), so a long batch or a large
+//!   file of one account delays another's publishes by one publish at a time, never by the
+//!   whole batch; and waits of one account's (a file's confirmation) hold no turn;
+//! - a **command task** per account hands its `/send` and notify payloads to that account's
+//!   bridge and acks each to the broker only once the bridge has it, and turns `/relogin` and
+//!   `/logout` into that account's requests;
+//! - the **connection task** publishes the process's status with several accounts, and at
+//!   shutdown, once every link task said `offline`, disconnects.
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Incoming, Outgoing, Publish, QoS};
+use rumqttc::{AsyncClient, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::homeassistant::Discovery;
 use super::topics::Topics;
-use super::tracker::{Tag, Tracker, Unwritten};
+use super::tracker::{Tag, Unwritten};
 use crate::sinks::{Control, Origin};
 
 /// The connection as the poller last saw it.
@@ -81,260 +88,64 @@ const GOODBYE: Duration = Duration::from_secs(3);
 /// these are what may pile up behind a slow bridge.
 pub(super) const QUEUE: usize = 64;
 
-/// A publish on one of Home Assistant's topics larger than this is no birth message and no
-/// discovery config of ours (those are a few hundred bytes): it is ignored, and counted.
-const HOMEASSISTANT_MAX: usize = 64 * 1024;
-
-/// What the poller needs besides the event loop.
-pub(super) struct Poller {
-    /// Home Assistant discovery, to route its incoming publishes.
-    pub discovery: Arc<Discovery>,
-    /// The pairing of writes and acks.
-    pub tracker: Tracker,
-    /// Confirmed entries, to the sink. Bounded by what the sink has in flight (`WINDOW`
-    /// entries, and as many of batches it gave up on), so it never fills.
-    pub confirmed: mpsc::Sender<Confirmed>,
-    /// Connection state, to the sink and the link task; also the counts of what was refused.
-    pub state: watch::Sender<LinkState>,
-    /// Incoming QoS 1 and 2 commands, to the command task.
-    pub acked: mpsc::Sender<Publish>,
-    /// QoS 1 and 2 commands that found `acked` full, oldest first; the broker's inflight
-    /// window bounds how many.
-    pub held: VecDeque<Publish>,
-    /// Incoming QoS 0 commands, to the command task; dropped, counted, when it is full.
-    pub best_effort: mpsc::Sender<Publish>,
-    /// HA's birth messages and the retained discovery configs, to the link task (QoS 0: no
-    /// ack owed); dropped, counted, when it is full.
-    pub homeassistant: mpsc::Sender<Publish>,
-    /// `send.max_bytes`: a command payload is cut to one byte more than this before it is
-    /// queued (the bridge then answers it `invalid_command` by its size alone).
-    pub max_bytes: usize,
-    /// A burst of dropped QoS 0 commands is in progress (logged at its start and end).
-    pub dropping: u64,
-    /// An oversized publish was logged already (later ones only at debug level).
-    pub warned_large: bool,
-    /// The reconnect schedule.
-    pub retry: crate::retry::Retry,
-    /// Shutdown has begun: stop reconnecting.
-    pub shutdown: CancellationToken,
-    /// Stop polling now.
-    pub stop: CancellationToken,
-    /// The highest id of a media publish the broker confirmed, to the link task.
-    pub media_acked: watch::Sender<u64>,
-}
-
-impl Poller {
-    /// Polls until the DISCONNECT is written, or the connection ends during shutdown, or `stop`.
-    pub async fn run(mut self, mut eventloop: EventLoop) {
-        let mut delays = self.retry.schedule();
-        let mut connected = false;
-        let mut failing = false;
-        loop {
-            // Every poll answer is a chance to move held commands on: the command task acks
-            // each one it took, and each ack comes back here as an event.
-            self.release_held();
-            let polled = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                polled = eventloop.poll() => polled,
-            };
-            match polled {
-                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                    connected = true;
-                    failing = false;
-                    delays = self.retry.schedule();
-                    tracing::info!(session_present = ack.session_present, "mqtt connected");
-                    for tag in self.tracker.connected(ack.session_present) {
-                        tracing::debug!(?tag, "publish lost with the broker session");
-                    }
-                    self.state.send_modify(|s| {
-                        s.connected = true;
-                        s.connects += 1;
-                        s.fresh_sessions += u64::from(!ack.session_present);
-                    });
-                }
-                Ok(event) => {
-                    if matches!(event, Event::Outgoing(Outgoing::Disconnect)) {
-                        return;
-                    }
-                    self.handle(event);
-                }
-                Err(e) => {
-                    // Events rumqttc buffered before the error still happened (acks read in
-                    // the same burst, publishes written); account for them before `pending`.
-                    for event in std::mem::take(&mut eventloop.state.events) {
-                        self.handle(event);
-                    }
-                    self.tracker.disconnected(&eventloop.pending);
-                    if connected {
-                        connected = false;
-                        tracing::warn!(cause = %e, "mqtt connection lost; reconnecting");
-                        self.state.send_modify(|s| s.connected = false);
-                    } else if !failing {
-                        tracing::warn!(cause = %e, "cannot connect to the mqtt broker; retrying");
-                    } else {
-                        tracing::debug!(cause = %e, "mqtt connect failed again");
-                    }
-                    failing = true;
-                    if self.shutdown.is_cancelled()
-                        || matches!(e, rumqttc::ConnectionError::RequestsDone)
-                    {
-                        return;
-                    }
-                    let delay = delays.next().unwrap_or(self.retry.max);
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return,
-                        _ = self.shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    fn handle(&mut self, event: Event) {
-        let done = match event {
-            Event::Outgoing(Outgoing::Publish(pkid)) => self.tracker.written(pkid),
-            Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
-                self.tracker.collided(pkid);
-                None
-            }
-            Event::Incoming(Incoming::PubAck(ack)) => self.tracker.acked(ack.pkid),
-            Event::Incoming(Incoming::PubComp(comp)) => self.tracker.acked(comp.pkid),
-            Event::Incoming(Incoming::Publish(p)) => {
-                self.route(p);
-                None
-            }
-            _ => None,
-        };
-        match done {
-            Some(Tag::Entry { batch, index }) => {
-                if self.confirmed.try_send(Confirmed { batch, index }).is_err() {
-                    // Cannot happen (see `confirmed`); were it lost, the sink's 30 s without
-                    // progress would publish the batch again.
-                    tracing::debug!(batch, index, "mqtt confirmation not handed to the sink");
-                }
-            }
-            Some(Tag::Media { id }) => {
-                // A late ack of a media publish given up on is older than the one awaited.
-                self.media_acked
-                    .send_if_modified(|acked| std::mem::replace(acked, (*acked).max(id)) < id);
-            }
-            Some(Tag::Control) | None => {}
-        }
-    }
-
-    /// HA's birth and our configs go to the link task; everything else to the command task,
-    /// which acks what it does not know: an unacked QoS 1 publish would hold a slot of the
-    /// broker's inflight window for good. Never waits (see the module docs on backpressure).
-    fn route(&mut self, mut p: Publish) {
-        if self.discovery.concerns(&p.topic) {
-            if p.payload.len() > HOMEASSISTANT_MAX {
-                self.too_large(&p, "ignored");
-                return;
-            }
-            if self.homeassistant.try_send(p).is_err() {
-                self.count(Refused::QueueFull);
-                tracing::debug!(
-                    "home assistant publishes arrive faster than they are handled; one dropped"
-                );
-            }
-            return;
-        }
-        if p.payload.len() > self.max_bytes {
-            self.too_large(&p, "cut to send.max_bytes + 1 bytes; the bridge refuses it");
-            // A copy of the head only: a slice would keep the whole payload alive.
-            p.payload = bytes::Bytes::copy_from_slice(&p.payload[..self.max_bytes + 1]);
-        }
-        if p.qos == QoS::AtMostOnce {
-            match self.best_effort.try_send(p) {
-                Ok(()) if self.dropping > 0 => {
-                    tracing::info!(
-                        dropped = std::mem::take(&mut self.dropping),
-                        "mqtt commands are taken again; QoS 0 commands were dropped meanwhile"
-                    );
-                }
-                Ok(()) => {}
-                Err(_) => {
-                    if self.dropping == 0 {
-                        tracing::warn!(
-                            "mqtt QoS 0 commands arrive faster than the bridge takes them; \
-                             dropping them (counted) until it catches up; publish commands \
-                             with QoS 1 to have them kept"
-                        );
-                    }
-                    self.dropping += 1;
-                    self.count(Refused::QueueFull);
-                }
-            }
-        } else {
-            self.held.push_back(p);
-            self.release_held();
-        }
-    }
-
-    /// Moves held QoS 1 and 2 commands into `acked`, in order, while it has room.
-    fn release_held(&mut self) {
-        while let Some(p) = self.held.pop_front() {
-            match self.acked.try_send(p) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(p)) => {
-                    self.held.push_front(p);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.held.clear();
-                    return;
-                }
-            }
-        }
-    }
-
-    /// A publish over its bound: logged once (then at debug level), counted.
-    fn too_large(&mut self, p: &Publish, what: &str) {
-        self.count(Refused::TooLarge);
-        if std::mem::replace(&mut self.warned_large, true) {
-            tracing::debug!(topic = %p.topic, bytes = p.payload.len(), "oversized mqtt publish {what}");
-        } else {
-            tracing::warn!(topic = %p.topic, bytes = p.payload.len(), "oversized mqtt publish {what}; later ones are logged at debug level");
-        }
-    }
-
-    /// Counts a refused publish, in `/metrics` and in the link state (without waking anyone:
-    /// it is read on demand).
-    fn count(&self, why: Refused) {
-        self.state.send_if_modified(|s| {
-            match why {
-                Refused::QueueFull => s.dropped += 1,
-                Refused::TooLarge => s.too_large += 1,
-            }
-            false
-        });
-        crate::metrics::mqtt_refused(match why {
-            Refused::QueueFull => "queue_full",
-            Refused::TooLarge => "too_large",
-        });
-    }
-}
-
-/// Why the poller refused an incoming publish.
-#[derive(Clone, Copy)]
-enum Refused {
-    /// Its queue was full (a QoS 0 command, or Home Assistant's).
-    QueueFull,
-    /// It was over its bound.
-    TooLarge,
-}
-
-/// The only publisher.
-pub(super) struct Publisher {
+/// The one way to the client for every publish, so the poller can pair writes and acks
+/// (`tracker.rs`): a publish's tag is queued and the publish handed over in one turn. The
+/// turns are a fair (first come, first served) lock.
+pub(super) struct Gate {
     /// The client handle.
     pub client: AsyncClient,
+    /// Tags of handed-over publishes, for the poller's pairing.
+    pub unwritten: Unwritten,
+    /// Whose turn it is.
+    pub turn: tokio::sync::Mutex<()>,
+}
+
+impl Gate {
+    /// Hands one publish to the client, its tag queued first. While the broker is away the
+    /// client's channel fills up and this waits (holding the turn: nobody's publish could go
+    /// anyway); `cut` ends the wait. Our topics are valid by construction (the loader
+    /// checked the base topic), so the payload goes as it is, without a copy.
+    pub async fn publish(
+        &self,
+        tag: Tag,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: bytes::Bytes,
+        cut: &CancellationToken,
+    ) {
+        let _turn = self.turn.lock().await;
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(tag);
+        let handed = tokio::select! {
+            r = self.client.publish_bytes(topic, qos, retain, payload) => {
+                r.map_err(|e| e.to_string())
+            }
+            _ = cut.cancelled() => Err("shutting down".to_owned()),
+        };
+        if let Err(cause) = handed {
+            // Nothing reached the channel, and the turn is ours: the tag is the last one.
+            self.unwritten
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_back();
+            tracing::debug!(topic, %cause, "mqtt publish not handed over");
+        }
+    }
+}
+
+/// The link task of one account: the only publisher of its topics.
+pub(super) struct Publisher {
+    /// The way to the client.
+    pub gate: Arc<Gate>,
+    /// The account's position in the link's list (in its tags).
+    pub lane: usize,
     /// Topics.
     pub topics: Arc<Topics>,
     /// Home Assistant discovery: what to announce and what to retract.
     pub discovery: Arc<Discovery>,
-    /// Tags of handed-over publishes, for the poller's pairing.
-    pub unwritten: Unwritten,
     /// Status, QR, shutdown.
     pub control: Control,
     /// The highest media publish id the broker confirmed (from the poller).
@@ -347,14 +158,12 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    /// Runs until shutdown, then says `offline`, disconnects, and stops the poller.
+    /// Runs until the account's shutdown, then says `offline` on its status.
     pub async fn run(
         self,
         mut batches: mpsc::Receiver<Batch>,
         mut homeassistant: mpsc::Receiver<Publish>,
         mut link: watch::Receiver<LinkState>,
-        poller: JoinHandle<()>,
-        stop_poller: CancellationToken,
     ) {
         let mut status = self.control.status.clone();
         let mut qr = self.control.qr.clone();
@@ -364,6 +173,8 @@ impl Publisher {
         let mut homeassistant_open = true;
         let mut announced = 0;
         let shutdown = self.control.shutdown.clone();
+        // A ConnAck before this task first ran is announced all the same.
+        link.mark_changed();
         loop {
             tokio::select! {
                 biased;
@@ -413,12 +224,17 @@ impl Publisher {
             }
         }
         if link.borrow().connected {
-            let _ = tokio::time::timeout(GOODBYE, self.goodbye()).await;
-        }
-        let mut poller = poller;
-        if tokio::time::timeout(GOODBYE, &mut poller).await.is_err() {
-            stop_poller.cancel();
-            let _ = poller.await;
+            // Not cut short by shutdown, as every other publish is; bounded here instead.
+            let never = CancellationToken::new();
+            let offline = self.gate.publish(
+                Tag::Control,
+                &self.topics.status,
+                QoS::AtLeastOnce,
+                true,
+                bytes::Bytes::from_static(b"offline"),
+                &never,
+            );
+            let _ = tokio::time::timeout(GOODBYE, offline).await;
         }
     }
 
@@ -446,8 +262,8 @@ impl Publisher {
                 QoS::AtMostOnce,
             ));
         }
-        if let Err(e) = self.client.subscribe_many(filters).await {
-            tracing::error!(cause = %e, "cannot subscribe to the mqtt command topics");
+        if let Err(e) = self.gate.client.subscribe_many(filters).await {
+            tracing::error!(account = %self.control.account, cause = %e, "cannot subscribe to the mqtt command topics");
         }
         self.retained(&self.topics.status, b"online".to_vec()).await;
         let s = status.borrow_and_update().clone();
@@ -470,7 +286,7 @@ impl Publisher {
     async fn homeassistant(&self, p: Publish) {
         if p.topic == self.discovery.birth {
             if &p.payload[..] == b"online" {
-                tracing::info!("home assistant came online; announcing the entities again");
+                tracing::info!(account = %self.control.account, "home assistant came online; announcing the entities again");
                 self.publish_discovery().await;
             }
         } else if !p.payload.is_empty() && self.discovery.is_stale(&p.topic) {
@@ -541,6 +357,7 @@ impl Publisher {
                 return;
             }
             let tag = Tag::Entry {
+                lane: self.lane,
                 batch: batch.id,
                 index: out.index,
             };
@@ -549,10 +366,8 @@ impl Publisher {
         }
     }
 
-    /// Hands one publish to the client, its tag queued first so the poller can pair it. While
-    /// the broker is away the client's channel fills up and this waits; shutdown ends the wait
-    /// (the pairing no longer matters then). Our topics are valid by construction (the loader
-    /// checked the base topic), so the payload goes as it is, without a copy.
+    /// Hands one publish to the client through the gate; the account's shutdown ends a wait
+    /// for room (the pairing no longer matters then).
     pub(super) async fn publish(
         &self,
         tag: Tag,
@@ -561,39 +376,111 @@ impl Publisher {
         retain: bool,
         payload: impl Into<bytes::Bytes>,
     ) {
-        self.unwritten
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(tag);
-        let handed = tokio::select! {
-            r = self.client.publish_bytes(topic, qos, retain, payload.into()) => {
-                r.map_err(|e| e.to_string())
+        self.gate
+            .publish(
+                tag,
+                topic,
+                qos,
+                retain,
+                payload.into(),
+                &self.control.shutdown,
+            )
+            .await;
+    }
+}
+
+/// The connection's own task: with several accounts, `online` on the process's status after
+/// every ConnAck; at shutdown (every account's), once every link task has said `offline`,
+/// `offline` on the process's status and the DISCONNECT (which makes the broker drop the last
+/// will), then the poller's end. `done` is cancelled at the very end.
+pub(super) struct Connection {
+    /// The way to the client.
+    pub gate: Arc<Gate>,
+    /// `<base>/status` with several accounts.
+    pub process_status: Option<String>,
+    /// Every account's shutdown.
+    pub shutdowns: Vec<CancellationToken>,
+    /// Cancelled once every account is shutting down: the poller stops reconnecting.
+    pub closing: CancellationToken,
+    /// The link tasks.
+    pub publishers: Vec<JoinHandle<()>>,
+    /// The poller.
+    pub poller: JoinHandle<()>,
+    /// Stops the poller at once, when it does not stop by itself.
+    pub stop_poller: CancellationToken,
+    /// Cancelled once the link has stopped.
+    pub done: CancellationToken,
+}
+
+impl Connection {
+    /// Runs until every account's shutdown and the goodbye.
+    pub async fn run(mut self, mut link: watch::Receiver<LinkState>) {
+        let every_shutdown = {
+            let shutdowns = self.shutdowns.clone();
+            async move {
+                for s in shutdowns {
+                    s.cancelled().await;
+                }
             }
-            _ = self.control.shutdown.cancelled() => Err("shutting down".to_owned()),
         };
-        if let Err(cause) = handed {
-            // Nothing reached the channel, and only this task pushes: the tag is the last one.
-            self.unwritten
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop_back();
-            tracing::debug!(topic, %cause, "mqtt publish not handed over");
+        tokio::pin!(every_shutdown);
+        let mut announced = 0;
+        link.mark_changed();
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut every_shutdown => break,
+                changed = link.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let state = *link.borrow_and_update();
+                    if let Some(topic) = &self.process_status {
+                        if state.connected && state.connects != announced {
+                            announced = state.connects;
+                            let online = bytes::Bytes::from_static(b"online");
+                            self.gate
+                                .publish(Tag::Control, topic, QoS::AtLeastOnce, true, online, &self.closing)
+                                .await;
+                        }
+                    }
+                }
+            }
         }
+        self.closing.cancel();
+        for publisher in std::mem::take(&mut self.publishers) {
+            let _ = publisher.await;
+        }
+        if link.borrow().connected {
+            let _ = tokio::time::timeout(GOODBYE, self.goodbye()).await;
+        }
+        if tokio::time::timeout(GOODBYE, &mut self.poller)
+            .await
+            .is_err()
+        {
+            self.stop_poller.cancel();
+            let _ = (&mut self.poller).await;
+        }
+        self.done.cancel();
     }
 
-    /// `offline`, retained, then DISCONNECT (which makes the broker drop the last will). Not
-    /// cut short by shutdown, as [`Publisher::publish`] is; the caller bounds it.
+    /// `offline` on the process's status (several accounts), then DISCONNECT.
     async fn goodbye(&self) {
-        self.unwritten
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(Tag::Control);
-        let status = self.topics.status.clone();
-        let _ = self
-            .client
-            .publish(status, QoS::AtLeastOnce, true, "offline")
-            .await;
-        let _ = self.client.disconnect().await;
+        if let Some(topic) = &self.process_status {
+            let offline = bytes::Bytes::from_static(b"offline");
+            self.gate
+                .publish(
+                    Tag::Control,
+                    topic,
+                    QoS::AtLeastOnce,
+                    true,
+                    offline,
+                    &CancellationToken::new(),
+                )
+                .await;
+        }
+        let _turn = self.gate.turn.lock().await;
+        let _ = self.gate.client.disconnect().await;
     }
 }
 

@@ -140,8 +140,17 @@ impl Publisher {
         if let Some(topic) = &file.bytes_topic {
             let id = self.media_ids.fetch_add(1, Ordering::Relaxed) + 1;
             let mut acked = self.media_acked.clone();
-            self.publish(Tag::Media { id }, topic, qos, false, bytes.clone())
-                .await;
+            self.publish(
+                Tag::Media {
+                    lane: self.lane,
+                    id,
+                },
+                topic,
+                qos,
+                false,
+                bytes.clone(),
+            )
+            .await;
             if qos != QoS::AtMostOnce {
                 tokio::select! {
                     _ = acked.wait_for(|a| *a >= id) => {}

@@ -7,11 +7,42 @@
 //! with discovery on, inbound images also go to Home Assistant's last-image entity
 //! (`media.rs`).
 //!
-//! Shape: [`prepare`] builds the client options from the `mqtt` section (`options.rs`), the
-//! TLS files read and checked, and [`Prepared::start`] spawns three tasks (`link.rs`): the
-//! poller, which alone drives rumqttc's event loop; the link task, which alone publishes
-//! (discovery included); and the command task, which hands `/send` and notify payloads to the
-//! bridge and acks them. The [`MqttSink`] it starts is what `run_delivery` drives.
+//! Shape (`start.rs`): [`prepare`] builds the client options from the `mqtt` section
+//! (`options.rs`), the TLS files read and checked, for every account the process runs, and
+//! [`Prepared::start`] opens ONE connection for all of them and answers one [`MqttSink`] per
+//! account, which `run_delivery` drives from that account's spool (each sink is named `mqtt`:
+//! every account has its own spool, so their cursors never meet). The tasks (`link.rs`): the poller
+//! (`poller.rs`), which alone drives rumqttc's event loop; per account, a link task, which
+//! alone publishes that account's topics (discovery included), and a command task, which hands
+//! that account's `/send` and notify payloads to its bridge and acks them; and the connection
+//! task, which says goodbye.
+//!
+//! Several accounts: each has its own topics under `<base>/<account>/`, its own Home
+//! Assistant device, and its own commands: the poller routes a publish by the account its
+//! topic names (`topics::Router`) to that account's channels, so a command on one account's
+//! topic reaches that account's bridge and no other. Isolation:
+//! - Commands: each account has its own queues and command task, so an account whose bridge
+//!   is slow to take commands holds up only its own. What all accounts share is the broker's
+//!   inflight window for the connection (mosquitto's `max_inflight_messages`, 20): an account
+//!   whose bridge takes no commands at all (it is restarting) keeps its QoS 1 commands
+//!   unacked, and twenty of them would hold every account's commands at the broker until it
+//!   takes them. A bridge takes a command as soon as it has validated and spooled it (sending
+//!   waits in the spool, not here), so only a bridge that is down does that.
+//! - Publishes: the link tasks take turns at the client (`link::Gate`, a fair lock, one
+//!   publish per turn), so one account's long batch or large file delays another's events by
+//!   one publish at a time, and a wait of one account's (a file's PUBACK) holds no turn. A
+//!   broker that is slow or away slows every account alike: they share its connection.
+//!
+//! Availability and the last will: MQTT gives a connection one will, on one topic. With one
+//! account it is the account's `<base>/<account>/status`, as it always was. With several it
+//! is the process's own `<base>/status` (`online` after every connect, `offline` at a clean
+//! stop or, as the will, when the process dies or loses the broker); each account's
+//! `<base>/<account>/status` says `online` while its part of the link runs and `offline` at a
+//! clean stop, but only `<base>/status` goes `offline` when the process dies. Each account's
+//! Home Assistant entities list both topics as availability with `availability_mode: all`, so
+//! every device goes unavailable with the process; other consumers watch `<base>/status` too.
+//! (One connection per account would give each its own will, at the cost of the one
+//! connection and one persistent session that `mqtt.client_id` names.)
 //!
 //! Delivery guarantee: an entry counts as delivered on its PUBACK (QoS 1), PUBCOMP (QoS 2), or
 //! once written to the socket (QoS 0, best effort). rumqttc does not say which PUBACK answers
@@ -59,12 +90,15 @@ mod homeassistant;
 mod link;
 mod media;
 mod options;
+mod poller;
 mod sink;
+mod start;
 mod topics;
 mod tracker;
 
 pub use link::LinkState;
-pub use sink::{prepare, MqttSink, Prepared};
+pub use sink::MqttSink;
+pub use start::{prepare, Prepared};
 
 /// The `mqtt` section cannot be turned into a connection. Each message names the key to fix.
 ///

@@ -10,7 +10,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
-use super::topics::Topics;
 use super::MqttError;
 use crate::config::MqttConfig;
 
@@ -55,10 +54,11 @@ pub(super) fn qos(n: u8) -> QoS {
     }
 }
 
-/// The client options for `config`, with the last will on `topics.status`. The section's
+/// The client options for `config`, with the last will `offline` on `will` (the account's
+/// status, or the process's with several accounts: see the module docs of `mqtt`). The section's
 /// values were checked by the loader (`config/validate.rs`: scheme, host, client id, QoS,
 /// certificate and key together); what fails here is the TLS files and rustls.
-pub(super) fn build(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions, MqttError> {
+pub(super) fn build(config: &MqttConfig, will: &str) -> Result<MqttOptions, MqttError> {
     let url = &config.url;
     let tls = url.scheme() == "mqtts";
     let host = match url.host() {
@@ -76,12 +76,7 @@ pub(super) fn build(config: &MqttConfig, topics: &Topics) -> Result<MqttOptions,
         .set_max_packet_size(MAX_INCOMING, MAX_MEDIA_PACKET)
         // Commands are acked only once the bridge has them (DESIGN.md "Outbound command").
         .set_manual_acks(true)
-        .set_last_will(LastWill::new(
-            topics.status.clone(),
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
+        .set_last_will(LastWill::new(will, "offline", QoS::AtLeastOnce, true));
     if let Some(user) = &config.username {
         let password = config.password.as_ref().map(|p| p.expose()).unwrap_or("");
         options.set_credentials(user.clone(), password);
@@ -187,15 +182,13 @@ mod tests {
         }
     }
 
-    fn topics() -> Topics {
-        Topics::new("wechat", "home")
-    }
+    const WILL: &str = "wechat/home/status";
 
     #[test]
     fn a_plain_url_gives_a_persistent_session_with_the_offline_will() {
         let mut c = config("mqtt://broker.lan");
         c.client_id = "wxbridge-home".into();
-        let o = build(&c, &topics()).unwrap();
+        let o = build(&c, WILL).unwrap();
         assert_eq!(o.broker_address(), ("broker.lan".to_owned(), 1883));
         assert!(!o.clean_session());
         assert!(o.manual_acks());
@@ -214,7 +207,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_keep_their_brackets_and_mqtts_defaults_to_8883() {
-        let o = build(&config("mqtt://[::1]:1999"), &topics()).unwrap();
+        let o = build(&config("mqtt://[::1]:1999"), WILL).unwrap();
         assert_eq!(o.broker_address(), ("[::1]".to_owned(), 1999));
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
@@ -222,7 +215,7 @@ mod tests {
         let mut c = config("mqtts://broker.lan");
         c.ca_file = Some(ca);
         // The file holds no certificate: the error names the key and the file.
-        let e = build(&c, &topics()).unwrap_err().to_string();
+        let e = build(&c, WILL).unwrap_err().to_string();
         assert!(e.starts_with("mqtt.ca_file:"), "{e}");
         assert!(e.contains("ca.pem"), "{e}");
     }
@@ -231,7 +224,7 @@ mod tests {
     fn an_unreadable_tls_file_names_its_key_and_path() {
         let mut c = config("mqtts://broker.lan");
         c.ca_file = Some("/nonexistent/ca.pem".into());
-        let e = build(&c, &topics()).unwrap_err().to_string();
+        let e = build(&c, WILL).unwrap_err().to_string();
         assert!(e.starts_with("mqtt.ca_file:"), "{e}");
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
         let dir = tempfile::tempdir().unwrap();
@@ -240,7 +233,7 @@ mod tests {
         let mut c = config("mqtts://broker.lan");
         c.cert_file = Some(cert);
         c.key_file = Some(dir.path().join("missing.key"));
-        let e = build(&c, &topics()).unwrap_err().to_string();
+        let e = build(&c, WILL).unwrap_err().to_string();
         assert!(e.starts_with("mqtt.cert_file:"), "{e}");
     }
 }

@@ -1,25 +1,21 @@
-//! [`prepare`], [`Prepared::start`] and the [`MqttSink`] it starts: delivery of spooled
-//! entries, each confirmed by its PUBACK (see the module docs for the guarantee).
+//! The [`MqttSink`] of one account: delivery of its spooled entries, each confirmed by its
+//! PUBACK (see the module docs for the guarantee). `start.rs` makes one per account.
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
 
-use super::homeassistant::Discovery;
-use super::link::{self, Batch, Confirmed, Item, LinkState, Poller, Publisher};
+use super::link::{Batch, Confirmed, Item, LinkState};
 use super::media::Media;
-use super::options::{self, MAX_PACKET};
+use super::options::MAX_PACKET;
 use super::topics::Topics;
-use super::tracker::{Tracker, Unwritten};
-use crate::config::{ConfigError, HomeAssistantConfig, MqttConfig};
-use crate::sinks::{Control, DeliveryError, Link, Sink, Started};
+use crate::sinks::{DeliveryError, Sink};
 use crate::spool::{Entry, Kind};
 
 /// What is in flight fails when no entry of it is confirmed for this long (or when there is no
@@ -30,12 +26,8 @@ const PROGRESS: Duration = Duration::from_secs(30);
 /// Why the entries in flight are published again.
 const SESSION_LOST: &str = "the mqtt broker started a new session; unconfirmed publishes were lost";
 
-/// Capacity of rumqttc's request channel. While the broker is away it fills up and the link
-/// task waits; nothing is lost, because the spool holds every entry until it is confirmed.
-const REQUESTS: usize = 64;
-
 /// A batch handed to the link whose entries are not all confirmed yet.
-struct InFlight {
+pub(super) struct InFlight {
     id: u64,
     /// Which entries the broker confirmed (or that were never to be published).
     done: Vec<bool>,
@@ -47,187 +39,32 @@ struct InFlight {
 
 /// The MQTT sink: hand it to [`crate::sinks::run_delivery`]. It pipelines: the next batch is
 /// published while the PUBACKs of earlier ones are still on their way.
+/// (Built by `start.rs`; its fields are the module's.)
 pub struct MqttSink {
-    topics: Arc<Topics>,
-    qos: QoS,
-    batches: mpsc::Sender<Batch>,
-    confirmed: mpsc::Receiver<Confirmed>,
-    link: watch::Receiver<LinkState>,
-    next_batch: u64,
-    stopped: CancellationToken,
+    /// The account's topics.
+    pub(super) topics: Arc<Topics>,
+    /// The configured event QoS.
+    pub(super) qos: QoS,
+    /// Batches to the account's link task.
+    pub(super) batches: mpsc::Sender<Batch>,
+    /// Confirmations of the account's entries, from the poller.
+    pub(super) confirmed: mpsc::Receiver<Confirmed>,
+    /// The connection's state.
+    pub(super) link: watch::Receiver<LinkState>,
+    /// The last batch number handed out.
+    pub(super) next_batch: u64,
+    /// Cancelled once the link has stopped.
+    pub(super) stopped: CancellationToken,
     /// Batches in flight, oldest first.
-    flight: VecDeque<InFlight>,
+    pub(super) flight: VecDeque<InFlight>,
     /// The broker session (its count of fresh sessions) the batches in flight went out on.
-    session: u64,
+    pub(super) session: u64,
     /// When the batches in flight fail for want of any confirmation.
-    deadline: Instant,
+    pub(super) deadline: Instant,
     /// The media store and what to publish of it, when anything is.
-    media: Option<Media>,
+    pub(super) media: Option<Media>,
     /// Set by the link task while a file goes out: the deadline waits then.
-    media_busy: Arc<AtomicBool>,
-}
-
-/// The `mqtt` section checked and turned into client options (the TLS files read now), ready
-/// to [`Prepared::start`]. `homeassistant` says what to announce to Home Assistant (and what to
-/// retract); `max_bytes` is `send.max_bytes`: a command is kept only up to one byte past it
-/// (see the module docs).
-pub fn prepare(
-    config: &MqttConfig,
-    homeassistant: &HomeAssistantConfig,
-    account: &str,
-    max_bytes: usize,
-) -> Result<Prepared, ConfigError> {
-    let topics = Arc::new(Topics::new(&config.base_topic, account));
-    let options = options::build(config, &topics)?;
-    Ok(Prepared {
-        discovery: Arc::new(Discovery::new(homeassistant, &topics, account)),
-        qos: options::qos(config.qos),
-        options,
-        topics,
-        max_bytes,
-        media_bytes: config.media,
-    })
-}
-
-/// A checked `mqtt` section: [`prepare`]'s answer.
-pub struct Prepared {
-    options: MqttOptions,
-    topics: Arc<Topics>,
-    discovery: Arc<Discovery>,
-    qos: QoS,
-    max_bytes: usize,
-    /// `mqtt.media`.
-    media_bytes: bool,
-}
-
-impl Prepared {
-    /// Starts the link (inside a Tokio runtime): spawns its tasks, tracked on `tracker`, and
-    /// answers the sink. The connection is made in the background and retried on
-    /// `control.retry`'s schedule for as long as it takes, so a broker that is down at start
-    /// only delays delivery. The link runs until `control.shutdown`, then publishes `offline`
-    /// and disconnects ([`MqttSink::stopped`] tells when that is done).
-    pub fn start(self, control: Control, tracker: &TaskTracker) -> Started<MqttSink> {
-        let sink = spawn(self, control);
-        tracker.spawn(sink.stopped());
-        let health = link_health(sink.link(), tracker);
-        Started { sink, health }
-    }
-}
-
-/// Spawns the link's tasks and answers the sink.
-fn spawn(prepared: Prepared, control: Control) -> MqttSink {
-    let Prepared {
-        options,
-        topics,
-        discovery,
-        qos,
-        max_bytes,
-        media_bytes,
-    } = prepared;
-    // With `mqtt.media` each file an event refers to goes to `<base>/<account>/media/<sha256>`
-    // before it; with Home Assistant discovery, the last inbound image goes to its entity
-    // (`media.rs`). With neither, events are not even looked at.
-    let media = Some(Media {
-        store: control.media.store.clone(),
-        bytes: media_bytes,
-        last_image: discovery.enabled(),
-    })
-    .filter(|m| m.bytes || m.last_image);
-    let media_busy = Arc::new(AtomicBool::new(false));
-    let (media_acked_tx, media_acked_rx) = watch::channel(0);
-    let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
-    eventloop.set_network_options(options::network());
-
-    let unwritten = Unwritten::default();
-    let (state_tx, state_rx) = watch::channel(LinkState::default());
-    // Two windows: stale confirmations of batches given up on may still be on their way.
-    let (confirmed_tx, confirmed_rx) = mpsc::channel(2 * crate::sinks::WINDOW);
-    let (acked_tx, acked_rx) = mpsc::channel(link::QUEUE);
-    let (best_effort_tx, best_effort_rx) = mpsc::channel(link::QUEUE);
-    let (discovery_tx, discovery_rx) = mpsc::channel(link::QUEUE);
-    let (batches_tx, batches_rx) = mpsc::channel(1);
-    let stop_poller = CancellationToken::new();
-    let stopped = CancellationToken::new();
-
-    let poller = Poller {
-        discovery: discovery.clone(),
-        tracker: Tracker::new(unwritten.clone()),
-        confirmed: confirmed_tx,
-        state: state_tx,
-        acked: acked_tx,
-        held: Default::default(),
-        best_effort: best_effort_tx,
-        homeassistant: discovery_tx,
-        max_bytes,
-        dropping: 0,
-        warned_large: false,
-        retry: control.retry,
-        shutdown: control.shutdown.clone(),
-        stop: stop_poller.clone(),
-        media_acked: media_acked_tx,
-    };
-    let poller = tokio::spawn(poller.run(eventloop));
-    tokio::spawn(link::run_commands(
-        client.clone(),
-        topics.clone(),
-        discovery.clone(),
-        control.clone(),
-        acked_rx,
-        best_effort_rx,
-    ));
-    let publisher = Publisher {
-        client,
-        topics: topics.clone(),
-        discovery,
-        unwritten,
-        control,
-        media_acked: media_acked_rx,
-        media_ids: Default::default(),
-        media_busy: media_busy.clone(),
-    };
-    let link_state = state_rx.clone();
-    let done = stopped.clone();
-    tokio::spawn(async move {
-        publisher
-            .run(batches_rx, discovery_rx, link_state, poller, stop_poller)
-            .await;
-        done.cancel();
-    });
-
-    MqttSink {
-        topics,
-        qos,
-        batches: batches_tx,
-        confirmed: confirmed_rx,
-        link: state_rx,
-        next_batch: 0,
-        stopped,
-        flight: VecDeque::new(),
-        session: 0,
-        deadline: Instant::now(),
-        media,
-        media_busy,
-    }
-}
-
-/// The link's state as the sink-neutral [`Link`], for as long as the link runs.
-fn link_health(
-    mut state: watch::Receiver<LinkState>,
-    tracker: &TaskTracker,
-) -> watch::Receiver<Link> {
-    let up = |s: &LinkState| if s.connected { Link::Up } else { Link::Down };
-    let (tx, rx) = watch::channel(up(&state.borrow_and_update()));
-    tracker.spawn(async move {
-        // Ends when the link's poller drops its side, or nobody reads health any more.
-        while state.changed().await.is_ok() {
-            let now = up(&state.borrow_and_update());
-            tx.send_if_modified(|link| std::mem::replace(link, now) != now);
-            if tx.is_closed() {
-                break;
-            }
-        }
-    });
-    rx
+    pub(super) media_busy: Arc<AtomicBool>,
 }
 
 impl MqttSink {

@@ -1,4 +1,7 @@
-//! The topic names of one account (DESIGN.md "Topics and subjects"), built once.
+//! The topic names of one account (DESIGN.md "Topics and subjects"), built once, and the
+//! [`Router`] that tells which account an incoming publish is for.
+use std::collections::HashMap;
+
 use crate::spool::Kind;
 
 /// Every topic the link uses, `<base>/<account>/…`.
@@ -97,9 +100,72 @@ impl Topics {
     }
 }
 
+/// The process's own availability when it serves several accounts: `<base>/status`, the last
+/// will (see the module docs of `mqtt`). Two levels, so it is no account's topic: those have
+/// three or more.
+pub(super) fn process_status(base: &str) -> String {
+    format!("{base}/status")
+}
+
+/// Which account a publish on `<base>/<account>/…` is for: the account's position in the
+/// list the link serves.
+#[derive(Debug)]
+pub(super) struct Router {
+    /// `<base>/`.
+    prefix: String,
+    /// Account name → position.
+    accounts: HashMap<String, usize>,
+}
+
+impl Router {
+    /// A router over `accounts`, in the order the link serves them.
+    pub fn new<'a>(base: &str, accounts: impl IntoIterator<Item = &'a str>) -> Router {
+        Router {
+            prefix: format!("{base}/"),
+            accounts: accounts
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (a.to_owned(), i))
+                .collect(),
+        }
+    }
+
+    /// The position of the account whose topic `topic` is, if it is one of ours. Which of
+    /// that account's topics it is, is for the account's own command task to tell.
+    pub fn account(&self, topic: &str) -> Option<usize> {
+        let rest = topic.strip_prefix(&self.prefix)?;
+        let (account, _leaf) = rest.split_once('/')?;
+        self.accounts.get(account).copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publishes_are_routed_to_the_account_their_topic_names() {
+        let r = Router::new("home/wechat", ["home", "office", "home-2"]);
+        assert_eq!(r.account("home/wechat/home/send"), Some(0));
+        assert_eq!(r.account("home/wechat/office/send"), Some(1));
+        assert_eq!(r.account("home/wechat/office/notify/Mom"), Some(1));
+        assert_eq!(r.account("home/wechat/home-2/relogin"), Some(2));
+        // A name that only starts like an account is another account, or none.
+        assert_eq!(r.account("home/wechat/home-3/send"), None);
+        assert_eq!(r.account("home/wechat/offic/send"), None);
+        assert_eq!(r.account("home/wechat/office"), None, "no leaf");
+        assert_eq!(r.account("home/wechat/status"), None, "the process's own");
+        assert_eq!(r.account("wechat/home/send"), None, "another base");
+        assert_eq!(r.account("homeassistant/status"), None);
+        // Every command topic of every account finds its own account, never another.
+        for (i, account) in ["home", "office", "home-2"].iter().enumerate() {
+            let t = Topics::new("home/wechat", account);
+            for topic in [&t.send, &t.relogin, &t.logout, &t.notify("Family_20Group")] {
+                assert_eq!(r.account(topic), Some(i), "{topic}");
+            }
+        }
+        assert_eq!(process_status("home/wechat"), "home/wechat/status");
+    }
 
     #[test]
     fn topics_follow_the_design_table() {

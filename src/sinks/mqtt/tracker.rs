@@ -2,9 +2,10 @@
 //! CRATES.md §1.4); what it does give, in order, is `Outgoing::Publish(pkid)` when a publish is
 //! written and `Incoming::PubAck(pkid)` / `PubComp(pkid)` when the broker takes it.
 //!
-//! The pairing rests on one invariant: every publish goes through the link task, which pushes
-//! its [`Tag`] onto the shared [`Unwritten`] queue right before handing it to the client, so the
-//! queue's order is the request channel's order. The poller pops the front tag for each *new*
+//! The pairing rests on one invariant: every publish goes through the gate (`link::Gate`),
+//! which pushes its [`Tag`] onto the shared [`Unwritten`] queue and hands the publish to the
+//! client in one turn (the accounts' link tasks take turns at it), so the queue's order is the
+//! request channel's order. The poller pops the front tag for each *new*
 //! publish written, files it under the pkid, and resolves it on the ack. Not new are:
 //! - re-sends after a reconnect that resumed the session: rumqttc moves unacked publishes to
 //!   its `pending` queue with their pkids and writes them again; their pkids are known
@@ -26,8 +27,10 @@ use rumqttc::Request;
 pub(super) enum Tag {
     /// A retained status, state or QR publish: nobody waits for its ack.
     Control,
-    /// Entry `index` of delivery batch `batch`.
+    /// Entry `index` of delivery batch `batch` of the account at position `lane`.
     Entry {
+        /// The account's position in the link's list.
+        lane: usize,
         /// The batch's number.
         batch: u64,
         /// The entry's position in the batch.
@@ -35,7 +38,9 @@ pub(super) enum Tag {
     },
     /// The bytes of a file an event refers to; the event waits for this one's ack.
     Media {
-        /// Numbered by the link task, one after the other.
+        /// The account's position in the link's list.
+        lane: usize,
+        /// Numbered by the account's link task, one after the other.
         id: u64,
     },
 }
@@ -151,7 +156,11 @@ mod tests {
     use rumqttc::{Publish, QoS};
 
     fn entry(index: usize) -> Tag {
-        Tag::Entry { batch: 1, index }
+        Tag::Entry {
+            lane: 0,
+            batch: 1,
+            index,
+        }
     }
 
     fn tracker(tags: &[Tag]) -> (Tracker, Unwritten) {

@@ -31,6 +31,10 @@ pub(super) async fn spawn(
         .queue_subscribe(subjects.relogin.clone(), QUEUE_GROUP.to_owned())
         .await
         .map_err(|e| subscribe_failed(&subjects.relogin, e))?;
+    let logout = client
+        .queue_subscribe(subjects.logout.clone(), QUEUE_GROUP.to_owned())
+        .await
+        .map_err(|e| subscribe_failed(&subjects.logout, e))?;
     let state_get = client
         .subscribe(subjects.state_get.clone())
         .await
@@ -50,9 +54,16 @@ pub(super) async fn spawn(
         control.intake.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(forward_relogin(
+    tasks.spawn(forward_request(
         relogin,
+        "re-login",
         control.relogin.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(forward_request(
+        logout,
+        "logout",
+        control.logout.clone(),
         shutdown.clone(),
     ));
     let mirror = Mirror {
@@ -150,9 +161,11 @@ async fn forward_commands(mut sub: Subscriber, intake: Intake, shutdown: Cancell
     }
 }
 
-async fn forward_relogin(
+/// Notifies `request` (the bridge's relogin or logout) for each message, whatever it holds.
+async fn forward_request(
     mut sub: Subscriber,
-    relogin: std::sync::Arc<tokio::sync::Notify>,
+    what: &'static str,
+    request: std::sync::Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -160,8 +173,8 @@ async fn forward_relogin(
             _ = shutdown.cancelled() => return,
             msg = sub.next() => match msg {
                 Some(_) => {
-                    tracing::info!("re-login requested over NATS");
-                    relogin.notify_one();
+                    tracing::info!("{what} requested over NATS");
+                    request.notify_one();
                 }
                 None => return,
             },

@@ -11,11 +11,18 @@
 //! | `<p>.<a>.qr` | out, on change | `{"url","png_base64","expires_at"}`, empty once logged in |
 //! | `<p>.<a>.send` | in, request-reply | a send command; the reply is its result |
 //! | `<p>.<a>.relogin` | in | any payload requests a new login |
+//! | `<p>.<a>.logout` | in | any payload ends the session at WeChat, forgets it and logs in afresh |
 //! | `<p>.<a>.state.get` | request | answers the current session state (same JSON as `.state`) |
 //! | `<p>.<a>.qr.get` | request | answers the current QR JSON, or an empty payload when none |
 //!
-//! `.send` and `.relogin` are subscribed in the queue group `wxbridge`, so a second instance
-//! started by mistake does not act on a command twice.
+//! `.send`, `.relogin` and `.logout` are subscribed in the queue group `wxbridge`, so a
+//! second instance started by mistake does not act on a command twice.
+//!
+//! **Several accounts.** One client serves every account (`prepare` takes the account views,
+//! `start` one [`Control`] per account and answers one sink per account): each account has
+//! its own subjects under `<p>.<a>`, its handlers routed to its own control, and its own sink
+//! delivering from its own spool. A slow account never holds up another's subjects: each
+//! subscription has its own task.
 //!
 //! **Delivery guarantee.** Each spooled entry is published in spool order and counts as
 //! delivered only when the server has it:
@@ -41,12 +48,13 @@
 //!
 //! **The stream.** With JetStream on, the stream `nats.stream` is looked up once connected
 //! (and again after every reconnect) and created if missing, with exactly the subjects
-//! `<p>.<a>.message` and `<p>.<a>.event`, file storage and the server's default limits, so it
-//! never captures `.send` requests (a stream on `.send` would answer requesters with its own
-//! acks). An existing stream is never changed: when its subjects differ it is logged as an
-//! error naming the expected and the found subjects, and delivery goes on with whatever stream
-//! the server routes the subjects to. The configuration sent is minimal so that nats-server 2.9
-//! accepts it.
+//! `<p>.<a>.message` and `<p>.<a>.event` of every account, file storage and the server's
+//! default limits, so it never captures `.send` requests (a stream on `.send` would answer
+//! requesters with its own acks). An existing stream is never changed: when its subjects
+//! differ it is logged as an error naming the expected and the found subjects, and delivery
+//! goes on with whatever stream the server routes the subjects to (an account added to the
+//! config later needs its two subjects added to the stream by hand, or the stream deleted to
+//! have it recreated). The configuration sent is minimal so that nats-server 2.9 accepts it.
 //!
 //! **Media.** With JetStream on and media downloaded, the files a message event refers to go
 //! into the object store `nats.media_bucket` (created if missing; object name = sha256)
@@ -72,7 +80,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ConfigError, NatsConfig};
+use crate::config::{Config, ConfigError, NatsConfig};
 use crate::sinks::{Control, Started};
 
 pub use sink::NatsSink;
@@ -154,10 +162,14 @@ impl From<NatsError> for ConfigError {
 }
 
 /// The `nats` section checked for what the loader does not check: the subjects the prefix and
-/// account make, the stream name (with JetStream on), the server address, and the credentials
-/// and CA files, read and parsed now. Ready to [`Prepared::start`].
-pub fn prepare(config: &NatsConfig, account: &str) -> Result<Prepared, ConfigError> {
-    let subjects = Subjects::new(&config.subject_prefix, account)?;
+/// each account make, the stream name (with JetStream on), the server address, and the
+/// credentials and CA files, read and parsed now. `accounts` are the account views of
+/// [`Config::accounts`]; one client serves them all. Ready to [`Prepared::start`].
+pub fn prepare(config: &NatsConfig, accounts: &[Config]) -> Result<Prepared, ConfigError> {
+    let subjects = accounts
+        .iter()
+        .map(|a| Subjects::new(&config.subject_prefix, &a.account))
+        .collect::<Result<Vec<_>, _>>()?;
     if config.jetstream && !stream::is_valid_name(&config.stream) {
         return Err(NatsError::StreamName {
             name: config.stream.clone(),
@@ -180,7 +192,8 @@ pub struct Prepared {
     options: async_nats::ConnectOptions,
     addr: async_nats::ServerAddr,
     link: Arc<connect::LinkState>,
-    subjects: Subjects,
+    /// Each account's subjects, in the order of the accounts given to [`prepare`].
+    subjects: Vec<Subjects>,
     /// `nats.stream` when JetStream is on.
     stream: Option<String>,
     /// `nats.media_bucket` (the loader checked the name).
@@ -188,15 +201,17 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Starts the link: connects in the background, subscribes the command and request
-    /// subjects and starts publishing state and QR changes; the handler tasks, tracked on
-    /// `tracker`, run until `control.shutdown` is cancelled. Fails only when the client refuses
-    /// to be set up, never because the server is unreachable.
+    /// Starts the link: connects in the background, subscribes each account's command and
+    /// request subjects (routed to its [`Control`]; `controls` in the order of the accounts
+    /// given to [`prepare`]) and starts publishing state and QR changes; the handler tasks,
+    /// tracked on `tracker`, run until the controls' `shutdown` is cancelled. Answers one sink
+    /// per account, in that order, all on the one connection. Fails only when the client
+    /// refuses to be set up, never because the server is unreachable.
     pub async fn start(
         self,
-        control: Control,
+        controls: Vec<Control>,
         tracker: &TaskTracker,
-    ) -> Result<Started<NatsSink>, NatsError> {
+    ) -> Result<Vec<Started<NatsSink>>, NatsError> {
         let Prepared {
             options,
             addr,
@@ -205,38 +220,59 @@ impl Prepared {
             stream,
             media_bucket,
         } = self;
-        let health = link.health.subscribe();
-        let client = connect::connect(options, addr, control.retry, link.clone()).await?;
+        if controls.len() != subjects.len() {
+            return Err(NatsError::Client(format!(
+                "{} accounts were prepared but {} started",
+                subjects.len(),
+                controls.len()
+            )));
+        }
+        let Some(first) = controls.first() else {
+            return Ok(Vec::new());
+        };
+        let (retry, shutdown) = (first.retry, first.shutdown.clone());
+        let client = connect::connect(options, addr, retry, link.clone()).await?;
         let tasks = TaskTracker::new();
-        handlers::spawn(&client, &subjects, &control, &tasks).await?;
+        for (subjects, control) in subjects.iter().zip(&controls) {
+            handlers::spawn(&client, subjects, control, &tasks).await?;
+        }
+        // One stream for every account: its subjects are each account's message and event
+        // subjects.
         let jetstream = stream.map(|name| {
             let target = stream::Target::new(client.clone(), &name, &subjects);
-            tasks.spawn(stream::keep(
-                target.clone(),
-                link.clone(),
-                control.shutdown.clone(),
-            ));
+            tasks.spawn(stream::keep(target.clone(), link.clone(), shutdown));
             target
-        });
-        // With JetStream, each file an event refers to goes into the object store first.
-        let objects = jetstream.as_ref().map(|target| media::Objects {
-            store: control.media.store.clone(),
-            bucket: media_bucket,
-            context: target.context.clone(),
-            handle: None,
         });
         tasks.close();
         let waited = tasks.clone();
         tracker.spawn(async move { waited.wait().await });
-        let sink = NatsSink {
-            client,
-            jetstream,
-            subjects,
-            account: control.account,
-            link,
-            tasks,
-            objects,
-        };
-        Ok(Started { sink, health })
+        let sinks = subjects
+            .into_iter()
+            .zip(controls)
+            .map(|(subjects, control)| {
+                // With JetStream, each file an event refers to goes into the object store
+                // first.
+                let objects = jetstream.as_ref().map(|target| media::Objects {
+                    store: control.media.store.clone(),
+                    bucket: media_bucket.clone(),
+                    context: target.context.clone(),
+                    handle: None,
+                });
+                let sink = NatsSink {
+                    client: client.clone(),
+                    jetstream: jetstream.clone(),
+                    subjects,
+                    account: control.account,
+                    link: link.clone(),
+                    tasks: tasks.clone(),
+                    objects,
+                };
+                Started {
+                    sink,
+                    health: link.health.subscribe(),
+                }
+            })
+            .collect();
+        Ok(sinks)
     }
 }

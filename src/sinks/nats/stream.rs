@@ -1,5 +1,5 @@
 //! The JetStream stream events go to: looked up on every connect, created when missing with
-//! exactly the two event subjects, never changed when it exists (see the module docs of
+//! exactly the two event subjects of each account, never changed when it exists (see the module docs of
 //! [`super`]).
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,19 +30,20 @@ pub(super) struct Target {
     pub(super) context: Context,
     /// `nats.stream`.
     pub(super) name: String,
-    /// Exactly `<p>.<a>.message` and `<p>.<a>.event`.
+    /// Exactly `<p>.<a>.message` and `<p>.<a>.event` of every account.
     pub(super) subjects: Vec<String>,
 }
 
 impl Target {
-    pub(super) fn new(client: Client, name: &str, subjects: &Subjects) -> Target {
+    /// The stream `name` over the message and event subjects of every account in `accounts`.
+    pub(super) fn new(client: Client, name: &str, accounts: &[Subjects]) -> Target {
         Target {
             context: ContextBuilder::new().timeout(STALL).build(client),
             name: name.to_owned(),
-            subjects: subjects
-                .stream_subjects()
+            subjects: accounts
                 .iter()
-                .map(|s| (*s).to_owned())
+                .flat_map(|s| s.stream_subjects())
+                .map(str::to_owned)
                 .collect(),
         }
     }

@@ -29,6 +29,8 @@ pub struct Subjects {
     pub send: String,
     /// `<p>.<a>.relogin`: re-login requests.
     pub relogin: String,
+    /// `<p>.<a>.logout`: end the session at WeChat, forget it, log in afresh.
+    pub logout: String,
 }
 
 impl Subjects {
@@ -56,6 +58,7 @@ impl Subjects {
             contacts_get: s("contacts.get"),
             send: s("send"),
             relogin: s("relogin"),
+            logout: s("logout"),
         })
     }
 
@@ -90,6 +93,7 @@ mod tests {
         assert_eq!(s.for_kind(Kind::Receipt), "wechat.home.send.receipt");
         assert_eq!(s.send, "wechat.home.send");
         assert_eq!(s.relogin, "wechat.home.relogin");
+        assert_eq!(s.logout, "wechat.home.logout");
         assert_eq!(s.state_get, "wechat.home.state.get");
         assert_eq!(s.qr_get, "wechat.home.qr.get");
         assert_eq!(s.contacts_get, "wechat.home.contacts.get");
