@@ -5,11 +5,17 @@ use std::process::ExitCode;
 
 use crate::bridge::{refusal, show_login_progress};
 use crate::config::{Config, ConfigError};
+use crate::event::is_contact_key;
 use crate::lock::{LockError, StateLock};
+use crate::spool::{RedbSpool, Store};
 use crate::wechat::client::{Timeouts, WxClient};
 use crate::wechat::contacts::clean_name;
+use crate::wechat::keys::{ContactKeys, SPOOL_VALUE};
 use crate::wechat::login::{self, LoginError};
 use crate::wechat::session::{ensure_private_dir, Session, SessionFile};
+
+/// The account's spool in its state dir (as `run` opens it).
+const SPOOL_FILE: &str = "spool.redb";
 
 /// How many QR codes `login` shows before it gives up (DESIGN.md).
 const LOGIN_QR_LIMIT: u32 = 5;
@@ -181,13 +187,76 @@ pub async fn logout(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `contacts [--json]`.
+/// The contact keys of the session's contacts, for a one-shot command run under the state
+/// lock: the account's key book (spool value `contact_keys`) bound to them by the rules `run`
+/// binds each login with, and stored back when that changed it (a contact new since `run`
+/// last bound then keeps the key shown here). `None`, with keys left out, when the account
+/// has no spool or no book yet, or it cannot be read: `run` stores the book, this only uses
+/// it.
+async fn session_keys(config: &Config, session: &Session) -> Option<ContactKeys> {
+    let path = config.state_dir.join(SPOOL_FILE);
+    if !path.exists() {
+        return None;
+    }
+    // Through the store, so a journal `run` left behind is replayed before the book is read.
+    let store = match RedbSpool::open(&path, config.spool.max_events_per_sink)
+        .and_then(|s| Store::spawn(s, crate::sinks::WINDOW as u64))
+    {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot open the spool; contact keys are left out");
+            return None;
+        }
+    };
+    let keys = bind_stored_keys(&store, session).await;
+    store.close().await;
+    keys
+}
+
+async fn bind_stored_keys(store: &Store, session: &Session) -> Option<ContactKeys> {
+    let bytes = match store.value(SPOOL_VALUE).await {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot read the contact keys; they are left out");
+            return None;
+        }
+    };
+    let mut keys = match ContactKeys::from_bytes(&bytes) {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot read the contact keys; they are left out");
+            return None;
+        }
+    };
+    let outcome = keys.bind_login(
+        session.book().iter(),
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
+    if outcome.changed {
+        if let Err(e) = store.put_value(SPOOL_VALUE, keys.to_bytes()).await {
+            tracing::warn!(cause = %e, "cannot store the contact keys");
+        }
+    }
+    Some(keys)
+}
+
+/// `contacts [--json]`, with each contact's key when the account has a key book.
 pub async fn contacts(config: Config, json: bool) -> ExitCode {
     let (_lock, session) = match locked_session(&config).await {
         Ok(held) => held,
         Err(code) => return code,
     };
-    for c in session.book().listing() {
+    let keys = session_keys(&config, &session).await;
+    for mut c in session.book().listing() {
+        let key = keys.as_ref().map(|k| {
+            c["id"]
+                .as_str()
+                .and_then(|id| k.key_of(id))
+                .map(str::to_owned)
+        });
+        if let Some(key) = &key {
+            c["key"] = serde_json::json!(key);
+        }
         if json {
             println!("{c}");
         } else {
@@ -200,8 +269,9 @@ pub async fn contacts(config: Config, json: bool) -> ExitCode {
                 .as_str()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
+            let key = key.flatten().map(|k| format!("  {k}")).unwrap_or_default();
             println!(
-                "{kind:<8} {}{remark}  {}",
+                "{kind:<8} {}{remark}  {}{key}",
                 c["name"].as_str().unwrap_or_default(),
                 c["id"].as_str().unwrap_or_default()
             );
@@ -228,7 +298,14 @@ pub async fn send(config: Config, to: String, text: String) -> ExitCode {
             Err(e) => return failure(e),
         }
     };
-    if let Some(refused) = refusal(&config.send.allow, &recipient) {
+    // A key entry needs the recipient's key, which only the account's key book gives.
+    let keys = if config.send.allow.iter().any(|a| is_contact_key(a)) {
+        session_keys(&config, &session).await
+    } else {
+        None
+    };
+    let key = keys.as_ref().and_then(|k| k.key_of(&recipient.user_name));
+    if let Some(refused) = refusal(&config.send.allow, &recipient, key) {
         return failure(refused);
     }
     match session.send_text(&recipient.user_name, &text).await {

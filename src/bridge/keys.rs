@@ -14,12 +14,9 @@ use time::OffsetDateTime;
 use super::Bridge;
 use crate::event::{Ambiguous, ContactsEvent, ContactsKind, ErrorCode, Event, Roster, SendResult};
 use crate::wechat::contacts::ContactBook;
-use crate::wechat::keys::{ContactKeys, KeyLookup};
+use crate::wechat::keys::{ContactKeys, KeyLookup, SPOOL_VALUE as VALUE_NAME};
 use crate::wechat::protocol::Contact;
 use crate::wechat::session::Session;
-
-/// The spool value that holds the book.
-const VALUE_NAME: &str = "contact_keys";
 
 /// The book as the bridge holds it.
 #[derive(Debug, Default)]

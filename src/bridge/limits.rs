@@ -228,7 +228,8 @@ impl Limits {
         now.ms < self.counts.tight_until_ms
     }
 
-    /// Whether one more message to `to` (a name stable across logins) may go now.
+    /// Whether one more message to `to` (its contact key, or its name when it has none: see
+    /// `outbound::counted_as`) may go now.
     pub(super) fn check(&self, to: &str, now: Now) -> Result<(), Blocked> {
         let day = now.into_day();
         if let Some(q) = self.quiet {
@@ -405,6 +406,26 @@ mod tests {
             ms: 1_796_547_600_000 + minutes_after * MINUTE_MS,
             offset_s: 3600,
         }
+    }
+
+    #[test]
+    fn counts_stored_by_name_hold_no_key_but_still_count_for_the_day() {
+        let mut l = Limits::new(
+            &config("per_recipient: { per_minute: 1, per_hour: 10 }\nper_day: 2"),
+            None,
+        );
+        // As a version that counted by name stored them.
+        let stored = format!(r#"{{"sends":[{{"at":{},"to":"Alice"}}]}}"#, at(0).ms);
+        l.loaded(serde_json::from_str(&stored).unwrap());
+        assert!(
+            l.check("c_k3n7q2xw5abd", at(0)).is_ok(),
+            "a count by name never holds a key"
+        );
+        l.record("c_k3n7q2xw5abd", at(0));
+        assert_eq!(
+            l.check("c_q4mz7b2kd6wa", at(0)).unwrap_err().limit,
+            Limit::PerDay
+        );
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl Bridge {
         let session_file = SessionFile::in_dir(&config.state_dir);
         let (downloads, download_jobs) = mpsc::unbounded_channel();
         let limits = limits::Limits::new(&config.send.limits, Some(spool.clone()));
+        allow::warn_about_ids(&config.send.allow);
         Bridge {
             config,
             media,

@@ -179,12 +179,13 @@ impl Bridge {
             let to = recipient.user_name.clone();
             let name = display(&recipient);
             let key = self.key_of(&to);
+            let counted = counted_as(key.as_deref(), &name);
             if progress.media_msg.is_none() {
                 // The scheduler checked before it chose this command, unless it was chosen
                 // while logged out: then the wait is here.
                 let now = self.limits_clock.now();
                 // Not `if let` on the guard: it would be held across the nap.
-                let checked = self.limits_lock().check(&name, now);
+                let checked = self.limits_lock().check(&counted, now);
                 if let Err(b) = checked {
                     let wait = scheduler::ms(b.until_ms - now.ms);
                     if wait >= left {
@@ -252,7 +253,7 @@ impl Bridge {
                     settle_guard(guard, &sent);
                     match sent {
                         Ok(msg_id) => {
-                            self.count_send(&recipient, &name);
+                            self.count_send(&recipient, &counted);
                             progress.media_msg = Some(msg_id.clone());
                             if cmd.text.is_none() {
                                 return Some(
@@ -275,7 +276,7 @@ impl Bridge {
             };
             let e = match sent {
                 Ok(msg_id) => {
-                    self.count_send(&recipient, &name);
+                    self.count_send(&recipient, &counted);
                     let result = match progress.media_msg.clone() {
                         Some(media_msg) => {
                             let mut r = SendResult::ok(rid, media_msg, to, name).with_to_key(key);
@@ -364,11 +365,11 @@ impl Bridge {
     }
 
     /// Counts a message WeChat took, durably, and in the metrics by recipient class.
-    fn count_send(&self, recipient: &Contact, name: &str) {
+    fn count_send(&self, recipient: &Contact, counted: &str) {
         let now = self.limits_clock.now();
         let (today, per_day) = {
             let mut limits = self.limits_lock();
-            limits.record(name, now);
+            limits.record(counted, now);
             limits.today(now)
         };
         let class = match recipient.user_name.as_str() {
@@ -502,7 +503,10 @@ impl Bridge {
         }
         .map_err(Box::new)?;
         // Only by what the owner controls (see `allow`).
-        if let Some(refused) = super::allow::refusal(&self.config.send.allow, &found) {
+        let key = self.key_of(&found.user_name);
+        if let Some(refused) =
+            super::allow::refusal(&self.config.send.allow, &found, key.as_deref())
+        {
             return Err(Box::new(SendResult::err(
                 rid,
                 ErrorCode::Forbidden,
@@ -558,6 +562,13 @@ fn media_message<'a>(media: &'a SendMedia, stored: &Stored) -> MediaMessage<'a> 
             size: stored.size,
         },
     }
+}
+
+/// Who `send.limits` counts a send to: the recipient's contact key when it has one, as a key
+/// outlives renames and relogins; its display name otherwise. Counts stored by name before
+/// never match a key: they only age out of their windows.
+pub(super) fn counted_as(key: Option<&str>, name: &str) -> String {
+    key.unwrap_or(name).to_owned()
 }
 
 /// Records a send's outcome in the sent log: without an answer the message may have gone

@@ -142,12 +142,18 @@ impl Bridge {
         for q in pass {
             let left = self.time_left(&q.record);
             if heads.insert(q.target.clone()) {
-                // Only with a session can the recipient be named as the counts know it; without
-                // one the sender waits for the login and checks there.
+                // Only with a session can the recipient be named as the counts know it (its key,
+                // or its name); without one the sender waits for the login and checks there.
                 let blocked = session
                     .as_ref()
                     .and_then(|s| self.resolve(s, &q.record.command).ok())
-                    .and_then(|c| self.limits_lock().check(&display(&c), now).err());
+                    .and_then(|c| {
+                        let counted = super::outbound::counted_as(
+                            self.key_of(&c.user_name).as_deref(),
+                            &display(&c),
+                        );
+                        self.limits_lock().check(&counted, now).err()
+                    });
                 match blocked {
                     None => ready.push(q),
                     Some(b) => {

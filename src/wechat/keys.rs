@@ -47,6 +47,9 @@ pub const GROUP_SIMILARITY: f64 = 0.5;
 /// Keys not matched by any contact for this many days are dropped.
 pub const FORGET_AFTER_DAYS: i64 = 90;
 
+/// The spool value that holds the book (for `run` and the one-shot commands alike).
+pub const SPOOL_VALUE: &str = "contact_keys";
+
 /// The stored book's format version; another one is not read (and not overwritten).
 const FORMAT_VERSION: u32 = 1;
 

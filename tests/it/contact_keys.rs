@@ -378,3 +378,133 @@ async fn next_roster(w: &mut Watcher, pred: impl Fn(&Vec<Value>) -> bool) -> Vec
         }
     }
 }
+
+#[tokio::test]
+async fn an_allow_list_with_a_key_admits_its_contact_by_name_after_a_relogin() {
+    let world = World::new().await;
+    // No remarks: neither name would satisfy an entry (nicknames never do).
+    world.fake.add_contact("Alice", "");
+    world.fake.add_contact("Bob", "");
+    let mut bridge = world.run_logged_in().await;
+    let key = key_of(&world, &mut bridge, "Alice").await.expect("a key");
+    let bob_before = world.fake.user_name_of("Bob");
+    assert_eq!(bridge.stop().await, 0);
+
+    // A new login (new UserNames), allowing Alice by her key and Bob by his old id.
+    std::fs::remove_file(world.state_dir().join("session.json")).unwrap();
+    let allow = [
+        ("WXBRIDGE__SEND__ALLOW__0", key.as_str()),
+        ("WXBRIDGE__SEND__ALLOW__1", bob_before.as_str()),
+    ];
+    let mut bridge = Bridge::spawn_with_env(&world.config(""), &["run"], &allow);
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    let alice = world.fake.user_name_of("Alice");
+    assert_ne!(world.fake.user_name_of("Bob"), bob_before);
+
+    let r = send(
+        &mut bridge,
+        json!({"to": "Alice", "text": "allowed", "request_id": "al-1"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["to"]["key"], key.as_str(), "{r}");
+    let r = send(
+        &mut bridge,
+        json!({"to": "Bob", "text": "refused", "request_id": "al-2"}),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
+    let sent = world.fake.sent();
+    assert_eq!(sent.len(), 1, "only Alice's");
+    assert_eq!(sent[0].to, alice);
+    let stderr = bridge.stderr();
+    assert!(
+        stderr.contains(&bob_before) && stderr.contains("one login only"),
+        "the `@` entry is warned about: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn wxbridge_contacts_lists_the_keys_run_gives() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "Mom");
+    world.fake.add_contact("Bob", "");
+    let mut bridge = world.run_logged_in().await;
+    let alice_key = key_of(&world, &mut bridge, "Alice").await.expect("a key");
+    assert_eq!(bridge.stop().await, 0);
+    // A contact `run` has not seen: the command gives it its key, and `run` keeps it.
+    world.fake.add_contact("Carol", "");
+
+    let (code, stdout, stderr) = world.command(&["contacts", "--json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let key_of_listed = |name: &str| {
+        let c = listed
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {stdout}"));
+        c["key"].as_str().map(str::to_owned)
+    };
+    assert_eq!(key_of_listed("Alice").as_deref(), Some(alice_key.as_str()));
+    let bob_key = key_of_listed("Bob").expect("Bob's key");
+    let carol_key = key_of_listed("Carol").expect("Carol's key");
+    assert!(is_contact_key(&bob_key) && is_contact_key(&carol_key));
+    assert!(alice_key != bob_key && bob_key != carol_key && alice_key != carol_key);
+
+    let (code, stdout, stderr) = world.command(&["contacts"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("(Mom)"))
+        .unwrap_or_else(|| panic!("Alice's line: {stdout}"));
+    assert!(line.ends_with(&format!("  {alice_key}")), "{line}");
+
+    let mut bridge = world.start(&["run"]);
+    bridge.wait_state("online").await;
+    assert_eq!(
+        key_of(&world, &mut bridge, "Carol").await.as_deref(),
+        Some(carol_key.as_str())
+    );
+    assert_eq!(
+        key_of(&world, &mut bridge, "Bob").await.as_deref(),
+        Some(bob_key.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_send_command_honours_a_key_in_send_allow() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "");
+    world.fake.add_contact("Bob", "");
+    let mut bridge = world.run_logged_in().await;
+    let key = key_of(&world, &mut bridge, "Alice").await.expect("a key");
+    assert_eq!(bridge.stop().await, 0);
+
+    let config = world.config("");
+    let send = |to: &'static str| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxbridge"))
+            .arg("--config")
+            .arg(&config)
+            .args(["send", "--to", to, "from the shell"])
+            .env("WXBRIDGE__SEND__ALLOW__0", &key)
+            .stdin(std::process::Stdio::null())
+            .output();
+        async move {
+            let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.code(), stderr)
+        }
+    };
+    let (code, stderr) = send("Bob").await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Bob is not in send.allow"), "{stderr}");
+    let (code, stderr) = send("Alice").await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let sent = world.fake.sent();
+    assert_eq!(sent.len(), 1, "only Alice's");
+    assert_eq!(sent[0].to, world.fake.user_name_of("Alice"));
+}

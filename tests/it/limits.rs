@@ -358,3 +358,33 @@ async fn the_status_page_and_metrics_count_sends_waits_and_limit_hits() {
         "m2 answered limit_exceeded"
     );
 }
+
+#[tokio::test]
+async fn a_recipients_minute_holds_across_its_rename() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "");
+    let per_minute = [("WXBRIDGE__SEND__LIMITS__PER_RECIPIENT__PER_MINUTE", "2")];
+    let mut bridge = run_with(&world, &per_minute).await;
+    for text in ["r1", "r2"] {
+        bridge.send_line(&command("Alice", text, None)).await;
+        assert_eq!(result_of(&mut bridge, text).await["ok"], true);
+    }
+
+    // Renamed: the same contact (the same key) under a new display name.
+    let alice = world.fake.user_name_of("Alice");
+    world.fake.set_nick(&alice, "Ally");
+    world.fake.push_mod_contact(&alice);
+    bridge
+        .next_where("the rename", |v| {
+            v["kind"] == "contacts" && v["modified"][0]["name"] == "Ally"
+        })
+        .await;
+    bridge
+        .send_line(&command("Ally", "r3", Some(Duration::from_secs(5))))
+        .await;
+    assert_limit_exceeded(
+        &result_of(&mut bridge, "r3").await,
+        "send.limits.per_recipient.per_minute",
+    );
+    assert_eq!(sent_texts(&world), ["r1", "r2"]);
+}

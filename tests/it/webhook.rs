@@ -1,6 +1,7 @@
 //! The webhook sink against a real HTTP receiver on 127.0.0.1: headers and Standard Webhooks
 //! signatures, the kinds filter, failures that stop a batch, timeouts, and replies.
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use wxbridge::sinks::{run_delivery, Accepted, Intake, Origin as CommandOrigin, S
 use wxbridge::spool::{Entry, Kind, NewEntry, RedbSpool, Store};
 
 use crate::schema::{assert_valid, assert_valid_command};
+use crate::support::{Bridge, World, WAIT};
 
 const ACCOUNT: &str = "home";
 
@@ -74,6 +76,10 @@ impl Answer {
 struct Receiver {
     requests: Arc<Mutex<Vec<Request>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
+    /// While set, every request is answered 503 and recorded in `refused` only: the receiver
+    /// is down.
+    down: Arc<AtomicBool>,
+    refused: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Receiver {
@@ -110,6 +116,14 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
+    if receiver.down.load(Ordering::SeqCst) {
+        receiver
+            .refused
+            .lock()
+            .unwrap()
+            .push(Request { headers, body });
+        return (StatusCode::SERVICE_UNAVAILABLE, "");
+    }
     receiver
         .requests
         .lock()
@@ -516,6 +530,39 @@ async fn replies_past_the_per_chat_budget_are_dropped() {
 }
 
 #[tokio::test]
+async fn a_chat_with_a_key_is_answered_by_its_key_and_keeps_its_budget_under_new_ids() {
+    let (receiver, url) = Receiver::start().await;
+    receiver.script(std::iter::repeat_n(Answer::body(r#"{"reply":"again"}"#), 3));
+    let mut c = config(&url, None, &[EventKind::Message]);
+    c.max_replies_per_minute = 2;
+    let (mut sink, commands) = sink(&c);
+    // The same chat under the ids of three logins.
+    let batch: Vec<Entry> = (1..=3)
+        .map(|i| {
+            let mut e = message(i, &format!("20{i}"), Origin::Contact, "hi");
+            let mut event: Value = serde_json::from_slice(&e.payload).unwrap();
+            event["chat"]["id"] = json!(format!("@@login{i}"));
+            event["chat"]["key"] = json!("c_q4mz7b2kd6wa");
+            assert_valid(&event);
+            e.payload = serde_json::to_vec(&event).unwrap();
+            e
+        })
+        .collect();
+    sink.deliver(&batch).await.unwrap();
+
+    let taken: Vec<Value> = commands.taken().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(
+        taken,
+        [
+            json!({"to_key": "c_q4mz7b2kd6wa", "text": "again", "request_id": "reply:home:201"}),
+            json!({"to_key": "c_q4mz7b2kd6wa", "text": "again", "request_id": "reply:home:202"}),
+        ],
+        "the third is past the chat's budget, whatever its id"
+    );
+    assert_valid_command(&taken[0]);
+}
+
+#[tokio::test]
 async fn a_whsec_secret_that_is_not_base64_is_a_config_error() {
     let url = Url::parse("http://127.0.0.1:9/hook").unwrap();
     let c = config(&url, Some("whsec_not*base64"), &[EventKind::Message]);
@@ -614,4 +661,59 @@ async fn wait_for(mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn a_reply_to_an_event_delivered_after_a_relogin_reaches_its_contact() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "Mom");
+    let (receiver, url) = Receiver::start().await;
+    receiver.down.store(true, Ordering::SeqCst);
+    let config = world.config(&format!(
+        "webhooks:\n  - url: {url}\n    events: [message]\n"
+    ));
+    let bridge = Bridge::spawn(&config, &["run"]);
+    world.scan_and_confirm().await;
+    assert_eq!(world.fake.wait_logins(1, WAIT).await, 1);
+    let first_name = world.fake.user_name_of("Alice");
+    let queued = world
+        .fake
+        .queue(wxbridge_fake::Msg::text(&first_name, "are you there?"));
+    // Spooled, and tried on the receiver while it is down.
+    let event = tokio::time::timeout(WAIT, async {
+        loop {
+            let refused = receiver.refused.lock().unwrap().clone();
+            if let Some(r) = refused
+                .iter()
+                .find(|r| r.json()["id"] == queued.msg_id.as_str())
+            {
+                return r.json();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the webhook is tried with the message");
+    assert!(event["chat"]["key"].is_string(), "{event}");
+
+    // A new QR login hands out new UserNames; the event is still in the webhook's spool.
+    assert_eq!(bridge.stop().await, 0);
+    std::fs::remove_file(world.state_dir().join("session.json")).unwrap();
+    let _bridge = Bridge::spawn(&config, &["run"]);
+    world.scan_and_confirm().await;
+    assert_eq!(world.fake.wait_logins(2, WAIT).await, 2);
+    let alice = world.fake.user_name_of("Alice");
+    assert_ne!(alice, first_name);
+
+    receiver.script([Answer::body(r#"{"reply":"yes, here"}"#)]);
+    receiver.down.store(false, Ordering::SeqCst);
+    let sent = world.fake.wait_sent(1, WAIT).await;
+    assert_eq!(sent.len(), 1, "the reply was sent");
+    assert_eq!(sent[0].to, alice, "to Alice under her new UserName");
+    assert_eq!(sent[0].content, "yes, here");
+    assert_eq!(
+        receiver.ids()[0],
+        queued.msg_id,
+        "the spooled event came first"
+    );
 }

@@ -152,7 +152,7 @@ impl WebhookSink {
             return Err(format!("the webhook answered {status}"));
         }
         tracing::debug!(sink = %self.hook.name, webhook_id = %webhook_id, status = status.as_u16(), "delivered");
-        let Some(chat_id) = replyable_chat(entry) else {
+        let Some(chat) = replyable_chat(entry) else {
             return Ok(());
         };
         let answer = match read_capped(&mut response, MAX_ANSWER_BYTES).await {
@@ -170,22 +170,22 @@ impl WebhookSink {
         let Some(text) = reply_text(&answer) else {
             return Ok(());
         };
-        if !self.replies.take(&chat_id, Instant::now()) {
+        if !self.replies.take(chat.value(), Instant::now()) {
             tracing::warn!(
                 sink = %self.hook.name,
                 webhook_id = %webhook_id,
-                chat = %chat_id,
+                chat = %chat.value(),
                 limit = self.replies.per_minute(),
                 "reply dropped: the chat has had max_replies_per_minute replies in the last minute"
             );
             crate::metrics::webhook_reply_dropped(&self.hook.name);
             return Ok(());
         }
-        let command = serde_json::json!({
-            "to_id": chat_id,
+        let mut command = serde_json::json!({
             "text": text,
             "request_id": format!("{REPLY_PREFIX}{webhook_id}"),
         });
+        command[chat.field()] = serde_json::Value::String(chat.value().to_owned());
         let payload = serde_json::to_vec(&command).unwrap_or_default();
         tracing::debug!(sink = %self.hook.name, webhook_id = %webhook_id, "queueing the webhook's reply");
         if self.intake.submit(payload, Origin::Webhook).await {
@@ -237,9 +237,36 @@ fn spool_kind(kind: EventKind) -> Kind {
     }
 }
 
+/// Where a reply goes: the chat's contact key when the event has one, since an event can be
+/// delivered after a relogin (spooled while the webhook was down) and the `@…` id it names
+/// is then gone; the id otherwise.
+#[derive(Debug, PartialEq, Eq)]
+enum ReplyTo {
+    Key(String),
+    Id(String),
+}
+
+impl ReplyTo {
+    /// The command field that names the recipient.
+    fn field(&self) -> &'static str {
+        match self {
+            ReplyTo::Key(_) => "to_key",
+            ReplyTo::Id(_) => "to_id",
+        }
+    }
+
+    /// The key or id; also what the reply budget counts by, so a chat keeps its budget
+    /// across a relogin when it has a key.
+    fn value(&self) -> &str {
+        match self {
+            ReplyTo::Key(v) | ReplyTo::Id(v) => v,
+        }
+    }
+}
+
 /// The chat a reply to `entry` goes to: only message events that this bridge did not send
 /// itself (DESIGN.md: webhook replies never answer `origin: bridge`).
-fn replyable_chat(entry: &Entry) -> Option<String> {
+fn replyable_chat(entry: &Entry) -> Option<ReplyTo> {
     #[derive(Deserialize)]
     struct Message {
         origin: String,
@@ -248,12 +275,20 @@ fn replyable_chat(entry: &Entry) -> Option<String> {
     #[derive(Deserialize)]
     struct Chat {
         id: String,
+        #[serde(default)]
+        key: Option<String>,
     }
     if entry.kind != Kind::Message {
         return None;
     }
     let message: Message = serde_json::from_slice(&entry.payload).ok()?;
-    (message.origin != "bridge").then_some(message.chat.id)
+    if message.origin == "bridge" {
+        return None;
+    }
+    Some(match message.chat.key {
+        Some(key) => ReplyTo::Key(key),
+        None => ReplyTo::Id(message.chat.id),
+    })
 }
 
 /// The `reply` of an answer body `{"reply":"text"}`; none for an empty, non-JSON or other body.
@@ -301,15 +336,21 @@ mod tests {
     #[test]
     fn only_messages_not_sent_by_the_bridge_are_answered() {
         let contact = r#"{"kind":"message","origin":"contact","chat":{"id":"@@9f3"}}"#;
-        let phone = r#"{"kind":"message","origin":"phone","chat":{"id":"@a81"}}"#;
+        let phone = r#"{"kind":"message","origin":"phone","chat":{"id":"@a81","key":null}}"#;
+        let keyed = r#"{"kind":"message","origin":"contact","chat":{"id":"@b5","key":"c_k1"}}"#;
         let bridge = r#"{"kind":"message","origin":"bridge","chat":{"id":"@a81"}}"#;
         assert_eq!(
-            replyable_chat(&entry(Kind::Message, contact)).as_deref(),
-            Some("@@9f3")
+            replyable_chat(&entry(Kind::Message, contact)),
+            Some(ReplyTo::Id("@@9f3".into()))
         );
         assert_eq!(
-            replyable_chat(&entry(Kind::Message, phone)).as_deref(),
-            Some("@a81")
+            replyable_chat(&entry(Kind::Message, phone)),
+            Some(ReplyTo::Id("@a81".into()))
+        );
+        assert_eq!(
+            replyable_chat(&entry(Kind::Message, keyed)),
+            Some(ReplyTo::Key("c_k1".into())),
+            "a key outlives the login, the id does not"
         );
         assert_eq!(replyable_chat(&entry(Kind::Message, bridge)), None);
         assert_eq!(replyable_chat(&entry(Kind::Login, contact)), None);
