@@ -4,8 +4,8 @@
 //! # Format
 //! A sealed value is `version (1 byte) ‖ nonce (24 bytes) ‖ ciphertext ‖ tag (16 bytes)`:
 //! - **AEAD:** XChaCha20-Poly1305. Its 24-byte nonce is drawn at random for every seal, which
-//!   is safe however many values are sealed under one key (a 12-byte random nonce, as
-//!   ChaCha20-Poly1305 or AES-GCM take, would not be past a few billion seals).
+//!   is safe however many values are sealed under one key (with the 12-byte nonce of
+//!   ChaCha20-Poly1305 or AES-GCM, random nonces are only advised up to about 2^32 seals).
 //! - **Key:** HKDF-SHA256 over `cluster.secret`, no salt, info [`KEY_INFO`]. The info string is
 //!   part of the format: changing it makes every stored value unreadable.
 //! - **Associated data:** the version byte followed by the value's bucket key (such as
@@ -27,14 +27,20 @@
 //! - `cookies` holds `wxsid`, `wxuin`, `webwx_data_ticket` and `webwx_auth_ticket`, the same
 //!   power again, plus the ticket uploads and downloads need;
 //! - `user` is the account's own contact, whose `head_img_url` carries the skey
-//!   (PROTOCOL.md §5), and whose names are personal data;
+//!   (PROTOCOL.md §5.3), and whose names are personal data;
 //! - `credentials.hosts` and `credentials.device_id` are not secret, but are a few bytes next to
 //!   the rest and are only ever read together with it.
 //!
 //! Sealing only some fields would need a second layout beside `session.json` and a judgement
 //! per field that a future field could get wrong; one sealed document has neither problem.
-//! Not sealed: the sync keys (counters that speak for no one without the session), the send
-//! limits' counts and the leases, which hold no secret.
+//!
+//! The rule beyond the session: seal what holds a credential **or names a person**, since
+//! whoever may read the bucket (the NATS cluster's operators, its backups) need not read the
+//! address book. So the contact-key book (spool value `contact_keys`, [`crate::wechat::keys`]:
+//! remarks, nicknames, places, groups' member nicknames) is sealed under
+//! `<account>/contact_keys`, and the send limits' counts too, as they fall back to a
+//! recipient's display name when it has no contact key. Not sealed: the sync keys (counters
+//! that speak for no one without the session) and the leases (a node name and a revision).
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
