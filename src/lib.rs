@@ -11,6 +11,7 @@
 //! - [`config`] is the typed, strict configuration and its loader.
 //! - [`media`] is the content-addressed store of media files and the signer of their URLs.
 //! - [`http`] is the HTTP API and the status page; [`metrics`] the Prometheus metrics it serves.
+//! - [`cluster`] holds the parts of cluster mode (DESIGN.md "Cluster mode").
 //! - [`app`] builds `run`'s topology from the config, starts it and drains it at the end.
 //! - [`cli`], [`commands`] (the one-shot subcommands), [`logging`], [`signal`] and [`migrate`]
 //!   (a single-account state dir moved for `accounts:`) make up the binary; [`lock`], [`qr`]
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod bridge;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod event;
