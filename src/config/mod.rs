@@ -24,6 +24,8 @@ mod http_tests;
 #[cfg(test)]
 mod media_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
