@@ -17,9 +17,9 @@ use wxbridge::sinks::{Accepted, Origin};
 use wxbridge::spool::Kind;
 
 use crate::brokers;
-use crate::control::{control, deliver_all, entry, status, Side};
+use crate::control::{account, control, deliver_all, entry, status, Side};
 use crate::media_sinks::{jpeg, media_entry, put};
-use crate::mqtt::{account, Gate};
+use crate::mqtt::Gate;
 use crate::support::{Bridge, World, GENEROUS_LIMITS};
 use crate::watch::Watcher;
 use wxbridge_fake::Msg;
@@ -104,6 +104,23 @@ async fn retained(port: u16, id: &str, filter: &str) -> BTreeMap<String, Vec<u8>
         .filter(|m| m.retain)
         .map(|m| (m.topic, m.payload.to_vec()))
         .collect()
+}
+
+/// Asserts that the process and both accounts have left `offline` retained, as a clean stop
+/// does.
+async fn assert_everything_offline(port: u16) {
+    let statuses = retained(port, "statuses", "wechat/#").await;
+    for topic in [
+        "wechat/status",
+        "wechat/home/status",
+        "wechat/office/status",
+    ] {
+        assert_eq!(
+            statuses.get(topic).map(Vec::as_slice),
+            Some(&b"offline"[..]),
+            "{topic}"
+        );
+    }
 }
 
 /// Asserts that no command reaches `side` for a while.
@@ -221,18 +238,7 @@ async fn each_account_publishes_and_takes_commands_on_its_own_topics_only() {
     tokio::time::timeout(WAIT, stopped)
         .await
         .expect("stopped in time");
-    let statuses = retained(broker.port, "statuses", "wechat/#").await;
-    for topic in [
-        "wechat/status",
-        "wechat/home/status",
-        "wechat/office/status",
-    ] {
-        assert_eq!(
-            statuses.get(topic).map(Vec::as_slice),
-            Some(&b"offline"[..]),
-            "{topic}"
-        );
-    }
+    assert_everything_offline(broker.port).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,18 +463,6 @@ async fn each_account_is_a_home_assistant_device_of_its_own() {
     assert_eq!(again, configs.keys().cloned().collect());
 }
 
-/// The next JSON payload on `topic` that `pred` accepts.
-async fn json_on(w: &mut Watcher, topic: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        let m = w.next_on(topic).await;
-        if let Ok(v) = serde_json::from_slice::<Value>(&m.payload) {
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     let (home, office) = (World::new().await, World::new().await);
@@ -517,9 +511,11 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
 
     // Each account logs in on its own fake; each state comes online on its own topic.
     home.scan_and_confirm().await;
-    json_on(&mut w, "wechat/home/state", |v| v["state"] == "online").await;
+    w.json_on("wechat/home/state", |v| v["state"] == "online")
+        .await;
     office.scan_and_confirm().await;
-    json_on(&mut w, "wechat/office/state", |v| v["state"] == "online").await;
+    w.json_on("wechat/office/state", |v| v["state"] == "online")
+        .await;
 
     // A message to each account arrives on that account's topic, with its name.
     office.fake.queue(Msg::text(&office_mom, "meeting moved"));
@@ -548,10 +544,11 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
         serde_json::to_vec(&send).unwrap(),
     )
     .await;
-    let result = json_on(&mut w, "wechat/office/send/result", |v| {
-        v["request_id"] == "r-office"
-    })
-    .await;
+    let result = w
+        .json_on("wechat/office/send/result", |v| {
+            v["request_id"] == "r-office"
+        })
+        .await;
     assert_eq!(result["ok"], true, "{result}");
     w.publish("wechat/home/notify/Mom", false, b"on my way".to_vec())
         .await;
@@ -573,10 +570,11 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     huge.extend(std::iter::repeat_n(b'x', 70_000));
     huge.extend(br#""}"#);
     w.publish("wechat/office/send", false, huge).await;
-    let result = json_on(&mut w, "wechat/office/send/result", |v| {
-        v["error"]["code"] == "invalid_command"
-    })
-    .await;
+    let result = w
+        .json_on("wechat/office/send/result", |v| {
+            v["error"]["code"] == "invalid_command"
+        })
+        .await;
     assert_eq!(result["ok"], false, "{result}");
     let metrics = reqwest::get(format!("http://127.0.0.1:{http_port}/metrics"))
         .await
@@ -601,16 +599,5 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
 
     // A clean stop: every account and the process say `offline`.
     assert_eq!(bridge.stop().await, 0);
-    let statuses = retained(broker.port, "statuses", "wechat/#").await;
-    for topic in [
-        "wechat/status",
-        "wechat/home/status",
-        "wechat/office/status",
-    ] {
-        assert_eq!(
-            statuses.get(topic).map(Vec::as_slice),
-            Some(&b"offline"[..]),
-            "{topic}"
-        );
-    }
+    assert_everything_offline(broker.port).await;
 }
