@@ -3,67 +3,19 @@
 //! session does not disturb the other, and a panic in one account's bridge is contained and
 //! answered by a restart while the other goes on.
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wxbridge_fake::Msg;
 
 use crate::brokers::{self, Broker};
+use crate::bus::Receiver;
 use crate::http::{eventually, sample, Api};
 use crate::support::{Bridge, World, GENEROUS_LIMITS, WAIT};
 use crate::watch::Watcher;
-
-/// A webhook receiver that records every POST.
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-}
-
-impl Receiver {
-    async fn start() -> (Receiver, String) {
-        let r = Receiver::default();
-        let app = axum::Router::new()
-            .route("/hook", axum::routing::post(record))
-            .with_state(r.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (r, url)
-    }
-
-    /// The first recorded POST whose body says `text`, waiting for it.
-    async fn with_text(&self, text: &str) -> (HeaderMap, Value) {
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                let hit = self
-                    .got
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|(_, v)| v["text"] == text)
-                    .cloned();
-                if let Some(hit) = hit {
-                    return hit;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| panic!("the webhook never got {text:?}"))
-    }
-}
-
-async fn record(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> &'static str {
-    let v = serde_json::from_slice(&body).unwrap_or_default();
-    r.got.lock().unwrap().push((headers, v));
-    ""
-}
 
 /// Two accounts, `home` on `home`'s fake and `office` on `office`'s, in one process with
 /// NATS, a webhook and the HTTP API; the state dir is `home`'s world's.
