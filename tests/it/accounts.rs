@@ -17,6 +17,27 @@ use crate::http::{eventually, sample, Api};
 use crate::support::{Bridge, World, GENEROUS_LIMITS, WAIT};
 use crate::watch::Watcher;
 
+/// Writes a config with two accounts, `home` on `home`'s fake and `office` on `office`'s, in
+/// `home`'s state dir, quick retries, generous send limits and `sections` (whole top-level
+/// YAML sections); answers its path.
+pub fn two_accounts_config(home: &World, office: &World, sections: &str) -> PathBuf {
+    let config = home.dir.path().join("accounts.yaml");
+    let yaml = format!(
+        "state_dir: {state}\n\
+         retry:\n  initial: 50ms\n  max: 500ms\n\
+         send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {GENEROUS_LIMITS}\n\
+         {sections}\
+         accounts:\n\
+         \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
+         \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
+        state = home.state_dir().display(),
+        home_url = home.fake.url(),
+        office_url = office.fake.url(),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    config
+}
+
 /// Two accounts, `home` on `home`'s fake and `office` on `office`'s, in one process with
 /// NATS, a webhook and the HTTP API; the state dir is `home`'s world's.
 struct Two {
@@ -40,23 +61,16 @@ impl Two {
         let nats = brokers::nats_server();
         let (hook, hook_url) = Receiver::start().await;
         let port = brokers::free_port();
-        let config = home.dir.path().join("accounts.yaml");
-        let yaml = format!(
-            "state_dir: {state}\n\
-             retry:\n  initial: 50ms\n  max: 500ms\n\
-             send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {GENEROUS_LIMITS}\n\
-             nats:\n  url: nats://127.0.0.1:{nats}\n{nats_extra}\
-             webhooks:\n  - url: {hook_url}\n    secret: a-shared-secret\n\
-             http:\n  listen: 127.0.0.1:{port}\n\
-             accounts:\n\
-             \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
-             \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
-            state = home.state_dir().display(),
-            nats = nats.port,
-            home_url = home.fake.url(),
-            office_url = office.fake.url(),
+        let config = two_accounts_config(
+            &home,
+            &office,
+            &format!(
+                "nats:\n  url: nats://127.0.0.1:{nats}\n{nats_extra}\
+                 webhooks:\n  - url: {hook_url}\n    secret: a-shared-secret\n\
+                 http:\n  listen: 127.0.0.1:{port}\n",
+                nats = nats.port,
+            ),
         );
-        std::fs::write(&config, yaml).unwrap();
         Two {
             home,
             office,

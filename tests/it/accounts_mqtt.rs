@@ -16,11 +16,12 @@ use wxbridge::sinks::mqtt::{self, MqttSink};
 use wxbridge::sinks::{Accepted, Origin};
 use wxbridge::spool::Kind;
 
+use crate::accounts::two_accounts_config;
 use crate::brokers;
 use crate::control::{account, control, deliver_all, entry, status, Side};
 use crate::media_sinks::{jpeg, media_entry, put};
 use crate::mqtt::Gate;
-use crate::support::{Bridge, World, GENEROUS_LIMITS};
+use crate::support::{Bridge, World};
 use crate::watch::Watcher;
 use wxbridge_fake::Msg;
 
@@ -470,25 +471,17 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     let office_mom = office.fake.add_contact("Mom at work", "Mom");
     let broker = brokers::mosquitto();
     let http_port = brokers::free_port();
-    let config = home.dir.path().join("accounts.yaml");
-    let yaml = format!(
-        "state_dir: {state}\n\
-         retry:\n  initial: 50ms\n  max: 500ms\n\
-         send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {limits}\n\
-         mqtt:\n  url: mqtt://127.0.0.1:{port}\n\
-         homeassistant:\n  notify_targets: [Mom]\n\
-         http:\n  listen: 127.0.0.1:{http}\n\
-         accounts:\n\
-         \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
-         \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
-        state = home.state_dir().display(),
-        limits = GENEROUS_LIMITS,
-        port = broker.port,
-        http = http_port,
-        home_url = home.fake.url(),
-        office_url = office.fake.url(),
+    let config = two_accounts_config(
+        &home,
+        &office,
+        &format!(
+            "mqtt:\n  url: mqtt://127.0.0.1:{port}\n\
+             homeassistant:\n  notify_targets: [Mom]\n\
+             http:\n  listen: 127.0.0.1:{http}\n",
+            port = broker.port,
+            http = http_port,
+        ),
     );
-    std::fs::write(&config, yaml).unwrap();
     let mut w = Watcher::new(broker.port, "watcher", "#").await;
     let bridge = Bridge::spawn(&config, &["run"]);
 
