@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::Bridge;
 use crate::event::{Ambiguous, ContactsEvent, ContactsKind, ErrorCode, Event, Roster, SendResult};
 use crate::wechat::contacts::ContactBook;
-use crate::wechat::keys::{ContactKeys, KeyLookup, SPOOL_VALUE as VALUE_NAME};
+use crate::wechat::keys::{ContactKeys, KeyLookup, Outcome, SPOOL_VALUE as VALUE_NAME};
 use crate::wechat::protocol::Contact;
 use crate::wechat::session::Session;
 
@@ -36,24 +36,17 @@ impl Bridge {
     pub(super) async fn bind_keys(&self, session: &Session) {
         self.load_keys().await;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (outcome, roster, bytes) = {
-            let book = session.book();
-            let mut state = self.keys_lock();
-            let KeyState::Ready(keys) = &mut *state else {
-                drop(state);
-                self.publish_roster(unkeyed_roster(&book));
-                return;
-            };
+        let Some((outcome, bytes)) = self.change_keys(session, |keys, book| {
             let outcome = keys.bind_login(book.iter(), now);
             tracing::info!(
                 keys = keys.len(),
                 ambiguous = outcome.ambiguous.len(),
                 "contact keys bound"
             );
-            let bytes = outcome.changed.then(|| keys.to_bytes());
-            (outcome, keys.roster(&book), bytes)
+            outcome
+        }) else {
+            return;
         };
-        self.publish_roster(roster);
         if let Some(bytes) = bytes {
             if let Err(e) = self.spool.put_value(VALUE_NAME, bytes).await {
                 tracing::error!(cause = %e, "cannot store the contact keys");
@@ -81,31 +74,47 @@ impl Bridge {
             return Vec::new();
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (outcome, roster, bytes) = {
-            let book = session.book();
-            let mut state = self.keys_lock();
-            let KeyState::Ready(keys) = &mut *state else {
-                drop(state);
-                self.publish_roster(unkeyed_roster(&book));
-                return Vec::new();
-            };
+        let Some((outcome, bytes)) = self.change_keys(session, |keys, book| {
             let contacts: Vec<&Contact> = touched
                 .iter()
                 .filter(|id| !book.is_self(id))
                 .filter_map(|id| book.get(id))
                 .collect();
             let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
-            let outcome = keys.update(contacts, &removed, now);
-            let bytes = outcome.changed.then(|| keys.to_bytes());
-            (outcome, keys.roster(&book), bytes)
+            keys.update(contacts, &removed, now)
+        }) else {
+            return Vec::new();
         };
-        self.publish_roster(roster);
         if let Some(bytes) = bytes {
             // Held for the spool's next group commit (this sync answer's, as a rule): the
             // change costs no fsync of its own.
             self.spool.hold_value(VALUE_NAME, bytes);
         }
         outcome.ambiguous
+    }
+
+    /// Applies `change` to the book with this login's contacts and publishes the roster that
+    /// follows; answers its outcome and, when the book changed, the bytes to store. With keys
+    /// off the roster goes out without keys and there is nothing to answer.
+    fn change_keys(
+        &self,
+        session: &Session,
+        change: impl FnOnce(&mut ContactKeys, &ContactBook) -> Outcome,
+    ) -> Option<(Outcome, Option<Vec<u8>>)> {
+        let book = session.book();
+        let mut state = self.keys_lock();
+        let KeyState::Ready(keys) = &mut *state else {
+            drop(state);
+            self.publish_roster(unkeyed_roster(&book));
+            return None;
+        };
+        let outcome = change(keys, &book);
+        let bytes = outcome.changed.then(|| keys.to_bytes());
+        let roster = keys.roster(&book);
+        drop(state);
+        drop(book);
+        self.publish_roster(roster);
+        Some((outcome, bytes))
     }
 
     /// The session ended: its ids mean nothing any more.

@@ -1,32 +1,11 @@
 //! Behaviour of `accounts:`: its rules, the per-account sections merged over the shared ones,
 //! overrides that reach an account, error keys that name the account, and the views.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use super::test_support::{parse_err, parse_ok};
 use super::*;
-
-fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect()
-}
-
-fn parse_ok(yaml: &str, vars: &[(&str, &str)]) -> Config {
-    match parse(yaml, "bridge.yaml", &env(vars)) {
-        Ok(config) => config,
-        Err(err) => panic!("{yaml:?} should load: {err}"),
-    }
-}
-
-fn parse_err(yaml: &str, vars: &[(&str, &str)]) -> String {
-    match parse(yaml, "bridge.yaml", &env(vars)) {
-        Ok(config) => panic!("{yaml:?} should fail, got {config:?}"),
-        Err(err) => err.to_string(),
-    }
-}
 
 const TWO: &str = "state_dir: /srv/wx\naccounts:\n  - account: home\n  - account: office\n";
 

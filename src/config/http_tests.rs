@@ -1,15 +1,7 @@
 //! The `http` section's rules: who may be served without a token, and what counts as a token.
 
-use std::collections::HashMap;
-
+use super::test_support::env;
 use super::*;
-
-fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect()
-}
 
 fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, String> {
     parse(yaml, "bridge.yaml", &env(vars)).map_err(|e| e.to_string())

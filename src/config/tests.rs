@@ -1,37 +1,17 @@
 //! Behaviour of the loader: discovery, `${VAR}`, overrides, strictness, validation, masking,
 //! and the example file staying in step with the types.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use yaml_serde::Value;
 
 use super::load::load_in;
+use super::test_support::{env, parse_err, parse_ok};
 use super::*;
 
 const EXAMPLE: &str = include_str!("../../bridge.example.yaml");
-
-fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect()
-}
-
-fn parse_ok(yaml: &str, vars: &[(&str, &str)]) -> Config {
-    match parse(yaml, "bridge.yaml", &env(vars)) {
-        Ok(config) => config,
-        Err(err) => panic!("{yaml:?} should load: {err}"),
-    }
-}
-
-fn parse_err(yaml: &str, vars: &[(&str, &str)]) -> String {
-    match parse(yaml, "bridge.yaml", &env(vars)) {
-        Ok(config) => panic!("{yaml:?} should fail, got {config:?}"),
-        Err(err) => err.to_string(),
-    }
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);

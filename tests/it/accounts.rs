@@ -3,66 +3,39 @@
 //! session does not disturb the other, and a panic in one account's bridge is contained and
 //! answered by a restart while the other goes on.
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wxbridge_fake::Msg;
 
 use crate::brokers::{self, Broker};
+use crate::bus::Receiver;
 use crate::http::{eventually, sample, Api};
 use crate::support::{Bridge, World, GENEROUS_LIMITS, WAIT};
 use crate::watch::Watcher;
 
-/// A webhook receiver that records every POST.
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-}
-
-impl Receiver {
-    async fn start() -> (Receiver, String) {
-        let r = Receiver::default();
-        let app = axum::Router::new()
-            .route("/hook", axum::routing::post(record))
-            .with_state(r.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (r, url)
-    }
-
-    /// The first recorded POST whose body says `text`, waiting for it.
-    async fn with_text(&self, text: &str) -> (HeaderMap, Value) {
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                let hit = self
-                    .got
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|(_, v)| v["text"] == text)
-                    .cloned();
-                if let Some(hit) = hit {
-                    return hit;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| panic!("the webhook never got {text:?}"))
-    }
-}
-
-async fn record(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> &'static str {
-    let v = serde_json::from_slice(&body).unwrap_or_default();
-    r.got.lock().unwrap().push((headers, v));
-    ""
+/// Writes a config with two accounts, `home` on `home`'s fake and `office` on `office`'s, in
+/// `home`'s state dir, quick retries, generous send limits and `sections` (whole top-level
+/// YAML sections); answers its path.
+pub fn two_accounts_config(home: &World, office: &World, sections: &str) -> PathBuf {
+    let config = home.dir.path().join("accounts.yaml");
+    let yaml = format!(
+        "state_dir: {state}\n\
+         retry:\n  initial: 50ms\n  max: 500ms\n\
+         send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {GENEROUS_LIMITS}\n\
+         {sections}\
+         accounts:\n\
+         \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
+         \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
+        state = home.state_dir().display(),
+        home_url = home.fake.url(),
+        office_url = office.fake.url(),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    config
 }
 
 /// Two accounts, `home` on `home`'s fake and `office` on `office`'s, in one process with
@@ -88,23 +61,16 @@ impl Two {
         let nats = brokers::nats_server();
         let (hook, hook_url) = Receiver::start().await;
         let port = brokers::free_port();
-        let config = home.dir.path().join("accounts.yaml");
-        let yaml = format!(
-            "state_dir: {state}\n\
-             retry:\n  initial: 50ms\n  max: 500ms\n\
-             send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {GENEROUS_LIMITS}\n\
-             nats:\n  url: nats://127.0.0.1:{nats}\n{nats_extra}\
-             webhooks:\n  - url: {hook_url}\n    secret: a-shared-secret\n\
-             http:\n  listen: 127.0.0.1:{port}\n\
-             accounts:\n\
-             \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
-             \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
-            state = home.state_dir().display(),
-            nats = nats.port,
-            home_url = home.fake.url(),
-            office_url = office.fake.url(),
+        let config = two_accounts_config(
+            &home,
+            &office,
+            &format!(
+                "nats:\n  url: nats://127.0.0.1:{nats}\n{nats_extra}\
+                 webhooks:\n  - url: {hook_url}\n    secret: a-shared-secret\n\
+                 http:\n  listen: 127.0.0.1:{port}\n",
+                nats = nats.port,
+            ),
         );
-        std::fs::write(&config, yaml).unwrap();
         Two {
             home,
             office,

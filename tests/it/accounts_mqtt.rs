@@ -16,11 +16,12 @@ use wxbridge::sinks::mqtt::{self, MqttSink};
 use wxbridge::sinks::{Accepted, Origin};
 use wxbridge::spool::Kind;
 
+use crate::accounts::two_accounts_config;
 use crate::brokers;
-use crate::control::{control, deliver_all, entry, status, Side};
+use crate::control::{account, control, deliver_all, entry, status, Side};
 use crate::media_sinks::{jpeg, media_entry, put};
-use crate::mqtt::{account, Gate};
-use crate::support::{Bridge, World, GENEROUS_LIMITS};
+use crate::mqtt::Gate;
+use crate::support::{Bridge, World};
 use crate::watch::Watcher;
 use wxbridge_fake::Msg;
 
@@ -104,6 +105,23 @@ async fn retained(port: u16, id: &str, filter: &str) -> BTreeMap<String, Vec<u8>
         .filter(|m| m.retain)
         .map(|m| (m.topic, m.payload.to_vec()))
         .collect()
+}
+
+/// Asserts that the process and both accounts have left `offline` retained, as a clean stop
+/// does.
+async fn assert_everything_offline(port: u16) {
+    let statuses = retained(port, "statuses", "wechat/#").await;
+    for topic in [
+        "wechat/status",
+        "wechat/home/status",
+        "wechat/office/status",
+    ] {
+        assert_eq!(
+            statuses.get(topic).map(Vec::as_slice),
+            Some(&b"offline"[..]),
+            "{topic}"
+        );
+    }
 }
 
 /// Asserts that no command reaches `side` for a while.
@@ -221,18 +239,7 @@ async fn each_account_publishes_and_takes_commands_on_its_own_topics_only() {
     tokio::time::timeout(WAIT, stopped)
         .await
         .expect("stopped in time");
-    let statuses = retained(broker.port, "statuses", "wechat/#").await;
-    for topic in [
-        "wechat/status",
-        "wechat/home/status",
-        "wechat/office/status",
-    ] {
-        assert_eq!(
-            statuses.get(topic).map(Vec::as_slice),
-            Some(&b"offline"[..]),
-            "{topic}"
-        );
-    }
+    assert_everything_offline(broker.port).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,18 +464,6 @@ async fn each_account_is_a_home_assistant_device_of_its_own() {
     assert_eq!(again, configs.keys().cloned().collect());
 }
 
-/// The next JSON payload on `topic` that `pred` accepts.
-async fn json_on(w: &mut Watcher, topic: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        let m = w.next_on(topic).await;
-        if let Ok(v) = serde_json::from_slice::<Value>(&m.payload) {
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     let (home, office) = (World::new().await, World::new().await);
@@ -476,25 +471,17 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     let office_mom = office.fake.add_contact("Mom at work", "Mom");
     let broker = brokers::mosquitto();
     let http_port = brokers::free_port();
-    let config = home.dir.path().join("accounts.yaml");
-    let yaml = format!(
-        "state_dir: {state}\n\
-         retry:\n  initial: 50ms\n  max: 500ms\n\
-         send:\n  rate: {{ per_second: 50, burst: 50 }}\n  {limits}\n\
-         mqtt:\n  url: mqtt://127.0.0.1:{port}\n\
-         homeassistant:\n  notify_targets: [Mom]\n\
-         http:\n  listen: 127.0.0.1:{http}\n\
-         accounts:\n\
-         \x20 - account: home\n    wechat: {{ login_url: {home_url} }}\n\
-         \x20 - account: office\n    wechat: {{ login_url: {office_url} }}\n",
-        state = home.state_dir().display(),
-        limits = GENEROUS_LIMITS,
-        port = broker.port,
-        http = http_port,
-        home_url = home.fake.url(),
-        office_url = office.fake.url(),
+    let config = two_accounts_config(
+        &home,
+        &office,
+        &format!(
+            "mqtt:\n  url: mqtt://127.0.0.1:{port}\n\
+             homeassistant:\n  notify_targets: [Mom]\n\
+             http:\n  listen: 127.0.0.1:{http}\n",
+            port = broker.port,
+            http = http_port,
+        ),
     );
-    std::fs::write(&config, yaml).unwrap();
     let mut w = Watcher::new(broker.port, "watcher", "#").await;
     let bridge = Bridge::spawn(&config, &["run"]);
 
@@ -517,9 +504,11 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
 
     // Each account logs in on its own fake; each state comes online on its own topic.
     home.scan_and_confirm().await;
-    json_on(&mut w, "wechat/home/state", |v| v["state"] == "online").await;
+    w.json_on("wechat/home/state", |v| v["state"] == "online")
+        .await;
     office.scan_and_confirm().await;
-    json_on(&mut w, "wechat/office/state", |v| v["state"] == "online").await;
+    w.json_on("wechat/office/state", |v| v["state"] == "online")
+        .await;
 
     // A message to each account arrives on that account's topic, with its name.
     office.fake.queue(Msg::text(&office_mom, "meeting moved"));
@@ -548,10 +537,11 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
         serde_json::to_vec(&send).unwrap(),
     )
     .await;
-    let result = json_on(&mut w, "wechat/office/send/result", |v| {
-        v["request_id"] == "r-office"
-    })
-    .await;
+    let result = w
+        .json_on("wechat/office/send/result", |v| {
+            v["request_id"] == "r-office"
+        })
+        .await;
     assert_eq!(result["ok"], true, "{result}");
     w.publish("wechat/home/notify/Mom", false, b"on my way".to_vec())
         .await;
@@ -573,10 +563,11 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
     huge.extend(std::iter::repeat_n(b'x', 70_000));
     huge.extend(br#""}"#);
     w.publish("wechat/office/send", false, huge).await;
-    let result = json_on(&mut w, "wechat/office/send/result", |v| {
-        v["error"]["code"] == "invalid_command"
-    })
-    .await;
+    let result = w
+        .json_on("wechat/office/send/result", |v| {
+            v["error"]["code"] == "invalid_command"
+        })
+        .await;
     assert_eq!(result["ok"], false, "{result}");
     let metrics = reqwest::get(format!("http://127.0.0.1:{http_port}/metrics"))
         .await
@@ -601,16 +592,5 @@ async fn two_accounts_in_one_process_share_a_connection_and_never_cross() {
 
     // A clean stop: every account and the process say `offline`.
     assert_eq!(bridge.stop().await, 0);
-    let statuses = retained(broker.port, "statuses", "wechat/#").await;
-    for topic in [
-        "wechat/status",
-        "wechat/home/status",
-        "wechat/office/status",
-    ] {
-        assert_eq!(
-            statuses.get(topic).map(Vec::as_slice),
-            Some(&b"offline"[..]),
-            "{topic}"
-        );
-    }
+    assert_everything_offline(broker.port).await;
 }

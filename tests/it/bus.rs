@@ -20,12 +20,12 @@ const SECRET: &str = "s3cret-for-tests";
 /// A webhook receiver: records every POST; answers `{"reply":"pong"}` to a `ping` and
 /// `{"reply":"ping"}` to a `start`.
 #[derive(Clone, Default)]
-struct Receiver {
+pub struct Receiver {
     got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
 }
 
 impl Receiver {
-    async fn start() -> (Receiver, String) {
+    pub async fn start() -> (Receiver, String) {
         let r = Receiver::default();
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(hook))
@@ -43,7 +43,7 @@ impl Receiver {
             .collect()
     }
 
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> (HeaderMap, Bytes) {
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> (HeaderMap, Bytes) {
         tokio::time::timeout(WAIT, async {
             loop {
                 let found = {
@@ -60,6 +60,12 @@ impl Receiver {
         })
         .await
         .unwrap_or_else(|_| panic!("the webhook never got {what}"))
+    }
+
+    /// The first recorded POST whose event says `text`, waiting for it.
+    pub async fn with_text(&self, text: &str) -> (HeaderMap, Value) {
+        let (headers, body) = self.wait_for(text, |v| v["text"] == text).await;
+        (headers, serde_json::from_slice(&body).unwrap())
     }
 }
 

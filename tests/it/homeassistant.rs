@@ -903,18 +903,6 @@ async fn the_templates_turn_messages_into_what_home_assistant_expects() {
     );
 }
 
-/// The first message on `topic` whose JSON payload satisfies `pred`.
-async fn json_on(w: &mut Watcher, topic: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        let m = w.next_on(topic).await;
-        if let Ok(v) = serde_json::from_slice::<Value>(&m.payload) {
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notify_from_home_assistant_is_sent_to_its_target_in_wechat() {
     let world = World::new().await;
@@ -928,14 +916,15 @@ async fn a_notify_from_home_assistant_is_sent_to_its_target_in_wechat() {
     let mut w = Watcher::new(broker.port, "ha", "#").await;
     let _bridge = Bridge::spawn(&config, &["run"]);
 
-    let notify = json_on(
-        &mut w,
-        "homeassistant/notify/wxbridge_test/notify_Mom/config",
-        |v| v["command_topic"].is_string(),
-    )
-    .await;
+    let notify = w
+        .json_on(
+            "homeassistant/notify/wxbridge_test/notify_Mom/config",
+            |v| v["command_topic"].is_string(),
+        )
+        .await;
     world.scan_and_confirm().await;
-    json_on(&mut w, "wechat/test/state", |v| v["state"] == "online").await;
+    w.json_on("wechat/test/state", |v| v["state"] == "online")
+        .await;
 
     let topic = notify["command_topic"].as_str().unwrap();
     w.publish(topic, false, "dinner at 7?".as_bytes().to_vec())
@@ -944,7 +933,7 @@ async fn a_notify_from_home_assistant_is_sent_to_its_target_in_wechat() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].to, alice);
     assert_eq!(sent[0].content, "dinner at 7?");
-    let result = json_on(&mut w, "wechat/test/send/result", |_| true).await;
+    let result = w.json_on("wechat/test/send/result", |_| true).await;
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["to"]["id"], alice.as_str());
 }

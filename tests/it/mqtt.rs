@@ -29,7 +29,8 @@ use crate::watch::Watcher;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// `send.max_bytes` of the links these tests start.
+/// `send.max_bytes` of the links these tests start: the default, which
+/// [`crate::control::account`] keeps.
 pub const MAX_BYTES: usize = 65536;
 
 /// A link for account `home` on the broker at `port`, with Home Assistant discovery on.
@@ -52,23 +53,16 @@ pub fn start_link(
     homeassistant: &HomeAssistantConfig,
     control: Control,
 ) -> MqttSink {
-    mqtt::prepare(config, homeassistant, &[account(&control.account)])
-        .unwrap()
-        .start(vec![control], &TaskTracker::new())
-        .pop()
-        .unwrap()
-        .sink
-}
-
-/// The config view of account `name`, as `Config::accounts` makes it, with `send.max_bytes`
-/// at [`MAX_BYTES`].
-pub fn account(name: &str) -> wxbridge::config::Config {
-    let mut config = wxbridge::config::Config {
-        account: name.to_owned(),
-        ..Default::default()
-    };
-    config.send.max_bytes = MAX_BYTES;
-    config
+    mqtt::prepare(
+        config,
+        homeassistant,
+        &[crate::control::account(&control.account)],
+    )
+    .unwrap()
+    .start(vec![control], &TaskTracker::new())
+    .pop()
+    .unwrap()
+    .sink
 }
 
 pub async fn until_connected(sink: &MqttSink) {

@@ -94,6 +94,22 @@ impl Watcher {
         }
     }
 
+    /// The next JSON payload on `topic` that `pred` accepts, skipping anything else.
+    pub async fn json_on(
+        &mut self,
+        topic: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        loop {
+            let m = self.next_on(topic).await;
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&m.payload) {
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+    }
+
     /// The payloads of the next message on each of these topics (under `prefix`), in
     /// whatever order they come.
     pub async fn each_of(&mut self, prefix: &str, leaves: &[&str]) -> HashMap<String, Bytes> {

@@ -105,16 +105,7 @@ async fn batchgetcontact_takes_at_most_50_and_resolves_members() {
     let fake = start().await;
     let c = logged_in(&fake).await;
     let g = fake.add_group("Family", &[("Alice", "Mum"), ("Carol", "")], false);
-    let getcontact = c
-        .http
-        .get(c.cgi("webwxgetcontact"))
-        .query(&[("seq", "0"), ("skey", &c.skey)])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let getcontact = c.contact_page(0).await;
     assert!(
         !getcontact.contains(&g.user_name),
         "an unsaved group is not in the address book"

@@ -265,16 +265,7 @@ async fn every_json_answer_has_the_captured_members_in_the_captured_order() {
     }
     assert_wire_layout("webwxstatusnotify", &notified);
 
-    let contacts = c
-        .http
-        .get(c.cgi("webwxgetcontact"))
-        .query(&[("r", "1"), ("seq", "0"), ("skey", c.skey.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let contacts = c.contact_page(0).await;
     assert_same_members(
         "webwxgetcontact",
         &contacts,

@@ -130,18 +130,7 @@ async fn a_correct_client_goes_from_qr_to_send() {
     let mut seq = 0;
     let mut all = Vec::new();
     loop {
-        let v: serde_json::Value = serde_json::from_str(
-            &c.http
-                .get(c.cgi("webwxgetcontact"))
-                .query(&[("r", "1"), ("seq", &seq.to_string()), ("skey", &c.skey)])
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&c.contact_page(seq).await).unwrap();
         assert_eq!(v["BaseResponse"]["Ret"], 0, "{v}");
         let page = v["MemberList"].as_array().unwrap().clone();
         assert!(page.len() <= 2);

@@ -10,16 +10,7 @@ use crate::support::{logged_in, start, Client};
 
 /// Every entry of the address book (one page is enough for these books).
 async fn address_book(c: &Client) -> Vec<Value> {
-    let text = c
-        .http
-        .get(c.cgi("webwxgetcontact"))
-        .query(&[("seq", "0"), ("skey", &c.skey)])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = c.contact_page(0).await;
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["Seq"], 0, "one page");
     v["MemberList"].as_array().unwrap().clone()

@@ -153,6 +153,19 @@ impl Client {
         json!({"Uin": self.uin.parse::<u64>().unwrap(), "Sid": self.sid, "Skey": self.skey, "DeviceID": "e123456789012345"})
     }
 
+    /// The text of address book page `seq` (`webwxgetcontact`), asked with this client's cookies.
+    pub async fn contact_page(&self, seq: u64) -> String {
+        self.http
+            .get(self.cgi("webwxgetcontact"))
+            .query(&[("r", "1"), ("seq", &seq.to_string()), ("skey", &self.skey)])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// POSTs JSON the way the official client does (no pass_ticket) and returns the answer.
     pub async fn post(&self, endpoint: &str, body: &Value) -> (HeaderMap, Value) {
         let resp = self
