@@ -15,11 +15,13 @@
 //! - [`cli`], [`commands`] (the one-shot subcommands), [`logging`], [`signal`] and [`migrate`]
 //!   (a single-account state dir moved for `accounts:`) make up the binary; [`lock`], [`qr`]
 //!   and [`limiter`] are small parts they share.
+//! - [`cluster`] holds the leases by which several nodes share the accounts (not wired yet).
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod bridge;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod event;
