@@ -11,7 +11,7 @@
 //! No node trusts another's clock. The bucket keeps no `max_age` (it also holds sessions that
 //! must not expire) and nats-server 2.9 has no per-message TTL, so expiry is judged by each
 //! observer: it notes the local monotonic time at which it first saw a key's current revision
-//! ([`lease::Observer`]); when the revision has not changed for the lease's `ttl` by that clock,
+//! ([`observe::Observer`]); when the revision has not changed for the lease's `ttl` by that clock,
 //! the holder is dead, and the observer may take the lease with `update(key, mine, that
 //! revision)`. The revision check lets exactly one taker win; the others' updates are refused.
 //!
@@ -35,6 +35,7 @@
 //! - The bucket is file-backed (a lease survives a server restart) and each key keeps one
 //!   value (history 1).
 pub mod lease;
+pub mod observe;
 
 /// How many accounts one node should run: `ceil(accounts / live_nodes)`, at least one node
 /// counted (this one is live even when its heartbeat has not been seen yet).
