@@ -116,6 +116,8 @@ pub struct LeaseSpec {
     pub ttl: Duration,
     /// How long before observers could judge the lease dead the holder stops: covers clock
     /// rate differences over one `ttl` and the time the account needs to stop its traffic.
+    /// Keep it well under two thirds of `ttl` (renewals come every third), or the holder
+    /// fences itself between two renewals that succeed.
     pub margin: Duration,
 }
 
