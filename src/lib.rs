@@ -11,11 +11,12 @@
 //! - [`config`] is the typed, strict configuration and its loader.
 //! - [`media`] is the content-addressed store of media files and the signer of their URLs.
 //! - [`http`] is the HTTP API and the status page; [`metrics`] the Prometheus metrics it serves.
-//! - [`cluster`] holds the parts of cluster mode (DESIGN.md "Cluster mode").
 //! - [`app`] builds `run`'s topology from the config, starts it and drains it at the end.
 //! - [`cli`], [`commands`] (the one-shot subcommands), [`logging`], [`signal`] and [`migrate`]
 //!   (a single-account state dir moved for `accounts:`) make up the binary; [`lock`], [`qr`]
 //!   and [`limiter`] are small parts they share.
+//! - [`cluster`] holds the leases by which several nodes share the accounts and the sealing of
+//!   the secrets they share (not wired yet).
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -7,6 +7,7 @@ mod brokers;
 mod bus;
 mod check_config;
 mod cli;
+mod cluster_lease;
 mod contact_keys;
 mod control;
 mod deploy;
