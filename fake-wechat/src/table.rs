@@ -121,6 +121,13 @@ fn check_mode(seen: &Seen<'_>, desktop: bool, page: &str) -> Vec<String> {
         .map(|q| q.split_once('=').map_or(q.as_str(), |(k, _)| k))
         .collect();
     let got_names: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    // The official client sends each parameter once; a second one (say a `mod=desktop` the
+    // redirect carried plus one appended) is its own rule, named, beside the order's.
+    for (i, name) in got_names.iter().enumerate() {
+        if got_names[..i].contains(name) && !got_names[i + 1..].contains(name) {
+            broken.push(format!("query {name} repeated"));
+        }
+    }
     if want_names != got_names {
         broken.push(format!(
             "query {got_names:?}, the official order is {want_names:?}"

@@ -19,7 +19,8 @@
 //!
 //! Local time: the offset comes from the system's time zone (`TZ`, else `/etc/localtime`, read
 //! by `chrono`'s `Local`, which is sound in threaded programs). "Today" is the local calendar
-//! day; quiet hours are local wall-clock minutes.
+//! day, whose midnights are looked up in the zone (on a DST change day they have different
+//! offsets); quiet hours are local wall-clock minutes.
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -82,18 +83,61 @@ pub(super) struct Blocked {
     pub(super) until_ms: i64,
 }
 
-/// A moment on the limits' clock: unix ms and the local offset from UTC then.
+/// A moment on the limits' clock: unix ms, the local offset from UTC then, and the bounds of
+/// that local day. The bounds are looked up in the time zone rather than derived from the
+/// offset of now: on the day of a DST change, midnight had the other offset and the day is
+/// 23 or 25 hours long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Now {
     pub(super) ms: i64,
     pub(super) offset_s: i32,
+    /// Unix ms of this local day's midnight, and of the next one.
+    pub(super) day: (i64, i64),
 }
 
 impl Now {
-    /// Milliseconds since the last local midnight.
-    fn into_day(self) -> i64 {
+    /// The moment `ms` in a time zone given as its offset (seconds east of UTC) at each instant.
+    pub(super) fn in_zone(ms: i64, offset_at: impl Fn(i64) -> i32) -> Now {
+        let offset_s = offset_at(ms);
+        let wall = ms + i64::from(offset_s) * 1000;
+        let wall_midnight = wall - wall.rem_euclid(DAY_MS);
+        Now {
+            ms,
+            offset_s,
+            day: (
+                instant_of(wall_midnight, &offset_at),
+                instant_of(wall_midnight + DAY_MS, &offset_at),
+            ),
+        }
+    }
+
+    /// Milliseconds since local midnight on the wall clock (for quiet hours, which are
+    /// wall-clock minutes).
+    fn wall_of_day(self) -> i64 {
         (self.ms + i64::from(self.offset_s) * 1000).rem_euclid(DAY_MS)
     }
+}
+
+/// The instant whose local wall clock reads `wall` (ms as if UTC). The offset is looked up
+/// twice, since it may change between the first guess and the answer. A wall time skipped by
+/// a change (a gap) never happened: the earlier of the two candidates is taken, so a day whose
+/// midnight falls in a gap starts a little early rather than late.
+fn instant_of(wall: i64, offset_at: &impl Fn(i64) -> i32) -> i64 {
+    let first = wall - i64::from(offset_at(wall)) * 1000;
+    let second = wall - i64::from(offset_at(first)) * 1000;
+    if offset_at(second) == offset_at(first) {
+        second
+    } else {
+        first.min(second)
+    }
+}
+
+/// The system time zone's offset at unix ms `ms`.
+fn local_offset(ms: i64) -> i32 {
+    Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map_or(0, |t| t.offset().fix().local_minus_utc())
 }
 
 /// Today's count against `per_day`, for the status page and `/metrics`.
@@ -144,18 +188,14 @@ impl Clock {
 
     pub(super) fn now(&self) -> Now {
         match self.fixed {
-            Some((ms, offset_s, at)) => Now {
-                ms: ms + at.elapsed().as_millis() as i64,
-                offset_s,
-            },
+            // The test clock's zone is the fixed offset it was given.
+            Some((ms, offset_s, at)) => {
+                Now::in_zone(ms + at.elapsed().as_millis() as i64, |_| offset_s)
+            }
             None => {
                 let ms =
                     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-                let offset_s = Local
-                    .timestamp_millis_opt(ms)
-                    .single()
-                    .map_or(0, |t| t.offset().fix().local_minus_utc());
-                Now { ms, offset_s }
+                Now::in_zone(ms, local_offset)
             }
         }
     }
@@ -231,7 +271,7 @@ impl Limits {
     /// Whether one more message to `to` (its contact key, or its name when it has none: see
     /// `outbound::counted_as`) may go now.
     pub(super) fn check(&self, to: &str, now: Now) -> Result<(), Blocked> {
-        let day = now.into_day();
+        let day = now.wall_of_day();
         if let Some(q) = self.quiet {
             let minute = (day / MINUTE_MS) as u32;
             if q.contains(minute) {
@@ -242,7 +282,7 @@ impl Limits {
                 });
             }
         }
-        let midnight = now.ms - day;
+        let (midnight, next_midnight) = now.day;
         let today = self
             .counts
             .sends
@@ -252,7 +292,7 @@ impl Limits {
         if today >= self.effective(self.per_day, now) as usize {
             return Err(Blocked {
                 limit: Limit::PerDay,
-                until_ms: midnight + DAY_MS,
+                until_ms: next_midnight,
             });
         }
         for (limit, span, max) in [
@@ -303,7 +343,7 @@ impl Limits {
 
     /// Messages sent since local midnight, and the day's limit as it is now.
     pub(super) fn today(&self, now: Now) -> (u32, u32) {
-        let midnight = now.ms - now.into_day();
+        let midnight = now.day.0;
         let n = self
             .counts
             .sends
@@ -402,10 +442,46 @@ mod tests {
 
     /// 2026-12-06 10:00 at UTC+1.
     fn at(minutes_after: i64) -> Now {
-        Now {
-            ms: 1_796_547_600_000 + minutes_after * MINUTE_MS,
-            offset_s: 3600,
+        Now::in_zone(1_796_547_600_000 + minutes_after * MINUTE_MS, |_| 3600)
+    }
+
+    /// Europe/Berlin in 2026: UTC+1, and UTC+2 from 2026-03-29 01:00 UTC (02:00 local jumps
+    /// to 03:00) to 2026-10-25 01:00 UTC (03:00 local falls back to 02:00). A closure rather
+    /// than the system zone, so the test does not depend on the machine's `TZ`.
+    fn berlin(ms: i64) -> i32 {
+        const SPRING: i64 = 1_774_746_000_000; // 2026-03-29T01:00:00Z
+        const AUTUMN: i64 = 1_792_890_000_000; // 2026-10-25T01:00:00Z
+        if (SPRING..AUTUMN).contains(&ms) {
+            7200
+        } else {
+            3600
         }
+    }
+
+    #[test]
+    fn on_a_dst_change_day_midnight_keeps_the_offset_it_had() {
+        // 2026-03-29 10:00 CEST = 08:00 UTC; that day began at 00:00 CET = 03-28 23:00 UTC
+        // and is 23 hours long.
+        let spring = Now::in_zone(1_774_771_200_000, berlin);
+        assert_eq!(
+            spring.day,
+            (1_774_738_800_000, 1_774_738_800_000 + 23 * HOUR_MS)
+        );
+        // 2026-10-25 10:00 CET = 09:00 UTC; the day began at 00:00 CEST = 10-24 22:00 UTC
+        // and is 25 hours long.
+        let autumn = Now::in_zone(1_792_918_800_000, berlin);
+        assert_eq!(
+            autumn.day,
+            (1_792_879_200_000, 1_792_879_200_000 + 25 * HOUR_MS)
+        );
+
+        // A send at 00:30 local on the spring day counts for that day, and the day's limit
+        // holds until the next local midnight.
+        let mut l = Limits::new(&config("per_day: 1"), None);
+        l.record("Alice", Now::in_zone(1_774_740_600_000, berlin)); // 03-28 23:30 UTC
+        let b = l.check("Bob", spring).unwrap_err();
+        assert_eq!((b.limit, b.until_ms), (Limit::PerDay, spring.day.1));
+        assert_eq!(l.today(spring), (1, 1));
     }
 
     #[test]

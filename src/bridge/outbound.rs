@@ -88,26 +88,24 @@ impl Bridge {
         }
     }
 
-    /// Sends one command; None only on shutdown. With media, the file is uploaded and sent
+    /// Sends one command; None only on shutdown. [`Taken::Held`] when a send limit holds its
+    /// recipient (found only here when the command was chosen while logged out): the command
+    /// stays queued and the scheduler serves other recipients meanwhile. With media, the file is uploaded and sent
     /// first, then the text if any: each message passes the limiter, a 1205 or the end of the
     /// session repeats only the step that failed, and a failure after the media went out
     /// carries its MsgID so that only the text needs sending again.
-    pub(super) async fn send_one(
-        &self,
-        record: &Record,
-        limiter: &mut Limiter,
-    ) -> Option<SendResult> {
+    pub(super) async fn send_one(&self, record: &Record, limiter: &mut Limiter) -> Option<Taken> {
         let cmd = &record.command;
         let file = match &cmd.media {
             None => None,
             Some(media) => match self.queued_media(media) {
                 Ok(file) => Some((media, file)),
                 Err(message) => {
-                    return Some(SendResult::err(
+                    return Some(Taken::Answered(Box::new(SendResult::err(
                         cmd.request_id.clone(),
                         ErrorCode::InvalidCommand,
                         message,
-                    ))
+                    ))))
                 }
             },
         };
@@ -118,14 +116,17 @@ impl Bridge {
                 size: f.size,
             }),
             media_msg: None,
+            held: false,
         };
-        let result = self
-            .send_steps(record, file, limiter, &mut progress)
-            .await?;
-        Some(progress.complete(result))
+        let result = self.send_steps(record, file, limiter, &mut progress).await;
+        if progress.held {
+            return Some(Taken::Held);
+        }
+        Some(Taken::Answered(Box::new(progress.complete(result?))))
     }
 
-    /// The steps of [`Bridge::send_one`]; `progress` records what went out.
+    /// The steps of [`Bridge::send_one`]; `progress` records what went out, or that a limit
+    /// holds the recipient (then None).
     async fn send_steps(
         &self,
         record: &Record,
@@ -182,9 +183,11 @@ impl Bridge {
             let counted = counted_as(key.as_deref(), &name);
             if progress.media_msg.is_none() {
                 // The scheduler checked before it chose this command, unless it was chosen
-                // while logged out: then the wait is here.
+                // while logged out: then the check is here. A wait goes back to the
+                // scheduler, which holds this recipient alone (a nap here would hold every
+                // other recipient behind it) and counts the wait.
                 let now = self.limits_clock.now();
-                // Not `if let` on the guard: it would be held across the nap.
+                // Not `if let` on the guard: it is not to outlive the check.
                 let checked = self.limits_lock().check(&counted, now);
                 if let Err(b) = checked {
                     let wait = scheduler::ms(b.until_ms - now.ms);
@@ -192,11 +195,8 @@ impl Bridge {
                         crate::metrics::limit_hit(b.limit.label());
                         return Some(scheduler::limit_exceeded(rid, b.limit));
                     }
-                    crate::metrics::limit_wait(b.limit.label());
-                    if !self.waiting(self.nap(wait)).await {
-                        return None;
-                    }
-                    continue;
+                    progress.held = true;
+                    return None;
                 }
             }
             let media_step = file.as_ref().filter(|_| progress.media_msg.is_none());
@@ -531,6 +531,16 @@ struct Progress {
     media: Option<SentMedia>,
     /// The media message's MsgID, once WeChat took it.
     media_msg: Option<String>,
+    /// A send limit holds the recipient: nothing went out, the command stays queued.
+    held: bool,
+}
+
+/// What became of a command the sender took.
+pub(super) enum Taken {
+    /// Its result, to answer it with.
+    Answered(Box<SendResult>),
+    /// A send limit holds its recipient: it stays queued, for the scheduler to take again.
+    Held,
 }
 
 impl Progress {
@@ -593,6 +603,7 @@ mod tests {
                 size: 10,
             }),
             media_msg: media_msg.map(str::to_owned),
+            held: false,
         }
     }
 

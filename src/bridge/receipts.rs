@@ -5,7 +5,10 @@
 //!   runs each of its waits (no session, the `send.rate` throttle) through
 //!   [`Bridge::waiting`], which, once per second of the wait, gives every queued command that
 //!   has waited that long and has had no `queued` receipt yet one with its position. Any other
-//!   wait point calls [`Bridge::on_waiting`] with the command and its position.
+//!   wait point calls [`Bridge::on_waiting`] with the command and its position. Which
+//!   commands have had theirs is kept in the spool (the value [`NOTED`], held for the group
+//!   commit that stores the receipts), so a command still queued after a restart gets no
+//!   second one: a `queued` receipt is once per command.
 //! - `echoed`: the first time a sent message comes back in webwxsync; the sync spools it with
 //!   the echo (see `sent` for how an echo is recognised). An answered send whose echo has not
 //!   come within `sent::echo_deadline` (2 minutes) is logged and counted by
@@ -29,9 +32,14 @@ const QUEUE_LOOK: usize = 1000;
 /// How often overdue echoes are looked for.
 const ECHO_SWEEP: Duration = Duration::from_secs(5);
 
-/// The queued commands (by queue id) that have had their `queued` receipt.
+/// The name of the spool value that holds the queue ids of [`Noted`].
+const NOTED: &str = "receipts_queued";
+
+/// The queued commands (by queue id) that have had their `queued` receipt; `None` until read
+/// from the spool. Queue ids are never reused, and the ids of commands that left the queue
+/// are dropped, so the set stays as small as the queue.
 #[derive(Default)]
-pub(super) struct Noted(Mutex<HashSet<u64>>);
+pub(super) struct Noted(Mutex<Option<HashSet<u64>>>);
 
 /// The spool entry of a receipt.
 pub(super) fn entry(receipt: &Receipt) -> Option<NewEntry> {
@@ -87,12 +95,20 @@ impl Bridge {
                 return;
             }
         };
+        let unread = self.receipts_noted.0.lock().is_ok_and(|n| n.is_none());
+        if unread {
+            let stored = self.noted_stored().await;
+            if let Ok(mut noted) = self.receipts_noted.0.lock() {
+                noted.get_or_insert(stored);
+            }
+        }
         let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let mut due = Vec::new();
         {
             let Ok(mut noted) = self.receipts_noted.0.lock() else {
                 return;
             };
+            let noted = noted.get_or_insert_with(HashSet::new);
             // Forget the commands that left the queue; the rest keep their mark.
             let ids: HashSet<u64> = queue.iter().map(|q| q.id).collect();
             noted.retain(|id| ids.contains(id));
@@ -112,9 +128,39 @@ impl Bridge {
                 let position = u32::try_from(at + 1).unwrap_or(u32::MAX);
                 due.push((record.command.request_id, position));
             }
+            if !due.is_empty() {
+                // Held before the receipts are appended, so it is durable with them (or
+                // before them): a receipt stored is a mark stored.
+                let mut ids: Vec<u64> = noted.iter().copied().collect();
+                ids.sort_unstable();
+                match serde_json::to_vec(&ids) {
+                    Ok(value) => self.spool.hold_value(NOTED, value),
+                    Err(e) => {
+                        tracing::error!(cause = %e, "cannot encode the queued receipts' marks")
+                    }
+                }
+            }
         }
         for (request_id, position) in due {
             self.on_waiting(request_id.as_deref(), position).await;
+        }
+    }
+
+    /// The marks a previous run stored; none when there are none or they cannot be read (then
+    /// a command still queued may get a second `queued` receipt, which is all that is lost).
+    async fn noted_stored(&self) -> HashSet<u64> {
+        match self.spool.value(NOTED).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<Vec<u64>>(&bytes)
+                .map(|ids| ids.into_iter().collect())
+                .unwrap_or_else(|e| {
+                    tracing::warn!(cause = %e, "unreadable marks of queued receipts; starting afresh");
+                    HashSet::new()
+                }),
+            Ok(None) => HashSet::new(),
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot read the marks of queued receipts");
+                HashSet::new()
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::allow::display;
 use super::limits::{Blocked, Limit};
-use super::outbound::{Record, REQUEST_ID_WINDOW};
+use super::outbound::{Record, Taken, REQUEST_ID_WINDOW};
 use super::Bridge;
 use crate::event::{Command, ErrorCode, SendResult};
 use crate::limiter::Limiter;
@@ -86,11 +86,16 @@ impl Bridge {
             if self.repeated(&next).await {
                 continue;
             }
-            let Some(result) = self.send_one(&next.record, &mut limiter).await else {
-                return;
-            };
-            self.answer(Some(next.id), result, next.record.reply_to)
-                .await;
+            match self.send_one(&next.record, &mut limiter).await {
+                None => return,
+                // Chosen while logged out, its recipient is over a limit now: the next pass
+                // finds it held and serves the others meanwhile.
+                Some(Taken::Held) => continue,
+                Some(Taken::Answered(result)) => {
+                    self.answer(Some(next.id), *result, next.record.reply_to)
+                        .await;
+                }
+            }
         }
     }
 

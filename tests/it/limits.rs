@@ -388,3 +388,36 @@ async fn a_recipients_minute_holds_across_its_rename() {
     );
     assert_eq!(sent_texts(&world), ["r1", "r2"]);
 }
+
+#[tokio::test]
+async fn a_recipient_over_its_limit_after_a_relogin_holds_only_itself() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "");
+    world.fake.add_contact("Bob", "");
+    let per_minute = [("WXBRIDGE__SEND__LIMITS__PER_RECIPIENT__PER_MINUTE", "1")];
+    let mut bridge = run_with(&world, &per_minute).await;
+
+    bridge.send_line(&command("Alice", "a1", None)).await;
+    assert_eq!(result_of(&mut bridge, "a1").await["ok"], true);
+    // Bob is served after Alice without a send to count (a repeated request_id sends
+    // nothing), so Alice is the one the scheduler takes first below.
+    bridge
+        .send_line(br#"{"to":"Bob","text":"again","request_id":"a1"}"#)
+        .await;
+    bridge
+        .nth("the repeat's result", 2, |v| {
+            v["kind"] == "result" && v["request_id"] == "a1"
+        })
+        .await;
+
+    // Logged out: nobody can be named, so Alice's next is taken to wait for the login.
+    world.fake.expire_session(1101);
+    bridge.wait_state("login_required").await;
+    bridge.send_line(&command("Alice", "a2", None)).await;
+    bridge.send_line(&command("Bob", "b1", None)).await;
+    world.scan_and_confirm().await;
+
+    // After the login Alice is over her minute: a2 waits, and b1 is not held behind it.
+    assert_eq!(result_of(&mut bridge, "b1").await["ok"], true);
+    assert_eq!(sent_texts(&world), ["a1", "b1"], "a2 still waits");
+}

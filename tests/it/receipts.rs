@@ -432,3 +432,46 @@ async fn a_send_whose_echo_never_comes_is_logged_and_counted_and_its_result_stan
     assert_eq!(about[0]["ok"], true, "the result stands");
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_command_still_queued_after_a_restart_gets_no_second_queued_receipt() {
+    let world = World::new().await;
+    world.fake.add_contact("Alice", "Mom");
+    let env = [("WXBRIDGE__SEND__LIMITS__PER_RECIPIENT__PER_MINUTE", "1")];
+    let command = |rid: &str| {
+        json!({"to": "Mom", "text": format!("text of {rid}"), "request_id": rid})
+            .to_string()
+            .into_bytes()
+    };
+    let mut bridge = Bridge::spawn_with_env(&world.config(""), &["run"], &env);
+    world.scan_and_confirm().await;
+    bridge.wait_state("online").await;
+    bridge.send_line(&command("r-1")).await;
+    // r-2 is held by Mom's minute: it waits (10 minutes' ttl) and is told so, once.
+    bridge.send_line(&command("r-2")).await;
+    let queued = bridge
+        .seen_or_next("r-2's queued receipt", |v| {
+            v["kind"] == "receipt" && v["request_id"] == "r-2" && v["status"] == "queued"
+        })
+        .await;
+    assert_eq!(queued["position"], 1, "{queued}");
+    assert_eq!(bridge.stop().await, 0);
+
+    // Restarted (the stored session logs in again), r-2 is still held. r-3, queued behind it,
+    // gets its receipt; r-2, looked at first in the same pass, does not get another.
+    let mut bridge = Bridge::spawn_with_env(&world.config(""), &["run"], &env);
+    bridge.wait_state("online").await;
+    bridge.send_line(&command("r-3")).await;
+    let queued = bridge
+        .seen_or_next("r-3's queued receipt", |v| {
+            v["kind"] == "receipt" && v["request_id"] == "r-3" && v["status"] == "queued"
+        })
+        .await;
+    assert_eq!(queued["position"], 2, "{queued}");
+    assert!(
+        receipt(&bridge.seen, "r-2", "queued").is_none(),
+        "r-2 had its queued receipt before the restart: {:?}",
+        bridge.seen
+    );
+    bridge.stop().await;
+}

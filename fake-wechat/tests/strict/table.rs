@@ -172,3 +172,19 @@ async fn a_time_that_is_not_one_is_a_violation() {
     jslogin(&fake, &query, |r| r).await;
     assert_eq!(rules(&fake), ["query _=\"17000\" is not \"ms\""]);
 }
+
+#[tokio::test]
+async fn a_repeated_query_parameter_is_a_violation() {
+    let fake = checking().await;
+    let base = fake.url();
+    // A desktop-mode client that appends mod=desktop to a redirect already carrying it.
+    http(false)
+        .get(format!(
+            "{base}/cgi-bin/mmwebwx-bin/webwxnewloginpage?mod=desktop&ticket=t&uuid=u&lang=zh_CN&scan=1&fun=new&version=v2&mod=desktop"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let rules = rules(&fake);
+    assert!(rules.iter().any(|r| r == "query mod repeated"), "{rules:?}");
+}

@@ -60,17 +60,11 @@ impl WxClient {
     /// `webwxnewloginpage`: the ticket becomes a session (PROTOCOL.md §1.4, §1.5).
     pub async fn new_login_page(&self, redirect_uri: &str) -> Result<Credentials, WxError> {
         let endpoint = "webwxnewloginpage";
-        let mut url = Url::parse(redirect_uri).map_err(|e| WxError::Garbage {
-            endpoint: "login",
-            detail: format!("redirect {redirect_uri:?}: {e}"),
-        })?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("fun", "new").append_pair("version", "v2");
-            if self.desktop_mode {
-                q.append_pair("mod", "desktop");
-            }
-        }
+        let url =
+            login_page_url(redirect_uri, self.desktop_mode).map_err(|e| WxError::Garbage {
+                endpoint: "login",
+                detail: format!("redirect {redirect_uri:?}: {e}"),
+            })?;
         let hosts = Hosts::from_redirect(&url);
         let req = self.http.get(url.clone()).timeout(self.timeouts.request);
         // The desktop-mode headers (PROTOCOL.md §1.5) come from the table with the rest.
@@ -104,5 +98,69 @@ impl WxClient {
         let body = self.ok_text(endpoint, req).await?;
         let resp: PushLoginResponse = serde_json::from_str(&body).map_err(garbage(endpoint))?;
         Ok((resp.ret == "0" && !resp.uuid.is_empty()).then_some(resp.uuid))
+    }
+}
+
+/// The `webwxnewloginpage` URL: the redirect as the login poll returned it, then `fun=new`,
+/// `version=v2` and, in desktop mode, `mod=desktop` (PROTOCOL.md §1.4, §1.5). The redirect
+/// may already carry the `mod=desktop` jslogin put into its `redirect_uri`; that one is
+/// dropped so the parameter goes once, where the official client puts it (the request table).
+fn login_page_url(redirect_uri: &str, desktop: bool) -> Result<Url, url::ParseError> {
+    let mut url = Url::parse(redirect_uri)?;
+    let mut query: Vec<String> = url
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| {
+            // In desktop mode a `mod` already there is dropped; it is appended below.
+            let appended_below = desktop && p.split('=').next() == Some("mod");
+            !p.is_empty() && !appended_below
+        })
+        .map(str::to_owned)
+        .collect();
+    query.extend(["fun=new".to_owned(), "version=v2".to_owned()]);
+    if desktop {
+        query.push("mod=desktop".to_owned());
+    }
+    url.set_query(Some(&query.join("&")));
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::login_page_url;
+
+    const REDIRECT: &str = "https://wx.qq.com/cgi-bin/mmwebwx-bin/webwxnewloginpage";
+
+    #[test]
+    fn a_redirect_carrying_mod_desktop_gets_it_once_in_the_official_place() {
+        let url = login_page_url(
+            &format!("{REDIRECT}?mod=desktop&ticket=A%2Bb&uuid=u1&lang=zh_CN&scan=1700000000"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            url.query(),
+            Some("ticket=A%2Bb&uuid=u1&lang=zh_CN&scan=1700000000&fun=new&version=v2&mod=desktop")
+        );
+        // The ticket stays verbatim; plain web mode adds no mod.
+        let url = login_page_url(
+            &format!("{REDIRECT}?ticket=A%2Bb&uuid=u1&lang=zh_CN&scan=1"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            url.query(),
+            Some("ticket=A%2Bb&uuid=u1&lang=zh_CN&scan=1&fun=new&version=v2")
+        );
+        let url = login_page_url(
+            &format!("{REDIRECT}?ticket=t&uuid=u1&lang=zh_CN&scan=1"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            url.query(),
+            Some("ticket=t&uuid=u1&lang=zh_CN&scan=1&fun=new&version=v2&mod=desktop")
+        );
     }
 }
