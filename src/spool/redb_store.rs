@@ -17,7 +17,7 @@
 //! | `commands` | `u64` → bytes | command id → the bridge's record |
 //! | `results`  | str → bytes   | request_id → stored unix ms (u64 BE), then the result payload |
 //! | `held`     | `u64` → ()    | seqs of entries appended *held*: no sink is handed one, or anything after it, until [`Spool::release`] |
-//! | `values`   | str → bytes   | small named values the bridge keeps whole and replaces whole ([`Spool::put_value`]): `limits` → the send counts (JSON), `receipts_queued` → the queue ids whose command had its `queued` receipt (JSON) |
+//! | `values`   | str → bytes   | small named values the bridge keeps whole and replaces whole ([`Spool::put_value`]): `limits` → the send counts (JSON), `receipts_queued` → the queue ids whose command had its `queued` receipt (JSON), `contact_keys` → the contact key book (JSON) |
 //!
 //! # Retention
 //!
