@@ -104,13 +104,25 @@ fn spool_fsyncs(pid: u32) -> Option<u64> {
     .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
-    body.lines().find_map(|l| {
-        l.strip_prefix("wxbridge_spool_fsyncs_total ")?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .map(|v| v as u64)
-    })
+    counter_total(&body, "wxbridge_spool_fsyncs_total")
+}
+
+/// The sum of counter `name` over all its series in a Prometheus text exposition (one series
+/// per account since metrics carry an `account` label); `None` when it has none.
+fn counter_total(exposition: &str, name: &str) -> Option<u64> {
+    let values: Vec<f64> = exposition
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            // `name {…} v` or `name v`, not another metric that starts with `name`.
+            let rest = match rest.strip_prefix('{') {
+                Some(labelled) => &labelled[labelled.find('}')? + 1..],
+                None => rest,
+            };
+            rest.strip_prefix(' ')?.trim().parse::<f64>().ok()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() as u64)
 }
 
 /// `write_bytes` of `/proc/<pid>/io`.
@@ -218,6 +230,21 @@ pub fn disk_bytes(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counter_is_summed_over_its_labelled_series_and_not_confused_with_a_longer_name() {
+        let text = "# TYPE wxbridge_spool_fsyncs_total counter\n\
+            wxbridge_spool_fsyncs_total{account=\"home\"} 12\n\
+            wxbridge_spool_fsyncs_total{account=\"office\"} 30\n\
+            wxbridge_spool_fsyncs_total_other 99\n";
+        let name = "wxbridge_spool_fsyncs_total";
+        assert_eq!(counter_total(text, name), Some(42));
+        assert_eq!(
+            counter_total("wxbridge_spool_fsyncs_total 7\n", name),
+            Some(7)
+        );
+        assert_eq!(counter_total("other 1\n", name), None);
+    }
 
     #[test]
     fn cpu_time_counts_fields_after_the_command_name() {
