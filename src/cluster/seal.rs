@@ -37,7 +37,7 @@
 //! The rule beyond the session: seal what holds a credential **or names a person**, since
 //! whoever may read the bucket (the NATS cluster's operators, its backups) need not read the
 //! address book. So the contact-key book (spool value `contact_keys`, [`crate::wechat::keys`]:
-//! remarks, nicknames, places, groups' member nicknames) is sealed under
+//! remarks, nicknames, places, hashes of groups' member nicknames) is sealed under
 //! `<account>/contact_keys`, and the send limits' counts too, as they fall back to a
 //! recipient's display name when it has no contact key. Not sealed: the sync keys (counters
 //! that speak for no one without the session) and the leases (a node name and a revision).

@@ -6,7 +6,7 @@
 //! A key is `c_` and 12 random characters of RFC 4648 base32 in lower case
 //! ([`crate::event::is_contact_key`]). The book remembers, per key, what it was last bound to:
 //! the remark, the NickName, sex, province and city, and for a group its member count and its
-//! members' nicknames. After each login the new UserNames are bound to stored keys by these
+//! members' nicknames (as 64-bit hashes: see [`name_hash`]). After each login the new UserNames are bound to stored keys by these
 //! rules, in order, each rule seeing only the keys no earlier rule bound:
 //! 1. **remark**: the same RemarkName (a person to a person, a group to a group);
 //! 2. **person**: the same NickName, Sex, Province and City;
@@ -26,9 +26,6 @@
 //! Within a login a UserName keeps its key: a contact renamed by ModContactList keeps it and
 //! its record follows, so the next login matches the new name.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::event::{Ambiguous, RosterEntry, KEY_CHARS, KEY_PREFIX};
 use crate::wechat::contacts::{clean_name, display_name, ContactBook};
@@ -50,17 +47,13 @@ pub const FORGET_AFTER_DAYS: i64 = 90;
 /// The spool value that holds the book (for `run` and the one-shot commands alike).
 pub const SPOOL_VALUE: &str = "contact_keys";
 
-/// The stored book's format version; another one is not read (and not overwritten).
-const FORMAT_VERSION: u32 = 1;
-
 const DAY: i64 = 86_400;
 
 /// RFC 4648 base32, lower case.
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// What a key was last bound to.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     /// The RemarkName, cleaned; empty when none.
     pub remark: String,
@@ -76,8 +69,10 @@ pub struct Record {
     pub group: bool,
     /// A group's member count; 0 when unknown.
     pub members: u64,
-    /// A group's members' nicknames, cleaned, sorted, each once; empty when unknown.
-    pub member_nicks: Vec<String>,
+    /// A group's members' nicknames, cleaned and hashed ([`name_hash`]), sorted, each once;
+    /// empty when unknown. Hashes, not names: a large account's groups hold hundreds of
+    /// thousands of members, and the similarity only asks which names are equal.
+    pub member_hashes: Vec<u64>,
     /// When a contact last matched it (Unix seconds).
     pub last_seen: i64,
 }
@@ -86,12 +81,16 @@ impl Record {
     /// What the book would remember of `c`, seen at `now`.
     pub fn of(c: &Contact, now: i64) -> Record {
         let group = c.is_group();
-        let member_nicks: BTreeSet<String> = c
+        let mut member_hashes: Vec<u64> = c
             .member_list
             .iter()
             .map(|m| clean_name(m.nick_name))
             .filter(|n| !n.is_empty())
+            .map(|n| name_hash(&n))
             .collect();
+        member_hashes.sort_unstable();
+        member_hashes.dedup();
+        member_hashes.shrink_to_fit();
         let members = u64::from(member_count(c));
         Record {
             remark: clean_name(&c.remark_name),
@@ -101,7 +100,7 @@ impl Record {
             city: c.city.trim().to_owned(),
             group,
             members: if group { members } else { 0 },
-            member_nicks: member_nicks.into_iter().collect(),
+            member_hashes,
             last_seen: now,
         }
     }
@@ -110,12 +109,29 @@ impl Record {
     /// change within the day is not worth a write.
     fn differs_from(&self, old: &Record) -> bool {
         let same_day = self.last_seen.div_euclid(DAY) == old.last_seen.div_euclid(DAY);
+        // Field by field rather than on a clone: a group's record holds its members.
         !same_day
-            || Record {
-                last_seen: old.last_seen,
-                ..self.clone()
-            } != *old
+            || self.remark != old.remark
+            || self.nick != old.nick
+            || self.sex != old.sex
+            || self.province != old.province
+            || self.city != old.city
+            || self.group != old.group
+            || self.members != old.members
+            || self.member_hashes != old.member_hashes
     }
+}
+
+/// A cleaned member nickname's 64-bit FNV-1a hash, as the book keeps it. FNV-1a because it is
+/// fixed (the hashes are stored, so they must not change with the Rust version, as std's
+/// hasher may). Two distinct names collide with odds of about 2^-64 per pair: for two groups
+/// of 500 (250,000 pairs) about 1 in 7·10^13, and a collision only moves their similarity by
+/// one name in the union.
+pub fn name_hash(name: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    name.bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// A group's member count: its MemberList's length, else the MemberCount WeChat gave.
@@ -174,8 +190,8 @@ impl Rule {
 
 /// Rule 3's test of two groups' members (see the module doc).
 fn members_alike(old: &Record, seen: &Record) -> bool {
-    if !old.member_nicks.is_empty() && !seen.member_nicks.is_empty() {
-        return jaccard(&old.member_nicks, &seen.member_nicks) >= GROUP_SIMILARITY;
+    if !old.member_hashes.is_empty() && !seen.member_hashes.is_empty() {
+        return jaccard(&old.member_hashes, &seen.member_hashes) >= GROUP_SIMILARITY;
     }
     if old.members > 0 && seen.members > 0 {
         return old.members == seen.members;
@@ -183,8 +199,8 @@ fn members_alike(old: &Record, seen: &Record) -> bool {
     true
 }
 
-/// |a ∩ b| / |a ∪ b| of two sorted lists of distinct names.
-fn jaccard(a: &[String], b: &[String]) -> f64 {
+/// |a ∩ b| / |a ∪ b| of two sorted lists of distinct names (or their hashes).
+fn jaccard<T: Ord>(a: &[T], b: &[T]) -> f64 {
     let (mut i, mut j, mut both) = (0, 0, 0usize);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
@@ -263,24 +279,6 @@ fn decide(seen: &[&Record], keys: &BTreeMap<&str, &Record>) -> Vec<Decision> {
     out
 }
 
-/// The stored book could not be read.
-#[derive(Debug, Error)]
-pub enum KeysError {
-    /// Not the JSON this version writes.
-    #[error("the stored contact keys are not readable: {0}")]
-    Garbage(#[from] serde_json::Error),
-    /// Written by another version.
-    #[error("the stored contact keys are of format {0}, which this version does not read")]
-    Version(u32),
-}
-
-/// The stored form: `{"version":1,"keys":{"c_…":{…record…}}}`.
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    version: u32,
-    keys: BTreeMap<String, Record>,
-}
-
 /// What a binding did, for the caller to report and store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -315,6 +313,8 @@ pub struct ContactKeys {
     disputed: BTreeMap<String, BTreeSet<String>>,
     /// UserNames of this login that got no key.
     unbound: HashMap<String, Vec<String>>,
+    /// Read from an older format: the next binding stores it again, in this one.
+    stale_format: bool,
 }
 
 impl ContactKeys {
@@ -323,40 +323,23 @@ impl ContactKeys {
         ContactKeys::default()
     }
 
-    /// The book as stored by [`ContactKeys::to_bytes`]; no login is bound yet.
+    /// The book as stored by [`ContactKeys::to_bytes`] (or by an older version); no login is
+    /// bound yet.
     pub fn from_bytes(bytes: &[u8]) -> Result<ContactKeys, KeysError> {
-        #[derive(Deserialize)]
-        struct Version {
-            version: u32,
-        }
-        let v: Version = serde_json::from_slice(bytes)?;
-        if v.version != FORMAT_VERSION {
-            return Err(KeysError::Version(v.version));
-        }
-        let stored: Stored = serde_json::from_slice(bytes)?;
+        let (records, stale_format) = stored::decode(bytes)?;
         Ok(ContactKeys {
-            records: stored
-                .keys
+            records: records
                 .into_iter()
                 .filter(|(k, _)| crate::event::is_contact_key(k))
                 .collect(),
+            stale_format,
             ..ContactKeys::default()
         })
     }
 
     /// The book to store (the login's bindings are not: they mean nothing to the next one).
     pub fn to_bytes(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct StoredRef<'a> {
-            version: u32,
-            keys: &'a BTreeMap<String, Record>,
-        }
-        // Strings and numbers only: serializing cannot fail.
-        serde_json::to_vec(&StoredRef {
-            version: FORMAT_VERSION,
-            keys: &self.records,
-        })
-        .unwrap_or_default()
+        stored::encode(&self.records)
     }
 
     /// How many keys the book holds.
@@ -389,7 +372,8 @@ impl ContactKeys {
         self.records
             .retain(|_, r| now - r.last_seen <= FORGET_AFTER_DAYS * DAY);
         let mut outcome = self.bind(contacts.into_iter().collect(), now);
-        outcome.changed |= self.records.len() != before;
+        outcome.changed |= self.records.len() != before || self.stale_format;
+        self.stale_format = false;
         outcome
     }
 
@@ -471,7 +455,7 @@ impl ContactKeys {
         if contacts.is_empty() {
             return outcome;
         }
-        let seen: Vec<Record> = contacts.iter().map(|c| Record::of(c, now)).collect();
+        let mut seen: Vec<Record> = contacts.iter().map(|c| Record::of(c, now)).collect();
         let decisions = {
             let free: BTreeMap<&str, &Record> = self
                 .records
@@ -486,7 +470,8 @@ impl ContactKeys {
             let c = contacts[i];
             match decision {
                 Decision::Bound(key) => {
-                    outcome.changed |= self.refresh(key.clone(), seen[i].clone());
+                    // Taken, not cloned: a bound contact's record is not looked at again.
+                    outcome.changed |= self.refresh(key.clone(), std::mem::take(&mut seen[i]));
                     self.by_id.insert(c.user_name.clone(), key.clone());
                     self.by_key.insert(key, c.user_name.clone());
                 }
@@ -525,10 +510,12 @@ impl ContactKeys {
             .collect();
         let trial_seen: Vec<&Record> = unmatched.iter().map(|&i| &seen[i]).collect();
         let trial_decisions = decide(&trial_seen, &trial);
+        drop((trial, trial_seen));
         for ((key, &i), decision) in fresh.iter().zip(&unmatched).zip(trial_decisions) {
             let c = contacts[i];
             if decision == Decision::Bound(key.clone()) {
-                self.records.insert(key.clone(), seen[i].clone());
+                self.records
+                    .insert(key.clone(), std::mem::take(&mut seen[i]));
                 self.by_id.insert(c.user_name.clone(), key.clone());
                 self.by_key.insert(key.clone(), c.user_name.clone());
                 outcome.changed = true;
@@ -581,6 +568,9 @@ impl ContactKeys {
         }
     }
 }
+
+mod stored;
+pub use stored::KeysError;
 
 #[cfg(test)]
 mod tests;

@@ -421,12 +421,73 @@ fn the_book_round_trips_and_another_version_is_refused() {
     assert_eq!(back.key_of("@a"), None, "bindings are per login");
     let (again, _) = login(&mut back, &relogin(&contacts), NOW + DAY);
     assert_eq!(again, first);
-    let other = br#"{"version":2,"keys":{}}"#;
+    let other = br#"{"version":3,"keys":{}}"#;
     assert!(matches!(
         ContactKeys::from_bytes(other),
-        Err(KeysError::Version(2))
+        Err(KeysError::Version(3))
     ));
     assert!(ContactKeys::from_bytes(b"nonsense").is_err());
+}
+
+#[test]
+fn a_stored_book_holds_member_hashes_not_names() {
+    let mut keys = ContactKeys::new();
+    let members = ["Ann Longname", "Bob Longname", "Cy Longname"];
+    login(&mut keys, &[group("@@f", "Family", &members)], NOW);
+    let bytes = keys.to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("Longname"), "{text}");
+    let back = ContactKeys::from_bytes(&bytes).unwrap();
+    let mut hashes: Vec<u64> = members.iter().map(|n| name_hash(n)).collect();
+    hashes.sort_unstable();
+    let stored = back.records.values().next().unwrap();
+    assert_eq!(stored.member_hashes, hashes);
+    assert!(matches!(
+        ContactKeys::from_bytes(
+            br#"{"version":2,"keys":{"c_aaaaaaaaaaaa":{"group":true,"member_hashes":"AAA="}}}"#
+        ),
+        Err(KeysError::Hashes(_))
+    ));
+}
+
+#[test]
+fn a_book_stored_with_member_names_still_binds_and_is_stored_again_with_hashes() {
+    // As the first format wrote it: the members' cleaned nicknames.
+    let v1 = format!(
+        r#"{{"version":1,"keys":{{
+            "c_aaaaaaaaaaaa":{{"remark":"","nick":"Family","sex":0,"province":"","city":"",
+                "group":true,"members":6,
+                "member_nicks":["Ann","Bob","Cy","Dee","Me","Zed"],"last_seen":{NOW}}},
+            "c_bbbbbbbbbbbb":{{"remark":"","nick":"Family","sex":0,"province":"","city":"",
+                "group":true,"members":3,
+                "member_nicks":["Pa","Ma","Kid"],"last_seen":{NOW}}},
+            "c_cccccccccccc":{{"remark":"Mom","nick":"Alice","sex":2,"province":"Zhejiang",
+                "city":"Hangzhou","group":false,"members":0,"member_nicks":[],
+                "last_seen":{NOW}}}}}}}"#
+    );
+    let mut keys = ContactKeys::from_bytes(v1.as_bytes()).unwrap();
+    let contacts = [
+        group("@@f", "Family", &["Ann", "Bob", "Cy", "Me", "Kim", "Lu"]),
+        group("@@g", "Family", &["Pa", "Ma", "Kid"]),
+        person("@a", "Alice", "Mom"),
+    ];
+    // The same day: only the format change makes it worth a write.
+    let (bound, outcome) = login(&mut keys, &contacts, NOW + 60);
+    assert!(outcome.ambiguous.is_empty());
+    let bound: Vec<&str> = bound.iter().map(key).collect();
+    assert_eq!(
+        bound,
+        ["c_aaaaaaaaaaaa", "c_bbbbbbbbbbbb", "c_cccccccccccc"]
+    );
+    assert!(outcome.changed, "the old format is stored again");
+    let bytes = keys.to_bytes();
+    assert!(String::from_utf8_lossy(&bytes).starts_with(r#"{"version":2,"#));
+    let (_, outcome) = login(&mut keys, &relogin(&contacts), NOW + 120);
+    assert!(!outcome.changed, "once is enough");
+    let mut back = ContactKeys::from_bytes(&bytes).unwrap();
+    let (again, _) = login(&mut back, &relogin(&contacts), NOW + DAY);
+    let again: Vec<&str> = again.iter().map(key).collect();
+    assert_eq!(again, bound);
 }
 
 #[test]
