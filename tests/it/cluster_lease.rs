@@ -46,8 +46,8 @@ async fn holder(kv: &Store, account: &str) -> Option<(String, u64)> {
     Some((value.node, entry.revision))
 }
 
-/// Watches the key until it looks dead, then tries to take it; the sight it acted on too.
-async fn take_when_dead(kv: &Store, spec: &LeaseSpec) -> (Option<Held>, Sight, Instant) {
+/// Watches the key until it looks dead; the sight that judged it so.
+async fn wait_dead(kv: &Store, spec: &LeaseSpec) -> Sight {
     let mut observer = Observer::new(spec.ttl);
     let key = lease::lease_key(&spec.account);
     let deadline = Instant::now() + BOUND;
@@ -55,11 +55,17 @@ async fn take_when_dead(kv: &Store, spec: &LeaseSpec) -> (Option<Held>, Sight, I
         assert!(Instant::now() < deadline, "the lease never looked dead");
         let sight = observer.look(kv, &key).await.unwrap();
         if matches!(sight, Sight::Dead { .. }) {
-            let held = lease::take(kv, spec, &sight).await.unwrap();
-            return (held, sight, Instant::now());
+            return sight;
         }
         sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Watches the key until it looks dead, then tries to take it; the sight it acted on too.
+async fn take_when_dead(kv: &Store, spec: &LeaseSpec) -> (Option<Held>, Sight, Instant) {
+    let sight = wait_dead(kv, spec).await;
+    let held = lease::take(kv, spec, &sight).await.unwrap();
+    (held, sight, Instant::now())
 }
 
 async fn wait_for_standing(held: &Held, want: Standing) {
@@ -208,8 +214,13 @@ async fn a_taker_that_loses_the_revision_race_does_not_run() {
         spec("acct", "b", TTL, MARGIN),
         spec("acct", "c", TTL, MARGIN),
     );
-    let ((hb, sight_b, _), (hc, sight_c, _)) =
-        tokio::join!(take_when_dead(&kv_b, &b), take_when_dead(&kv_c, &c));
+    // Both judge it dead before either acts: a taker that acted first would otherwise renew
+    // the lease before a slower observer (a busy machine) had judged the old revision dead.
+    let (sight_b, sight_c) = tokio::join!(wait_dead(&kv_b, &b), wait_dead(&kv_c, &c));
+    let (hb, hc) = tokio::join!(
+        async { lease::take(&kv_b, &b, &sight_b).await.unwrap() },
+        async { lease::take(&kv_c, &c, &sight_c).await.unwrap() }
+    );
     // Both judged the same revision dead, and only one update with it could land.
     assert_eq!(sight_b, sight_c);
     assert!(
