@@ -46,3 +46,4 @@ pub use msg::Msg;
 pub use options::Options;
 pub use record::{Fault, QueuedMsg, RequestRecord, SentMedia, SentMsg, Upload, Violation};
 pub use server::{wire_json, EXTSPAM};
+pub use table::TRANSPORT;

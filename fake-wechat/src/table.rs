@@ -17,7 +17,7 @@ const OFFICIAL_JSON: &str = include_str!("../../src/wechat/requests/official.jso
 
 /// Headers the HTTP transport owns (framing, cookies, compression), not the page: the table
 /// leaves them out, and so does the check.
-const TRANSPORT: &[&str] = &[
+pub const TRANSPORT: &[&str] = &[
     "host",
     "cookie",
     "content-length",

@@ -10,16 +10,8 @@ use wxbridge::wechat::requests;
 use wxbridge_fake::{Msg, RequestRecord};
 
 use crate::support::{Bridge, World};
-
-/// Headers the transport owns, which the table leaves out.
-const TRANSPORT: &[&str] = &[
-    "host",
-    "cookie",
-    "content-length",
-    "connection",
-    "accept-encoding",
-    "transfer-encoding",
-];
+// Headers the transport owns, which the table leaves out: the fake's own list.
+use wxbridge_fake::TRANSPORT;
 
 /// A file whose first bytes say what it is (the bridge sniffs them).
 fn media_bytes(kind: &str, len: usize) -> Vec<u8> {
